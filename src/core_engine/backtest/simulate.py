@@ -1,0 +1,233 @@
+"""Simulate picks over their holding windows: the broker model of slices mode.
+
+Semantics (one long position per pick, each independent of the others):
+
+* **Entry** at the open of row ``i + 1`` (the candle that starts at the decision time ``t``),
+  ``entry_price = open × (1 + slippage)``. If that candle is missing there is no trade
+  (status ``no_entry_candle``); prices are never forward-filled into a fill.
+* **Exit levels** are fixed at entry from the entry price (after slippage):
+  ``stop = entry × (1 − stop_loss_pct/100)`` or ``entry − stop_loss_atr × ATR``,
+  ``target = entry × (1 + take_profit_pct/100)`` or ``entry + take_profit_atr × ATR``, where
+  ATR is the value at the decision row ``i`` (known at ``t``). The trailing level is
+  ``highest × (1 − trailing_pct/100)`` or ``highest − trailing_atr × ATR`` where ``highest``
+  starts at the entry price and is raised by each candle's high **after** that candle has
+  been checked: the trail used on candle ``k`` only knows highs up to ``k − 1``, because
+  inside one candle we cannot tell whether the high came before the low. The entry
+  candle's own high therefore moves the trail from the next candle on, like any candle.
+* **Candle by candle**, ``k = i+1 .. i+W`` (``W = window / step``): a missing candle is
+  skipped and counted in ``gaps_in_window``. The stop in force is the higher of the fixed
+  stop and the trail (reason ``stop_loss`` or ``trailing_stop`` accordingly). In order:
+  open at or below the stop → exit at the open (a gap through the stop fills worse than
+  the level); open at or above the target → exit at the open (a gap through the target
+  fills better); low at or below the stop → exit at the stop level, and if the same candle's
+  high also reached the target the stop is assumed first, the trade is flagged
+  ``ambiguous`` and ``best_return_pct`` holds the return had the target filled instead;
+  high at or above the target → exit at the target level.
+* **Window end**: otherwise exit at the open of row ``i + W + 1`` (the candle starting at
+  ``t + window``). If that candle is missing or beyond the data, exit at the close of the
+  last present candle inside the window, flagged ``exit_at_last_close``.
+* **Costs**: ``exit_price = raw_exit × (1 − slippage)``;
+  ``return = exit_price × (1 − fee) / (entry_price × (1 + fee)) − 1``; ``return_pct`` is in
+  percent (1.0 = 1 %).
+* **Max drawdown** (percent, ≥ 0): ``(1 − lowest / entry_price) × 100`` where
+  ``entry_price`` is the fill after slippage and ``lowest`` the lowest *raw* price the
+  position was exposed to (no fees): lows of every candle held before the exit candle, and
+  on the exit candle its low for a target exit inside the candle (order unknown, so
+  conservative), the stop level for a stop inside the candle, the open for exits at the
+  open; the raw exit price is included too.
+* **Exit time**: the candle's open time for exits at an open; the candle's close time
+  (``open + step``) for exits at a level inside the candle or at the last close.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from core_engine.backtest._kernels import (
+    EXIT_REASON_NAMES,
+    STATUS_NAMES,
+    TRADE_DTYPE,
+    simulate_picks_2d,
+)
+from core_engine.data.panel import Panel
+from core_engine.errors import ConfigError
+from core_engine.risk.exits import ExitRules
+
+__all__ = ["EXIT_REASON_NAMES", "STATUS_NAMES", "TRADE_DTYPE", "Picks", "resolve_exit_distances",
+           "simulate_picks"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Picks:
+    """Flat arrays, one entry per pick (a symbol chosen at a decision time).
+
+    Attributes
+    ----------
+    rows : numpy.ndarray
+        int64 decision row ``i`` (the candle closing at the decision time).
+    cols : numpy.ndarray
+        int64 symbol column in the panel.
+    weights, scores : numpy.ndarray
+        float64 capital weight and the strategy's score.
+    ranks : numpy.ndarray
+        int64 rank of the pick at its decision time (1 = best).
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    weights: np.ndarray
+    ranks: np.ndarray
+    scores: np.ndarray
+
+    def __post_init__(self) -> None:
+        size = np.asarray(self.rows).shape[0]
+        for name in ("rows", "cols", "weights", "ranks", "scores"):
+            dtype = np.float64 if name in ("weights", "scores") else np.int64
+            values = np.ascontiguousarray(getattr(self, name), dtype=dtype)
+            if values.ndim != 1 or values.shape[0] != size:
+                raise ConfigError(
+                    f"Picks.{name} must be a 1-D array of length {size} like 'rows'. "
+                    f"Got shape {values.shape}."
+                )
+            object.__setattr__(self, name, values)
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    @classmethod
+    def empty(cls) -> Picks:
+        z = np.empty(0)
+        return cls(rows=z, cols=z, weights=z, ranks=z, scores=z)
+
+
+def resolve_exit_distances(exits: ExitRules | None, picks: Picks,
+                           atr: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Turn exit rules into per-pick fractions and absolute price distances.
+
+    Returns a dict with ``stop_frac, stop_dist, target_frac, target_dist, trail_frac,
+    trail_dist`` (float64, one per pick, NaN = rule absent). ATR rules use ``atr[row, col]``
+    at the decision row; a NaN ATR there raises (the engine makes such symbols ineligible).
+    """
+    n = len(picks)
+    out = {f"{r}_{k}": np.full(n, np.nan) for r in ("stop", "target", "trail") for k in ("frac", "dist")}
+    if exits is None:
+        return out
+    names = {"stop": "stop_loss", "target": "take_profit", "trail": "trailing"}
+    atr_at = None
+    if exits.uses_atr:
+        if atr is None:
+            raise ConfigError("Exit rules in ATR multiples need the ATR array; got atr=None.")
+        atr_at = atr[picks.rows, picks.cols] if n else np.empty(0)
+        bad = ~np.isfinite(atr_at)
+        if bad.any():
+            p = int(np.flatnonzero(bad)[0])
+            raise ConfigError(
+                f"ATR is NaN at decision row {int(picks.rows[p])}, column {int(picks.cols[p])}; "
+                "ATR-based exits need a finite ATR at every pick."
+            )
+    for short, rule in names.items():
+        pct = getattr(exits, f"{rule}_pct")
+        mult = getattr(exits, f"{rule}_atr")
+        if pct is not None:
+            out[f"{short}_frac"][:] = float(pct) / 100.0
+        if mult is not None:
+            out[f"{short}_dist"][:] = float(mult) * atr_at
+    return out
+
+
+def simulate_picks(panel: Panel, picks: Picks, *, window_candles: int, fee_bps: float = 10.0,
+                   slippage_bps: float = 0.0, exits: ExitRules | None = None,
+                   atr: np.ndarray | None = None) -> np.ndarray:
+    """Simulate every pick over its window; return one :data:`TRADE_DTYPE` record per pick.
+
+    Parameters
+    ----------
+    panel : Panel
+        The candles (only open/high/low/close are read).
+    picks : Picks
+        Decision rows and columns (plus weights/ranks/scores, carried by the caller).
+    window_candles : int
+        ``W``, candles in the holding window (≥ 1).
+    fee_bps, slippage_bps : float
+        Fee per side and adverse slippage per side, in basis points.
+    exits : ExitRules, optional
+        Stop/target/trailing rules; ``None`` exits at the window end only.
+    atr : numpy.ndarray, optional
+        ``(n_times, n_symbols)`` ATR, required when ``exits`` uses ATR multiples.
+
+    Returns
+    -------
+    numpy.ndarray
+        Structured array (dtype :data:`TRADE_DTYPE`), record ``p`` for pick ``p``. Picks
+        without an entry candle have ``status == 1`` and NaN prices.
+
+    Raises
+    ------
+    ConfigError
+        If ``window_candles`` is not a positive integer, a pick row/column is off the panel,
+        or ATR exits lack a finite ATR.
+    """
+    if isinstance(window_candles, bool) or not isinstance(window_candles, (int, np.integer)) \
+            or window_candles < 1:
+        raise ConfigError(
+            f"The 'window_candles' parameter of simulate_picks must be a positive integer. "
+            f"Got {window_candles!r}."
+        )
+    n_times, n_symbols = panel.n_times, panel.n_symbols
+    if len(picks):
+        if picks.rows.min() < 0 or picks.rows.max() >= n_times:
+            raise ConfigError(f"Pick rows must lie in [0, {n_times - 1}]. Got "
+                              f"{int(picks.rows.min())}..{int(picks.rows.max())}.")
+        if picks.rows.max() + window_candles >= n_times:
+            raise ConfigError(
+                f"A pick at row {int(picks.rows.max())} with a {window_candles}-candle window "
+                f"runs past the last row {n_times - 1} of the panel."
+            )
+        if picks.cols.min() < 0 or picks.cols.max() >= n_symbols:
+            raise ConfigError(f"Pick columns must lie in [0, {n_symbols - 1}]. Got "
+                              f"{int(picks.cols.min())}..{int(picks.cols.max())}.")
+    dist = resolve_exit_distances(exits, picks, atr)
+    out = np.zeros(len(picks), dtype=TRADE_DTYPE)
+    if not len(picks):
+        return out
+    index0 = int(panel.index.asi8[0])
+    simulate_picks_2d(panel.open, panel.high, panel.low, panel.close, picks.rows, picks.cols,
+                      int(window_candles), float(fee_bps) / 1e4, float(slippage_bps) / 1e4,
+                      dist["stop_frac"], dist["stop_dist"], dist["target_frac"],
+                      dist["target_dist"], dist["trail_frac"], dist["trail_dist"],
+                      index0, int(panel.step_ns), out)
+    return out
+
+
+def records_to_frame(records: np.ndarray, picks: Picks, panel: Panel) -> pd.DataFrame:
+    """The trades DataFrame from simulated records (traded picks only), in pick order."""
+    traded = records["status"] == 0
+    rec = records[traded]
+    symbols = np.asarray(panel.symbols, dtype=object)
+    rows = picks.rows[traded]
+    step = panel.step_ns
+    index0 = int(panel.index.asi8[0]) if panel.n_times else 0
+    frame = pd.DataFrame({
+        "symbol": symbols[picks.cols[traded]],
+        "decision_time": pd.DatetimeIndex(index0 + (rows + 1) * step, tz="UTC"),
+        "entry_time": pd.DatetimeIndex(rec["entry_time"], tz="UTC"),
+        "exit_time": pd.DatetimeIndex(rec["exit_time"], tz="UTC"),
+        "entry_price": rec["entry_price"],
+        "exit_price": rec["exit_price"],
+        "direction": "long",
+        "weight": picks.weights[traded],
+        "return_pct": rec["return_pct"],
+        "best_return_pct": rec["best_return_pct"],
+        "max_drawdown": rec["max_drawdown"],
+        "exit_reason": np.asarray(EXIT_REASON_NAMES, dtype=object)[
+            rec["exit_reason"].astype(np.int64)],
+        "rank": picks.ranks[traded],
+        "score": picks.scores[traded],
+        "ambiguous": rec["ambiguous"].astype(bool),
+        "gaps_in_window": rec["gaps_in_window"].astype(np.int64),
+        "exit_at_last_close": rec["exit_at_last_close"].astype(bool),
+    })
+    return frame
