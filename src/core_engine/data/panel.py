@@ -149,11 +149,11 @@ class Panel:
     @classmethod
     def from_store(cls, store, symbols: Iterable[str] | None = None, timeframe: str = "5m",
                    start=None, end=None) -> Panel:
-        """Read ``symbols`` (all stored ones when omitted) from a ParquetStore into a Panel."""
-        if symbols is None:
-            symbols = store.symbols(timeframe)
-        frames = store.read(list(symbols), timeframe, start=start, end=end)
-        return cls.from_frames(frames, timeframe, validate=False)
+        """Read ``symbols`` (all stored ones when omitted) from a ParquetStore into a Panel.
+
+        The store only holds validated candles, so they are not validated again.
+        """
+        return store.read_panel(symbols, timeframe, start=start, end=end)
 
     # ------------------------------------------------------------------ views
     @property
