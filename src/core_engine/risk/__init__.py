@@ -1,1 +1,60 @@
-"""core_engine.risk"""
+"""core_engine.risk: gates (eligibility), allocation (picks and weights), exits and sizing.
+
+The engine's order of work on a panel::
+
+    eligible = apply_gates(gates, features, panel)                 # (T, N) bool
+    alloc = allocator.allocate(scores[rows], eligible[rows], panel.symbols,
+                               allocation_extra(allocator, features, confidence, rows))
+"""
+
+from core_engine.risk.allocation import (
+    Allocation,
+    Allocator,
+    ConfidenceWeighted,
+    InverseVolatility,
+    ScoreProportional,
+    TopNEqual,
+    allocation_extra,
+    symbol_name_rank,
+)
+from core_engine.risk.exits import ExitRules
+from core_engine.risk.gates import (
+    CustomGate,
+    Gate,
+    MaxATRPct,
+    MaxSpreadProxy,
+    MinQuoteVolume,
+    apply_gates,
+    gate_features,
+)
+from core_engine.risk.sizing import (
+    cap_by_balance,
+    cap_by_exposure,
+    position_size,
+    risk_per_trade_size,
+    stop_price,
+)
+
+__all__ = [
+    "Allocation",
+    "Allocator",
+    "ConfidenceWeighted",
+    "CustomGate",
+    "ExitRules",
+    "Gate",
+    "InverseVolatility",
+    "MaxATRPct",
+    "MaxSpreadProxy",
+    "MinQuoteVolume",
+    "ScoreProportional",
+    "TopNEqual",
+    "allocation_extra",
+    "apply_gates",
+    "cap_by_balance",
+    "cap_by_exposure",
+    "gate_features",
+    "position_size",
+    "risk_per_trade_size",
+    "stop_price",
+    "symbol_name_rank",
+]
