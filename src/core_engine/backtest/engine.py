@@ -1,0 +1,390 @@
+"""walk_forward: the slices-mode evaluation of a strategy over a panel (DESIGN.md §1, §6).
+
+Order of work, each step once for the whole panel:
+
+1. features of the strategy, gates, allocator (and ATR when exits use ATR) computed once,
+   causally, on the whole panel (:func:`core_engine.features.cache.compute_features`);
+2. the strategy's ``(T, N)`` scores; the gates' ``(T, N)`` eligibility;
+3. the decision schedule (:mod:`core_engine.backtest.schedule`): multiples of ``shift``
+   since the epoch in ``[start, end − window]`` after the warm-up, mapped to the rows whose
+   candle closes at ``t``;
+4. the allocator picks on the decision rows only;
+5. the numba kernel simulates every pick (:mod:`core_engine.backtest.simulate`);
+6. trades, equity, metrics and the data-quality section are assembled into an immutable
+   :class:`~core_engine.backtest.results.BacktestResult`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+import core_engine
+from core_engine.backtest.metrics import compute_metrics, equity_curve
+from core_engine.backtest.results import BacktestResult
+from core_engine.backtest.schedule import decision_schedule
+from core_engine.backtest.simulate import Picks, records_to_frame, simulate_picks
+from core_engine.data.panel import Panel
+from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
+from core_engine.errors import ConfigError
+from core_engine.risk.allocation import Allocator, TopNEqual, allocation_extra
+from core_engine.risk.exits import ExitRules
+from core_engine.risk.gates import Gate, apply_gates, gate_features
+
+__all__ = ["MODES", "load_panel", "walk_forward"]
+
+MODES = ("slices", "portfolio")
+
+
+def _duration(value: Any, name: str, example: str) -> int:
+    try:
+        ns = timeframe_ns(value, name=name)
+    except ConfigError:
+        raise ConfigError(
+            f"The '{name}' parameter of walk_forward must be a positive duration such as "
+            f"'{example}'. Got {value!r}."
+        ) from None
+    return ns
+
+
+def _number(value: Any, name: str, upper: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value < 0 or value >= upper:
+        raise ConfigError(
+            f"The '{name}' parameter of walk_forward must be a number in [0, {upper:g}) basis "
+            f"points. Got {value!r}."
+        )
+    return float(value)
+
+
+def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(
+            f"The '{name}' parameter of walk_forward must be an integer >= {minimum}. Got {value!r}."
+        )
+    return int(value)
+
+
+def load_panel(data: Any) -> Panel:
+    """Return the Panel of ``data``: a Panel, a dict of candle frames, or
+    ``(store, symbols, timeframe)`` with a ParquetStore-like ``store`` (``.read``).
+
+    Raises
+    ------
+    ConfigError
+        If ``data`` is none of those.
+    """
+    if isinstance(data, Panel):
+        return data
+    if isinstance(data, Mapping):
+        return Panel.from_frames(dict(data))
+    if isinstance(data, tuple) and len(data) == 3 and hasattr(data[0], "read"):
+        store, symbols, timeframe = data
+        return Panel.from_store(store, symbols, timeframe)
+    raise ConfigError(
+        "The 'data' argument of walk_forward must be a Panel, a dict of symbol -> candle frame, "
+        f"or (store, symbols, timeframe). Got {type(data).__name__}."
+    )
+
+
+def _resolve_strategy(strategy: Any):
+    from core_engine.strategies import Strategy, get_strategy
+
+    if isinstance(strategy, str):
+        return get_strategy(strategy)
+    if isinstance(strategy, Strategy):
+        return strategy
+    raise ConfigError(
+        "The 'strategy' parameter of walk_forward must be a Strategy or a registry name such as "
+        f"'macd_rsi_confluence'. Got {type(strategy).__name__} {strategy!r}."
+    )
+
+
+def _dedupe(computers: Iterable[Any]) -> list:
+    seen, out = set(), []
+    for comp in computers:
+        key = (type(comp).__qualname__, tuple(getattr(comp, "columns", ()) or ()), repr(comp))
+        if key not in seen:
+            seen.add(key)
+            out.append(comp)
+    return out
+
+
+def _atr_computer(exits: ExitRules | None):
+    if exits is None or not exits.uses_atr:
+        return None
+    from core_engine.features import ATR
+
+    return ATR(length=exits.atr_length)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return repr(value)
+
+
+def _validate(window, shift, start, end, fee_bps, slippage_bps, max_positions, allocator,
+              gates, exits, mode, audit) -> dict:
+    window_ns = _duration(window, "window", "4h")
+    shift_ns = _duration(shift, "shift", "2h")
+    start_ts = None if start is None else to_utc_timestamp(start, name="start")
+    end_ts = None if end is None else to_utc_timestamp(end, name="end")
+    if start_ts is not None and end_ts is not None and end_ts <= start_ts:
+        raise ConfigError(
+            f"The 'end' parameter of walk_forward must be after 'start'. Got start={start_ts}, "
+            f"end={end_ts}."
+        )
+    fee = _number(fee_bps, "fee_bps", 10_000)
+    slip = _number(slippage_bps, "slippage_bps", 10_000)
+    max_positions = _positive_int(max_positions, "max_positions")
+    if allocator is not None and not isinstance(allocator, Allocator):
+        raise ConfigError(
+            "The 'allocator' parameter of walk_forward must be an Allocator such as "
+            f"TopNEqual(n=3) or None. Got {allocator!r}."
+        )
+    if isinstance(gates, Gate):
+        gates = (gates,)
+    gates = tuple(gates)
+    for gate in gates:
+        if not isinstance(gate, Gate):
+            raise ConfigError(
+                f"The 'gates' parameter of walk_forward must hold Gate objects. Got {gate!r}."
+            )
+    if exits is not None and not isinstance(exits, ExitRules):
+        raise ConfigError(
+            "The 'exits' parameter of walk_forward must be ExitRules(...) or None. "
+            f"Got {exits!r}."
+        )
+    if mode not in MODES:
+        raise ConfigError(f"The 'mode' parameter of walk_forward must be one of {list(MODES)}. "
+                          f"Got {mode!r}.")
+    if mode == "portfolio":
+        raise ConfigError("walk_forward mode='portfolio' (compounding) is not implemented yet; "
+                          "use mode='slices'.")
+    audit = _positive_int(audit, "audit", minimum=0)
+    return {"window_ns": window_ns, "shift_ns": shift_ns, "start": start_ts, "end": end_ts,
+            "fee_bps": fee, "slippage_bps": slip, "max_positions": max_positions,
+            "allocator": allocator if allocator is not None else TopNEqual(n=max_positions),
+            "gates": gates, "exits": exits, "audit": audit}
+
+
+class _Progress:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.t0 = enabled, time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        if self.enabled:
+            print(f"[walk_forward {time.perf_counter() - self.t0:7.3f} s] {stage}",
+                  file=sys.stderr)
+
+
+def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "2h",
+                 start: Any = None, end: Any = None, fee_bps: float = 10, slippage_bps: float = 0,
+                 max_positions: int = 3, allocator: Allocator | None = None,
+                 gates: Iterable[Gate] = (), exits: ExitRules | None = None,
+                 mode: str = "slices", audit: int = 0, cache: Any = None,
+                 progress: bool = False) -> BacktestResult:
+    """Evaluate ``strategy`` on every decision time of ``data`` (slices mode).
+
+    Parameters
+    ----------
+    data : Panel, dict of candle frames, or (store, symbols, timeframe)
+        The candles. Features use all history before ``start`` for their warm-up.
+    strategy : Strategy or str
+        A strategy instance or a registry name (default parameters).
+    window, shift : str
+        Holding window and decision cadence, multiples of the panel's timeframe.
+    start, end : time, optional
+        Decision times ``t`` satisfy ``start <= t <= end − window``; default: the whole panel.
+    fee_bps, slippage_bps : float
+        Fee per side and adverse slippage per side, in basis points (10 = 0.1 %).
+    max_positions : int
+        Picks per decision time of the default allocator ``TopNEqual(n=max_positions)``;
+        ignored when ``allocator`` is given.
+    allocator : Allocator, optional
+        Picks and weights (see :mod:`core_engine.risk.allocation`).
+    gates : iterable of Gate
+        Eligibility rules, AND-combined.
+    exits : ExitRules, optional
+        Stop/target/trailing; ATR rules make symbols without a finite ATR at the decision
+        row ineligible.
+    mode : {"slices"}
+        ``"slices"``: every window independent, no compounding. ``"portfolio"`` is not
+        implemented yet (raises).
+    audit : int
+        Re-run that many random decision times on truncated and poisoned data and raise
+        :class:`~core_engine.errors.LookaheadError` on any difference (0 = off).
+    cache : optional
+        A feature cache passed to ``compute_features``.
+    progress : bool
+        Print stage timings to stderr.
+
+    Returns
+    -------
+    BacktestResult
+
+    Raises
+    ------
+    ConfigError
+        On any invalid parameter (the message names it, the expected form and the value).
+    StrategyError
+        When the strategy's hooks fail or return malformed scores.
+    LookaheadError
+        When ``audit > 0`` finds a decision that depends on data after its time.
+    """
+    cfg = _validate(window, shift, start, end, fee_bps, slippage_bps, max_positions, allocator,
+                    gates, exits, mode, audit)
+    strategy = _resolve_strategy(strategy)
+    panel = load_panel(data)
+    step = panel.step_ns
+    for name, ns in (("window", cfg["window_ns"]), ("shift", cfg["shift_ns"])):
+        if ns % step:
+            raise ConfigError(
+                f"The '{name}' parameter of walk_forward must be a multiple of the panel's "
+                f"{panel.timeframe} timeframe. Got {format_timeframe(ns)!r}."
+            )
+    tick = _Progress(progress)
+    run = _evaluate(panel, strategy, cfg, cache, tick)
+    if cfg["audit"]:
+        from core_engine.backtest.audit import audit_lookahead
+
+        audit_lookahead(panel, strategy, run["schedule"].rows, k=cfg["audit"],
+                        gates=cfg["gates"], allocator=cfg["allocator"], exits=cfg["exits"],
+                        reference=run)
+        tick(f"audit of {cfg['audit']} decision times passed")
+    result = _assemble(panel, strategy, cfg, run, mode)
+    tick("done")
+    return result
+
+
+def compute_inputs(panel: Panel, strategy: Any, *, gates: tuple = (),
+                   allocator: Allocator | None = None, exits: ExitRules | None = None,
+                   cache: Any = None) -> dict:
+    """Features, scores, eligibility (and confidence/ATR) of ``panel``: the causal inputs.
+
+    Returns a dict with ``features`` (dict of (T, N)), ``scores`` (T, N), ``eligible``
+    (T, N bool, ATR availability included when exits use ATR), ``confidence`` ((T, N) or
+    None), ``atr`` ((T, N) or None), ``lookback`` (int).
+    """
+    from core_engine.features.cache import compute_features
+
+    allocator = allocator if allocator is not None else TopNEqual()
+    atr_comp = _atr_computer(exits)
+    computers = list(strategy.features()) + gate_features(gates) + list(allocator.features())
+    if atr_comp is not None:
+        computers.append(atr_comp)
+    computers = _dedupe(computers)
+    features = compute_features(computers, panel, cache=cache)
+    scores = strategy.score_panel(panel, features=features)
+    eligible = apply_gates(gates, features, panel)
+    confidence = None
+    if "confidence" in allocator.required_extra():
+        confidence = strategy.confidence_panel(panel, features=features)
+    atr = None
+    lookbacks = [int(strategy.lookback)] + [int(g.lookback) for g in gates]
+    lookbacks += [int(c.lookback) for c in allocator.features()]
+    if atr_comp is not None:
+        atr = features[atr_comp.columns[0]]
+        lookbacks.append(int(atr_comp.lookback))
+        eligible = eligible & np.isfinite(atr)
+    return {"features": features, "scores": scores, "eligible": eligible,
+            "confidence": confidence, "atr": atr, "lookback": max(lookbacks)}
+
+
+def allocate_at(inputs: Mapping, rows: np.ndarray, allocator: Allocator,
+                symbols: tuple[str, ...]) -> Picks:
+    """The allocator's picks on decision ``rows``, flattened into :class:`Picks`."""
+    scores = inputs["scores"]
+    extra = allocation_extra(allocator, inputs["features"], inputs["confidence"], rows)
+    alloc = allocator.allocate(scores[rows], inputs["eligible"][rows], symbols, extra)
+    filled = alloc.picks >= 0
+    d_idx, slot = np.nonzero(filled)
+    cols = alloc.picks[d_idx, slot]
+    return Picks(rows=rows[d_idx], cols=cols, weights=alloc.weights[d_idx, slot],
+                 ranks=alloc.ranks[d_idx, slot], scores=scores[rows[d_idx], cols])
+
+
+def _evaluate(panel: Panel, strategy: Any, cfg: dict, cache: Any, tick) -> dict:
+    inputs = compute_inputs(panel, strategy, gates=cfg["gates"], allocator=cfg["allocator"],
+                            exits=cfg["exits"], cache=cache)
+    tick("features, scores and gates computed")
+    sched = decision_schedule(
+        panel.index.asi8, panel.step_ns, window_ns=cfg["window_ns"], shift_ns=cfg["shift_ns"],
+        start_ns=None if cfg["start"] is None else cfg["start"].value,
+        end_ns=None if cfg["end"] is None else cfg["end"].value,
+        lookback=inputs["lookback"], entry_present=~np.isnan(panel.open).all(axis=1))
+    picks = allocate_at(inputs, sched.rows, cfg["allocator"], panel.symbols)
+    tick(f"{len(sched.times):,} decision times, {len(picks):,} picks")
+    records = simulate_picks(panel, picks, window_candles=sched.window_candles,
+                             fee_bps=cfg["fee_bps"], slippage_bps=cfg["slippage_bps"],
+                             exits=cfg["exits"], atr=inputs["atr"])
+    tick("simulated")
+    return {"inputs": inputs, "schedule": sched, "picks": picks, "records": records}
+
+
+def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> BacktestResult:
+    sched, picks, records = run["schedule"], run["picks"], run["records"]
+    trades = records_to_frame(records, picks, panel)
+    equity = equity_curve(trades, sched.times, window_ns=cfg["window_ns"], shift_ns=cfg["shift_ns"])
+    metrics = compute_metrics(trades, equity, window_ns=cfg["window_ns"], shift_ns=cfg["shift_ns"])
+    missing = np.isnan(panel.close)
+    index = panel.index
+    data_quality = {
+        "symbols": list(panel.symbols),
+        "n_symbols": panel.n_symbols,
+        "timeframe": panel.timeframe,
+        "candles": panel.n_times,
+        "start": str(index[0]) if panel.n_times else None,
+        "end": str(index[-1]) if panel.n_times else None,
+        "missing_candles": int(missing.sum()),
+        "missing_candles_by_symbol": {s: int(m) for s, m in zip(panel.symbols, missing.sum(axis=0),
+                                                                strict=True)},
+        "warm_up_candles": int(run["inputs"]["lookback"]),
+        "decision_times_scheduled": int(len(sched.times) + len(sched.skipped)),
+        "decision_times_evaluated": int(len(sched.times)),
+        "skipped_decision_times": sched.skip_counts,
+        "first_decision_time": str(sched.times[0]) if len(sched.times) else None,
+        "last_decision_time": str(sched.times[-1]) if len(sched.times) else None,
+        "picks": len(picks),
+        "picks_without_entry_candle": int((records["status"] == 1).sum()),
+        "trades_with_gaps": int((records["gaps_in_window"][records["status"] == 0] > 0).sum()),
+        "trades_exit_at_last_close": int(records["exit_at_last_close"].sum()),
+    }
+    params = strategy.get_params() if hasattr(strategy, "get_params") else {}
+    config = {
+        "strategy": {"name": str(getattr(strategy, "name", type(strategy).__name__)),
+                     "class": f"{type(strategy).__module__}:{type(strategy).__qualname__}",
+                     "params": _jsonable(params), "repr": repr(strategy)},
+        "window": format_timeframe(cfg["window_ns"]),
+        "shift": format_timeframe(cfg["shift_ns"]),
+        "start": None if cfg["start"] is None else str(cfg["start"]),
+        "end": None if cfg["end"] is None else str(cfg["end"]),
+        "fee_bps": cfg["fee_bps"],
+        "slippage_bps": cfg["slippage_bps"],
+        "max_positions": cfg["max_positions"],
+        "allocator": repr(cfg["allocator"]),
+        "gates": [repr(g) for g in cfg["gates"]],
+        "exits": None if cfg["exits"] is None else cfg["exits"].to_dict(),
+        "mode": mode,
+        "audit": cfg["audit"],
+        "timeframe": panel.timeframe,
+        "symbols": list(panel.symbols),
+        "library_version": core_engine.__version__,
+    }
+    return BacktestResult(trades=trades, equity=equity, metrics=metrics, config=config,
+                          data_quality=data_quality, panel=panel)
+

@@ -1,0 +1,144 @@
+"""Metrics and the aggregated equity curve of a slices-mode run.
+
+**Equity (sleeves).** With a 4h window and a 2h shift, two decisions hold capital at once.
+Summing their returns on one pot of capital would count the same money twice, so capital is
+split into ``S = ceil(window / shift)`` equal sleeves. The decision at ``t`` (the ``k``-th
+multiple of ``shift`` since the epoch) uses sleeve ``k mod S``; its period return is
+``Σ weight × return`` of the trades decided at ``t`` (weights sum to ≤ 1, the rest stays in
+cash at 0 %), that sleeve compounds by it, and the equity is the mean of the sleeves. The
+value at ``t`` includes the outcome of the trades decided at ``t`` (realised by
+``t + window``). A decision time with no trade has a period return of 0.
+
+**Annualisation.** Markets trade 24/7: ``periods_per_year = 365 × 24 h / shift``;
+``sharpe = mean / std (ddof 1) × sqrt(periods_per_year)`` and
+``sortino = mean / sqrt(mean(min(r, 0)²)) × sqrt(periods_per_year)`` of the per-decision
+period returns (risk-free rate 0). NaN when undefined (fewer than 2 periods, zero deviation).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["compute_metrics", "equity_curve"]
+
+_YEAR_NS = 365 * 24 * 3600 * 10**9
+
+
+def equity_curve(trades: pd.DataFrame, decision_times: pd.DatetimeIndex, *, window_ns: int,
+                 shift_ns: int) -> pd.DataFrame:
+    """Aggregate trades into one row per evaluated decision time (see module docstring).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``decision_time``, ``n_trades``, ``period_return_pct``,
+        ``best_case_period_return_pct`` (ambiguous candles resolved in favour of the target),
+        ``equity`` (starts at 1.0 before the first decision), ``best_case_equity``,
+        ``drawdown_pct`` (of ``equity`` from its running peak, ≥ 0).
+    """
+    times = pd.DatetimeIndex(decision_times)
+    n = len(times)
+    weighted = trades["weight"].to_numpy() * trades["return_pct"].to_numpy()
+    weighted_best = trades["weight"].to_numpy() * trades["best_return_pct"].to_numpy()
+    pos = times.get_indexer(pd.DatetimeIndex(trades["decision_time"]))
+    period = np.bincount(pos, weights=weighted, minlength=n) if len(pos) else np.zeros(n)
+    period_best = np.bincount(pos, weights=weighted_best, minlength=n) if len(pos) else np.zeros(n)
+    counts = np.bincount(pos, minlength=n) if len(pos) else np.zeros(n, dtype=np.int64)
+    sleeves = max(1, -(-window_ns // shift_ns))
+    sleeve_of = (times.asi8 // shift_ns) % sleeves
+    equity = _sleeve_equity(period / 100.0, sleeve_of, sleeves)
+    best_equity = _sleeve_equity(period_best / 100.0, sleeve_of, sleeves)
+    peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]
+    return pd.DataFrame({
+        "decision_time": times,
+        "n_trades": counts.astype(np.int64),
+        "period_return_pct": period,
+        "best_case_period_return_pct": period_best,
+        "equity": equity,
+        "best_case_equity": best_equity,
+        "drawdown_pct": (1.0 - equity / peak) * 100.0,
+    })
+
+
+def _sleeve_equity(returns: np.ndarray, sleeve_of: np.ndarray, sleeves: int) -> np.ndarray:
+    values = np.ones(sleeves)
+    out = np.empty(returns.shape[0])
+    for d in range(returns.shape[0]):
+        values[sleeve_of[d]] *= 1.0 + returns[d]
+        out[d] = values.mean()
+    return out
+
+
+def _ratio(num: float, den: float) -> float:
+    if den == 0 or not math.isfinite(den):
+        return math.nan
+    return num / den
+
+
+def compute_metrics(trades: pd.DataFrame, equity: pd.DataFrame, *, window_ns: int,
+                    shift_ns: int) -> dict:
+    """Return the metrics dict of a run (all values plain Python numbers or dicts).
+
+    Keys: ``trades, decisions, decisions_with_trades, coverage, win_rate, avg_return_pct,
+    median_return_pct, profit_factor, avg_trade_max_drawdown_pct, max_trade_drawdown_pct,
+    total_return_pct, equity_max_drawdown_pct, sharpe, sortino, periods_per_year, exposure,
+    avg_holding_minutes, turnover_per_year, ambiguous_trades, ambiguous_spread_pct,
+    best_case_avg_return_pct, best_case_total_return_pct, trades_with_gaps, exit_reasons``.
+
+    ``coverage`` is the share of evaluated decision times with at least one trade;
+    ``exposure`` the average share of capital in the market,
+    ``Σ weight × holding time / (S × shift × decisions)`` with ``S`` sleeves;
+    ``turnover_per_year`` the capital traded in and out per year, ``2 × Σ weight / S`` per
+    year of decisions; ``ambiguous_spread_pct`` the best-case minus the stop-first average
+    trade return (0 when no candle touched both levels). Trade-level averages are unweighted.
+    """
+    returns = trades["return_pct"].to_numpy(dtype=np.float64)
+    weights = trades["weight"].to_numpy(dtype=np.float64)
+    n_trades = int(returns.size)
+    n_dec = int(len(equity))
+    sleeves = max(1, -(-window_ns // shift_ns))
+    periods_per_year = _YEAR_NS / shift_ns
+    period = equity["period_return_pct"].to_numpy() / 100.0
+    gains, losses = returns[returns > 0].sum(), -returns[returns < 0].sum()
+    holding_ns = (trades["exit_time"] - trades["entry_time"]).to_numpy().astype("timedelta64[ns]")
+    holding_ns = holding_ns.astype(np.int64).astype(np.float64)
+    years = n_dec * shift_ns / _YEAR_NS
+    downside = math.sqrt(float(np.mean(np.minimum(period, 0.0) ** 2))) if n_dec else math.nan
+    best = trades["best_return_pct"].to_numpy(dtype=np.float64)
+    eq = equity["equity"].to_numpy()
+    best_eq = equity["best_case_equity"].to_numpy()
+    reasons = trades["exit_reason"].value_counts()
+    metrics = {
+        "trades": n_trades,
+        "decisions": n_dec,
+        "decisions_with_trades": int((equity["n_trades"] > 0).sum()),
+        "coverage": _ratio(float((equity["n_trades"] > 0).sum()), n_dec),
+        "win_rate": _ratio(float((returns > 0).sum()), n_trades),
+        "avg_return_pct": float(returns.mean()) if n_trades else math.nan,
+        "median_return_pct": float(np.median(returns)) if n_trades else math.nan,
+        "profit_factor": (math.inf if gains > 0 else math.nan) if losses == 0
+        else float(gains / losses),
+        "avg_trade_max_drawdown_pct": float(trades["max_drawdown"].mean()) if n_trades else math.nan,
+        "max_trade_drawdown_pct": float(trades["max_drawdown"].max()) if n_trades else math.nan,
+        "total_return_pct": float((eq[-1] - 1.0) * 100.0) if n_dec else 0.0,
+        "equity_max_drawdown_pct": float(equity["drawdown_pct"].max()) if n_dec else 0.0,
+        "sharpe": _ratio(float(period.mean()), float(period.std(ddof=1)))
+        * math.sqrt(periods_per_year) if n_dec > 1 else math.nan,
+        "sortino": _ratio(float(period.mean()), downside) * math.sqrt(periods_per_year)
+        if n_dec > 1 else math.nan,
+        "periods_per_year": periods_per_year,
+        "exposure": _ratio(float((weights * holding_ns).sum()), sleeves * shift_ns * n_dec),
+        "avg_holding_minutes": float(holding_ns.mean() / 60e9) if n_trades else math.nan,
+        "turnover_per_year": _ratio(2.0 * float(weights.sum()) / sleeves, years),
+        "ambiguous_trades": int(trades["ambiguous"].sum()),
+        "ambiguous_spread_pct": float((best - returns).mean()) if n_trades else 0.0,
+        "best_case_avg_return_pct": float(best.mean()) if n_trades else math.nan,
+        "best_case_total_return_pct": float((best_eq[-1] - 1.0) * 100.0) if n_dec else 0.0,
+        "trades_with_gaps": int((trades["gaps_in_window"] > 0).sum()),
+        "exit_reasons": {str(k): int(reasons.get(k, 0)) for k in
+                         ("window_end", "stop_loss", "take_profit", "trailing_stop")},
+    }
+    return metrics

@@ -1,0 +1,232 @@
+"""BacktestResult: the immutable outcome of a walk-forward run, and its persistence.
+
+A saved run is one directory: ``trades.parquet``, ``equity.parquet`` and ``run.json``
+(config, metrics, data-quality section, library version, data fingerprint), so a run can be
+reloaded, reproduced and compared.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core_engine.errors import ConfigError
+
+__all__ = ["BacktestResult", "compare"]
+
+_FORMAT_VERSION = 1
+_SUMMARY_ROWS = (
+    ("trades", "Trades", "{:,}"),
+    ("decisions", "Decision times", "{:,}"),
+    ("coverage", "Coverage", "{:.1%}"),
+    ("win_rate", "Win rate", "{:.1%}"),
+    ("avg_return_pct", "Average return", "{:+.3f} %"),
+    ("median_return_pct", "Median return", "{:+.3f} %"),
+    ("profit_factor", "Profit factor", "{:.3f}"),
+    ("total_return_pct", "Total return (equity)", "{:+.2f} %"),
+    ("equity_max_drawdown_pct", "Max drawdown (equity)", "{:.2f} %"),
+    ("max_trade_drawdown_pct", "Max drawdown (one trade)", "{:.2f} %"),
+    ("avg_trade_max_drawdown_pct", "Avg drawdown per trade", "{:.3f} %"),
+    ("sharpe", "Sharpe (annualised)", "{:.3f}"),
+    ("sortino", "Sortino (annualised)", "{:.3f}"),
+    ("exposure", "Exposure", "{:.1%}"),
+    ("avg_holding_minutes", "Avg holding", "{:.1f} min"),
+    ("turnover_per_year", "Turnover per year", "{:.1f}x"),
+    ("ambiguous_trades", "Candles touching stop and target", "{:,}"),
+    ("ambiguous_spread_pct", "Best-case minus worst-case avg", "{:.4f} %"),
+    ("trades_with_gaps", "Trades with missing candles", "{:,}"),
+)
+
+
+class BacktestResult:
+    """The trades, equity curve, metrics, config and data-quality section of one run.
+
+    Immutable: attributes cannot be set, and ``trades``/``equity``/``metrics``/``config``/
+    ``data_quality`` return copies, so changing what you get back never changes the result.
+
+    Attributes
+    ----------
+    trades : pandas.DataFrame
+        One row per trade: ``symbol, decision_time, entry_time, exit_time, entry_price,
+        exit_price, direction, weight, return_pct, best_return_pct, max_drawdown,
+        exit_reason, rank, score, ambiguous, gaps_in_window, exit_at_last_close``
+        (see :mod:`core_engine.backtest.simulate` for the semantics).
+    equity : pandas.DataFrame
+        One row per evaluated decision time (see :func:`~core_engine.backtest.metrics.equity_curve`).
+    metrics : dict
+        See :func:`~core_engine.backtest.metrics.compute_metrics`.
+    config : dict
+        The run's parameters, strategy name and parameters, library version and (once
+        :attr:`fingerprint` or :meth:`save` ran) the data fingerprint.
+    data_quality : dict
+        Symbols, candles, missing candles, decision times evaluated and skipped (by reason),
+        picks without an entry candle.
+    """
+
+    __slots__ = ("_trades", "_equity", "_metrics", "_config", "_data_quality", "_panel")
+
+    def __init__(self, *, trades: pd.DataFrame, equity: pd.DataFrame, metrics: dict,
+                 config: dict, data_quality: dict, panel: Any = None) -> None:
+        for name, value in (("_trades", trades.copy()), ("_equity", equity.copy()),
+                            ("_metrics", copy.deepcopy(metrics)),
+                            ("_config", copy.deepcopy(config)),
+                            ("_data_quality", copy.deepcopy(data_quality)),
+                            ("_panel", panel)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"BacktestResult is immutable; cannot set {name!r}.")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"BacktestResult is immutable; cannot delete {name!r}.")
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        return self._trades.copy()
+
+    @property
+    def equity(self) -> pd.DataFrame:
+        return self._equity.copy()
+
+    @property
+    def metrics(self) -> dict:
+        return copy.deepcopy(self._metrics)
+
+    @property
+    def config(self) -> dict:
+        return copy.deepcopy(self._config)
+
+    @property
+    def data_quality(self) -> dict:
+        return copy.deepcopy(self._data_quality)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the input panel (``Panel.fingerprint()``).
+
+        Hashing a large panel takes time (about a second per GB), so it is computed on first
+        use (or by :meth:`save`) and cached, not during :func:`walk_forward`.
+        """
+        if "data_fingerprint" not in self._config and self._panel is not None:
+            self._config["data_fingerprint"] = self._panel.fingerprint()
+        return str(self._config.get("data_fingerprint", ""))
+
+    @property
+    def version(self) -> str:
+        """The core_engine version that produced the run."""
+        return str(self._config.get("library_version", ""))
+
+    def __repr__(self) -> str:
+        m = self._metrics
+        return (f"BacktestResult({self._config.get('strategy', {}).get('name', '?')}, "
+                f"{m.get('trades', 0):,} trades over {m.get('decisions', 0):,} decision times, "
+                f"avg {m.get('avg_return_pct', math.nan):+.3f} %)")
+
+    # ------------------------------------------------------------------ text
+    def summary(self) -> str:
+        """A plain-text table of the run's headline metrics and data quality."""
+        cfg, dq = self._config, self._data_quality
+        strategy = cfg.get("strategy", {})
+        lines = [
+            f"Walk-forward backtest: {strategy.get('name', '?')} {strategy.get('params', {})}",
+            f"  window {cfg.get('window')}, shift {cfg.get('shift')}, fee {cfg.get('fee_bps')} bps,"
+            f" slippage {cfg.get('slippage_bps')} bps, mode {cfg.get('mode')}",
+            f"  data: {dq.get('n_symbols', 0)} symbols × {dq.get('candles', 0):,} "
+            f"{dq.get('timeframe', '')} candles, {dq.get('start')} .. {dq.get('end')}, "
+            f"{dq.get('missing_candles', 0):,} missing",
+            "",
+        ]
+        width = max(len(label) for _, label, _ in _SUMMARY_ROWS)
+        for key, label, fmt in _SUMMARY_ROWS:
+            lines.append(f"  {label:<{width}}  {_fmt(self._metrics.get(key), fmt)}")
+        reasons = self._metrics.get("exit_reasons", {})
+        lines.append(f"  {'Exit reasons':<{width}}  " +
+                     ", ".join(f"{k} {v:,}" for k, v in reasons.items()))
+        skipped = dq.get("skipped_decision_times", {})
+        lines.append(f"  {'Skipped decision times':<{width}}  " +
+                     ", ".join(f"{k} {v:,}" for k, v in skipped.items()))
+        lines.append(f"  {'Picks without entry candle':<{width}}  "
+                     f"{dq.get('picks_without_entry_candle', 0):,}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the run to directory ``path`` (created if needed); return the path."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.fingerprint  # noqa: B018 - computed and cached into the config before writing
+        self._trades.to_parquet(folder / "trades.parquet", index=False)
+        self._equity.to_parquet(folder / "equity.parquet", index=False)
+        payload = {"format_version": _FORMAT_VERSION, "config": self._config,
+                   "metrics": self._metrics, "data_quality": self._data_quality}
+        (folder / "run.json").write_text(json.dumps(payload, indent=2, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> BacktestResult:
+        """Read a run written by :meth:`save`.
+
+        Raises
+        ------
+        ConfigError
+            If ``path`` is not a saved run directory.
+        """
+        folder = Path(path)
+        missing = [n for n in ("trades.parquet", "equity.parquet", "run.json")
+                   if not (folder / n).is_file()]
+        if missing:
+            raise ConfigError(
+                f"'{folder}' is not a saved backtest run: missing {missing}; expected a "
+                "directory written by BacktestResult.save()."
+            )
+        payload = json.loads((folder / "run.json").read_text())
+        return cls(trades=pd.read_parquet(folder / "trades.parquet"),
+                   equity=pd.read_parquet(folder / "equity.parquet"),
+                   metrics=payload["metrics"], config=payload["config"],
+                   data_quality=payload["data_quality"])
+
+    @staticmethod
+    def compare(results: Sequence[BacktestResult], names: Iterable[str] | None = None
+                ) -> pd.DataFrame:
+        """See :func:`compare`."""
+        return compare(results, names)
+
+
+def _fmt(value, fmt: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return fmt.format(value)
+
+
+def compare(results: Sequence[BacktestResult], names: Iterable[str] | None = None
+            ) -> pd.DataFrame:
+    """Side-by-side metrics of several runs: one row per metric, one column per run.
+
+    Columns are ``names`` when given, else the strategy names (numbered when repeated).
+    """
+    results = list(results)
+    if not results or not all(isinstance(r, BacktestResult) for r in results):
+        raise ConfigError("compare() needs a non-empty list of BacktestResult objects.")
+    if names is None:
+        base = [r.config.get("strategy", {}).get("name", "run") for r in results]
+        names = [f"{b} #{i + 1}" if base.count(b) > 1 else b for i, b in enumerate(base)]
+    names = list(names)
+    if len(names) != len(results):
+        raise ConfigError(f"compare() got {len(names)} names for {len(results)} results.")
+    columns = {}
+    for name, result in zip(names, results, strict=True):
+        m = result.metrics
+        reasons = m.pop("exit_reasons", {})
+        m.update({f"exit_{k}": v for k, v in reasons.items()})
+        columns[name] = pd.Series(m, dtype=object)
+    return pd.DataFrame(columns)
