@@ -94,7 +94,9 @@ class NobitexProvider(Provider):
     timeout : float
         Seconds before a request times out (a timeout is retried).
     max_candles_per_request : int
-        Candles per request; the range is fetched in chunks of this many candles.
+        Candles asked for per request; the range is walked in chunks of this many candles,
+        each chunk starting right after the last candle received (so a server that answers
+        with fewer candles than asked loses nothing).
     min_interval : float
         Seconds kept between the starts of two requests (rate limit).
     max_retries, backoff, max_backoff : int, float, float
@@ -249,8 +251,13 @@ class NobitexProvider(Provider):
             rows, next_time = self._chunk_rows(
                 self._get(f"{self.base_url}/market/udf/history?{query}", describe), describe
             )
+            rows = rows[(rows[:, 0] >= cursor) & (rows[:, 0] < upper)]
             if rows.size:
-                parts.append(rows[(rows[:, 0] >= cursor) & (rows[:, 0] < upper)])
-            cursor = max(upper, next_time) if next_time and next_time > cursor else upper
+                parts.append(rows)
+                # Continue right after the last candle served: if the server capped the answer
+                # below the chunk, the rest of the chunk is asked for next, never skipped.
+                cursor = int(rows[:, 0].max()) + step_s
+            else:
+                cursor = max(upper, next_time) if next_time and next_time > cursor else upper
         rows = np.concatenate(parts) if parts else np.empty((0, 6))
         return candles_from_rows(rows, rng.timeframe, symbol=symbol, source="Nobitex", time_unit="s")
