@@ -64,12 +64,19 @@ def equity_curve(trades: pd.DataFrame, decision_times: pd.DatetimeIndex, *, wind
 
 
 def _sleeve_equity(returns: np.ndarray, sleeve_of: np.ndarray, sleeves: int) -> np.ndarray:
-    values = np.ones(sleeves)
-    out = np.empty(returns.shape[0])
-    for d in range(returns.shape[0]):
-        values[sleeve_of[d]] *= 1.0 + returns[d]
-        out[d] = values.mean()
-    return out
+    """Mean over sleeves of each sleeve's compounded value after every decision."""
+    n = returns.shape[0]
+    total = np.zeros(n)
+    for s in range(sleeves):
+        mine = sleeve_of == s
+        value = np.cumprod(1.0 + returns[mine])
+        # the sleeve's value at decision d is its value after its last decision <= d
+        count = np.cumsum(mine)
+        seen = count > 0
+        filled = np.ones(n)
+        filled[seen] = value[count[seen] - 1]
+        total += filled
+    return total / sleeves
 
 
 def _ratio(num: float, den: float) -> float:
