@@ -1,0 +1,608 @@
+"""Numba kernels of the built-in features.
+
+Layout, from the bottom up:
+
+* ``*_dense`` kernels: one series without missing candles in, preallocated 1-D outputs out.
+  They write every output element (NaN during the warm-up), so callers may pass
+  uninitialised buffers. Each follows the arithmetic of its reference (TA-Lib where TA-Lib
+  has the indicator) operation by operation, so results agree to the last few ulps.
+* :func:`run_tasks`: the one parallel driver. A *task* is (feature kind, parameters, symbol
+  column, first output slot). The driver runs all tasks with ``prange`` — over symbols and
+  over features at once, so one series with six indicators still uses every core. A column
+  with missing candles (NaN rows) is gathered into a compact buffer, computed dense and
+  scattered back with NaN at the missing rows: state carries over a missing candle and the
+  values at present candles are exactly those of the symbol's own frame without the gaps.
+* Cross-sectional kernels (rank, z-score across the columns of each row).
+
+Every kernel is ``@njit(cache=True)``; nothing here validates input beyond shapes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# Feature kinds (int constants so the driver stays in nopython mode).
+SMA = 0
+EMA = 1
+RSI = 2
+MACD = 3
+ATR = 4
+BBANDS = 5
+VOLATILITY = 6
+VOLUME_ZSCORE = 7
+VOLUME_TREND = 8
+TREND_SLOPE = 9
+MOMENTUM = 10
+HIGH_LOW = 11
+EMA_DISTANCE = 12
+QUOTE_VOLUME = 13
+
+# outputs per kind, indexed by kind
+N_OUTPUTS = np.array([1, 1, 1, 4, 2, 4, 1, 1, 1, 1, 1, 2, 1, 1], dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- dense 1-D
+@njit(cache=True)
+def _fill_nan(out, stop):
+    for i in range(min(stop, out.shape[0])):
+        out[i] = np.nan
+
+
+@njit(cache=True)
+def sma_dense(x, length, out):
+    """Simple moving average; running total as TA-Lib SMA. Warm-up ``length - 1``."""
+    n = x.shape[0]
+    _fill_nan(out, length - 1)
+    if n < length:
+        return
+    total = 0.0
+    for i in range(length - 1):
+        total += x[i]
+    for i in range(length - 1, n):
+        total += x[i]
+        out[i] = total / length
+        total -= x[i - length + 1]
+
+
+@njit(cache=True)
+def ema_dense(x, length, start, out):
+    """EMA with ``k = 2 / (length + 1)`` seeded by the mean of ``x[start - length + 1 .. start]``.
+
+    The first value is at ``start`` (``start = length - 1`` is TA-Lib EMA; MACD starts its
+    fast EMA later, at the slow EMA's first row). Rows before ``start`` are NaN.
+    """
+    n = x.shape[0]
+    _fill_nan(out, start)
+    if n <= start:
+        return
+    k = 2.0 / (length + 1)
+    total = 0.0
+    for i in range(start - length + 1, start + 1):
+        total += x[i]
+    prev = total / length
+    out[start] = prev
+    for i in range(start + 1, n):
+        prev = (x[i] - prev) * k + prev
+        out[i] = prev
+
+
+@njit(cache=True)
+def rsi_dense(close, length, out):
+    """Wilder RSI as TA-Lib RSI (0 when average gain and loss are both zero). Warm-up ``length``."""
+    n = close.shape[0]
+    _fill_nan(out, length)
+    if n <= length:
+        return
+    gain = 0.0
+    loss = 0.0
+    prev = close[0]
+    for i in range(1, length + 1):
+        diff = close[i] - prev
+        prev = close[i]
+        if diff < 0:
+            loss -= diff
+        else:
+            gain += diff
+    loss /= length
+    gain /= length
+    total = gain + loss
+    out[length] = 100.0 * (gain / total) if total != 0.0 else 0.0
+    for i in range(length + 1, n):
+        diff = close[i] - prev
+        prev = close[i]
+        loss *= length - 1
+        gain *= length - 1
+        if diff < 0:
+            loss -= diff
+        else:
+            gain += diff
+        loss /= length
+        gain /= length
+        total = gain + loss
+        out[i] = 100.0 * (gain / total) if total != 0.0 else 0.0
+
+
+@njit(cache=True)
+def macd_dense(close, fast, slow, signal, line, sig, hist, slope):
+    """MACD line, signal, histogram and histogram slope, as TA-Lib MACD.
+
+    TA-Lib starts the fast EMA at the slow EMA's first row (seeded with the mean of the
+    ``fast`` closes ending there) and reports all three outputs from row
+    ``slow + signal - 2``; the slope (``hist[i] - hist[i-1]``) starts one row later.
+    """
+    n = close.shape[0]
+    if fast > slow:
+        fast, slow = slow, fast
+    first = slow + signal - 2
+    _fill_nan(line, first)
+    _fill_nan(sig, first)
+    _fill_nan(hist, first)
+    _fill_nan(slope, first + 1)
+    if n <= first:
+        return
+    start = slow - 1
+    kf = 2.0 / (fast + 1)
+    ks = 2.0 / (slow + 1)
+    kg = 2.0 / (signal + 1)
+    total_f = 0.0
+    for i in range(start - fast + 1, start + 1):
+        total_f += close[i]
+    total_s = 0.0
+    for i in range(0, start + 1):
+        total_s += close[i]
+    ema_f = total_f / fast
+    ema_s = total_s / slow
+    # the signal EMA is seeded with the mean of the first `signal` MACD values
+    total_g = ema_f - ema_s
+    for i in range(start + 1, first + 1):
+        ema_f = (close[i] - ema_f) * kf + ema_f
+        ema_s = (close[i] - ema_s) * ks + ema_s
+        total_g += ema_f - ema_s
+    ema_g = total_g / signal
+    value = ema_f - ema_s
+    line[first] = value
+    sig[first] = ema_g
+    prev_hist = value - ema_g
+    hist[first] = prev_hist
+    for i in range(first + 1, n):
+        ema_f = (close[i] - ema_f) * kf + ema_f
+        ema_s = (close[i] - ema_s) * ks + ema_s
+        value = ema_f - ema_s
+        ema_g = (value - ema_g) * kg + ema_g
+        h = value - ema_g
+        line[i] = value
+        sig[i] = ema_g
+        hist[i] = h
+        slope[i] = h - prev_hist
+        prev_hist = h
+
+
+@njit(cache=True)
+def _true_range(high, low, close, i):
+    prev = close[i - 1]
+    best = high[i] - low[i]
+    up = abs(prev - high[i])
+    if up > best:
+        best = up
+    down = abs(prev - low[i])
+    if down > best:
+        best = down
+    return best
+
+
+@njit(cache=True)
+def atr_dense(high, low, close, length, atr, atr_pct):
+    """Wilder ATR as TA-Lib ATR (seed: mean of true ranges 1..length) and ``100 * ATR / close``.
+
+    Warm-up ``length``.
+    """
+    n = close.shape[0]
+    _fill_nan(atr, length)
+    _fill_nan(atr_pct, length)
+    if n <= length:
+        return
+    total = 0.0
+    for i in range(1, length + 1):
+        total += _true_range(high, low, close, i)
+    prev = total / length
+    atr[length] = prev
+    atr_pct[length] = 100.0 * prev / close[length]
+    for i in range(length + 1, n):
+        prev *= length - 1
+        prev += _true_range(high, low, close, i)
+        prev /= length
+        atr[i] = prev
+        atr_pct[i] = 100.0 * prev / close[i]
+
+
+@njit(cache=True)
+def _window_mean_m2(x, stop, length):
+    total = 0.0
+    for k in range(stop - length, stop):
+        total += x[k]
+    mean = total / length
+    m2 = 0.0
+    for k in range(stop - length, stop):
+        d = x[k] - mean
+        m2 += d * d
+    return mean, m2
+
+
+@njit(cache=True)
+def bbands_dense(close, length, width, upper, middle, lower, bandwidth):
+    """Bollinger Bands as TA-Lib BBANDS (SMA middle, population std) and bandwidth.
+
+    The window variance is updated in O(1) per row and recomputed exactly (two passes) every
+    ``length`` rows and whenever the window is constant, which keeps it within a few ulps of
+    the exact value TA-Lib reports. Warm-up ``length - 1``.
+    """
+    n = close.shape[0]
+    sma_dense(close, length, middle)
+    _fill_nan(upper, length - 1)
+    _fill_nan(lower, length - 1)
+    _fill_nan(bandwidth, length - 1)
+    if n < length:
+        return
+    mean = 0.0
+    m2 = 0.0
+    run = 1
+    for i in range(1, length - 1):
+        run = run + 1 if close[i] == close[i - 1] else 1
+    for i in range(length - 1, n):
+        if i > 0:
+            run = run + 1 if close[i] == close[i - 1] else 1
+        if (i - length + 1) % length == 0:
+            mean, m2 = _window_mean_m2(close, i + 1, length)
+        else:
+            x_in = close[i]
+            x_out = close[i - length]
+            new_mean = mean + (x_in - x_out) / length
+            m2 += (x_in - x_out) * (x_in - new_mean + x_out - mean)
+            mean = new_mean
+        if run >= length or m2 < 0.0:
+            m2 = 0.0
+        dev = np.sqrt(m2 / length) * width
+        mid = middle[i]
+        upper[i] = mid + dev
+        lower[i] = mid - dev
+        bandwidth[i] = (upper[i] - lower[i]) / mid
+
+
+@njit(cache=True)
+def volatility_dense(close, length, out):
+    """Rolling sample std (ddof=1) of log returns over ``length`` returns. Warm-up ``length``."""
+    n = close.shape[0]
+    _fill_nan(out, length)
+    if n <= length:
+        return
+    returns = np.empty(n)
+    returns[0] = np.nan
+    for i in range(1, n):
+        returns[i] = np.log(close[i] / close[i - 1])
+    for i in range(length, n):
+        mean, m2 = _window_mean_m2(returns, i + 1, length)
+        out[i] = np.sqrt(m2 / (length - 1))
+
+
+@njit(cache=True)
+def volume_zscore_dense(volume, length, out):
+    """``(v - mean) / std`` over the last ``length`` volumes (ddof=0); NaN when std is 0.
+
+    Warm-up ``length - 1``.
+    """
+    n = volume.shape[0]
+    _fill_nan(out, length - 1)
+    for i in range(length - 1, n):
+        mean, m2 = _window_mean_m2(volume, i + 1, length)
+        std = np.sqrt(m2 / length)
+        out[i] = (volume[i] - mean) / std if std > 0.0 else np.nan
+
+
+@njit(cache=True)
+def rolling_sum_dense(x, length, out):
+    """Rolling sum of ``length`` values of a non-negative series. Warm-up ``length - 1``.
+
+    Running total recomputed exactly every ``length`` rows (bounded drift), and exactly 0
+    when the window holds only zeros.
+    """
+    n = x.shape[0]
+    _fill_nan(out, length - 1)
+    if n < length:
+        return
+    zeros = 0
+    for i in range(length - 1):
+        if x[i] == 0.0:
+            zeros += 1
+    total = 0.0
+    for i in range(length - 1, n):
+        if x[i] == 0.0:
+            zeros += 1
+        if i >= length and x[i - length] == 0.0:
+            zeros -= 1
+        if (i - length + 1) % length == 0:
+            total = 0.0
+            for k in range(i - length + 1, i + 1):
+                total += x[k]
+        else:
+            total += x[i] - x[i - length]
+        out[i] = 0.0 if zeros == length else total
+
+
+@njit(cache=True)
+def volume_trend_dense(volume, fast, slow, out):
+    """``mean(volume, fast) / mean(volume, slow) - 1``; NaN when the slow mean is 0.
+
+    Warm-up ``max(fast, slow) - 1``.
+    """
+    n = volume.shape[0]
+    sum_fast = np.empty(n)
+    sum_slow = np.empty(n)
+    rolling_sum_dense(volume, fast, sum_fast)
+    rolling_sum_dense(volume, slow, sum_slow)
+    first = max(fast, slow) - 1
+    _fill_nan(out, first)
+    for i in range(first, n):
+        denominator = sum_slow[i] / slow
+        out[i] = (sum_fast[i] / fast) / denominator - 1.0 if denominator > 0.0 else np.nan
+
+
+@njit(cache=True)
+def trend_slope_dense(close, length, out):
+    """Least-squares slope over ``length`` closes divided by their mean: the fractional
+    change per candle (TA-Lib LINEARREG_SLOPE / SMA). Warm-up ``length - 1``.
+
+    Uses centred abscissae, ``sum((k - (length-1)/2) * y_k) / sum((k - (length-1)/2)^2)``,
+    which avoids the cancellation of TA-Lib's ``n*SumXY - SumX*SumY`` when the slope is
+    near zero (there TA-Lib is off by up to ~1e-8 relative; this stays within ~1e-12).
+    """
+    n = close.shape[0]
+    _fill_nan(out, length - 1)
+    centre = 0.5 * (length - 1)
+    sum_xx = length * (length * length - 1.0) / 12.0
+    for i in range(length - 1, n):
+        sum_xy = 0.0
+        sum_y = 0.0
+        for k in range(length):
+            y = close[i - length + 1 + k]
+            sum_y += y
+            sum_xy += (k - centre) * y
+        out[i] = (sum_xy / sum_xx) / (sum_y / length)
+
+
+@njit(cache=True)
+def momentum_dense(close, length, out):
+    """``(close[i] - close[i-length]) / close[i-length]`` as TA-Lib ROCP. Warm-up ``length``."""
+    n = close.shape[0]
+    _fill_nan(out, length)
+    for i in range(length, n):
+        prev = close[i - length]
+        out[i] = (close[i] - prev) / prev
+
+
+@njit(cache=True)
+def rolling_max_dense(x, length, out):
+    """Highest value of rows ``i-length+1 .. i`` (TA-Lib MAX). Warm-up ``length - 1``."""
+    n = x.shape[0]
+    _fill_nan(out, length - 1)
+    best_at = -1
+    best = 0.0
+    for i in range(length - 1, n):
+        trailing = i - length + 1
+        if best_at < trailing:
+            best_at = trailing
+            best = x[trailing]
+            for k in range(trailing + 1, i + 1):
+                if x[k] > best:
+                    best_at = k
+                    best = x[k]
+        elif x[i] >= best:
+            best_at = i
+            best = x[i]
+        out[i] = best
+
+
+@njit(cache=True)
+def rolling_min_dense(x, length, out):
+    """Lowest value of rows ``i-length+1 .. i`` (TA-Lib MIN). Warm-up ``length - 1``."""
+    n = x.shape[0]
+    _fill_nan(out, length - 1)
+    best_at = -1
+    best = 0.0
+    for i in range(length - 1, n):
+        trailing = i - length + 1
+        if best_at < trailing:
+            best_at = trailing
+            best = x[trailing]
+            for k in range(trailing + 1, i + 1):
+                if x[k] < best:
+                    best_at = k
+                    best = x[k]
+        elif x[i] <= best:
+            best_at = i
+            best = x[i]
+        out[i] = best
+
+
+@njit(cache=True)
+def ema_distance_dense(close, fast, slow, out):
+    """``(EMA(fast) - EMA(slow)) / EMA(slow)``, each TA-Lib EMA. Warm-up ``max(fast, slow) - 1``."""
+    n = close.shape[0]
+    ema_fast = np.empty(n)
+    ema_slow = np.empty(n)
+    ema_dense(close, fast, fast - 1, ema_fast)
+    ema_dense(close, slow, slow - 1, ema_slow)
+    first = max(fast, slow) - 1
+    _fill_nan(out, first)
+    for i in range(first, n):
+        out[i] = (ema_fast[i] - ema_slow[i]) / ema_slow[i]
+
+
+@njit(cache=True)
+def quote_volume_dense(close, volume, length, out):
+    """Rolling sum of ``close * volume`` over ``length`` rows. Warm-up ``length - 1``."""
+    n = close.shape[0]
+    traded = np.empty(n)
+    for i in range(n):
+        traded[i] = close[i] * volume[i]
+    rolling_sum_dense(traded, length, out)
+
+
+# --------------------------------------------------------------------------- driver
+@njit(cache=True)
+def _dense(kind, ip, fp, high, low, close, volume, out):
+    if kind == SMA:
+        sma_dense(close, ip[0], out[:, 0])
+    elif kind == EMA:
+        ema_dense(close, ip[0], ip[0] - 1, out[:, 0])
+    elif kind == RSI:
+        rsi_dense(close, ip[0], out[:, 0])
+    elif kind == MACD:
+        macd_dense(close, ip[0], ip[1], ip[2], out[:, 0], out[:, 1], out[:, 2], out[:, 3])
+    elif kind == ATR:
+        atr_dense(high, low, close, ip[0], out[:, 0], out[:, 1])
+    elif kind == BBANDS:
+        bbands_dense(close, ip[0], fp[0], out[:, 0], out[:, 1], out[:, 2], out[:, 3])
+    elif kind == VOLATILITY:
+        volatility_dense(close, ip[0], out[:, 0])
+    elif kind == VOLUME_ZSCORE:
+        volume_zscore_dense(volume, ip[0], out[:, 0])
+    elif kind == VOLUME_TREND:
+        volume_trend_dense(volume, ip[0], ip[1], out[:, 0])
+    elif kind == TREND_SLOPE:
+        trend_slope_dense(close, ip[0], out[:, 0])
+    elif kind == MOMENTUM:
+        momentum_dense(close, ip[0], out[:, 0])
+    elif kind == HIGH_LOW:
+        rolling_max_dense(high, ip[0], out[:, 0])
+        rolling_min_dense(low, ip[0], out[:, 1])
+    elif kind == EMA_DISTANCE:
+        ema_distance_dense(close, ip[0], ip[1], out[:, 0])
+    elif kind == QUOTE_VOLUME:
+        quote_volume_dense(close, volume, ip[0], out[:, 0])
+
+
+@njit(cache=True)
+def _is_present(kind, high, low, close, volume, i):
+    if np.isnan(close[i]):
+        return False
+    if kind == ATR or kind == HIGH_LOW:
+        return not (np.isnan(high[i]) or np.isnan(low[i]))
+    if kind == VOLUME_ZSCORE or kind == VOLUME_TREND or kind == QUOTE_VOLUME:
+        return not np.isnan(volume[i])
+    return True
+
+
+@njit(cache=True)
+def _run_task(kind, ip, fp, j, slot, high, low, close, volume, out):
+    n = close.shape[0]
+    n_out = N_OUTPUTS[kind]
+    h = high[:, j]
+    lo = low[:, j]
+    c = close[:, j]
+    v = volume[:, j]
+    present = 0
+    for i in range(n):
+        if _is_present(kind, h, lo, c, v, i):
+            present += 1
+    if present == n:
+        _dense(kind, ip, fp, h, lo, c, v, out[:, j, slot:slot + n_out])
+        return
+    # gather the present candles, compute dense, scatter back with NaN at missing rows
+    inputs = np.empty((4, present)).T  # Fortran layout, like the panel
+    results = np.empty((n_out, 1, present)).T
+    r = 0
+    for i in range(n):
+        if _is_present(kind, h, lo, c, v, i):
+            inputs[r, 0] = h[i]
+            inputs[r, 1] = lo[i]
+            inputs[r, 2] = c[i]
+            inputs[r, 3] = v[i]
+            r += 1
+    _dense(kind, ip, fp, inputs[:, 0], inputs[:, 1], inputs[:, 2], inputs[:, 3],
+           results[:, 0, 0:n_out])
+    for q in range(n_out):
+        r = 0
+        for i in range(n):
+            if _is_present(kind, h, lo, c, v, i):
+                out[i, j, slot + q] = results[r, 0, q]
+                r += 1
+            else:
+                out[i, j, slot + q] = np.nan
+
+
+@njit(cache=True, nogil=True)
+def run_tasks(kinds, iparams, fparams, columns, slots, high, low, close, volume, out, chosen):
+    """Run the tasks numbered in ``chosen``, writing ``out[:, column, slot:slot + n_outputs]``.
+
+    ``high, low, close, volume`` are ``(T, N)`` Fortran arrays, ``out`` a ``(T, N, K)``
+    Fortran array, so ``out[:, :, k]`` is one Fortran ``(T, N)`` output. Releases the GIL:
+    the caller runs one call per thread on disjoint task sets (see ``features.base``).
+    A ``prange`` driver was measured to add ~10 s of compilation for no run-time gain.
+    """
+    for q in range(chosen.shape[0]):
+        t = chosen[q]
+        _run_task(kinds[t], iparams[t], fparams[t], columns[t], slots[t],
+                  high, low, close, volume, out)
+
+
+# --------------------------------------------------------------------------- cross-section
+@njit(cache=True, parallel=True)
+def cross_sectional_rank_2d(values, pct):
+    """Average-tie ranks (1-based) of the non-NaN values of each row; ``/ count`` when pct."""
+    n_times, n_cols = values.shape
+    out = np.empty((n_cols, n_times)).T
+    for t in prange(n_times):
+        row = np.empty(n_cols)
+        where = np.empty(n_cols, dtype=np.int64)
+        m = 0
+        for j in range(n_cols):
+            out[t, j] = np.nan
+            if not np.isnan(values[t, j]):
+                row[m] = values[t, j]
+                where[m] = j
+                m += 1
+        if m == 0:
+            continue
+        order = np.argsort(row[:m], kind="mergesort")
+        start = 0
+        while start < m:
+            stop = start + 1
+            while stop < m and row[order[stop]] == row[order[start]]:
+                stop += 1
+            rank = 0.5 * (start + 1 + stop)  # mean of ranks start+1 .. stop
+            if pct:
+                rank /= m
+            for q in range(start, stop):
+                out[t, where[order[q]]] = rank
+            start = stop
+    return out
+
+
+@njit(cache=True, parallel=True)
+def cross_sectional_zscore_2d(values):
+    """``(x - mean) / std`` (ddof=0) over the non-NaN values of each row.
+
+    NaN where the value is NaN, where fewer than 2 values are present or std is 0.
+    """
+    n_times, n_cols = values.shape
+    out = np.empty((n_cols, n_times)).T
+    for t in prange(n_times):
+        total = 0.0
+        m = 0
+        for j in range(n_cols):
+            x = values[t, j]
+            if not np.isnan(x):
+                total += x
+                m += 1
+        mean = total / m if m > 0 else np.nan
+        m2 = 0.0
+        for j in range(n_cols):
+            x = values[t, j]
+            if not np.isnan(x):
+                m2 += (x - mean) * (x - mean)
+        std = np.sqrt(m2 / m) if m > 1 else 0.0
+        for j in range(n_cols):
+            x = values[t, j]
+            out[t, j] = (x - mean) / std if (std > 0.0 and not np.isnan(x)) else np.nan
+    return out

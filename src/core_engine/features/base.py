@@ -1,0 +1,362 @@
+"""The FeatureComputer contract and the engine that runs numba-backed features.
+
+A feature ("analyst agent", DESIGN.md §3) turns candles into numeric columns:
+
+* parameters are keyword arguments stored unchanged (``RSI(length=14)``), readable with
+  :meth:`FeatureComputer.get_params`; an unknown parameter raises
+  :class:`~core_engine.errors.ConfigError` with a did-you-mean hint;
+* :attr:`~FeatureComputer.lookback` is the warm-up: on gap-free data every row before it is
+  NaN (for the TA-Lib indicators it equals TA-Lib's lookback);
+* :meth:`~FeatureComputer.compute` takes one symbol's candle frame and returns a DataFrame
+  indexed by the candles' timestamps with :attr:`~FeatureComputer.columns`;
+* :meth:`~FeatureComputer.compute_panel` takes a :class:`~core_engine.data.panel.Panel` and
+  returns ``{column: (T, N) float64 Fortran array}``, the engine's path.
+
+The value at row ``i`` uses rows ``<= i`` only. On a panel a missing candle is a NaN row;
+features skip it (their state carries over, the output at that row is NaN), so at every
+present candle the panel value equals :meth:`compute` on the symbol's own frame without the
+missing rows.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+
+import numba
+import numpy as np
+import pandas as pd
+
+from core_engine.data.candles import validate_candles
+from core_engine.data.panel import Panel
+from core_engine.errors import ConfigError, FeatureError
+from core_engine.features import _kernels
+
+__all__ = ["FeatureComputer", "KernelFeature", "run_kernel_features"]
+
+
+class FeatureComputer:
+    """Base class of every feature.
+
+    Subclasses set ``name`` (snake case), ``_defaults`` (ordered parameter defaults), and
+    implement :attr:`lookback`, :attr:`columns` and at least one of
+    :meth:`_compute_frame` (one symbol) or :meth:`compute_panel` (all symbols); the other
+    is derived. Override :meth:`_check_params` to validate parameters.
+
+    Parameters may be given by keyword or, in the order of ``_defaults``, by position.
+    """
+
+    name: ClassVar[str] = "feature"
+    _defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            cls.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+                [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v)
+                 for k, v in cls._defaults.items()]
+            )
+
+    def __init__(self, *args: Any, **params: Any) -> None:
+        names = list(self._defaults)
+        if len(args) > len(names):
+            raise ConfigError(
+                f"{type(self).__name__} takes at most {len(names)} positional parameter(s) "
+                f"({', '.join(names) or 'none'}). Got {len(args)}."
+            )
+        values = dict(self._defaults)
+        for key, value in zip(names, args, strict=False):
+            values[key] = value
+        for key, value in params.items():
+            if key not in self._defaults:
+                raise ConfigError(_unknown_parameter_message(type(self).__name__, key, names))
+            if key in names[: len(args)]:
+                raise ConfigError(
+                    f"{type(self).__name__} got the parameter {key!r} twice (by position "
+                    "and by keyword)."
+                )
+            values[key] = value
+        self._params = values
+        for key, value in values.items():
+            setattr(self, key, value)
+        self._check_params()
+
+    # ------------------------------------------------------------------ parameters
+    def _check_params(self) -> None:
+        """Validate parameters; raise ConfigError naming the parameter."""
+
+    def _require_int(self, key: str, minimum: int) -> int:
+        value = self._params[key]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ConfigError(
+                f"The '{key}' parameter of {type(self).__name__} must be an integer "
+                f">= {minimum}. Got {value!r}."
+            )
+        return int(value)
+
+    def _require_float(self, key: str, *, positive: bool = True) -> float:
+        value = self._params[key]
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        if not ok or not np.isfinite(value) or (positive and value <= 0):
+            raise ConfigError(
+                f"The '{key}' parameter of {type(self).__name__} must be a finite "
+                f"{'positive ' if positive else ''}number. Got {value!r}."
+            )
+        return float(value)
+
+    def get_params(self) -> dict[str, Any]:
+        """Return the parameters as given (a new dict)."""
+        return dict(self._params)
+
+    def clone(self, **changes: Any) -> FeatureComputer:
+        """Return a new feature of the same class with some parameters changed."""
+        params = self.get_params()
+        params.update(changes)
+        return type(self)(**params)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._params.items())
+        return f"{type(self).__name__}({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and repr(other) == repr(self)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__qualname__, repr(self)))
+
+    # ------------------------------------------------------------------ contract
+    @property
+    def lookback(self) -> int:
+        """Warm-up candles: on gap-free data, rows before this index are NaN."""
+        raise NotImplementedError
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Names of the output columns, in order."""
+        raise NotImplementedError
+
+    def compute(self, candles: pd.DataFrame) -> pd.DataFrame:
+        """Compute the feature on one symbol's candle frame.
+
+        Parameters
+        ----------
+        candles : pandas.DataFrame
+            A candle frame (``timestamp, open, high, low, close, volume``). Gaps in the
+            timestamps are allowed: the feature runs over the candles present.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by the candles' timestamps (``timestamp``), columns :attr:`columns`,
+            float64. Rows before :attr:`lookback` are NaN; a frame shorter than
+            ``lookback + 1`` rows gives all-NaN rows (not an error).
+
+        Raises
+        ------
+        DataValidationError
+            If ``candles`` breaks the candle contract (e.g. a NaN price).
+        FeatureError
+            If ``candles`` has no rows.
+        """
+        validate_candles(candles)
+        if len(candles) == 0:
+            raise FeatureError(
+                f"{self!r} cannot be computed on an empty candle frame; expected at least one "
+                f"candle (and {self.lookback + 1} for a first value)."
+            )
+        out = self._compute_frame(candles)
+        out.index = pd.DatetimeIndex(candles["timestamp"], name="timestamp")
+        return out
+
+    def _compute_frame(self, candles: pd.DataFrame) -> pd.DataFrame:
+        """Compute on a validated, non-empty frame (default: through a one-symbol panel)."""
+        panel = Panel.from_frames({"_": candles}, _frame_timeframe(candles), validate=False)
+        values = self.compute_panel(panel)
+        rows = _frame_rows(candles, panel)
+        return pd.DataFrame({c: values[c][rows, 0] for c in self.columns})
+
+    def compute_panel(self, panel: Panel) -> dict[str, np.ndarray]:
+        """Compute the feature for every symbol of ``panel``.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Keys :attr:`columns`; each a ``(T, N)`` float64 Fortran array, NaN at missing
+            candles and during each symbol's warm-up.
+
+        Raises
+        ------
+        FeatureError
+            If the panel has no rows.
+        """
+        _check_panel(self, panel)
+        if type(self)._compute_frame is FeatureComputer._compute_frame:
+            raise NotImplementedError(
+                f"{type(self).__name__} must implement _compute_frame or compute_panel."
+            )
+        out = {c: np.full((panel.n_times, panel.n_symbols), np.nan, order="F")
+               for c in self.columns}
+        present = panel.present
+        for j, symbol in enumerate(panel.symbols):
+            rows = np.flatnonzero(present[:, j])
+            if rows.size == 0:
+                continue
+            frame = self._compute_frame(panel.frame(symbol))
+            for c in self.columns:
+                out[c][rows, j] = frame[c].to_numpy(dtype=np.float64)
+        return out
+
+
+def _unknown_parameter_message(owner: str, key: str, names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return (f"{owner} has no parameter {key!r}; expected one of {list(names)}.{hint}")
+
+
+def _check_panel(feature: FeatureComputer, panel: Panel) -> None:
+    if not isinstance(panel, Panel):
+        raise FeatureError(
+            f"{feature!r}.compute_panel expects a Panel. Got {type(panel).__name__}."
+        )
+    if panel.n_times == 0:
+        raise FeatureError(f"{feature!r} cannot be computed on a panel with no rows.")
+
+
+def _frame_timeframe(candles: pd.DataFrame) -> str | None:
+    """The timeframe of a frame (smallest step), or None for a one-row frame."""
+    if len(candles) < 2:
+        return "1m"
+    return None
+
+
+def _frame_rows(candles: pd.DataFrame, panel: Panel) -> np.ndarray:
+    ns = candles["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    return ((ns - panel.index.asi8[0]) // panel.step_ns).astype(np.int64)
+
+
+# ---------------------------------------------------------------------- kernel features
+class KernelFeature(FeatureComputer):
+    """A feature computed by one numba kernel of :mod:`core_engine.features._kernels`.
+
+    Subclasses set ``_kind`` and implement :meth:`_kernel_params`. All kernel features of
+    one call run together (see :func:`run_kernel_features`), in parallel over symbols and
+    features.
+    """
+
+    _kind: ClassVar[int] = -1
+
+    def _kernel_params(self) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        """Integer and float parameters in the order the kernel reads them."""
+        raise NotImplementedError
+
+    def _compute_frame(self, candles: pd.DataFrame) -> pd.DataFrame:
+        fields = [np.asfortranarray(candles[f].to_numpy(dtype=np.float64).reshape(-1, 1))
+                  for f in ("high", "low", "close", "volume")]
+        out = run_kernel_features([self], *fields)
+        return pd.DataFrame(out[:, 0, :], columns=list(self.columns))
+
+    def compute_panel(self, panel: Panel) -> dict[str, np.ndarray]:
+        _check_panel(self, panel)
+        out = run_kernel_features([self], panel.high, panel.low, panel.close, panel.volume)
+        return {c: out[:, :, k] for k, c in enumerate(self.columns)}
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+# relative cost per row of each kernel kind (rough; used only to balance threads)
+_COST = np.array([1.0, 1.0, 2.0, 2.5, 2.5, 2.5, 4.0, 3.0, 2.0, 3.0, 0.5, 2.0, 2.0, 1.5])
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
+                                       thread_name_prefix="core_engine_features")
+        return _POOL
+
+
+def run_kernel_features(
+    features: Iterable[KernelFeature],
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Run kernel features on ``(T, N)`` arrays, in parallel over symbols and features.
+
+    Parameters
+    ----------
+    features : iterable of KernelFeature
+        Their outputs are stacked in order along the last axis.
+    high, low, close, volume : numpy.ndarray
+        ``(T, N)`` float64 (Fortran order avoids a copy); a row with NaN close is a missing
+        candle.
+    out : numpy.ndarray, optional
+        A ``(T, N, K)`` float64 Fortran buffer to reuse (``K`` = total number of outputs);
+        every element is overwritten. Reusing one buffer across calls avoids the page
+        faults of a fresh allocation, which dominate on large panels.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(T, N, K)`` Fortran array; ``result[:, :, k]`` is a Fortran ``(T, N)`` output.
+        Uses ``numba.get_num_threads()`` threads (kernels release the GIL).
+    """
+    features = list(features)
+    arrays = [np.asfortranarray(a, dtype=np.float64) for a in (high, low, close, volume)]
+    n_times, n_symbols = arrays[2].shape
+    kinds, iparams, fparams, slots = [], [], [], []
+    slot = 0
+    for feature in features:
+        ints, floats = feature._kernel_params()
+        kinds.append(feature._kind)
+        iparams.append((tuple(ints) + (0, 0, 0))[:3])
+        fparams.append((tuple(floats) + (0.0,))[:1])
+        slots.append(slot)
+        slot += len(feature.columns)
+    shape = (n_times, n_symbols, slot)
+    if out is None:
+        out = np.empty(shape, order="F")
+    elif out.shape != shape or out.dtype != np.float64 or not out.flags.f_contiguous:
+        raise ConfigError(
+            f"The 'out' buffer must be a float64 Fortran array of shape {shape}. Got "
+            f"{out.dtype} {out.shape} (Fortran order: {out.flags.f_contiguous})."
+        )
+    if n_times == 0 or n_symbols == 0 or not features:
+        return out
+    n_tasks = len(features) * n_symbols
+    task_feature = np.repeat(np.arange(len(features)), n_symbols)
+    kinds_t = np.asarray(kinds, dtype=np.int64)[task_feature]
+    iparams_t = np.ascontiguousarray(np.asarray(iparams, dtype=np.int64)[task_feature])
+    fparams_t = np.ascontiguousarray(np.asarray(fparams, dtype=np.float64)[task_feature])
+    columns_t = np.tile(np.arange(n_symbols, dtype=np.int64), len(features))
+    slots_t = np.asarray(slots, dtype=np.int64)[task_feature]
+    n_threads = min(numba.get_num_threads(), n_tasks)
+    args = (kinds_t, iparams_t, fparams_t, columns_t, slots_t, *arrays, out)
+    if n_threads <= 1:
+        _kernels.run_tasks(*args, np.arange(n_tasks, dtype=np.int64))
+        return out
+    shares = _balance(_COST[kinds_t], n_threads)
+    futures = [_pool().submit(_kernels.run_tasks, *args, share) for share in shares[1:]]
+    _kernels.run_tasks(*args, shares[0])
+    for future in futures:
+        future.result()
+    return out
+
+
+def _balance(costs: np.ndarray, n_threads: int) -> list[np.ndarray]:
+    """Longest-processing-time-first assignment of tasks to threads."""
+    loads = np.zeros(n_threads)
+    chosen: list[list[int]] = [[] for _ in range(n_threads)]
+    for t in np.argsort(-costs, kind="stable"):
+        k = int(np.argmin(loads))
+        chosen[k].append(int(t))
+        loads[k] += costs[t]
+    return [np.asarray(c, dtype=np.int64) for c in chosen]

@@ -1,0 +1,96 @@
+"""Liquidity features: volume z-score, volume trend, rolling quote volume."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from core_engine.errors import ConfigError
+from core_engine.features import _kernels
+from core_engine.features.base import KernelFeature
+
+__all__ = ["QuoteVolume", "VolumeTrend", "VolumeZScore"]
+
+
+class VolumeZScore(KernelFeature):
+    """``(volume - mean) / std`` over the last ``length`` volumes, current included (ddof=0).
+
+    Column ``volume_zscore_{length}``; warm-up ``length - 1`` rows; ``length >= 2``. NaN
+    where the window's volumes are all equal (0/0), e.g. a run of zero-volume candles.
+    """
+
+    name = "volume_zscore"
+    _defaults: ClassVar[dict] = {"length": 20}
+    _kind = _kernels.VOLUME_ZSCORE
+
+    def _check_params(self) -> None:
+        self._require_int("length", 2)
+
+    @property
+    def lookback(self) -> int:
+        return int(self.length) - 1
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (f"volume_zscore_{self.length}",)
+
+    def _kernel_params(self):
+        return (self.length,), ()
+
+
+class VolumeTrend(KernelFeature):
+    """``SMA(volume, fast) / SMA(volume, slow) - 1``: recent volume against its base level.
+
+    Column ``volume_trend_{fast}_{slow}``; warm-up ``slow - 1`` rows. NaN where the slow
+    mean is 0 (no trades in the whole slow window).
+    """
+
+    name = "volume_trend"
+    _defaults: ClassVar[dict] = {"fast": 5, "slow": 20}
+    _kind = _kernels.VOLUME_TREND
+
+    def _check_params(self) -> None:
+        fast = self._require_int("fast", 1)
+        slow = self._require_int("slow", 1)
+        if fast >= slow:
+            raise ConfigError(
+                f"The 'fast' parameter of VolumeTrend must be smaller than 'slow'. Got "
+                f"fast={fast}, slow={slow}."
+            )
+
+    @property
+    def lookback(self) -> int:
+        return int(self.slow) - 1
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (f"volume_trend_{self.fast}_{self.slow}",)
+
+    def _kernel_params(self):
+        return (self.fast, self.slow), ()
+
+
+class QuoteVolume(KernelFeature):
+    """Rolling sum of ``close * volume`` (traded value in the quote currency).
+
+    Column ``quote_volume_{length}`` (default 288 = one day of 5m candles); warm-up
+    ``length - 1`` rows. Equals TA-Lib ``SUM(close * volume)`` up to rounding; exactly 0
+    over a window without trades.
+    """
+
+    name = "quote_volume"
+    _defaults: ClassVar[dict] = {"length": 288}
+    _kind = _kernels.QUOTE_VOLUME
+
+    def _check_params(self) -> None:
+        self._require_int("length", 1)
+
+    @property
+    def lookback(self) -> int:
+        return int(self.length) - 1
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (f"quote_volume_{self.length}",)
+
+    def _kernel_params(self):
+        return (self.length,), ()
