@@ -36,6 +36,14 @@ __all__ = ["IngestReport", "ParquetStore"]
 _SYMBOL_KEY = b"core_engine.symbol"
 _TIMEFRAME_KEY = b"core_engine.timeframe"
 _ROW_GROUP = 32_768
+# Byte-stream-split floats and delta-coded timestamps compress prices well under zstd and
+# decode about twice as fast as dictionary/plain pages (benchmarks/bench_store.py).
+_WRITE_OPTIONS = dict(
+    compression="zstd",
+    use_dictionary=False,
+    column_encoding={"timestamp": "DELTA_BINARY_PACKED",
+                     **{c: "BYTE_STREAM_SPLIT" for c in CANDLE_COLUMNS[1:]}},
+)
 _SCHEMA = pa.schema(
     [pa.field("timestamp", pa.timestamp("ns", tz="UTC"), nullable=False)]
     + [pa.field(c, pa.float64(), nullable=False) for c in CANDLE_COLUMNS[1:]]
@@ -175,7 +183,7 @@ class ParquetStore:
         })
         tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
         try:
-            pq.write_table(table, tmp, compression="zstd", row_group_size=_ROW_GROUP)
+            pq.write_table(table, tmp, row_group_size=_ROW_GROUP, **_WRITE_OPTIONS)
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
@@ -210,15 +218,32 @@ class ParquetStore:
 
     @staticmethod
     def _read_path(path: Path, start_ns: int | None, end_ns: int | None) -> pa.Table:
-        filters = []
-        if start_ns is not None:
-            filters.append(("timestamp", ">=", pd.Timestamp(start_ns, tz="UTC")))
-        if end_ns is not None:
-            filters.append(("timestamp", "<", pd.Timestamp(end_ns, tz="UTC")))
+        """Read a file, decoding only the row groups whose timestamp range meets the filter.
+
+        The row groups are chosen from the min/max statistics in the footer (predicate
+        push-down), then the edge rows are cut with one vectorised comparison.
+        """
         try:
-            return pq.read_table(path, columns=list(CANDLE_COLUMNS), filters=filters or None)
+            parquet = pq.ParquetFile(path)
+            if start_ns is None and end_ns is None:
+                return parquet.read(columns=list(CANDLE_COLUMNS))
+            lo = -(2**63) if start_ns is None else start_ns
+            hi = 2**63 - 1 if end_ns is None else end_ns
+            groups = []
+            for g in range(parquet.metadata.num_row_groups):
+                stats = parquet.metadata.row_group(g).column(0).statistics
+                if stats is None or not stats.has_min_max:
+                    groups.append(g)
+                    continue
+                g_min, g_max = pd.Timestamp(stats.min).value, pd.Timestamp(stats.max).value
+                if g_max >= lo and g_min < hi:
+                    groups.append(g)
+            table = parquet.read_row_groups(groups, columns=list(CANDLE_COLUMNS))
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"Could not read {path}: {exc}") from exc
+        ns = table.column("timestamp").to_numpy().view(np.int64)
+        keep = (ns >= lo) & (ns < hi)
+        return table if keep.all() else table.filter(pa.array(keep))
 
     def read(
         self,
@@ -268,24 +293,18 @@ class ParquetStore:
         step = timeframe_ns(timeframe)
         start_ns = None if start is None else to_utc_timestamp(start, name="start").value
         end_ns = None if end is None else to_utc_timestamp(end, name="end").value
-        columns = []
-        for symbol in symbols:
-            table = self._read_table(symbol, timeframe, start_ns, end_ns)
-            ns = table.column("timestamp").to_numpy().view(np.int64)
-            columns.append((ns, [table.column(c).to_numpy() for c in FIELDS]))
-        lows = [c[0][0] for c in columns if c[0].size]
-        if not lows:
+        tables = [self._read_table(symbol, timeframe, start_ns, end_ns) for symbol in symbols]
+        stamps = [t.column("timestamp").to_numpy().view(np.int64) for t in tables]
+        present = [ns for ns in stamps if ns.size]
+        if not present:
             index = pd.DatetimeIndex([], tz="UTC")
             empty = np.empty((0, len(symbols)))
             return Panel(index, tuple(symbols), timeframe, empty, empty, empty, empty, empty)
-        first = min(lows) // step * step
-        last = max(c[0][-1] for c in columns if c[0].size)
-        n_times = int((last - first) // step + 1)
-        arrays = [np.full((n_times, len(symbols)), np.nan, order="F") for _ in FIELDS]
-        for j, (ns, values) in enumerate(columns):
-            rows = (ns - first) // step
-            for k in range(len(FIELDS)):
-                arrays[k][rows, j] = values[k]
+        first = min(ns[0] for ns in present) // step * step
+        n_times = int((max(ns[-1] for ns in present) - first) // step + 1)
+        arrays = [np.empty((n_times, len(symbols)), order="F") for _ in FIELDS]
+        for j, (ns, table) in enumerate(zip(stamps, tables, strict=True)):
+            _fill_column(arrays, j, ns, table, first, step)
         index = pd.DatetimeIndex(first + np.arange(n_times, dtype=np.int64) * step, tz="UTC")
         return Panel(index, tuple(symbols), timeframe, *arrays)
 
@@ -382,3 +401,31 @@ def _table_to_frame(table: pa.Table) -> pd.DataFrame:
     for column in CANDLE_COLUMNS[1:]:
         data[column] = table.column(column).to_numpy()
     return pd.DataFrame(data)
+
+
+def _fill_column(arrays: list[np.ndarray], j: int, ns: np.ndarray, table: pa.Table,
+                 first: int, step: int) -> None:
+    """Copy one symbol's table into column ``j`` of the panel arrays, NaN where no candle.
+
+    Without holes the Parquet pages are copied chunk by chunk straight into the column;
+    with holes the rows are scattered by their grid position.
+    """
+    from core_engine.data.panel import FIELDS
+
+    n_times = arrays[0].shape[0]
+    row0 = int((ns[0] - first) // step) if ns.size else 0
+    contiguous = ns.size > 0 and int((ns[-1] - ns[0]) // step) + 1 == ns.size
+    if not (contiguous and row0 == 0 and ns.size == n_times):
+        for values in arrays:
+            values[:, j] = np.nan
+    if ns.size == 0:
+        return
+    for values, name in zip(arrays, FIELDS, strict=True):
+        if contiguous:
+            row = row0
+            for chunk in table.column(name).chunks:
+                size = len(chunk)
+                values[row:row + size, j] = chunk.to_numpy(zero_copy_only=False)
+                row += size
+        else:
+            values[(ns - first) // step, j] = table.column(name).to_numpy()
