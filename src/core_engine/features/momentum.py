@@ -67,8 +67,8 @@ class MACD(KernelFeature):
     slow EMA's first row ``slow - 1`` seeded with the mean of the ``fast`` closes ending there
     (not the first ``fast`` closes), the signal EMA is seeded with the mean of the first
     ``signal`` MACD values, and line, signal and histogram are reported from row
-    ``slow + signal - 2`` (TA-Lib's lookback). The slope starts one row later, so
-    :attr:`lookback` (all columns valid) is ``slow + signal - 1``.
+    ``slow + signal - 2``, which is :attr:`lookback` (TA-Lib's lookback, the first row with
+    a value). The slope needs two histogram values and starts one row later.
     """
 
     name = "macd"
@@ -91,7 +91,7 @@ class MACD(KernelFeature):
 
     @property
     def lookback(self) -> int:
-        return int(self.slow + self.signal - 1)
+        return int(self.slow + self.signal - 2)
 
     @property
     def columns(self) -> tuple[str, ...]:

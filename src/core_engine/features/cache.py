@@ -1,0 +1,202 @@
+"""In-memory feature cache and :func:`compute_features`, the engine's entry point.
+
+A sweep over strategy parameters asks for the same indicators on the same data again and
+again; :class:`FeatureCache` keeps computed outputs keyed by (feature class, parameters,
+panel fingerprint) with a least-recently-used policy under a byte cap. Nothing is written
+to disk (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable
+
+import numpy as np
+
+from core_engine.data.panel import Panel
+from core_engine.errors import ConfigError, FeatureError
+from core_engine.features.base import FeatureComputer, KernelFeature, run_kernel_features
+
+__all__ = ["FeatureCache", "compute_features"]
+
+_FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(panel: Panel) -> str:
+    # Panels are immutable (read-only arrays), so one hash per panel object is enough;
+    # hashing a 100-symbol year of 5m candles takes a fraction of a second.
+    value = _FINGERPRINTS.get(panel)
+    if value is None:
+        value = panel.fingerprint()
+        _FINGERPRINTS[panel] = value
+    return value
+
+
+class FeatureCache:
+    """LRU cache of feature outputs in memory.
+
+    Parameters
+    ----------
+    max_bytes : int, default 2 GiB
+        Cap on the bytes held; the least recently used entries are evicted past it. An
+        entry larger than the cap is not stored.
+
+    Notes
+    -----
+    Cached arrays are returned read-only and shared between callers; copy before writing.
+
+    Examples
+    --------
+    >>> cache = FeatureCache(max_bytes=100_000_000)
+    >>> cache.hits, cache.misses, len(cache)
+    (0, 0, 0)
+    """
+
+    def __init__(self, max_bytes: int = 2 * 1024**3) -> None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+            raise ConfigError(
+                f"The 'max_bytes' parameter of FeatureCache must be a positive integer. "
+                f"Got {max_bytes!r}."
+            )
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
+        self._sizes: dict[tuple, int] = {}
+        self.nbytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(feature: FeatureComputer, panel: Panel) -> tuple:
+        """The cache key: (class, parameters, data fingerprint)."""
+        cls = type(feature)
+        return (f"{cls.__module__}.{cls.__qualname__}", repr(feature), _fingerprint(panel))
+
+    def get(self, feature: FeatureComputer, panel: Panel) -> dict[str, np.ndarray] | None:
+        """Return the cached outputs of ``feature`` on ``panel``, or None."""
+        key = self.key(feature, panel)
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return dict(entry)
+
+    def put(self, feature: FeatureComputer, panel: Panel, values: dict[str, np.ndarray]) -> None:
+        """Store ``values`` (made read-only) for ``feature`` on ``panel``."""
+        key = self.key(feature, panel)
+        size = sum(int(v.nbytes) for v in values.values())
+        if size > self.max_bytes:
+            return
+        if key in self._entries:
+            self._drop(key)
+        for array in values.values():
+            array.flags.writeable = False
+        self._entries[key] = dict(values)
+        self._sizes[key] = size
+        self.nbytes += size
+        while self.nbytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: tuple) -> None:
+        del self._entries[key]
+        self.nbytes -= self._sizes.pop(key)
+
+    def clear(self) -> None:
+        """Forget every entry (counters kept)."""
+        self._entries.clear()
+        self._sizes.clear()
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return (f"FeatureCache({len(self)} entries, {self.nbytes / 1e6:.1f} MB of "
+                f"{self.max_bytes / 1e6:.1f} MB, {self.hits} hits, {self.misses} misses)")
+
+
+def compute_features(
+    computers: Iterable[FeatureComputer],
+    panel: Panel,
+    cache: FeatureCache | None = None,
+    *,
+    out: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Compute several features on a panel and merge their outputs.
+
+    Kernel features not found in the cache run together in one parallel pass (over
+    symbols and features), the others one by one.
+
+    Parameters
+    ----------
+    computers : iterable of FeatureComputer
+    panel : Panel
+    cache : FeatureCache, optional
+        Looked up first; new outputs are stored in it.
+    out : numpy.ndarray, optional
+        Buffer reused for the kernel features' outputs (see
+        :func:`~core_engine.features.base.run_kernel_features`); not allowed with ``cache``
+        since the next call would overwrite cached values.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Every column of every feature, each ``(T, N)`` float64 Fortran.
+
+    Raises
+    ------
+    ConfigError
+        If two features produce the same column name, or ``out`` is given with ``cache``.
+    FeatureError
+        If the panel has no rows.
+    """
+    computers = list(computers)
+    for feature in computers:
+        if not isinstance(feature, FeatureComputer):
+            raise ConfigError(
+                f"compute_features expects FeatureComputer objects. Got {feature!r}."
+            )
+    if not isinstance(panel, Panel):
+        raise FeatureError(f"compute_features expects a Panel. Got {type(panel).__name__}.")
+    if panel.n_times == 0:
+        raise FeatureError("compute_features cannot compute features on a panel with no rows.")
+    if out is not None and cache is not None:
+        raise ConfigError("compute_features: pass either 'out' or 'cache', not both.")
+    owners: dict[str, FeatureComputer] = {}
+    for feature in computers:
+        for column in feature.columns:
+            if column in owners:
+                raise ConfigError(
+                    f"Two features produce the column {column!r}: {owners[column]!r} and "
+                    f"{feature!r}. Drop one or change a parameter."
+                )
+            owners[column] = feature
+    results: dict[int, dict[str, np.ndarray]] = {}
+    pending: list[tuple[int, FeatureComputer]] = []
+    for position, feature in enumerate(computers):
+        hit = cache.get(feature, panel) if cache is not None else None
+        if hit is not None:
+            results[position] = hit
+        else:
+            pending.append((position, feature))
+    kernels = [(p, f) for p, f in pending if isinstance(f, KernelFeature)]
+    if kernels:
+        stacked = run_kernel_features([f for _, f in kernels], panel.high, panel.low,
+                                      panel.close, panel.volume, out=out)
+        k = 0
+        for position, feature in kernels:
+            results[position] = {c: stacked[:, :, k + q] for q, c in enumerate(feature.columns)}
+            k += len(feature.columns)
+    for position, feature in pending:
+        if not isinstance(feature, KernelFeature):
+            results[position] = feature.compute_panel(panel)
+    if cache is not None:
+        for position, feature in pending:
+            cache.put(feature, panel, results[position])
+    merged: dict[str, np.ndarray] = {}
+    for position, feature in enumerate(computers):
+        for column in feature.columns:
+            merged[column] = results[position][column]
+    return merged

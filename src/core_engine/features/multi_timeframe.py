@@ -1,0 +1,101 @@
+"""Multi-timeframe features: a feature computed on higher-timeframe candles, causally.
+
+``MultiTimeframe(RSI(14), "1h")`` on a 5m panel builds 1h candles with
+:func:`core_engine.data.resample.resample` (open-time labels, complete buckets only),
+computes the RSI on them and places each 1h value on the 5m row of the *last* 5m candle
+inside that hour (:func:`core_engine.data.resample.align_to_base`), carried forward. A 5m
+row therefore only sees 1h candles that had closed when that 5m candle closed: the value at
+row ``i`` from all data equals the value from data cut after row ``i``.
+
+The naive recipe (``df.resample("1h").agg(...)`` then joining on the 1h *open* time) hands
+the first 5m rows of each hour that hour's close; the tests show it fails
+:func:`core_engine.testing.check_feature` while this passes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from core_engine.data.panel import Panel
+from core_engine.data.resample import align_to_base, resample
+from core_engine.data.timeframes import timeframe_ns
+from core_engine.errors import ConfigError
+from core_engine.features.base import FeatureComputer, _check_panel
+
+__all__ = ["MultiTimeframe"]
+
+
+class MultiTimeframe(FeatureComputer):
+    """Compute ``computer`` on ``timeframe`` candles and align it back onto the base grid.
+
+    Parameters
+    ----------
+    computer : FeatureComputer
+        The feature to run on the higher timeframe.
+    timeframe : str, default "1h"
+        The higher timeframe, a whole multiple of the data's timeframe.
+    base_timeframe : str, default "5m"
+        The timeframe of the data, used only for :attr:`lookback` (computations use the
+        panel's or frame's own timeframe).
+
+    Notes
+    -----
+    Columns are the computer's columns suffixed ``_{timeframe}`` (``rsi_14_1h``). Warm-up:
+    ``(computer.lookback + 1) * ratio - 1`` base rows when the data start on a
+    ``timeframe`` boundary, up to ``ratio - 1`` more otherwise (the first partial bucket is
+    dropped). A higher candle with some base candles missing is built from those present; one
+    with none is a missing candle for ``computer``. Missing base candles are NaN.
+
+    Examples
+    --------
+    >>> from core_engine.features import RSI
+    >>> MultiTimeframe(RSI(14), "1h").columns
+    ('rsi_14_1h',)
+    """
+
+    name = "multi_timeframe"
+    _defaults: ClassVar[dict] = {"computer": None, "timeframe": "1h", "base_timeframe": "5m"}
+
+    def _check_params(self) -> None:
+        if not isinstance(self.computer, FeatureComputer):
+            raise ConfigError(
+                "The 'computer' parameter of MultiTimeframe must be a FeatureComputer such "
+                f"as RSI(14). Got {self.computer!r}."
+            )
+        high = timeframe_ns(self.timeframe, name="timeframe")
+        base = timeframe_ns(self.base_timeframe, name="base_timeframe")
+        if high < base or high % base:
+            raise ConfigError(
+                f"The 'timeframe' parameter of MultiTimeframe must be a whole multiple of "
+                f"base_timeframe {self.base_timeframe!r}. Got {self.timeframe!r}."
+            )
+
+    @property
+    def ratio(self) -> int:
+        """Base candles per higher-timeframe candle."""
+        return timeframe_ns(self.timeframe) // timeframe_ns(self.base_timeframe)
+
+    @property
+    def lookback(self) -> int:
+        return (self.computer.lookback + 1) * self.ratio - 1
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(f"{c}_{self.timeframe}" for c in self.computer.columns)
+
+    def compute_panel(self, panel: Panel) -> dict[str, np.ndarray]:
+        _check_panel(self, panel)
+        higher = resample(panel, self.timeframe)
+        if higher.n_times == 0:
+            return {c: np.full((panel.n_times, panel.n_symbols), np.nan, order="F")
+                    for c in self.columns}
+        values = self.computer.compute_panel(higher)
+        missing = ~panel.present
+        out = {}
+        for inner, name in zip(self.computer.columns, self.columns, strict=True):
+            aligned = align_to_base(values[inner], higher, panel)
+            aligned[missing] = np.nan  # a missing base candle has no value, as everywhere
+            out[name] = aligned
+        return out
