@@ -196,8 +196,10 @@ class SyntheticProvider(Provider):
         log_open, log_close = path[:, :-1], path[:, 1:]
         log_high = np.maximum(log_open, log_close) + _WICK * sig * up
         log_low = np.minimum(log_open, log_close) - _WICK * sig * down
-        scaled = np.abs(log_close - log_open) / np.where(sig > 0, sig, 1.0)
-        log_volume = np.log(self.volume) + 0.5 * noise + 0.8 * (scaled - 0.8)
+        # The move in units of its sigma, capped so a degenerate sigma (volatility ~ 0)
+        # cannot overflow the volume.
+        scaled = np.abs(log_close - log_open - mu) / np.where(sig > 0, sig, 1.0)
+        log_volume = np.log(self.volume) + 0.5 * noise + 0.8 * (np.minimum(scaled, 6.0) - 0.8)
         lo, hi = k0 - b0 * BLOCK, k1 - b0 * BLOCK
         mask = keep.reshape(-1)[lo:hi]
         out = {"k": np.arange(k0, k1, dtype=np.int64)[mask]}
