@@ -105,13 +105,88 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--timeframe", default=None)
     info.set_defaults(func=_cmd_data_info)
 
-    try:
-        from core_engine.backtest.cli import add_backtest_command
-    except ImportError:  # the backtest layer is optional for data-only installs
-        pass
-    else:
-        add_backtest_command(commands)
+    _add_backtest_command(commands)
     return parser
+
+
+def _param_value(text: str):
+    """Read ``--param`` values as int, float, bool or None where they look like one."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _strategy_params(pairs: list[str]) -> dict:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise CoreEngineError(f"--param must look like name=value, e.g. rsi_low=45. Got {pair!r}.")
+        params[key.strip()] = _param_value(value.strip())
+    return params
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from core_engine.backtest import walk_forward
+    from core_engine.data import Panel
+    from core_engine.data.providers import load_sample
+    from core_engine.data.store import ParquetStore
+    from core_engine.risk import ExitRules
+    from core_engine.strategies import get_strategy
+
+    symbols = _symbols(args.symbols)
+    if args.store:
+        source = f"store {args.store}"
+        panel = Panel.from_store(ParquetStore(args.store), symbols, args.timeframe)
+    else:
+        source = "the bundled real Binance sample"
+        panel = Panel.from_frames(load_sample(symbols), "5m")
+    strategy = get_strategy(args.strategy, **_strategy_params(args.param))
+    exits = ExitRules(stop_loss_pct=args.stop_loss_pct, take_profit_pct=args.take_profit_pct,
+                      trailing_pct=args.trailing_pct)
+    result = walk_forward(
+        panel, strategy, window=args.window, shift=args.shift, start=args.start, end=args.end,
+        fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, max_positions=args.max_positions,
+        exits=exits if exits.active else None, audit=args.audit,
+    )
+    print(f"data: {source}")
+    print(result.summary())
+    if args.out != "-":
+        out = args.out or f"runs/{strategy.name}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"
+        print(f"\nsaved run: {result.save(out)}")
+    return 0
+
+
+def _add_backtest_command(commands) -> None:
+    bt = commands.add_parser(
+        "backtest", help="walk-forward backtest (default: baseline strategy on the bundled real sample)")
+    bt.add_argument("--store", help="read candles from this store instead of the bundled sample")
+    bt.add_argument("--symbols", help="comma-separated symbols (default: all)")
+    bt.add_argument("--timeframe", default="5m", help="base timeframe in the store (default 5m)")
+    bt.add_argument("--start", help="first decision time, UTC (default: after the warm-up)")
+    bt.add_argument("--end", help="last data time, UTC (decisions end one window before)")
+    bt.add_argument("--strategy", default="macd_rsi_confluence", help="registry name or module:Class")
+    bt.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="strategy parameter, repeatable (e.g. --param rsi_low=45)")
+    bt.add_argument("--window", default="4h")
+    bt.add_argument("--shift", default="2h")
+    bt.add_argument("--fee-bps", type=float, default=10.0, help="fee per side in bps (default 10)")
+    bt.add_argument("--slippage-bps", type=float, default=0.0, help="adverse slippage per side in bps")
+    bt.add_argument("--max-positions", type=int, default=3)
+    bt.add_argument("--stop-loss-pct", type=float)
+    bt.add_argument("--take-profit-pct", type=float)
+    bt.add_argument("--trailing-pct", type=float)
+    bt.add_argument("--audit", type=int, default=0, help="lookahead audit of K random decision times")
+    bt.add_argument("--out", help="directory for the saved run (default runs/<strategy>-<time>; '-' to skip)")
+    bt.set_defaults(func=_cmd_backtest)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
