@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core_engine.data.providers import FileProvider, SampleProvider, read_candle_file
+from core_engine.data.providers import (
+    FileProvider,
+    SampleProvider,
+    read_candle_file,
+    sample_data_dir,
+)
 from core_engine.errors import ConfigError, DataValidationError
 
 FILES = Path(__file__).parent / "recordings" / "files"
-SAMPLE_DIR = Path(str(resources.files("core_engine").joinpath("sample_data")))
+SAMPLE_DIR = sample_data_dir()
 DAY = ("2021-05-19", "2021-05-20")
 
 

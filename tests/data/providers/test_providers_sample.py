@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from core_engine.data.candles import gap_report, validate_candles
-from core_engine.data.providers import SampleProvider, load_sample
+from core_engine.data.providers import SampleProvider, load_sample, sample_data_dir
 from core_engine.errors import ConfigError
 
-SAMPLE_DIR = Path(str(resources.files("core_engine").joinpath("sample_data")))
+SAMPLE_DIR = sample_data_dir()
 MAJORS = ["ADA/USDT", "BTC/USDT", "DOT/USDT", "ETH/USDT", "LINK/USDT", "SOL/USDT", "XRP/USDT"]
 # (last candle before, first candle after, missing candles): PROVENANCE.md, 2021-01..06.
 MAINTENANCE_GAPS = [

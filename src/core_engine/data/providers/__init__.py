@@ -19,7 +19,7 @@ from core_engine.data.providers.base import (
 from core_engine.data.providers.ccxt import CCXTProvider
 from core_engine.data.providers.files import FileProvider, read_candle_file
 from core_engine.data.providers.nobitex import NobitexProvider
-from core_engine.data.providers.sample import SampleProvider, load_sample
+from core_engine.data.providers.sample import SampleProvider, load_sample, sample_data_dir
 from core_engine.data.providers.synthetic import SyntheticProvider
 from core_engine.errors import ConfigError
 
@@ -36,6 +36,7 @@ __all__ = [
     "get_provider",
     "load_sample",
     "read_candle_file",
+    "sample_data_dir",
 ]
 
 PROVIDER_NAMES = ("ccxt", "nobitex", "file", "sample", "synthetic")

@@ -12,6 +12,7 @@ import io
 import re
 from collections.abc import Iterable
 from importlib import resources
+from pathlib import Path
 
 import pandas as pd
 
@@ -21,7 +22,7 @@ from core_engine.data.providers.files import _parse_timestamps
 from core_engine.data.timeframes import format_timeframe, timeframe_ns
 from core_engine.errors import ConfigError
 
-__all__ = ["SAMPLE_TIMEFRAME", "SampleProvider", "load_sample"]
+__all__ = ["SAMPLE_TIMEFRAME", "SampleProvider", "load_sample", "sample_data_dir"]
 
 SAMPLE_TIMEFRAME = "5m"
 _FILE = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)-(?P<tf>\w+)\.parquet$")
@@ -29,6 +30,30 @@ _FILE = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)-(?P<tf>\w+)\.parq
 
 def _sample_dir():
     return resources.files("core_engine").joinpath("sample_data")
+
+
+def sample_data_dir() -> Path:
+    """The folder holding the bundled sample files (``<BASE>_<QUOTE>-5m.parquet``).
+
+    Useful to point a :class:`~core_engine.data.providers.FileProvider` at the sample.
+
+    Raises
+    ------
+    ConfigError
+        If the package is imported from a zip archive, where the files have no folder.
+
+    Examples
+    --------
+    >>> sorted(p.name for p in sample_data_dir().glob("BTC_*"))
+    ['BTC_USDT-5m.parquet']
+    """
+    folder = Path(str(_sample_dir()))
+    if not folder.is_dir():
+        raise ConfigError(
+            f"The bundled sample has no folder on disk (the package is imported from {folder}); "
+            "use SampleProvider or load_sample, which read it in place."
+        )
+    return folder
 
 
 class SampleProvider(Provider):
