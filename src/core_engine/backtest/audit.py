@@ -139,8 +139,9 @@ def _compare(panel: Panel, strategy: Any, row: int, label: str, ref: Mapping, ot
             j = int(np.flatnonzero(bad)[0])
             raise LookaheadError(
                 f"Strategy {strategy!r} looks ahead: the {what} of {panel.symbols[j]} for the "
-                f"decision at {when} is {np.asarray(b)[row, j]!r} on {data} instead of "
-                f"{np.asarray(a)[row, j]!r} (data after the decision time changed it). {where}"
+                f"decision at {when} is {float(np.asarray(b)[row, j]):.10g} on {data} instead of "
+                f"{float(np.asarray(a)[row, j]):.10g} (data after the decision time changed it). "
+                f"{where}"
             )
     if not (np.array_equal(ref_picks.cols, other_picks.cols)
             and np.allclose(ref_picks.weights, other_picks.weights, rtol=_RTOL)):
