@@ -46,7 +46,10 @@ class MultiTimeframe(FeatureComputer):
     ``(computer.lookback + 1) * ratio - 1`` base rows when the data start on a
     ``timeframe`` boundary, up to ``ratio - 1`` more otherwise (the first partial bucket is
     dropped). A higher candle with some base candles missing is built from those present; one
-    with none is a missing candle for ``computer``. Missing base candles are NaN.
+    with none is a missing candle for ``computer``. Missing base candles are NaN. A symbol
+    whose first candle falls inside a higher candle (listed later than the panel starts)
+    has that partial first higher candle dropped, exactly as :meth:`compute` on its own
+    frame does, so the panel and frame paths agree.
 
     Examples
     --------
@@ -87,7 +90,7 @@ class MultiTimeframe(FeatureComputer):
 
     def compute_panel(self, panel: Panel) -> dict[str, np.ndarray]:
         _check_panel(self, panel)
-        higher = resample(panel, self.timeframe)
+        higher = _drop_partial_first_buckets(resample(panel, self.timeframe), panel)
         if higher.n_times == 0:
             return {c: np.full((panel.n_times, panel.n_symbols), np.nan, order="F")
                     for c in self.columns}
@@ -99,3 +102,30 @@ class MultiTimeframe(FeatureComputer):
             aligned[missing] = np.nan  # a missing base candle has no value, as everywhere
             out[name] = aligned
         return out
+
+
+def _drop_partial_first_buckets(higher: Panel, base: Panel) -> Panel:
+    """Mark as missing each symbol's first higher candle when the symbol starts inside it."""
+    if higher.n_times == 0:
+        return higher
+    present = base.present
+    has_any = present.any(axis=0)
+    first_rows = present.argmax(axis=0)
+    step = higher.step_ns
+    starts = higher.index.asi8
+    hits = []
+    for j in np.flatnonzero(has_any):
+        t = int(base.index.asi8[first_rows[j]])
+        if t % step:
+            k = int(np.searchsorted(starts, t // step * step))
+            if k < len(starts) and starts[k] == t // step * step:
+                hits.append((k, j))
+    if not hits:
+        return higher
+    fields = {}
+    for name in ("open", "high", "low", "close", "volume"):
+        values = np.array(getattr(higher, name), order="F")
+        for k, j in hits:
+            values[k, j] = np.nan
+        fields[name] = values
+    return higher.with_fields(**fields)

@@ -17,6 +17,7 @@ import difflib
 import importlib
 import inspect
 import sys
+import warnings
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
@@ -49,7 +50,10 @@ def import_pandas_ta() -> ModuleType:
              else ["pandas_ta", "pandas_ta_classic"])
     for module in order:
         try:
-            return importlib.import_module(module)
+            with warnings.catch_warnings():
+                # pandas-ta-classic trips pandas' own deprecation warnings at import time
+                warnings.simplefilter("ignore")
+                return importlib.import_module(module)
         except ImportError:
             continue
     raise ConfigError(

@@ -1,0 +1,140 @@
+"""Missing candles: a NaN row on the panel is skipped (state carries over, output NaN), so at
+every present candle the panel equals compute() on the symbol's own frame without them."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pandas as pd
+import pytest
+
+from core_engine.data.panel import Panel
+from core_engine.features import (
+    RSI,
+    CrossSectional,
+    MultiTimeframe,
+    PandasTA,
+    compute_features,
+    run_kernel_features,
+)
+
+from .helpers import builtin_kernel_features
+
+
+def drop_random_rows(frame: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    keep = rng.random(len(frame)) >= share
+    keep[:3] = True
+    return frame.loc[keep].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def holed_frames(btc_20k, nkn_5m):
+    """Real frames (with their real maintenance gaps) minus random candles and a long hole."""
+    btc = drop_random_rows(btc_20k.iloc[:8000], 0.05, 1)
+    nkn = nkn_5m.iloc[3000:9000]
+    nkn = nkn.drop(index=range(4000, 4300)).reset_index(drop=True)  # a 300-candle outage
+    nkn = drop_random_rows(nkn, 0.02, 2)
+    late = btc_20k.iloc[6000:7000].reset_index(drop=True)  # a symbol listed late
+    return {"BTC": btc, "NKN": nkn, "LATE": late}
+
+
+@pytest.fixture(scope="module")
+def holed_panel(holed_frames):
+    panel = Panel.from_frames(holed_frames, "5m")
+    assert np.isnan(panel.close).sum() > 1000
+    return panel
+
+
+@pytest.mark.parametrize("feature", builtin_kernel_features(), ids=repr)
+def test_panel_with_holes_equals_each_frame_without_them(feature, holed_panel, holed_frames):
+    values = feature.compute_panel(holed_panel)
+    assert set(values) == set(feature.columns)
+    for j, symbol in enumerate(holed_panel.symbols):
+        present = holed_panel.present[:, j]
+        expected = feature.compute(holed_frames[symbol])
+        for column in feature.columns:
+            array = values[column]
+            assert array.dtype == np.float64 and array.flags.f_contiguous
+            assert array.shape == (holed_panel.n_times, holed_panel.n_symbols)
+            np.testing.assert_array_equal(array[present, j], expected[column].to_numpy(),
+                                          err_msg=f"{feature!r} {column} {symbol}")
+            assert np.isnan(array[~present, j]).all()
+
+
+@pytest.mark.parametrize("feature", [MultiTimeframe(RSI(14), "1h"),
+                                     PandasTA("adx", length=14)], ids=repr)
+def test_slow_path_features_skip_holes_too(feature, holed_panel, holed_frames):
+    values = feature.compute_panel(holed_panel)
+    for j, symbol in enumerate(holed_panel.symbols):
+        present = holed_panel.present[:, j]
+        expected = feature.compute(holed_frames[symbol])
+        for column in feature.columns:
+            np.testing.assert_array_equal(values[column][present, j], expected[column].to_numpy())
+            assert np.isnan(values[column][~present, j]).all()
+
+
+def test_a_nan_never_poisons_the_rest(btc_20k):
+    frame = btc_20k.iloc[:600]
+    panel = Panel.from_frames({"A": frame}, "5m")
+    close = panel.close.copy()
+    close[[50, 51, 300], 0] = np.nan
+    holed = panel.with_fields(close=close)
+    for feature in builtin_kernel_features():
+        for column, array in feature.compute_panel(holed).items():
+            tail = array[feature.lookback + 20:, 0]
+            present = ~np.isnan(close[feature.lookback + 20:, 0])
+            if column.startswith("volume_zscore"):
+                continue  # may be NaN on real constant-volume windows, checked elsewhere
+            assert not np.isnan(tail[present]).any(), (feature, column)
+
+
+def test_only_the_inputs_a_feature_uses_decide_presence(btc_20k):
+    panel = Panel.from_frames({"A": btc_20k.iloc[:300]}, "5m")
+    volume = panel.volume.copy()
+    volume[100, 0] = np.nan
+    odd = panel.with_fields(volume=volume)
+    rsi = RSI(14).compute_panel(odd)["rsi_14"]
+    np.testing.assert_array_equal(rsi, RSI(14).compute_panel(panel)["rsi_14"])
+    from core_engine.features import VolumeZScore
+
+    z = VolumeZScore(5).compute_panel(odd)["volume_zscore_5"]
+    assert np.isnan(z[100, 0]) and not np.isnan(z[101, 0])
+
+
+def test_fused_threaded_run_equals_one_feature_at_a_time(holed_panel):
+    features = builtin_kernel_features()
+    fused = compute_features(features, holed_panel)
+    for feature in features:
+        alone = feature.compute_panel(holed_panel)
+        for column in feature.columns:
+            np.testing.assert_array_equal(fused[column], alone[column])
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        single = compute_features(features, holed_panel)
+    finally:
+        numba.set_num_threads(before)
+    for column, array in fused.items():
+        np.testing.assert_array_equal(array, single[column])
+
+
+def test_reused_output_buffer_is_fully_overwritten(holed_panel):
+    features = builtin_kernel_features()[:6]
+    k = sum(len(f.columns) for f in features)
+    buffer = np.full((holed_panel.n_times, holed_panel.n_symbols, k), 123.0, order="F")
+    out = run_kernel_features(features, holed_panel.high, holed_panel.low, holed_panel.close,
+                              holed_panel.volume, out=buffer)
+    assert out is buffer
+    fresh = run_kernel_features(features, holed_panel.high, holed_panel.low, holed_panel.close,
+                                holed_panel.volume)
+    np.testing.assert_array_equal(out, fresh)
+    assert not (out == 123.0).any()
+
+
+def test_cross_sectional_feature_on_panel(holed_panel):
+    feature = CrossSectional(RSI(14), "rsi_14", "rank")
+    ranks = feature.compute_panel(holed_panel)["rsi_14_rank"]
+    rsi = RSI(14).compute_panel(holed_panel)["rsi_14"]
+    expected = pd.DataFrame(rsi).rank(axis=1, pct=True).to_numpy()
+    np.testing.assert_allclose(ranks, expected, rtol=1e-15)
