@@ -165,6 +165,10 @@ class ParquetStore:
         path = self.path(symbol, timeframe)
         new = candles.loc[:, list(CANDLE_COLUMNS)]
         with self._locked(path):
+            # Under the lock no other writer is mid-write on this file: any temp file left
+            # beside it is debris from a writer that was killed, and is removed.
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
             old = _table_to_frame(self._read_path(path, None, None)) if path.exists() else None
             if old is not None and len(old):
                 merged = pd.concat([old, new], ignore_index=True)
