@@ -31,12 +31,13 @@ def test_two_days_of_5m_with_4h_window_and_2h_shift():
 
 def test_lookback_start_end_and_skip_reasons():
     idx = grid()
-    present = np.ones(idx.size, bool)
-    present[12 * 10] = False  # nobody trades the 10:00 candle (outage)
+    opens = np.ones((idx.size, 3))
+    opens[12 * 10] = np.nan  # nobody trades the 10:00 candle (outage)
+    opens[12 * 12, :2] = np.nan  # one symbol still trades at 12:00: not skipped
     s = decision_schedule(idx, STEP, window_ns=4 * H, shift_ns=2 * H, lookback=40,
                           start_ns=pd.Timestamp("2021-01-01 01:00", tz="UTC").value,
                           end_ns=pd.Timestamp("2021-01-03 04:00", tz="UTC").value,
-                          entry_present=present)
+                          entry_open=opens)
     reasons = dict(zip(s.skipped["decision_time"].dt.strftime("%d %H:%M"), s.skipped["reason"],
                        strict=True))
     assert reasons["01 02:00"] == "warm_up"  # row 23 < 40
@@ -45,6 +46,7 @@ def test_lookback_start_end_and_skip_reasons():
     assert reasons["03 00:00"] == "window_past_data_end"
     assert s.times[0] == pd.Timestamp("2021-01-01 04:00", tz="UTC")  # row 47 >= 40
     assert pd.Timestamp("2021-01-01 10:00", tz="UTC") not in s.times
+    assert pd.Timestamp("2021-01-01 12:00", tz="UTC") in s.times
 
 
 def test_off_grid_start_rounds_up_to_the_next_multiple_of_shift():

@@ -194,3 +194,17 @@ def simulate_picks_2d(open_, high, low, close, rows, cols, window, fee, slip,
                      fee, slip, stop_frac[p], stop_dist[p], target_frac[p], target_dist[p],
                      trail_frac[p], trail_dist[p], index0, step)
     return out
+
+
+@njit(cache=True, parallel=True)
+def count_missing_2d(values):
+    """NaN count of every column of a ``(T, N)`` array (missing candles per symbol)."""
+    n_cols = values.shape[1]
+    out = np.zeros(n_cols, dtype=np.int64)
+    for j in prange(n_cols):
+        count = 0
+        for i in range(values.shape[0]):
+            if np.isnan(values[i, j]):
+                count += 1
+        out[j] = count
+    return out

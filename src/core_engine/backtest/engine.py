@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 import core_engine
+from core_engine.backtest._kernels import count_missing_2d
 from core_engine.backtest.metrics import compute_metrics, equity_curve
 from core_engine.backtest.results import BacktestResult
 from core_engine.backtest.schedule import decision_schedule
@@ -326,7 +327,7 @@ def _evaluate(panel: Panel, strategy: Any, cfg: dict, cache: Any, tick) -> dict:
         panel.index.asi8, panel.step_ns, window_ns=cfg["window_ns"], shift_ns=cfg["shift_ns"],
         start_ns=None if cfg["start"] is None else cfg["start"].value,
         end_ns=None if cfg["end"] is None else cfg["end"].value,
-        lookback=inputs["lookback"], entry_present=~np.isnan(panel.open).all(axis=1))
+        lookback=inputs["lookback"], entry_open=panel.open)
     picks = allocate_at(inputs, sched.rows, cfg["allocator"], panel.symbols)
     tick(f"{len(sched.times):,} decision times, {len(picks):,} picks")
     records = simulate_picks(panel, picks, window_candles=sched.window_candles,
@@ -341,7 +342,7 @@ def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> B
     trades = records_to_frame(records, picks, panel)
     equity = equity_curve(trades, sched.times, window_ns=cfg["window_ns"], shift_ns=cfg["shift_ns"])
     metrics = compute_metrics(trades, equity, window_ns=cfg["window_ns"], shift_ns=cfg["shift_ns"])
-    missing = np.isnan(panel.close)
+    missing = count_missing_2d(panel.close)
     index = panel.index
     data_quality = {
         "symbols": list(panel.symbols),
@@ -351,7 +352,7 @@ def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> B
         "start": str(index[0]) if panel.n_times else None,
         "end": str(index[-1]) if panel.n_times else None,
         "missing_candles": int(missing.sum()),
-        "missing_candles_by_symbol": {s: int(m) for s, m in zip(panel.symbols, missing.sum(axis=0),
+        "missing_candles_by_symbol": {s: int(m) for s, m in zip(panel.symbols, missing,
                                                                 strict=True)},
         "warm_up_candles": int(run["inputs"]["lookback"]),
         "decision_times_scheduled": int(len(sched.times) + len(sched.skipped)),

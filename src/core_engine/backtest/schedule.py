@@ -67,7 +67,7 @@ def decision_schedule(
     start_ns: int | None = None,
     end_ns: int | None = None,
     lookback: int = 0,
-    entry_present: np.ndarray | None = None,
+    entry_open: np.ndarray | None = None,
 ) -> DecisionSchedule:
     """Return the decision times of a run and their panel rows.
 
@@ -83,9 +83,9 @@ def decision_schedule(
         candle's open and the last candle's close.
     lookback : int
         Warm-up candles of the features: a decision row ``i`` needs ``i >= lookback``.
-    entry_present : numpy.ndarray, optional
-        Boolean ``(n_times,)``: whether any symbol has a candle at that row. Times whose entry
-        row has none are skipped as ``no_entry_candle``.
+    entry_open : numpy.ndarray, optional
+        The ``(n_times, n_symbols)`` open prices. Times whose entry row is NaN for every
+        symbol are skipped as ``no_entry_candle`` (only the entry rows are read).
 
     Returns
     -------
@@ -112,10 +112,10 @@ def decision_schedule(
     reason[rows < lookback] = 0
     # the window's last candle is row i + W; it must exist on the grid
     reason[(reason < 0) & (rows + window_candles > n_times - 1)] = 1
-    if entry_present is not None:
+    if entry_open is not None:
         ok = reason < 0
         entry_rows = rows[ok] + 1
-        missing = ~entry_present[entry_rows]
+        missing = np.isnan(entry_open[entry_rows]).all(axis=1)
         idx = np.flatnonzero(ok)[missing]
         reason[idx] = 2
     keep = reason < 0
