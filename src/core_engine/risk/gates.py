@@ -9,7 +9,7 @@ Examples
 --------
 >>> gates = [MaxATRPct(max_atr_pct=3.0), MinQuoteVolume(min_quote_volume=1e6)]
 >>> sorted(c for g in gates for c in g.feature_columns())
-['atr_pct_14', 'quote_volume_288']
+['atr_14', 'atr_pct_14', 'quote_volume_288']
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ class MaxATRPct(Gate):
         return [ATR(length=self.length)]
 
     def mask(self, features, panel):
-        atr_pct = _feature(features, self.features()[0].columns[1], self.name)
+        column = next(c for c in self.features()[0].columns if c.startswith("atr_pct"))
+        atr_pct = _feature(features, column, self.name)
         with np.errstate(invalid="ignore"):
             return atr_pct <= self.max_atr_pct
 
