@@ -112,6 +112,7 @@ def test_outage_is_reported_in_the_data_quality_section(real_feb):
                                             "no_entry_candle": 1}
     assert dq["missing_candles"] == 15 * 4
     assert dq["missing_candles_by_symbol"] == dict.fromkeys(real_feb.symbols, 15)
+    assert dq["gap_candles"] == 60
     # the 02:00 and 03:00 windows run into the outage; the 02:00 one cannot exit at the
     # missing 04:00 open and exits at the last close instead
     trades = result.trades
@@ -143,6 +144,17 @@ def test_data_forms_store_dict_and_panel_agree(real_may, tmp_path):
     pd.testing.assert_frame_equal(a.trades, b.trades)
     pd.testing.assert_frame_equal(a.trades, c.trades)
     assert a.fingerprint == real_may.fingerprint() == c.fingerprint
+
+
+def test_late_listing_is_not_counted_as_gaps(real_may):
+    frames = real_may.to_frames()
+    frames["SOL/USDT"] = frames["SOL/USDT"].iloc[500:-100]  # listed late, data ends early
+    frames["BTC/USDT"] = frames["BTC/USDT"].drop(index=[1000, 1001, 1500])  # three gaps
+    dq = walk_forward(frames, LastReturn()).data_quality
+    assert dq["missing_candles_by_symbol"]["SOL/USDT"] == 600
+    assert dq["gap_candles_by_symbol"] == {"BTC/USDT": 3, "ETH/USDT": 0, "SOL/USDT": 0,
+                                           "NKN/USDT": 0}
+    assert dq["missing_candles"] == 603 and dq["gap_candles"] == 3
 
 
 def test_start_end_bound_the_decision_times(real_may):

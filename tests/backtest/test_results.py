@@ -139,3 +139,18 @@ def test_summary_and_compare():
     assert table.loc["trades", "hand #1"] == 3 and table.loc["exit_stop_loss", "hand #2"] == 2
     with pytest.raises(ConfigError):
         compare([])
+
+
+def test_report_and_plot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result = make_result()
+    report = result.report()
+    assert report.startswith("# Walk-forward backtest") and "| Win rate | 33.3% |" in report
+    assert "| data_fingerprint | abc123 |" in report
+    ax = result.plot()
+    lines = ax.get_lines()
+    assert len(lines) == 2  # one ambiguous trade: the best case is drawn too
+    np.testing.assert_allclose(lines[0].get_ydata(), result.equity["equity"])
+    np.testing.assert_allclose(lines[1].get_ydata(), result.equity["best_case_equity"])

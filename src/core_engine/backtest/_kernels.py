@@ -198,13 +198,23 @@ def simulate_picks_2d(open_, high, low, close, rows, cols, window, fee, slip,
 
 @njit(cache=True, parallel=True)
 def count_missing_2d(values):
-    """NaN count of every column of a ``(T, N)`` array (missing candles per symbol)."""
-    n_cols = values.shape[1]
-    out = np.zeros(n_cols, dtype=np.int64)
+    """Per column of a ``(T, N)`` array: ``out[0, j]`` NaN rows in total, ``out[1, j]`` NaN
+    rows between the column's first and last present row (gaps, as opposed to rows before
+    a listing or after a delisting)."""
+    n_rows, n_cols = values.shape
+    out = np.zeros((2, n_cols), dtype=np.int64)
     for j in prange(n_cols):
-        count = 0
-        for i in range(values.shape[0]):
+        total = 0
+        first = -1
+        last = -1
+        for i in range(n_rows):
             if np.isnan(values[i, j]):
-                count += 1
-        out[j] = count
+                total += 1
+            else:
+                if first < 0:
+                    first = i
+                last = i
+        out[0, j] = total
+        if first >= 0:
+            out[1, j] = (last - first + 1) - (n_rows - total)
     return out

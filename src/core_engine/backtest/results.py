@@ -40,6 +40,7 @@ _SUMMARY_ROWS = (
     ("turnover_per_year", "Turnover per year", "{:.1f}x"),
     ("ambiguous_trades", "Candles touching stop and target", "{:,}"),
     ("ambiguous_spread_pct", "Best-case minus worst-case avg", "{:.4f} %"),
+    ("best_case_total_return_pct", "Total return if target first", "{:+.2f} %"),
     ("trades_with_gaps", "Trades with missing candles", "{:,}"),
 )
 
@@ -138,8 +139,9 @@ class BacktestResult:
             f"  window {cfg.get('window')}, shift {cfg.get('shift')}, fee {cfg.get('fee_bps')} bps,"
             f" slippage {cfg.get('slippage_bps')} bps, mode {cfg.get('mode')}",
             f"  data: {dq.get('n_symbols', 0)} symbols × {dq.get('candles', 0):,} "
-            f"{dq.get('timeframe', '')} candles, {dq.get('start')} .. {dq.get('end')}, "
-            f"{dq.get('missing_candles', 0):,} missing",
+            f"{dq.get('timeframe', '')} candles, {_time(dq.get('start'))} .. "
+            f"{_time(dq.get('end'))}, {dq.get('missing_candles', 0):,} missing "
+            f"({dq.get('gap_candles', 0):,} in gaps, the rest before listing or after the end)",
             "",
         ]
         width = max(len(label) for _, label, _ in _SUMMARY_ROWS)
@@ -154,6 +156,48 @@ class BacktestResult:
         lines.append(f"  {'Picks without entry candle':<{width}}  "
                      f"{dq.get('picks_without_entry_candle', 0):,}")
         return "\n".join(lines)
+
+    def report(self) -> str:
+        """A Markdown report: config, metrics, data quality and the exit-reason breakdown."""
+        cfg, m, dq = self._config, self._metrics, self._data_quality
+        strategy = cfg.get("strategy", {})
+        lines = [f"# Walk-forward backtest: {strategy.get('repr', strategy.get('name', '?'))}", "",
+                 "## Configuration", "", "| parameter | value |", "|---|---|"]
+        for key in ("window", "shift", "start", "end", "fee_bps", "slippage_bps",
+                    "max_positions", "allocator", "gates", "exits", "mode", "audit",
+                    "library_version", "data_fingerprint"):
+            if key in cfg:
+                lines.append(f"| {key} | {cfg[key]} |")
+        lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
+        for key, label, fmt in _SUMMARY_ROWS:
+            lines.append(f"| {label} | {_fmt(m.get(key), fmt)} |")
+        for reason, count in m.get("exit_reasons", {}).items():
+            lines.append(f"| exits by {reason} | {count:,} |")
+        lines += ["", "## Data quality", "", "| item | value |", "|---|---|"]
+        for key, value in dq.items():
+            if not key.endswith("_by_symbol") and key != "symbols":
+                lines.append(f"| {key} | {value} |")
+        return "\n".join(lines) + "\n"
+
+    def plot(self, ax=None):
+        """Plot the equity curve (and its best case) over the decision times.
+
+        Returns the matplotlib ``Axes``; a new figure is made when ``ax`` is None.
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(10, 4))
+        eq = self._equity
+        ax.plot(eq["decision_time"], eq["equity"], label="equity (stop first)")
+        if self._metrics.get("ambiguous_trades", 0):
+            ax.plot(eq["decision_time"], eq["best_case_equity"], linestyle="--",
+                    label="best case (target first on ambiguous candles)")
+        ax.set_title(f"{self._config.get('strategy', {}).get('name', '')} "
+                     f"({self._config.get('window')} window, {self._config.get('shift')} shift)")
+        ax.set_ylabel("equity (sleeves, start = 1)")
+        ax.legend(loc="best")
+        return ax
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
@@ -196,6 +240,12 @@ class BacktestResult:
                 ) -> pd.DataFrame:
         """See :func:`compare`."""
         return compare(results, names)
+
+
+def _time(value) -> str:
+    if value is None:
+        return "-"
+    return f"{pd.Timestamp(value):%Y-%m-%d %H:%M} UTC"
 
 
 def _fmt(value, fmt: str) -> str:
