@@ -109,3 +109,53 @@ def test_bad_arguments(synthetic_panel):
         check_strategy(CausalReturn(), synthetic_panel.slice_rows(0, 1))
     with pytest.raises(ConfigError, match="Panel"):
         check_strategy(CausalReturn(), {"a": 1})
+
+
+class MutatesFeatures(Strategy):
+    """Writes into its input feature array (forbidden: features are shared with gates)."""
+
+    name = "toy_mutates_features"
+
+    def features(self):
+        from core_engine.features import SMA
+
+        return [SMA(length=3)]
+
+    def score(self, features, panel):
+        sma = features["sma_3"]
+        sma[np.isnan(sma)] = 0.0
+        return sma - panel.close
+
+
+def test_input_mutation_is_caught(synthetic_panel):
+    with pytest.raises(AssertionError, match="MutatesFeatures.*mutated its input feature 'sma_3'"):
+        check_strategy(MutatesFeatures(), synthetic_panel, n_times=2)
+
+
+class UsesSampleLength(CausalReturn):
+    """NEGATIVE CONTROL: depends on how many rows exist in total (the poisons keep the
+    length, so only the one-off comparison on data truncated at t can see it)."""
+
+    name = "toy_leaky_sample_length"
+
+    def score(self, features, panel):
+        return super().score(features, panel) * panel.n_times
+
+
+class OverriddenSelect(CausalReturn):
+    """Breaks the contract: select_symbols no longer follows the scores."""
+
+    name = "toy_overridden_select"
+
+    def select_symbols(self, features_by_symbol, current_time, top_n=None, *, timeframe=None):
+        return sorted(super().select_symbols(features_by_symbol, current_time, top_n, timeframe=timeframe))[::-1]
+
+
+def test_dependence_on_sample_length_is_caught_by_the_one_off_check(synthetic_panel):
+    with pytest.raises(LookaheadError, match="scores_at.*disagrees with the vectorised scores"):
+        check_strategy(UsesSampleLength(), synthetic_panel, n_times=3)
+
+
+def test_select_symbols_must_follow_the_scores(synthetic_panel):
+    with pytest.raises(AssertionError, match="select_symbols at .* returned"):
+        check_strategy(OverriddenSelect(), synthetic_panel, n_times=4)
