@@ -33,6 +33,7 @@ import pandas as pd
 
 from core_engine.data.candles import validate_candles
 from core_engine.data.panel import Panel
+from core_engine.data.timeframes import format_timeframe
 from core_engine.errors import ConfigError, FeatureError
 from core_engine.features import _kernels
 
@@ -226,11 +227,16 @@ def _check_panel(feature: FeatureComputer, panel: Panel) -> None:
         raise FeatureError(f"{feature!r} cannot be computed on a panel with no rows.")
 
 
-def _frame_timeframe(candles: pd.DataFrame) -> str | None:
-    """The timeframe of a frame (smallest step), or None for a one-row frame."""
-    if len(candles) < 2:
-        return "1m"
-    return None
+def _frame_timeframe(candles: pd.DataFrame) -> str:
+    """A grid step every candle of the frame lies on: the gcd of the steps between candles.
+
+    (The smallest step is not enough: candles 5 and 15 minutes apart would collide on a
+    10-minute grid.) One minute for a one-row frame.
+    """
+    ns = candles["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    steps = np.diff(ns)
+    step = int(np.gcd.reduce(steps)) if steps.size else 60_000_000_000
+    return format_timeframe(step)
 
 
 def _frame_rows(candles: pd.DataFrame, panel: Panel) -> np.ndarray:

@@ -17,12 +17,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 
+from core_engine.data.candles import validate_candles
 from core_engine.data.panel import Panel
 from core_engine.data.resample import align_to_base, resample
 from core_engine.data.timeframes import timeframe_ns
 from core_engine.errors import ConfigError
-from core_engine.features.base import FeatureComputer, _check_panel
+from core_engine.features.base import FeatureComputer, _check_panel, _frame_rows
 
 __all__ = ["MultiTimeframe"]
 
@@ -37,8 +39,9 @@ class MultiTimeframe(FeatureComputer):
     timeframe : str, default "1h"
         The higher timeframe, a whole multiple of the data's timeframe.
     base_timeframe : str, default "5m"
-        The timeframe of the data, used only for :attr:`lookback` (computations use the
-        panel's or frame's own timeframe).
+        The timeframe of the data: the grid of a frame given to :meth:`compute` (which must
+        lie on it) and the unit of :attr:`lookback`. :meth:`compute_panel` uses the panel's
+        own timeframe.
 
     Notes
     -----
@@ -87,6 +90,13 @@ class MultiTimeframe(FeatureComputer):
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(f"{c}_{self.timeframe}" for c in self.computer.columns)
+
+    def _compute_frame(self, candles: pd.DataFrame) -> pd.DataFrame:
+        validate_candles(candles, self.base_timeframe)
+        panel = Panel.from_frames({"_": candles}, self.base_timeframe, validate=False)
+        values = self.compute_panel(panel)
+        rows = _frame_rows(candles, panel)
+        return pd.DataFrame({c: values[c][rows, 0] for c in self.columns})
 
     def compute_panel(self, panel: Panel) -> dict[str, np.ndarray]:
         _check_panel(self, panel)

@@ -48,7 +48,8 @@ def check_feature(computer, candles: pd.DataFrame, *, n_times: int = 20, seed: i
     Checks, in order:
 
     1. **Shape**: ``compute`` returns :attr:`columns`, float64, indexed by the candles'
-       timestamps, and every row before :attr:`lookback` is NaN.
+       timestamps, and, when the candles have no gaps, every row before :attr:`lookback`
+       is NaN.
     2. **No mutation**: the input frame is unchanged (values, dtypes, columns, index).
     3. **Truncation invariance** (the time rule): for ``n_times`` sampled rows ``i``, every
        row ``<= i`` computed from the data cut after row ``i`` equals the full computation,
@@ -57,8 +58,8 @@ def check_feature(computer, candles: pd.DataFrame, *, n_times: int = 20, seed: i
     4. **compute vs compute_panel**: a one-symbol panel (also with some candles removed,
        i.e. NaN rows) gives, at present candles, exactly ``compute`` on the frame.
     5. **Documented errors**: an empty frame raises ``FeatureError``; a NaN price raises
-       ``DataValidationError``; a frame of ``lookback`` rows (too short for a first value)
-       returns all-NaN rows without error.
+       ``DataValidationError``; a gap-free frame of ``lookback`` rows (too short for a
+       first value) returns all-NaN rows without error.
 
     Parameters
     ----------
@@ -105,6 +106,9 @@ def _check_shape(computer, candles: pd.DataFrame, full: pd.DataFrame) -> None:
     for column in full.columns:
         if full[column].dtype != np.float64:
             _fail(f"{name}: column {column!r} is {full[column].dtype}; expected float64.")
+    ns = pd.DatetimeIndex(candles["timestamp"]).asi8
+    if np.unique(np.diff(ns)).size > 1:
+        return  # lookback is defined on gap-free data (time-based features count time)
     warm = full.iloc[: computer.lookback].to_numpy(dtype=np.float64)
     if warm.size and not np.isnan(warm).all():
         row, col = np.argwhere(~np.isnan(warm))[0]
@@ -199,7 +203,8 @@ def _check_errors(computer, candles) -> None:
         else:
             _fail(f"{name}.compute on a frame with a NaN close must raise DataValidationError.")
     short = min(computer.lookback, len(candles))
-    if short > 0:
+    regular = np.unique(np.diff(pd.DatetimeIndex(candles["timestamp"]).asi8)).size <= 1
+    if short > 0 and regular:
         out = computer.compute(candles.iloc[:short])
         if len(out) != short or not np.isnan(out.to_numpy(dtype=np.float64)).all():
             _fail(f"{name}.compute on {short} candles (< lookback + 1) must return {short} "
