@@ -232,3 +232,18 @@ def test_inputs_are_not_mutated(real_may):
     walk_forward(real_may, LastReturn(), exits=ExitRules(trailing_pct=1.0))
     for f, values in before.items():
         np.testing.assert_array_equal(getattr(real_may, f), values)
+
+
+def test_feature_cache_and_progress(real_may, capsys):
+    from core_engine.features.cache import FeatureCache
+    from core_engine.strategies import MacdRsiConfluence
+
+    cache = FeatureCache()
+    a = walk_forward(real_may, MacdRsiConfluence(), cache=cache, progress=True)
+    b = walk_forward(real_may, MacdRsiConfluence(), cache=cache)
+    c = walk_forward(real_may, MacdRsiConfluence())
+    pd.testing.assert_frame_equal(a.trades, b.trades)
+    pd.testing.assert_frame_equal(a.trades, c.trades)
+    assert len(a.trades) > 0
+    err = capsys.readouterr().err
+    assert "features, scores and gates computed" in err and "simulated" in err
