@@ -54,6 +54,8 @@ def reference_run(panel: Panel, strategy: LastReturn, *, window_h: int, shift_h:
             cands = []
             for j, sym in enumerate(panel.symbols):
                 a, b = closes[i, j], closes[i - strategy.length, j]
+                if atr is not None and not np.isfinite(atr[i, j]):
+                    continue  # ATR exits need the ATR at the decision row
                 if not (np.isnan(a) or np.isnan(b)) and a / b - 1 > 0:
                     cands.append((-(a / b - 1), sym, j))
             cands.sort()
@@ -69,19 +71,35 @@ def reference_run(panel: Panel, strategy: LastReturn, *, window_h: int, shift_h:
     return trades
 
 
+def talib_atr(panel: Panel, length: int = 14) -> np.ndarray:
+    """TA-Lib ATR of each symbol's own candles (missing ones dropped), placed back on the grid."""
+    import talib
+
+    out = np.full((panel.n_times, panel.n_symbols), np.nan)
+    for j in range(panel.n_symbols):
+        rows = np.flatnonzero(~np.isnan(panel.close[:, j]))
+        out[rows, j] = talib.ATR(panel.high[rows, j], panel.low[rows, j], panel.close[rows, j],
+                                 timeperiod=length)
+    return out
+
+
 @pytest.mark.parametrize("exits", [{}, {"stop_pct": 0.01, "target_pct": 0.015},
-                                   {"stop_pct": 0.01, "trail_pct": 0.012, "target_pct": 0.02}])
+                                   {"stop_pct": 0.01, "trail_pct": 0.012, "target_pct": 0.02},
+                                   {"stop_atr": 2.0, "target_atr": 3.0, "trail_atr": 2.5}])
 @pytest.mark.parametrize("period", ["feb", "may"])
 def test_walk_forward_equals_plain_loop_reference(request, period, exits):
     panel = request.getfixturevalue(f"real_{period}")
     strategy = LastReturn(length=6)
     rules = ExitRules(stop_loss_pct=exits.get("stop_pct", 0) * 100 or None,
                       take_profit_pct=exits.get("target_pct", 0) * 100 or None,
-                      trailing_pct=exits.get("trail_pct", 0) * 100 or None)
+                      trailing_pct=exits.get("trail_pct", 0) * 100 or None,
+                      stop_loss_atr=exits.get("stop_atr"), take_profit_atr=exits.get("target_atr"),
+                      trailing_atr=exits.get("trail_atr"))
     result = walk_forward(panel, strategy, window="4h", shift="2h", fee_bps=10, slippage_bps=2,
                           max_positions=2, exits=rules)
+    atr = talib_atr(panel) if rules.uses_atr else None
     expected = reference_run(panel, strategy, window_h=4, shift_h=2, n=2, fee=0.001,
-                             slip=0.0002, exits=exits)
+                             slip=0.0002, exits=exits, atr=atr)
     trades = result.trades
     assert len(trades) == len(expected) > 100
     for row, ref in zip(trades.itertuples(), expected, strict=True):
