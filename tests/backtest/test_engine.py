@@ -216,6 +216,7 @@ def test_saved_engine_run_reloads_identically(real_may, tmp_path):
     ({"audit": -1}, "The 'audit' parameter of walk_forward must be an integer >= 0. Got -1."),
     ({"exits": {"stop_loss_pct": 2}}, "The 'exits' parameter of walk_forward must be ExitRules(...) or None."),
     ({"gates": ["max_atr"]}, "The 'gates' parameter of walk_forward must hold Gate objects. Got 'max_atr'."),
+    ({"gates": 5}, "The 'gates' parameter of walk_forward must be a list of Gate objects. Got 5."),
     ({"allocator": 3}, "The 'allocator' parameter of walk_forward must be an Allocator"),
     ({"start": "2021-05-20", "end": "2021-05-19"}, "The 'end' parameter of walk_forward must be after 'start'."),
     ({"start": "not a date"}, "The 'start' parameter must be a time"),
@@ -240,9 +241,18 @@ class Broken(LastReturn):
         raise ZeroDivisionError("boom")
 
 
+class BrokenFeatures(LastReturn):
+    name = "test_broken_features"
+
+    def features(self):
+        raise KeyError("no such feature")
+
+
 def test_strategy_failure_becomes_strategy_error(real_may):
     with pytest.raises(StrategyError, match="boom"):
         walk_forward(real_may, Broken())
+    with pytest.raises(StrategyError, match=r"BrokenFeatures\(\) failed in features\(\)"):
+        walk_forward(real_may, BrokenFeatures())
 
 
 def test_inputs_are_not_mutated(real_may):

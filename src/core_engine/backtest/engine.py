@@ -32,7 +32,7 @@ from core_engine.backtest.schedule import decision_schedule
 from core_engine.backtest.simulate import Picks, records_to_frame, simulate_picks
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
-from core_engine.errors import ConfigError
+from core_engine.errors import ConfigError, StrategyError
 from core_engine.risk.allocation import Allocator, TopNEqual, allocation_extra
 from core_engine.risk.exits import ExitRules
 from core_engine.risk.gates import Gate, apply_gates, gate_features
@@ -157,9 +157,16 @@ def _validate(window, shift, start, end, fee_bps, slippage_bps, max_positions, a
             "The 'allocator' parameter of walk_forward must be an Allocator such as "
             f"TopNEqual(n=3) or None. Got {allocator!r}."
         )
+    if gates is None:
+        gates = ()
     if isinstance(gates, Gate):
         gates = (gates,)
-    gates = tuple(gates)
+    try:
+        gates = tuple(gates)
+    except TypeError:
+        raise ConfigError(
+            f"The 'gates' parameter of walk_forward must be a list of Gate objects. Got {gates!r}."
+        ) from None
     for gate in gates:
         if not isinstance(gate, Gate):
             raise ConfigError(
@@ -285,7 +292,13 @@ def compute_inputs(panel: Panel, strategy: Any, *, gates: tuple = (),
 
     allocator = allocator if allocator is not None else TopNEqual()
     atr_comp = _atr_computer(exits)
-    computers = list(strategy.features()) + gate_features(gates) + list(allocator.features())
+    try:
+        declared = list(strategy.features())
+    except Exception as exc:
+        raise StrategyError(
+            f"Strategy {strategy!r} failed in features(): {type(exc).__name__}: {exc}"
+        ) from exc
+    computers = declared + gate_features(gates) + list(allocator.features())
     if atr_comp is not None:
         computers.append(atr_comp)
     computers = _dedupe(computers)
