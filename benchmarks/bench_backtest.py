@@ -33,7 +33,8 @@ import pandas as pd
 from core_engine.backtest import walk_forward
 from core_engine.data.panel import Panel
 from core_engine.features import Momentum
-from core_engine.risk import ExitRules, MaxATRPct
+from core_engine.features.cache import compute_features
+from core_engine.risk import ExitRules, MaxATRPct, apply_gates
 from core_engine.strategies import MacdRsiConfluence
 from core_engine.strategies.base import Strategy
 
@@ -164,6 +165,30 @@ def pandas_w5(frames: dict, rows: np.ndarray, lookback: int) -> list:
     return out
 
 
+def stages(panel: Panel, name: str, total: float) -> str:
+    """Best-of-3 time of each stage the engine calls, and the engine's own remainder."""
+    strategy = PureMomentum(length=24) if name == "W4" else MacdRsiConfluence()
+    gates = [] if name == "W4" else [MaxATRPct(max_atr_pct=1.2)]
+    computers = strategy.features() + [c for g in gates for c in g.features()]
+    unique = list({repr(c): c for c in computers}.values())
+    features, t_feat = None, np.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        features = compute_features(unique, panel)
+        t_feat = min(t_feat, time.perf_counter() - start)
+    t_score = min(_once(lambda: strategy.score_panel(panel, features=features)) for _ in range(3))
+    t_gates = min(_once(lambda: apply_gates(gates, features, panel)) for _ in range(3))
+    rest = total - t_feat - t_score - t_gates
+    return (f"features {t_feat:.3f} s, strategy score {t_score:.3f} s, gates {t_gates:.3f} s, "
+            f"engine (schedule, allocation, simulation, results) {rest:.3f} s")
+
+
+def _once(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 # ---------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -194,6 +219,7 @@ def main() -> None:
              "W5": lambda r: pandas_w5(frames, r, args.lookback)}
 
     table = []
+    stage_lines = []
     for name, job in jobs.items():
         result, first, best = timed(job)
         peak = peak_memory(job)
@@ -210,12 +236,16 @@ def main() -> None:
               f"extrapolated x{all_rows.size / subset.size:.1f}")
         table.append((name, first, best, peer_time, peer_time / best, peak / 1e6,
                       peak / panel.nbytes))
+        stage_lines.append(f"{name}: " + stages(panel, name, best))
 
     print(f"\n{'workload':<9}{'first call s':>13}{'warm best s':>13}{'pandas s':>11}"
           f"{'ratio':>9}{'peak MB':>10}{'peak/panel':>12}")
     for name, first, best, peer, ratio, peak_mb, rel in table:
         print(f"{name:<9}{first:>13.3f}{best:>13.3f}{peer:>11.1f}{ratio:>8.0f}x"
               f"{peak_mb:>10.0f}{rel:>11.2f}x")
+    print("\nwhere the warm time goes (best of 3 per stage):")
+    for line in stage_lines:
+        print("  " + line)
 
 
 if __name__ == "__main__":

@@ -243,6 +243,18 @@ def test_kernel_equals_reference_on_real_data(request, period, combo):
         assert records["ambiguous"].any()  # the crash has candles touching both levels
 
 
+def test_parallel_and_serial_kernels_agree(real_may, monkeypatch):
+    import core_engine.backtest.simulate as sim
+
+    exits = ExitRules(**EXIT_COMBOS["all_atr"])
+    atr = simple_atr(real_may)
+    picks = every_symbol_picks(real_may, 13, 3, 48)
+    serial = simulate_picks(real_may, picks, window_candles=48, exits=exits, atr=atr)
+    monkeypatch.setattr(sim, "PARALLEL_MIN_STEPS", 0)
+    parallel = simulate_picks(real_may, picks, window_candles=48, exits=exits, atr=atr)
+    np.testing.assert_array_equal(serial, parallel)
+
+
 def test_real_outage_gives_gaps_and_missing_entries(real_feb):
     panel = real_feb
     picks = every_symbol_picks(panel, 13, 1, 48)

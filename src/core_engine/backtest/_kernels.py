@@ -183,12 +183,12 @@ def _close_trade(rec, exit_row, raw_exit, exit_time, reason, lowest, exit_candle
     rec.max_drawdown = dd if dd > 0.0 else 0.0
 
 
-@njit(cache=True, parallel=True)
-def simulate_picks_2d(open_, high, low, close, rows, cols, window, fee, slip,
-                      stop_frac, stop_dist, target_frac, target_dist, trail_frac, trail_dist,
-                      index0, step, out):
-    """:func:`simulate_one` for every pick ``p`` (row ``rows[p]``, column ``cols[p]``), in parallel."""
-    for p in prange(rows.shape[0]):
+@njit(cache=True)
+def simulate_picks_serial(open_, high, low, close, rows, cols, window, fee, slip,
+                          stop_frac, stop_dist, target_frac, target_dist, trail_frac, trail_dist,
+                          index0, step, out):
+    """:func:`simulate_one` for every pick ``p`` (row ``rows[p]``, column ``cols[p]``)."""
+    for p in range(rows.shape[0]):
         j = cols[p]
         simulate_one(out, p, open_[:, j], high[:, j], low[:, j], close[:, j], rows[p], window,
                      fee, slip, stop_frac[p], stop_dist[p], target_frac[p], target_dist[p],
@@ -197,6 +197,20 @@ def simulate_picks_2d(open_, high, low, close, rows, cols, window, fee, slip,
 
 
 @njit(cache=True, parallel=True)
+def simulate_picks_2d(open_, high, low, close, rows, cols, window, fee, slip,
+                      stop_frac, stop_dist, target_frac, target_dist, trail_frac, trail_dist,
+                      index0, step, out):
+    """:func:`simulate_picks_serial` with the picks spread over threads (large jobs only:
+    waking the threads costs more than a few thousand picks)."""
+    for p in prange(rows.shape[0]):
+        j = cols[p]
+        simulate_one(out, p, open_[:, j], high[:, j], low[:, j], close[:, j], rows[p], window,
+                     fee, slip, stop_frac[p], stop_dist[p], target_frac[p], target_dist[p],
+                     trail_frac[p], trail_dist[p], index0, step)
+    return out
+
+
+@njit(cache=True)
 def count_missing_2d(values):
     """Per column of a ``(T, N)`` array: ``out[0, j]`` NaN rows in total, ``out[1, j]`` NaN
     rows between the column's first and last present row (gaps, as opposed to rows before

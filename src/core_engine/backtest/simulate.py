@@ -51,13 +51,17 @@ from core_engine.backtest._kernels import (
     STATUS_NAMES,
     TRADE_DTYPE,
     simulate_picks_2d,
+    simulate_picks_serial,
 )
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError
 from core_engine.risk.exits import ExitRules
 
-__all__ = ["EXIT_REASON_NAMES", "STATUS_NAMES", "TRADE_DTYPE", "Picks", "resolve_exit_distances",
-           "simulate_picks"]
+__all__ = ["EXIT_REASON_NAMES", "STATUS_NAMES", "TRADE_DTYPE", "Picks", "records_to_frame",
+           "resolve_exit_distances", "simulate_picks"]
+
+#: Candle steps (picks × window) above which the parallel kernel pays for waking threads.
+PARALLEL_MIN_STEPS = 2_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,11 +198,12 @@ def simulate_picks(panel: Panel, picks: Picks, *, window_candles: int, fee_bps: 
     if not len(picks):
         return out
     index0 = int(panel.index.asi8[0])
-    simulate_picks_2d(panel.open, panel.high, panel.low, panel.close, picks.rows, picks.cols,
-                      int(window_candles), float(fee_bps) / 1e4, float(slippage_bps) / 1e4,
-                      dist["stop_frac"], dist["stop_dist"], dist["target_frac"],
-                      dist["target_dist"], dist["trail_frac"], dist["trail_dist"],
-                      index0, int(panel.step_ns), out)
+    kernel = simulate_picks_2d if len(picks) * window_candles > PARALLEL_MIN_STEPS \
+        else simulate_picks_serial
+    kernel(panel.open, panel.high, panel.low, panel.close, picks.rows, picks.cols,
+           int(window_candles), float(fee_bps) / 1e4, float(slippage_bps) / 1e4,
+           dist["stop_frac"], dist["stop_dist"], dist["target_frac"], dist["target_dist"],
+           dist["trail_frac"], dist["trail_dist"], index0, int(panel.step_ns), out)
     return out
 
 
