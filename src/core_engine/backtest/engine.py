@@ -253,6 +253,31 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
         When the strategy's hooks fail or return malformed scores.
     LookaheadError
         When ``audit > 0`` finds a decision that depends on data after its time.
+
+    Notes
+    -----
+    Cost model (used everywhere): ``entry_price = open × (1 + slippage)``,
+    ``exit_price = raw_exit × (1 − slippage)``,
+    ``return = exit_price × (1 − fee) / (entry_price × (1 + fee)) − 1``; ``return_pct`` and
+    ``max_drawdown`` are in percent (1.0 = 1 %). Entry at the open of the candle starting at
+    ``t``; exit at the open of the candle starting at ``t + window`` unless a stop, target or
+    trailing stop fires first (stop assumed first when one candle touches both; see
+    :mod:`core_engine.backtest.simulate` for every rule). Warm-up: the first decision row is
+    the largest ``lookback`` of the strategy, gates, allocator and ATR exits. Missing candles
+    stay missing: a pick without its entry candle is not traded (counted in
+    ``data_quality["picks_without_entry_candle"]``), a gap inside a window is skipped and
+    counted. Windows overlap and are independent (no compounding); the equity curve splits
+    capital into ``ceil(window / shift)`` sleeves (:mod:`core_engine.backtest.metrics`).
+
+    Examples
+    --------
+    >>> from core_engine.data import Panel
+    >>> from core_engine.data.providers import load_sample
+    >>> panel = Panel.from_frames(load_sample(["BTC/USDT", "ETH/USDT"], "2021-01-01",
+    ...                                       "2021-01-08"), "5m")
+    >>> result = walk_forward(panel, "macd_rsi_confluence", window="4h", shift="2h")
+    >>> result.metrics["decisions"], result.data_quality["skipped_decision_times"]["warm_up"]
+    (81, 2)
     """
     cfg = _validate(window, shift, start, end, fee_bps, slippage_bps, max_positions, allocator,
                     gates, exits, mode, audit)
