@@ -131,7 +131,7 @@ def allocation_cases(draw):
     n_rows = draw(st.integers(1, 4))
     scores = np.array(draw(st.lists(score_values, min_size=n_sym * n_rows, max_size=n_sym * n_rows)))
     eligible = np.array(draw(st.lists(st.booleans(), min_size=n_sym * n_rows, max_size=n_sym * n_rows)))
-    extra = np.array(draw(st.lists(st.one_of(st.just(np.nan), st.floats(0, 3)),
+    extra = np.array(draw(st.lists(st.one_of(st.just(np.nan), st.just(0.0), st.floats(1e-9, 3)),
                                    min_size=n_sym * n_rows, max_size=n_sym * n_rows)))
     perm = draw(st.permutations(range(n_sym)))
     n = draw(st.integers(1, 4))
@@ -191,3 +191,13 @@ def test_top_n_kernel_matches_sorting(values, n):
     picks = top_n_select_1d(scores, np.ones(scores.size, dtype=np.bool_), rank, n)
     expected = _reference(scores, np.ones(scores.size, bool), [f"{j:02d}" for j in range(scores.size)], n)
     assert [int(p) for p in picks if p >= 0] == expected
+
+
+def test_extreme_volatilities_give_finite_weights():
+    scores = np.array([[2.0, 1.0, 0.5]])
+    vol = np.array([[5e-324, 1e300, 2.0]])
+    alloc = InverseVolatility(n=3).allocate(scores, None, ["A", "B", "C"], {"volatility_20": vol})
+    assert np.isfinite(alloc.weights).all() and alloc.weights.sum() == pytest.approx(1.0)
+    assert alloc.weights[0, 0] == pytest.approx(1.0)
+    huge = ScoreProportional(n=2).allocate(np.array([[1e308, 1e308]]), None, ["A", "B"])
+    np.testing.assert_allclose(huge.weights, [[0.5, 0.5]])

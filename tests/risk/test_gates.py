@@ -97,10 +97,12 @@ def test_gate_errors_are_clear(random_panel):
         MinQuoteVolume(min_quote_volume=1.0, lookback=0)
     with pytest.raises(ConfigError, match="'max_pct' parameter of MaxSpreadProxy"):
         MaxSpreadProxy(max_pct=float("nan"))
+    with pytest.raises(TypeError, match="max_atr_pct"):
+        MaxATRPct()
     with pytest.raises(ConfigError, match="callable"):
         CustomGate(fn=3, name="x")
     with pytest.raises(ConfigError, match="atr_pct_14"):
-        MaxATRPct().mask({}, random_panel)
+        MaxATRPct(max_atr_pct=1.0).mask({}, random_panel)
     with pytest.raises(StrategyError, match="'boom' failed: KeyError"):
         CustomGate(fn=lambda f, p: f["nope"], name="boom").mask({}, random_panel)
     with pytest.raises(StrategyError, match="shape"):

@@ -161,9 +161,15 @@ class Allocator:
         picks = top_n_select_2d(scores, mask, symbol_name_rank(symbols), int(self.n))
         filled = picks >= 0
         safe = np.where(filled, picks, 0)
-        picked_scores = np.take_along_axis(scores, safe, axis=1)
-        picked = {k: np.take_along_axis(v, safe, axis=1) for k, v in extra.items()}
-        raw = np.where(filled, self._raw_weights(picked_scores, picked), 0.0)
+        picked_scores = np.where(filled, np.take_along_axis(scores, safe, axis=1), np.nan)
+        picked = {k: np.where(filled, np.take_along_axis(v, safe, axis=1), np.nan)
+                  for k, v in extra.items()}
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            raw = np.where(filled, self._raw_weights(picked_scores, picked), 0.0)
+            # scale each row by its largest weight first, so huge or tiny values cannot
+            # overflow the sum
+            top = raw.max(axis=1, keepdims=True)
+            raw = np.where(top > 0, raw / np.where(top > 0, top, 1.0), 0.0)
         total = raw.sum(axis=1, keepdims=True)
         k = filled.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -239,8 +245,10 @@ class InverseVolatility(Allocator):
 
     def _raw_weights(self, picked_scores, picked):
         vol = picked[self.required_extra()[0]]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return 1.0 / vol
+        # min(vol) / vol rather than 1 / vol: the same proportions, no overflow for tiny vol
+        with np.errstate(invalid="ignore"):
+            lowest = np.min(np.where(vol > 0, vol, np.inf), axis=1, keepdims=True)
+        return lowest / vol
 
 
 @dataclass(frozen=True, kw_only=True)
