@@ -275,3 +275,20 @@ def test_feature_cache_and_progress(real_may, capsys):
     assert len(a.trades) > 0
     err = capsys.readouterr().err
     assert "features, scores and gates computed" in err and "simulated" in err
+
+
+@pytest.mark.parametrize("name", ["macd_rsi_confluence", "momentum_rank"])
+@pytest.mark.parametrize("period", ["feb", "may"])
+def test_row_local_scoring_gives_the_same_run(request, period, name):
+    from core_engine.strategies import get_strategy
+
+    panel = request.getfixturevalue(f"real_{period}")
+    everywhere = get_strategy(name)
+    decision_rows_only = get_strategy(name)
+    decision_rows_only.row_local = True  # opt-in: the score of row i reads row i only
+    kwargs = {"exits": ExitRules(stop_loss_atr=2.0), "max_positions": 2}
+    a = walk_forward(panel, everywhere, **kwargs)
+    b = walk_forward(panel, decision_rows_only, audit=2, **kwargs)
+    assert len(a.trades) > 20
+    pd.testing.assert_frame_equal(a.trades, b.trades)
+    pd.testing.assert_frame_equal(a.equity, b.equity)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine.backtest.engine import scores_at
 from core_engine.data.panel import FIELDS, Panel
 from core_engine.errors import ConfigError, LookaheadError
 
@@ -129,19 +130,19 @@ def _compare(panel: Panel, strategy: Any, row: int, label: str, ref: Mapping, ot
     changed = _changed_features(ref["features"], other["features"], row)
     where = (f"Feature(s) that changed: {changed}." if changed else
              "No feature column changed, so the leak is in the strategy's score() itself.")
-    checks = [("score", ref["scores"], other["scores"]),
-              ("gate eligibility", ref["eligible"], other["eligible"])]
+    at = np.array([row])
+    checks = [("score", scores_at(ref, at)[0], scores_at(other, at)[0]),
+              ("gate eligibility", ref["eligible"][row], other["eligible"][row])]
     if ref.get("atr") is not None:
-        checks.append(("ATR of the exit rules", ref["atr"], other["atr"]))
+        checks.append(("ATR of the exit rules", ref["atr"][row], other["atr"][row]))
     for what, a, b in checks:
-        bad = _differs(np.asarray(a)[row], np.asarray(b)[row])
+        bad = _differs(a, b)
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
             raise LookaheadError(
                 f"Strategy {strategy!r} looks ahead: the {what} of {panel.symbols[j]} for the "
-                f"decision at {when} is {float(np.asarray(b)[row, j]):.10g} on {data} instead of "
-                f"{float(np.asarray(a)[row, j]):.10g} (data after the decision time changed it). "
-                f"{where}"
+                f"decision at {when} is {float(b[j]):.10g} on {data} instead of "
+                f"{float(a[j]):.10g} (data after the decision time changed it). {where}"
             )
     if not (np.array_equal(ref_picks.cols, other_picks.cols)
             and np.allclose(ref_picks.weights, other_picks.weights, rtol=_RTOL)):

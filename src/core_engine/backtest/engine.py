@@ -304,14 +304,39 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
     return result
 
 
+def warm_up(strategy: Any, gates: tuple = (), allocator: Allocator | None = None,
+            exits: ExitRules | None = None) -> int:
+    """Candles of warm-up before the first decision: the largest ``lookback`` of the
+    strategy, the gates, the allocator's features and the ATR of ATR exits."""
+    allocator = allocator if allocator is not None else TopNEqual()
+    lookbacks = [int(strategy.lookback)] + [int(g.lookback) for g in gates]
+    lookbacks += [int(c.lookback) for c in allocator.features()]
+    atr_comp = _atr_computer(exits)
+    if atr_comp is not None:
+        lookbacks.append(int(atr_comp.lookback))
+    return max(lookbacks)
+
+
 def compute_inputs(panel: Panel, strategy: Any, *, gates: tuple = (),
                    allocator: Allocator | None = None, exits: ExitRules | None = None,
-                   cache: Any = None) -> dict:
+                   cache: Any = None, rows: np.ndarray | None = None) -> dict:
     """Features, scores, eligibility (and confidence/ATR) of ``panel``: the causal inputs.
 
-    Returns a dict with ``features`` (dict of (T, N)), ``scores`` (T, N), ``eligible``
-    (T, N bool, ATR availability included when exits use ATR), ``confidence`` ((T, N) or
-    None), ``atr`` ((T, N) or None), ``lookback`` (int).
+    Parameters
+    ----------
+    rows : numpy.ndarray, optional
+        Evenly spaced decision rows. When given and the strategy declares
+        ``row_local = True`` (its score at row ``i`` reads the features of row ``i`` only,
+        e.g. thresholds and cross-sectional ranks), the strategy scores only these rows
+        instead of all ``T``: same values, a fraction of the work.
+
+    Returns
+    -------
+    dict
+        ``features`` (dict of (T, N)), ``scores`` ((T, N), or one row per ``score_rows``),
+        ``score_rows`` (None = every row), ``eligible`` (T, N bool, ATR availability
+        included when exits use ATR), ``confidence`` (like ``scores``, or None), ``atr``
+        ((T, N) or None), ``lookback`` (int). Read scores with :func:`scores_at`.
     """
     from core_engine.features.cache import compute_features
 
@@ -328,44 +353,74 @@ def compute_inputs(panel: Panel, strategy: Any, *, gates: tuple = (),
         computers.append(atr_comp)
     computers = _dedupe(computers)
     features = compute_features(computers, panel, cache=cache)
-    scores = strategy.score_panel(panel, features=features)
+    score_rows = None
+    score_panel, score_features = panel, features
+    if rows is not None and len(rows) and getattr(strategy, "row_local", False) is True:
+        score_rows = np.arange(rows[0], rows[-1] + 1, rows[1] - rows[0] if len(rows) > 1 else 1)
+        score_panel = _rows_panel(panel, score_rows)
+        score_features = {k: v[score_rows] for k, v in features.items()}
+    scores = strategy.score_panel(score_panel, features=score_features)
     eligible = apply_gates(gates, features, panel)
     confidence = None
     if "confidence" in allocator.required_extra():
-        confidence = strategy.confidence_panel(panel, features=features)
+        confidence = strategy.confidence_panel(score_panel, features=score_features)
     atr = None
-    lookbacks = [int(strategy.lookback)] + [int(g.lookback) for g in gates]
-    lookbacks += [int(c.lookback) for c in allocator.features()]
     if atr_comp is not None:
         atr = features[atr_comp.columns[0]]
-        lookbacks.append(int(atr_comp.lookback))
         eligible = eligible & np.isfinite(atr)
-    return {"features": features, "scores": scores, "eligible": eligible,
-            "confidence": confidence, "atr": atr, "lookback": max(lookbacks)}
+    return {"features": features, "scores": scores, "score_rows": score_rows,
+            "eligible": eligible, "confidence": confidence, "atr": atr,
+            "lookback": warm_up(strategy, gates, allocator, exits)}
+
+
+def _rows_panel(panel: Panel, rows: np.ndarray) -> Panel:
+    """Evenly spaced rows of ``panel`` as a Panel (its step is their spacing)."""
+    spacing = int(rows[1] - rows[0]) if len(rows) > 1 else 1
+    fields = {name: getattr(panel, name)[rows] for name in ("open", "high", "low", "close",
+                                                            "volume")}
+    return Panel(index=panel.index[rows], symbols=panel.symbols,
+                 timeframe=format_timeframe(spacing * panel.step_ns), **fields)
+
+
+def scores_at(inputs: Mapping, rows: np.ndarray, key: str = "scores") -> np.ndarray:
+    """``inputs[key]`` (scores or confidence) on panel ``rows``, shape ``(len(rows), N)``."""
+    values = inputs[key]
+    score_rows = inputs.get("score_rows")
+    if score_rows is None:
+        return values[rows]
+    pos = np.searchsorted(score_rows, rows)
+    if np.any(pos >= len(score_rows)) or np.any(score_rows[np.minimum(pos, len(score_rows) - 1)] != rows):
+        raise ConfigError("scores_at: the strategy was scored on other rows than those asked for.")
+    return values[pos]
 
 
 def allocate_at(inputs: Mapping, rows: np.ndarray, allocator: Allocator,
                 symbols: tuple[str, ...]) -> Picks:
     """The allocator's picks on decision ``rows``, flattened into :class:`Picks`."""
-    scores = inputs["scores"]
-    extra = allocation_extra(allocator, inputs["features"], inputs["confidence"], rows)
-    alloc = allocator.allocate(scores[rows], inputs["eligible"][rows], symbols, extra)
+    rows = np.asarray(rows, dtype=np.int64)
+    scores = scores_at(inputs, rows)
+    confidence = None if inputs["confidence"] is None else scores_at(inputs, rows, "confidence")
+    needed = {k: inputs["features"][k][rows] for k in allocator.required_extra()
+              if k in inputs["features"]}
+    extra = allocation_extra(allocator, needed, confidence, slice(None))
+    alloc = allocator.allocate(scores, inputs["eligible"][rows], symbols, extra)
     filled = alloc.picks >= 0
     d_idx, slot = np.nonzero(filled)
     cols = alloc.picks[d_idx, slot]
     return Picks(rows=rows[d_idx], cols=cols, weights=alloc.weights[d_idx, slot],
-                 ranks=alloc.ranks[d_idx, slot], scores=scores[rows[d_idx], cols])
+                 ranks=alloc.ranks[d_idx, slot], scores=scores[d_idx, cols])
 
 
 def _evaluate(panel: Panel, strategy: Any, cfg: dict, cache: Any, tick) -> dict:
-    inputs = compute_inputs(panel, strategy, gates=cfg["gates"], allocator=cfg["allocator"],
-                            exits=cfg["exits"], cache=cache)
-    tick("features, scores and gates computed")
     sched = decision_schedule(
         panel.index.asi8, panel.step_ns, window_ns=cfg["window_ns"], shift_ns=cfg["shift_ns"],
         start_ns=None if cfg["start"] is None else cfg["start"].value,
         end_ns=None if cfg["end"] is None else cfg["end"].value,
-        lookback=inputs["lookback"], entry_open=panel.open)
+        lookback=warm_up(strategy, cfg["gates"], cfg["allocator"], cfg["exits"]),
+        entry_open=panel.open)
+    inputs = compute_inputs(panel, strategy, gates=cfg["gates"], allocator=cfg["allocator"],
+                            exits=cfg["exits"], cache=cache, rows=sched.rows)
+    tick("features, scores and gates computed")
     picks = allocate_at(inputs, sched.rows, cfg["allocator"], panel.symbols)
     tick(f"{len(sched.times):,} decision times, {len(picks):,} picks")
     records = simulate_picks(panel, picks, window_candles=sched.window_candles,
