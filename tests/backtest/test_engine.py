@@ -292,3 +292,10 @@ def test_row_local_scoring_gives_the_same_run(request, period, name):
     assert len(a.trades) > 20
     pd.testing.assert_frame_equal(a.trades, b.trades)
     pd.testing.assert_frame_equal(a.equity, b.equity)
+
+
+def test_too_short_data_warns_and_gives_an_empty_result(real_may):
+    with pytest.warns(UserWarning, match="evaluated no decision time"):
+        result = walk_forward(real_may.slice_rows(0, 40), LastReturn())
+    assert len(result.trades) == 0 and result.metrics["trades"] == 0
+    assert "Trades" in result.summary()

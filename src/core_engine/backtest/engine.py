@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -421,6 +422,12 @@ def _evaluate(panel: Panel, strategy: Any, cfg: dict, cache: Any, tick) -> dict:
     inputs = compute_inputs(panel, strategy, gates=cfg["gates"], allocator=cfg["allocator"],
                             exits=cfg["exits"], cache=cache, rows=sched.rows)
     tick("features, scores and gates computed")
+    if len(sched.times) == 0:
+        warnings.warn(
+            f"walk_forward evaluated no decision time: {panel.n_times:,} {panel.timeframe} "
+            f"candles between start and end do not hold the warm-up of {inputs['lookback']} "
+            f"candles plus one {format_timeframe(cfg['window_ns'])} window on the "
+            f"{format_timeframe(cfg['shift_ns'])} grid.", stacklevel=3)
     picks = allocate_at(inputs, sched.rows, cfg["allocator"], panel.symbols)
     tick(f"{len(sched.times):,} decision times, {len(picks):,} picks")
     records = simulate_picks(panel, picks, window_candles=sched.window_candles,
