@@ -211,9 +211,15 @@ def test_comparison_draws_one_curve_per_run(baseline_result, momentum_result):
                                                                  "macd_rsi_confluence #2"]
 
 
-def test_plot_result_dispatches_by_kind(baseline_result, sample_panel):
+def test_plot_result_dispatches_by_kind(baseline_result, momentum_result, sample_panel):
     assert len(plot_result(baseline_result).axes) == 2
     assert len(plot_result(baseline_result, kind="returns", bins=10).axes[0].patches) == 10
+    assert len(plot_result(baseline_result, kind="distribution", bins=7).axes[0].patches) == 7
+    both = plot_result(baseline_result, kind="comparison", others=[momentum_result],
+                       names=["a", "b"])
+    assert [ln.get_label() for ln in both.axes[1].lines] == ["a", "b"]
+    with pytest.raises(ConfigError, match="needs others="):
+        plot_result(baseline_result, kind="comparison")
     hour = plot_result(baseline_result, kind="breakdown", by="hour")
     assert hour.axes[1].get_xlabel() == "Hour of day (UTC)"
     trades = plot_result(baseline_result, kind="trades", symbol="ETH/USDT", panel=sample_panel)

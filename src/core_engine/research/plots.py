@@ -351,22 +351,41 @@ def plot_factor(report: Any, *, figsize: tuple[float, float] = (12, 8)) -> Figur
 
 
 # ---------------------------------------------------------------------------- dispatcher
-PLOT_KINDS = ("equity", "trades", "returns", "breakdown")
+PLOT_KINDS = ("equity", "trades", "returns", "breakdown", "comparison")
+_ALIASES = {"distribution": "returns", "drawdown": "equity", "compare": "comparison"}
 
 
 def plot_result(result: Any, kind: str = "equity", **kwargs: Any) -> Figure:
     """One plot of ``result`` by name: the target of ``BacktestResult.plot(kind=...)``.
 
-    ``kind``: ``"equity"`` (:func:`plot_equity`), ``"trades"`` (:func:`plot_trades`, needs
-    ``symbol=`` and ``panel=`` unless the result keeps its panel), ``"returns"``
-    (:func:`plot_return_distribution`), ``"breakdown"`` (:func:`plot_breakdown`,
-    ``by="symbol"`` or ``"hour"``). Keyword arguments go to that function.
+    ``kind``:
+
+    * ``"equity"`` — :func:`plot_equity`;
+    * ``"trades"`` — :func:`plot_trades`, needs ``symbol=`` (and ``panel=`` unless the result
+      keeps its panel);
+    * ``"returns"`` (alias ``"distribution"``) — :func:`plot_return_distribution`;
+    * ``"breakdown"`` — :func:`plot_breakdown`, ``by="symbol"`` (default) or ``"hour"``;
+    * ``"comparison"`` — :func:`plot_comparison` of ``[result, *others]``, needs
+      ``others=[...]``, optional ``names=``.
+
+    Other keyword arguments go to that function.
 
     Raises
     ------
     ConfigError
-        For an unknown ``kind`` (with a suggestion).
+        For an unknown ``kind`` (with a suggestion), or ``"comparison"`` without ``others``.
+
+    Examples
+    --------
+    >>> fig = plot_result(result, kind="breakdown", by="hour")  # doctest: +SKIP
     """
+    kind = _ALIASES.get(kind, kind)
+    if kind == "comparison":
+        others = kwargs.pop("others", None)
+        if not others:
+            raise ConfigError("plot(kind='comparison') needs others=[result, ...] to compare "
+                              "with this run.")
+        return plot_comparison([result, *others], **kwargs)
     functions = {"equity": plot_equity, "trades": plot_trades,
                  "returns": plot_return_distribution, "breakdown": plot_breakdown}
     if kind not in functions:
