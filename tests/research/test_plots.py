@@ -235,3 +235,21 @@ def test_plots_leave_pyplot_state_alone(baseline_result):
     plot_equity(baseline_result)
     plot_return_distribution(baseline_result)
     assert plt.get_fignums() == before
+
+
+def test_a_run_without_trades_still_plots(sample_panel):
+    from core_engine.backtest import walk_forward
+    from core_engine.strategies import MomentumRank
+
+    empty = walk_forward(sample_panel.loc_time("2021-03-01", "2021-03-04"),
+                         MomentumRank(min_return=5.0))
+    assert empty.metrics["trades"] == 0
+    fig = plot_trades(empty, "BTC/USDT", sample_panel)
+    assert [ln.get_label() for ln in fig.axes[0].lines] == ["BTC/USDT close", "entry (0)"]
+    hist = plot_return_distribution(empty)
+    assert len(hist.axes[0].patches) == 0
+    assert len(plot_breakdown(empty, by="hour").axes[0].patches) == 0
+    equity = plot_equity(empty)
+    np.testing.assert_array_equal(equity.axes[0].lines[0].get_ydata(), 1.0)
+    for figure in (fig, hist, equity):
+        _render(figure)

@@ -179,3 +179,17 @@ def test_report_with_explicit_panel_and_symbols(baseline_result, sample_panel, t
     assert [img["alt"] for img in doc.images][-1] == "Trades of NKN/USDT"
     assert doc.tags["tr"] >= 6  # header + 5 trade rows
     assert "First 5 of" in path.read_text(encoding="utf-8")
+
+
+def test_report_of_a_run_without_trades(sample_panel, tmp_path):
+    from core_engine.backtest import walk_forward
+    from core_engine.strategies import MomentumRank
+
+    empty = walk_forward(sample_panel.loc_time("2021-03-01", "2021-03-04"),
+                         MomentumRank(min_return=5.0))
+    text = write_report(empty, tmp_path / "empty.html").read_text(encoding="utf-8")
+    doc = _parse(text)
+    assert [img["alt"] for img in doc.images] == ["Equity and drawdown"]
+    assert doc.tables["ce-metrics"]["trades"] == "0"
+    assert doc.tables["ce-metrics"]["win_rate"] == "n/a"
+    assert "No trades." in text
