@@ -123,6 +123,8 @@ def test_result_html_has_headline_and_data_quality(baseline_result):
     assert quality["decision_times_evaluated"] == f"{dq['decision_times_evaluated']:,}"
     assert quality["skipped_decision_times"] == ", ".join(
         f"{k} {v}" for k, v in dq["skipped_decision_times"].items())
+    assert set(quality) == set(dq)  # every data-quality entry is shown
+    assert quality["symbols"] == ", ".join(dq["symbols"])
     assert doc.captions == {"ce-headline": "Headline metrics", "ce-quality": "Data quality"}
 
 

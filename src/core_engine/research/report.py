@@ -62,12 +62,13 @@ METRIC_ROWS = (
 _HEADLINE = ("trades", "coverage", "win_rate", "avg_return_pct", "profit_factor",
              "total_return_pct", "equity_max_drawdown_pct", "sharpe", "exposure")
 _QUALITY_ROWS = (
-    ("n_symbols", "Symbols"),
+    ("n_symbols", "Number of symbols"),
     ("timeframe", "Timeframe"),
     ("candles", "Candles per symbol"),
     ("start", "First candle"),
     ("end", "Last candle"),
     ("missing_candles", "Missing candles"),
+    ("gap_candles", "Missing candles inside the data (gaps)"),
     ("warm_up_candles", "Warm-up candles"),
     ("decision_times_scheduled", "Decision times scheduled"),
     ("decision_times_evaluated", "Decision times evaluated"),
@@ -76,7 +77,11 @@ _QUALITY_ROWS = (
     ("picks_without_entry_candle", "Picks without entry candle"),
     ("trades_with_gaps", "Trades with missing candles"),
     ("trades_exit_at_last_close", "Exits at the last close (exit candle missing)"),
+    ("first_decision_time", "First decision time"),
+    ("last_decision_time", "Last decision time"),
     ("missing_candles_by_symbol", "Missing candles by symbol"),
+    ("gap_candles_by_symbol", "Gap candles by symbol"),
+    ("symbols", "Symbols"),
 )
 _STYLE = """
 .ce-run{font-family:system-ui,-apple-system,Segoe UI,sans-serif;font-size:13px}
@@ -175,8 +180,13 @@ def metrics_html(metrics: Mapping[str, Any]) -> str:
 
 
 def _quality_rows(quality: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    return [(key, label, format_metric(quality[key])) for key, label in _QUALITY_ROWS
+    """Known data-quality keys first with their labels, any other key after them."""
+    known = dict(_QUALITY_ROWS)
+    rows = [(key, label, format_metric(quality[key])) for key, label in _QUALITY_ROWS
             if key in quality]
+    rows += [(key, key.replace("_", " ").capitalize(), format_metric(value))
+             for key, value in quality.items() if key not in known]
+    return rows
 
 
 def _header(result: Any) -> str:
