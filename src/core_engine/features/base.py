@@ -345,7 +345,7 @@ def run_kernel_features(
     columns_t = np.tile(np.arange(n_symbols, dtype=np.int64), len(features))
     slots_t = np.asarray(slots, dtype=np.int64)[task_feature]
     n_threads = min(numba.get_num_threads(), n_tasks)
-    args = (kinds_t, iparams_t, fparams_t, columns_t, slots_t, *arrays, out)
+    args = (kinds_t, iparams_t, fparams_t, columns_t, slots_t, *(a.T for a in arrays), out.T)
     if n_threads <= 1:
         _kernels.run_tasks(*args, np.arange(n_tasks, dtype=np.int64))
         return out
