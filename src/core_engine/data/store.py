@@ -360,7 +360,8 @@ class ParquetStore:
             ranges.append((max(after_last, lo), hi))
         return ranges
 
-    def ingest(self, provider, symbols: str | Iterable[str], timeframe: str, start, end) -> IngestReport:
+    def ingest(self, provider, symbols: str | Iterable[str], timeframe: str, start, end, *,
+               progress: bool | None = None) -> IngestReport:
         """Fetch from ``provider`` only the candles of ``[start, end)`` not yet stored, and write them.
 
         Parameters
@@ -370,15 +371,20 @@ class ParquetStore:
         timeframe : str
         start, end : time
             UTC; ``end`` is exclusive.
+        progress : bool, optional
+            Show a progress bar over the symbols; by default only in a notebook or an
+            interactive terminal, never in CI (see :func:`core_engine.progress.progress_bar`).
 
         Returns
         -------
         IngestReport
         """
+        from core_engine.progress import progress_bar
+
         if isinstance(symbols, str):
             symbols = [symbols]
         report = IngestReport(format_timeframe(timeframe_ns(timeframe)))
-        for symbol in symbols:
+        for symbol in progress_bar(list(symbols), desc=f"ingest {timeframe}", enabled=progress):
             report.fetched[symbol] = []
             for lo, hi in self.missing_ranges(symbol, timeframe, start, end):
                 candles = provider.fetch_ohlcv(symbol, timeframe, lo, hi)

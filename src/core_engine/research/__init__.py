@@ -7,12 +7,13 @@
   HTML report file.
 * :mod:`~core_engine.research.factors` — IC, rank IC, decay, quantile returns and top-N
   turnover of any factor at the decision cadence.
-* :mod:`~core_engine.research.progress` — tqdm progress bars, silent in CI and pipes.
+* :mod:`~core_engine.progress` — tqdm progress bars, silent in CI and pipes.
 
 This package sits above ``backtest``: it reads results and panels, never the other way round
 (``BacktestResult.plot``/``report``/``_repr_html_`` import it lazily).
 """
 
+from core_engine.progress import progress_bar
 from core_engine.research.factors import (
     DEFAULT_HORIZONS,
     FactorReport,
@@ -30,7 +31,6 @@ from core_engine.research.plots import (
     plot_return_distribution,
     plot_trades,
 )
-from core_engine.research.progress import progress_bar
 from core_engine.research.report import metrics_html, result_html, write_report
 
 __all__ = [

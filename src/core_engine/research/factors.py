@@ -40,7 +40,7 @@ from core_engine.data.panel import Panel
 from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError
 from core_engine.features.cross_section import cross_sectional_rank
-from core_engine.research.progress import progress_bar
+from core_engine.progress import progress_bar
 
 __all__ = [
     "DEFAULT_HORIZONS",
@@ -553,7 +553,7 @@ def evaluate_factors(factors: Mapping[str, Any], panel: Panel, *, progress: bool
 
     ``kwargs`` are those of :func:`evaluate_factor` (except ``name``, taken from the keys);
     ``progress`` is the ``enabled`` argument of
-    :func:`~core_engine.research.progress.progress_bar`.
+    :func:`~core_engine.progress.progress_bar`.
     """
     if "name" in kwargs:
         raise ConfigError("evaluate_factors takes the names from the keys of 'factors'; "

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from core_engine.research import progress as progress_mod
-from core_engine.research.progress import progress_bar, progress_enabled
+from core_engine import progress as progress_mod
+from core_engine.progress import progress_bar, progress_enabled
 
 
 def test_disabled_bar_prints_nothing_and_counts(capfd):
