@@ -357,9 +357,11 @@ def compute_inputs(panel: Panel, strategy: Any, *, gates: tuple = (),
     score_rows = None
     score_panel, score_features = panel, features
     if rows is not None and len(rows) and getattr(strategy, "row_local", False) is True:
-        score_rows = np.arange(rows[0], rows[-1] + 1, rows[1] - rows[0] if len(rows) > 1 else 1)
-        score_panel = _rows_panel(panel, score_rows)
-        score_features = {k: v[score_rows] for k, v in features.items()}
+        spacing = int(rows[1] - rows[0]) if len(rows) > 1 else 1
+        every = slice(int(rows[0]), int(rows[-1]) + 1, spacing)  # views, no copies
+        score_rows = np.arange(every.start, every.stop, spacing)
+        score_panel = _rows_panel(panel, every)
+        score_features = {k: v[every] for k, v in features.items()}
     scores = strategy.score_panel(score_panel, features=score_features)
     eligible = apply_gates(gates, features, panel)
     confidence = None
@@ -374,13 +376,12 @@ def compute_inputs(panel: Panel, strategy: Any, *, gates: tuple = (),
             "lookback": warm_up(strategy, gates, allocator, exits)}
 
 
-def _rows_panel(panel: Panel, rows: np.ndarray) -> Panel:
-    """Evenly spaced rows of ``panel`` as a Panel (its step is their spacing)."""
-    spacing = int(rows[1] - rows[0]) if len(rows) > 1 else 1
-    fields = {name: getattr(panel, name)[rows] for name in ("open", "high", "low", "close",
-                                                            "volume")}
-    return Panel(index=panel.index[rows], symbols=panel.symbols,
-                 timeframe=format_timeframe(spacing * panel.step_ns), **fields)
+def _rows_panel(panel: Panel, every: slice) -> Panel:
+    """Evenly spaced rows ``every`` of ``panel`` as a Panel (its step is their spacing)."""
+    fields = {name: getattr(panel, name)[every] for name in ("open", "high", "low", "close",
+                                                             "volume")}
+    return Panel(index=panel.index[every], symbols=panel.symbols,
+                 timeframe=format_timeframe(every.step * panel.step_ns), **fields)
 
 
 def scores_at(inputs: Mapping, rows: np.ndarray, key: str = "scores") -> np.ndarray:
