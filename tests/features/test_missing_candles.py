@@ -7,6 +7,8 @@ import numba
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core_engine.data.panel import Panel
 from core_engine.features import (
@@ -18,7 +20,7 @@ from core_engine.features import (
     run_kernel_features,
 )
 
-from .helpers import builtin_kernel_features
+from .helpers import builtin_kernel_features, candle_frames
 
 
 def drop_random_rows(frame: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
@@ -138,3 +140,21 @@ def test_cross_sectional_feature_on_panel(holed_panel):
     rsi = RSI(14).compute_panel(holed_panel)["rsi_14"]
     expected = pd.DataFrame(rsi).rank(axis=1, pct=True).to_numpy()
     np.testing.assert_allclose(ranks, expected, rtol=1e-15)
+
+
+@settings(max_examples=30, deadline=None)
+@given(frames=st.lists(candle_frames(min_rows=1, max_rows=120), min_size=1, max_size=4))
+def test_property_panel_equals_each_frame(frames):
+    """Any frames, any gaps, any listing dates: panel values == each symbol's own frame."""
+    frames = {f"S{j}": frame for j, frame in enumerate(frames)}
+    panel = Panel.from_frames(frames, "5m")
+    features = builtin_kernel_features()
+    values = compute_features(features, panel)
+    for j, (symbol, frame) in enumerate(frames.items()):
+        present = panel.present[:, j]
+        for feature in features:
+            own = feature.compute(frame)
+            for column in feature.columns:
+                np.testing.assert_array_equal(values[column][present, j], own[column].to_numpy(),
+                                              err_msg=f"{feature!r} {column} {symbol}")
+                assert np.isnan(values[column][~present, j]).all()

@@ -273,8 +273,8 @@ class KernelFeature(FeatureComputer):
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
-# relative cost per row of each kernel kind (rough; used only to balance threads)
-_COST = np.array([1.0, 1.0, 2.0, 2.5, 2.5, 2.5, 4.0, 3.0, 2.0, 3.0, 0.5, 2.0, 2.0, 1.5])
+# cost per row of each kernel kind (ms per million rows, measured; only balances threads)
+_COST = np.array([1.6, 2.5, 1.9, 3.1, 2.5, 7.2, 10.0, 10.0, 4.0, 10.0, 1.0, 3.0, 5.0, 3.0])
 
 
 def _pool() -> ThreadPoolExecutor:
