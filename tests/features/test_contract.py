@@ -145,3 +145,13 @@ def test_the_inputs_are_not_mutated(btc_20k):
         feature.compute_panel(panel)
     pd.testing.assert_frame_equal(frame, before)
     np.testing.assert_array_equal(panel.close, close)
+
+
+def test_a_parameter_may_not_shadow_the_contract():
+    from typing import ClassVar
+
+    from core_engine.features import FeatureComputer
+
+    with pytest.raises(TypeError, match=r"\['columns'\] clash"):
+        class Bad(FeatureComputer):
+            _defaults: ClassVar[dict] = {"columns": 3}

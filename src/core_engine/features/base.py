@@ -56,6 +56,12 @@ class FeatureComputer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        clash = sorted(k for k in cls._defaults if hasattr(FeatureComputer, k))
+        if clash:
+            raise TypeError(
+                f"{cls.__name__}: parameter name(s) {clash} clash with FeatureComputer "
+                "attributes; choose other names."
+            )
         if "__init__" not in cls.__dict__:
             cls.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
                 [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v)
