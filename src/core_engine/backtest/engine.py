@@ -101,6 +101,11 @@ def _resolve_strategy(strategy: Any):
         return get_strategy(strategy)
     if isinstance(strategy, Strategy):
         return strategy
+    if isinstance(strategy, type) and issubclass(strategy, Strategy):
+        raise ConfigError(
+            "The 'strategy' parameter of walk_forward must be a Strategy instance. Got the class "
+            f"{strategy.__name__}; pass {strategy.__name__}() instead."
+        )
     raise ConfigError(
         "The 'strategy' parameter of walk_forward must be a Strategy or a registry name such as "
         f"'macd_rsi_confluence'. Got {type(strategy).__name__} {strategy!r}."
@@ -310,7 +315,13 @@ def warm_up(strategy: Any, gates: tuple = (), allocator: Allocator | None = None
     """Candles of warm-up before the first decision: the largest ``lookback`` of the
     strategy, the gates, the allocator's features and the ATR of ATR exits."""
     allocator = allocator if allocator is not None else TopNEqual()
-    lookbacks = [int(strategy.lookback)] + [int(g.lookback) for g in gates]
+    try:
+        lookbacks = [int(strategy.lookback)]
+    except Exception as exc:
+        raise StrategyError(
+            f"Strategy {strategy!r} failed in lookback: {type(exc).__name__}: {exc}"
+        ) from exc
+    lookbacks += [int(g.lookback) for g in gates]
     lookbacks += [int(c.lookback) for c in allocator.features()]
     atr_comp = _atr_computer(exits)
     if atr_comp is not None:
