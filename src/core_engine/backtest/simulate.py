@@ -16,13 +16,15 @@ Semantics (one long position per pick, each independent of the others):
   candle's own high therefore moves the trail from the next candle on, like any candle.
 * **Candle by candle**, ``k = i+1 .. i+W`` (``W = window / step``): a missing candle is
   skipped and counted in ``gaps_in_window``. The stop in force is the higher of the fixed
-  stop and the trail (reason ``stop_loss`` or ``trailing_stop`` accordingly). In order:
+  stop and the trail (reason ``stop_loss`` or ``trailing_stop`` accordingly; a tie
+  counts as ``stop_loss``). In order:
   open at or below the stop → exit at the open (a gap through the stop fills worse than
   the level); open at or above the target → exit at the open (a gap through the target
   fills better); low at or below the stop → exit at the stop level, and if the same candle's
   high also reached the target the stop is assumed first, the trade is flagged
   ``ambiguous`` and ``best_return_pct`` holds the return had the target filled instead;
-  high at or above the target → exit at the target level.
+  high at or above the target → exit at the target level. (When the open is already beyond
+  a level the order is known, so such a candle is never ambiguous.)
 * **Window end**: otherwise exit at the open of row ``i + W + 1`` (the candle starting at
   ``t + window``). If that candle is missing or beyond the data, exit at the close of the
   last present candle inside the window, flagged ``exit_at_last_close``.
