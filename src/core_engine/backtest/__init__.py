@@ -11,7 +11,9 @@ from core_engine.backtest.engine import (
     allocate_at,
     compute_inputs,
     load_panel,
+    scores_at,
     walk_forward,
+    warm_up,
 )
 from core_engine.backtest.metrics import compute_metrics, equity_curve
 from core_engine.backtest.results import BacktestResult, compare
@@ -44,6 +46,8 @@ __all__ = [
     "poisoned_panels",
     "records_to_frame",
     "resolve_exit_distances",
+    "scores_at",
     "simulate_picks",
     "walk_forward",
+    "warm_up",
 ]
