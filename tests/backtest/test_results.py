@@ -141,16 +141,18 @@ def test_summary_and_compare():
         compare([])
 
 
-def test_report_and_plot():
+def test_markdown_html_and_plot():
     import matplotlib
 
     matplotlib.use("Agg")
     result = make_result()
-    report = result.report()
+    report = result.to_markdown()
     assert report.startswith("# Walk-forward backtest") and "| Win rate | 33.3% |" in report
     assert "| data_fingerprint | abc123 |" in report
-    ax = result.plot()
-    lines = ax.get_lines()
-    assert len(lines) == 2  # one ambiguous trade: the best case is drawn too
+    figure = result.plot()
+    lines = figure.axes[0].get_lines()
     np.testing.assert_allclose(lines[0].get_ydata(), result.equity["equity"])
-    np.testing.assert_allclose(lines[1].get_ydata(), result.equity["best_case_equity"])
+    html = result._repr_html_()
+    assert "<table" in html and "33.3" in html
+    assert "<table" in result.metrics._repr_html_()
+    assert result.metrics == dict(result.metrics)

@@ -45,6 +45,16 @@ _SUMMARY_ROWS = (
 )
 
 
+class Metrics(dict):
+    """The metrics of a run: a plain dict (JSON-ready, equal to a dict) that a notebook shows
+    as a table."""
+
+    def _repr_html_(self) -> str:
+        from core_engine.research.report import metrics_html
+
+        return metrics_html(self)
+
+
 class BacktestResult:
     """The trades, equity curve, metrics, config and data-quality section of one run.
 
@@ -96,8 +106,13 @@ class BacktestResult:
         return self._equity.copy()
 
     @property
-    def metrics(self) -> dict:
-        return copy.deepcopy(self._metrics)
+    def metrics(self) -> Metrics:
+        return Metrics(copy.deepcopy(self._metrics))
+
+    @property
+    def panel(self):
+        """The input :class:`~core_engine.data.Panel` (None for a run read by :meth:`load`)."""
+        return self._panel
 
     @property
     def config(self) -> dict:
@@ -157,7 +172,7 @@ class BacktestResult:
                      f"{dq.get('picks_without_entry_candle', 0):,}")
         return "\n".join(lines)
 
-    def report(self) -> str:
+    def to_markdown(self) -> str:
         """A Markdown report: config, metrics, data quality and the exit-reason breakdown."""
         cfg, m, dq = self._config, self._metrics, self._data_quality
         strategy = cfg.get("strategy", {})
@@ -179,25 +194,29 @@ class BacktestResult:
                 lines.append(f"| {key} | {value} |")
         return "\n".join(lines) + "\n"
 
-    def plot(self, ax=None):
-        """Plot the equity curve (and its best case) over the decision times.
+    def report(self, path: str | Path, **kwargs) -> Path:
+        """Write one self-contained HTML report (figures, metrics, data quality, config).
 
-        Returns the matplotlib ``Axes``; a new figure is made when ``ax`` is None.
+        See :func:`core_engine.research.report.write_report` for the options.
         """
-        import matplotlib.pyplot as plt
+        from core_engine.research.report import write_report
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(10, 4))
-        eq = self._equity
-        ax.plot(eq["decision_time"], eq["equity"], label="equity (stop first)")
-        if self._metrics.get("ambiguous_trades", 0):
-            ax.plot(eq["decision_time"], eq["best_case_equity"], linestyle="--",
-                    label="best case (target first on ambiguous candles)")
-        ax.set_title(f"{self._config.get('strategy', {}).get('name', '')} "
-                     f"({self._config.get('window')} window, {self._config.get('shift')} shift)")
-        ax.set_ylabel("equity (sleeves, start = 1)")
-        ax.legend(loc="best")
-        return ax
+        return write_report(self, path, **kwargs)
+
+    def plot(self, kind: str = "equity", **kwargs):
+        """Return a matplotlib ``Figure``: ``kind`` is ``"equity"`` (with drawdown),
+        ``"trades"`` (needs ``symbol=``), ``"returns"``, ``"breakdown"`` or ``"comparison"``.
+
+        See :func:`core_engine.research.plots.plot_result`.
+        """
+        from core_engine.research.plots import plot_result
+
+        return plot_result(self, kind=kind, **kwargs)
+
+    def _repr_html_(self) -> str:
+        from core_engine.research.report import result_html
+
+        return result_html(self)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
