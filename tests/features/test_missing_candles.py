@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core_engine.data.panel import Panel
+from core_engine.errors import ConfigError
 from core_engine.features import (
     RSI,
     CrossSectional,
@@ -121,17 +122,26 @@ def test_fused_threaded_run_equals_one_feature_at_a_time(holed_panel):
         np.testing.assert_array_equal(array, single[column])
 
 
-def test_reused_output_buffer_is_fully_overwritten(holed_panel):
+def test_reused_output_buffers_are_fully_overwritten(holed_panel):
     features = builtin_kernel_features()[:6]
-    k = sum(len(f.columns) for f in features)
-    buffer = np.full((holed_panel.n_times, holed_panel.n_symbols, k), 123.0, order="F")
-    out = run_kernel_features(features, holed_panel.high, holed_panel.low, holed_panel.close,
-                              holed_panel.volume, out=buffer)
-    assert out is buffer
-    fresh = run_kernel_features(features, holed_panel.high, holed_panel.low, holed_panel.close,
-                                holed_panel.volume)
-    np.testing.assert_array_equal(out, fresh)
-    assert not (out == 123.0).any()
+    shape = (holed_panel.n_times, holed_panel.n_symbols)
+    buffers = [tuple(np.full(shape, 123.0, order="F") for _ in f.columns) for f in features]
+    fields = (holed_panel.high, holed_panel.low, holed_panel.close, holed_panel.volume)
+    out = run_kernel_features(features, *fields, out=buffers)
+    fresh = run_kernel_features(features, *fields)
+    for reused, new, supplied in zip(out, fresh, buffers, strict=True):
+        for a, b, c in zip(reused, new, supplied, strict=True):
+            assert a is c
+            np.testing.assert_array_equal(a, b)
+            assert not (a == 123.0).any()
+    values = compute_features(features, holed_panel)
+    again = compute_features(features, holed_panel, out=values)
+    for column, array in again.items():
+        assert array is values[column]
+    with pytest.raises(ConfigError, match="one sequence of arrays per feature"):
+        run_kernel_features(features, *fields, out=np.empty((3, 1, 1)))
+    with pytest.raises(ConfigError, match="writeable float64 Fortran array"):
+        run_kernel_features(features[:1], *fields, out=[(np.empty(shape),)])
 
 
 def test_cross_sectional_feature_on_panel(holed_panel):

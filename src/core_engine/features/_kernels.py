@@ -500,17 +500,11 @@ def _is_present(high, low, close, volume, i, uses_range, uses_volume):
 
 
 @njit(cache=True)
-def _run_task(kind, ip, fp, j, slot, high_t, low_t, close_t, volume_t, out_t):
-    # *_t are transposes: (N, T) C-contiguous views of the (T, N) Fortran panel fields and
-    # (K, N, T) of the output, so every series below is a contiguous 1-D 'C' array (one
-    # compiled signature, and loops LLVM can optimise).
-    h = high_t[j]
-    lo = low_t[j]
-    c = close_t[j]
-    v = volume_t[j]
+def _run_task(kind, ip, fp, h, lo, c, v, o0, o1, o2, o3):
+    # One feature on one symbol. All arrays are contiguous 1-D rows (see run_tasks), so
+    # there is one compiled signature and loops LLVM can optimise. Outputs a kind does not
+    # have are aliases of o0 that are never written.
     n = c.shape[0]
-    n_out = N_OUTPUTS[kind]
-    last = slot + n_out - 1
     uses_range = kind == ATR or kind == HIGH_LOW
     uses_volume = kind == VOLUME_ZSCORE or kind == VOLUME_TREND or kind == QUOTE_VOLUME
     present = 0
@@ -518,24 +512,33 @@ def _run_task(kind, ip, fp, j, slot, high_t, low_t, close_t, volume_t, out_t):
         if _is_present(h, lo, c, v, i, uses_range, uses_volume):
             present += 1
     if present == n:
-        _dense(kind, ip, fp, h, lo, c, v, out_t[slot, j], out_t[min(slot + 1, last), j],
-               out_t[min(slot + 2, last), j], out_t[min(slot + 3, last), j])
+        _dense(kind, ip, fp, h, lo, c, v, o0, o1, o2, o3)
     else:
-        _run_task_with_gaps(kind, ip, fp, j, slot, h, lo, c, v, out_t, present, uses_range,
+        _run_task_with_gaps(kind, ip, fp, h, lo, c, v, o0, o1, o2, o3, present, uses_range,
                             uses_volume)
 
 
 @njit(cache=True)
-def _run_task_with_gaps(kind, ip, fp, j, slot, h, lo, c, v, out_t, present, uses_range,
+def _scatter(values, target, h, lo, c, v, uses_range, uses_volume):
+    r = 0
+    for i in range(c.shape[0]):
+        if _is_present(h, lo, c, v, i, uses_range, uses_volume):
+            target[i] = values[r]
+            r += 1
+        else:
+            target[i] = np.nan
+
+
+@njit(cache=True)
+def _run_task_with_gaps(kind, ip, fp, h, lo, c, v, o0, o1, o2, o3, present, uses_range,
                         uses_volume):
     # Kept out of _run_task: with these allocations inlined there, LLVM compiled the
     # gap-free path ~10x slower (measured).
-    n = c.shape[0]
     n_out = N_OUTPUTS[kind]
     inputs = np.empty((4, present))
     results = np.empty((n_out, present))
     r = 0
-    for i in range(n):
+    for i in range(c.shape[0]):
         if _is_present(h, lo, c, v, i, uses_range, uses_volume):
             inputs[0, r] = h[i]
             inputs[1, r] = lo[i]
@@ -545,35 +548,32 @@ def _run_task_with_gaps(kind, ip, fp, j, slot, h, lo, c, v, out_t, present, uses
     top = n_out - 1
     _dense(kind, ip, fp, inputs[0], inputs[1], inputs[2], inputs[3], results[0],
            results[min(1, top)], results[min(2, top)], results[min(3, top)])
-    for q in range(n_out):
-        target = out_t[slot + q, j]
-        r = 0
-        for i in range(n):
-            if _is_present(h, lo, c, v, i, uses_range, uses_volume):
-                target[i] = results[q, r]
-                r += 1
-            else:
-                target[i] = np.nan
+    _scatter(results[0], o0, h, lo, c, v, uses_range, uses_volume)
+    if n_out > 1:
+        _scatter(results[1], o1, h, lo, c, v, uses_range, uses_volume)
+    if n_out > 2:
+        _scatter(results[2], o2, h, lo, c, v, uses_range, uses_volume)
+    if n_out > 3:
+        _scatter(results[3], o3, h, lo, c, v, uses_range, uses_volume)
 
 
 @njit(cache=True, nogil=True)
-def run_tasks(kinds, iparams, fparams, columns, slots, high_t, low_t, close_t, volume_t,
-              out_t, chosen):
-    """Run the tasks numbered in ``chosen``.
+def run_tasks(kind, ip, fp, columns, high_t, low_t, close_t, volume_t, o0_t, o1_t, o2_t, o3_t):
+    """Run one feature (``kind`` with parameters ``ip``, ``fp``) on the symbols ``columns``.
 
     ``high_t, low_t, close_t, volume_t`` are the ``(N, T)`` C-contiguous transposes of the
-    panel's ``(T, N)`` Fortran fields and ``out_t`` the ``(K, N, T)`` transpose of the
-    ``(T, N, K)`` Fortran output, so each series is a contiguous row (passing transposes
-    from Python keeps one 'C' signature even for a single symbol, whose ``(T, 1)`` array
-    numba would otherwise type as C-ordered). Task ``t`` writes
-    ``out_t[slots[t]:slots[t] + n_outputs, columns[t]]``. Releases the GIL: the caller runs
-    one call per thread on disjoint task sets (see ``features.base``); a ``prange`` driver
-    was measured to add ~10 s of compilation for no run-time gain.
+    panel's ``(T, N)`` Fortran fields, ``o0_t .. o3_t`` those of the feature's ``(T, N)``
+    Fortran outputs (pass ``o0_t`` again for outputs the kind does not have), so each
+    series is one contiguous row. Passing transposes from Python keeps one 'C' signature
+    even for a single symbol, whose ``(T, 1)`` array numba would type as C-ordered.
+    Releases the GIL: the caller runs calls on several threads over disjoint
+    (feature, symbol) sets (see ``features.base``); a ``prange`` driver was measured to
+    add ~10 s of compilation for no run-time gain.
     """
-    for q in range(chosen.shape[0]):
-        t = chosen[q]
-        _run_task(kinds[t], iparams[t], fparams[t], columns[t], slots[t],
-                  high_t, low_t, close_t, volume_t, out_t)
+    for q in range(columns.shape[0]):
+        j = columns[q]
+        _run_task(kind, ip, fp, high_t[j], low_t[j], close_t[j], volume_t[j], o0_t[j],
+                  o1_t[j], o2_t[j], o3_t[j])
 
 
 # --------------------------------------------------------------------------- cross-section

@@ -268,13 +268,14 @@ class KernelFeature(FeatureComputer):
     def _compute_frame(self, candles: pd.DataFrame) -> pd.DataFrame:
         fields = [np.asfortranarray(candles[f].to_numpy(dtype=np.float64).reshape(-1, 1))
                   for f in ("high", "low", "close", "volume")]
-        out = run_kernel_features([self], *fields)
-        return pd.DataFrame(out[:, 0, :], columns=list(self.columns))
+        (outputs,) = run_kernel_features([self], *fields)
+        return pd.DataFrame({c: o[:, 0] for c, o in zip(self.columns, outputs, strict=True)})
 
     def compute_panel(self, panel: Panel) -> dict[str, np.ndarray]:
         _check_panel(self, panel)
-        out = run_kernel_features([self], panel.high, panel.low, panel.close, panel.volume)
-        return {c: out[:, :, k] for k, c in enumerate(self.columns)}
+        (outputs,) = run_kernel_features([self], panel.high, panel.low, panel.close,
+                                         panel.volume)
+        return dict(zip(self.columns, outputs, strict=True))
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -299,76 +300,109 @@ def run_kernel_features(
     close: np.ndarray,
     volume: np.ndarray,
     *,
-    out: np.ndarray | None = None,
-) -> np.ndarray:
+    out: Sequence[Sequence[np.ndarray]] | None = None,
+) -> list[tuple[np.ndarray, ...]]:
     """Run kernel features on ``(T, N)`` arrays, in parallel over symbols and features.
 
     Parameters
     ----------
     features : iterable of KernelFeature
-        Their outputs are stacked in order along the last axis.
     high, low, close, volume : numpy.ndarray
         ``(T, N)`` float64 (Fortran order avoids a copy); a row with NaN close is a missing
         candle.
-    out : numpy.ndarray, optional
-        A ``(T, N, K)`` float64 Fortran buffer to reuse (``K`` = total number of outputs);
-        every element is overwritten. Reusing one buffer across calls avoids the page
-        faults of a fresh allocation, which dominate on large panels.
+    out : sequence of sequences of numpy.ndarray, optional
+        Buffers to reuse, shaped like the result (one ``(T, N)`` float64 Fortran array per
+        output of each feature); every element is overwritten. Reusing buffers avoids the
+        page faults of fresh allocations, which dominate on large panels.
 
     Returns
     -------
-    numpy.ndarray
-        ``(T, N, K)`` Fortran array; ``result[:, :, k]`` is a Fortran ``(T, N)`` output.
-        Uses ``numba.get_num_threads()`` threads (kernels release the GIL).
+    list of tuple of numpy.ndarray
+        Per feature, its outputs in :attr:`~FeatureComputer.columns` order, each a
+        ``(T, N)`` float64 Fortran array. Each output is its own array, so keeping one
+        column alive does not keep the others. Runs on ``numba.get_num_threads()``
+        threads (the kernels release the GIL).
     """
     features = list(features)
     arrays = [np.asfortranarray(a, dtype=np.float64) for a in (high, low, close, volume)]
-    n_times, n_symbols = arrays[2].shape
-    kinds, iparams, fparams, slots = [], [], [], []
-    slot = 0
-    for feature in features:
+    shape = arrays[2].shape
+    results = _output_buffers(features, shape, out)
+    n_symbols = shape[1]
+    if shape[0] == 0 or n_symbols == 0 or not features:
+        return results
+    fields_t = [a.T for a in arrays]
+    calls = []
+    for feature, outputs in zip(features, results, strict=True):
         ints, floats = feature._kernel_params()
-        kinds.append(feature._kind)
-        iparams.append((tuple(ints) + (0, 0, 0))[:3])
-        fparams.append((tuple(floats) + (0.0,))[:1])
-        slots.append(slot)
-        slot += len(feature.columns)
-    shape = (n_times, n_symbols, slot)
-    if out is None:
-        out = np.empty(shape, order="F")
-    elif out.shape != shape or out.dtype != np.float64 or not out.flags.f_contiguous:
-        raise ConfigError(
-            f"The 'out' buffer must be a float64 Fortran array of shape {shape}. Got "
-            f"{out.dtype} {out.shape} (Fortran order: {out.flags.f_contiguous})."
-        )
-    if n_times == 0 or n_symbols == 0 or not features:
-        return out
+        ip = np.asarray((tuple(ints) + (0, 0, 0))[:3], dtype=np.int64)
+        fp = np.asarray((tuple(floats) + (0.0,))[:1], dtype=np.float64)
+        outs_t = [o.T for o in outputs]
+        outs_t += [outs_t[0]] * (4 - len(outs_t))
+        calls.append((feature._kind, ip, fp, fields_t, outs_t))
     n_tasks = len(features) * n_symbols
-    task_feature = np.repeat(np.arange(len(features)), n_symbols)
-    kinds_t = np.asarray(kinds, dtype=np.int64)[task_feature]
-    iparams_t = np.ascontiguousarray(np.asarray(iparams, dtype=np.int64)[task_feature])
-    fparams_t = np.ascontiguousarray(np.asarray(fparams, dtype=np.float64)[task_feature])
-    columns_t = np.tile(np.arange(n_symbols, dtype=np.int64), len(features))
-    slots_t = np.asarray(slots, dtype=np.int64)[task_feature]
     n_threads = min(numba.get_num_threads(), n_tasks)
-    args = (kinds_t, iparams_t, fparams_t, columns_t, slots_t, *(a.T for a in arrays), out.T)
     if n_threads <= 1:
-        _kernels.run_tasks(*args, np.arange(n_tasks, dtype=np.int64))
-        return out
-    shares = _balance(_COST[kinds_t], n_threads)
-    futures = [_pool().submit(_kernels.run_tasks, *args, share) for share in shares[1:]]
-    _kernels.run_tasks(*args, shares[0])
+        _run_share(calls, [(f, np.arange(n_symbols, dtype=np.int64)) for f in range(len(calls))])
+        return results
+    costs = np.repeat(_COST[[c[0] for c in calls]], n_symbols)
+    shares = _balance(costs, n_threads, n_symbols)
+    futures = [_pool().submit(_run_share, calls, share) for share in shares[1:]]
+    _run_share(calls, shares[0])
     for future in futures:
         future.result()
+    return results
+
+
+def _output_buffers(features, shape, out) -> list[tuple[np.ndarray, ...]]:
+    if out is None:
+        return [tuple(np.empty(shape, order="F") for _ in f.columns) for f in features]
+    if isinstance(out, np.ndarray) or len(out) != len(features):
+        raise ConfigError(
+            f"The 'out' buffers must be one sequence of arrays per feature ({len(features)} "
+            f"features). Got {type(out).__name__} of length {len(out)}."
+        )
+    out = [tuple(o) for o in out]
+    expected = [len(f.columns) for f in features]
+    if [len(o) for o in out] != expected:
+        raise ConfigError(
+            f"The 'out' buffers must hold {expected} arrays per feature. "
+            f"Got {[len(o) for o in out]}."
+        )
+    for outputs in out:
+        for array in outputs:
+            if (not isinstance(array, np.ndarray) or array.shape != shape
+                    or array.dtype != np.float64 or not array.flags.f_contiguous
+                    or not array.flags.writeable):
+                raise ConfigError(
+                    f"Each 'out' buffer must be a writeable float64 Fortran array of shape "
+                    f"{shape}. Got {getattr(array, 'dtype', type(array).__name__)} "
+                    f"{getattr(array, 'shape', '')}."
+                )
     return out
 
 
-def _balance(costs: np.ndarray, n_threads: int) -> list[np.ndarray]:
-    """Longest-processing-time-first assignment of tasks to threads."""
+def _run_share(calls, share) -> None:
+    """Run ``(feature index, symbol columns)`` items on this thread."""
+    for f, columns in share:
+        kind, ip, fp, fields_t, outs_t = calls[f]
+        _kernels.run_tasks(kind, ip, fp, columns, *fields_t, *outs_t)
+
+
+def _balance(costs: np.ndarray, n_threads: int, n_symbols: int):
+    """Longest-processing-time-first assignment of (feature, symbol) tasks to threads.
+
+    Returns, per thread, a list of (feature index, symbol columns) items.
+    """
     loads = np.zeros(n_threads)
     chosen: list[list[int]] = [[] for _ in range(n_threads)]
     for t in np.argsort(-costs, kind="stable"):
         k = int(np.argmin(loads))
         chosen[k].append(int(t))
         loads[k] += costs[t]
-    return [np.asarray(c, dtype=np.int64) for c in chosen]
+    shares = []
+    for tasks in chosen:
+        tasks_array = np.sort(np.asarray(tasks, dtype=np.int64))
+        features, columns = np.divmod(tasks_array, n_symbols)
+        share = [(int(f), columns[features == f]) for f in np.unique(features)]
+        shares.append(share)
+    return shares

@@ -122,7 +122,7 @@ def compute_features(
     panel: Panel,
     cache: FeatureCache | None = None,
     *,
-    out: np.ndarray | None = None,
+    out: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Compute several features on a panel and merge their outputs.
 
@@ -135,10 +135,13 @@ def compute_features(
     panel : Panel
     cache : FeatureCache, optional
         Looked up first; new outputs are stored in it.
-    out : numpy.ndarray, optional
-        Buffer reused for the kernel features' outputs (see
-        :func:`~core_engine.features.base.run_kernel_features`); not allowed with ``cache``
-        since the next call would overwrite cached values.
+    out : dict of str to numpy.ndarray, optional
+        Arrays to overwrite with the kernel features' outputs, typically the result of a
+        previous call on a panel of the same shape: ``values = compute_features(fs, p2,
+        out=values)`` reuses memory instead of allocating (see
+        :func:`~core_engine.features.base.run_kernel_features`). Columns missing from
+        ``out`` get fresh arrays. Not allowed with ``cache``, since the next call would
+        overwrite cached values.
 
     Returns
     -------
@@ -183,12 +186,15 @@ def compute_features(
             pending.append((position, feature))
     kernels = [(p, f) for p, f in pending if isinstance(f, KernelFeature)]
     if kernels:
-        stacked = run_kernel_features([f for _, f in kernels], panel.high, panel.low,
-                                      panel.close, panel.volume, out=out)
-        k = 0
-        for position, feature in kernels:
-            results[position] = {c: stacked[:, :, k + q] for q, c in enumerate(feature.columns)}
-            k += len(feature.columns)
+        buffers = None
+        if out is not None:
+            shape = (panel.n_times, panel.n_symbols)
+            buffers = [tuple(out[c] if c in out else np.empty(shape, order="F")
+                             for c in f.columns) for _, f in kernels]
+        outputs = run_kernel_features([f for _, f in kernels], panel.high, panel.low,
+                                      panel.close, panel.volume, out=buffers)
+        for (position, feature), arrays in zip(kernels, outputs, strict=True):
+            results[position] = dict(zip(feature.columns, arrays, strict=True))
     for position, feature in pending:
         if not isinstance(feature, KernelFeature):
             results[position] = feature.compute_panel(panel)
