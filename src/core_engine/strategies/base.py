@@ -119,6 +119,10 @@ class Strategy:
     name: ClassVar[str] = "strategy"
     #: Rows the score shifts on top of its features' lookback (e.g. 1 for "previous high").
     extra_lookback: ClassVar[int] = 0
+    #: True when the score (and confidence) of row ``i`` reads the feature and panel values of
+    #: row ``i`` only (thresholds, cross-sectional ranks): the engine then scores just the
+    #: decision rows. :func:`core_engine.testing.check_strategy` verifies the claim.
+    row_local: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -66,6 +66,7 @@ class MacdRsiConfluence(_Base):
     """
 
     name = "macd_rsi_confluence"
+    row_local = True  # thresholds and cross-sectional z-scores of row i only
 
     def __init__(self, rsi_length=14, rsi_low=40.0, rsi_high=65.0, macd_fast=12, macd_slow=26,
                  macd_signal=9, atr_length=14, max_atr_pct=1.5, momentum_length=24,

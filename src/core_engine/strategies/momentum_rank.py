@@ -40,6 +40,7 @@ class MomentumRank(_Base):
     """
 
     name = "momentum_rank"
+    row_local = True  # thresholds and cross-sectional z-scores of row i only
 
     def __init__(self, length=24, volume_fast=5, volume_slow=20, min_volume_trend=0.0,
                  min_return=0.0):

@@ -38,7 +38,9 @@ def check_strategy(strategy: Strategy, data: Panel, *, n_times: int = 10, seed: 
        are replaced by garbage: NaN, huge values (``1e12``), and the future in reverse order;
     4. at the decision time ``t = index[i] + timeframe``, the one-off path
        (:meth:`Strategy.scores_at` / :meth:`Strategy.select_symbols` on the data known at
-       ``t``) agrees with row ``i`` of the vectorised scores.
+       ``t``) agrees with row ``i`` of the vectorised scores;
+    5. when the strategy declares ``row_local = True``, scoring row ``i`` alone (its panel
+       row and feature row) gives row ``i`` of the full scores.
 
     Parameters
     ----------
@@ -63,8 +65,8 @@ def check_strategy(strategy: Strategy, data: Panel, *, n_times: int = 10, seed: 
         If a score or confidence at or before row ``i`` depends on data after row ``i``
         (names the strategy, the symbol, the row time and the poison).
     AssertionError
-        If parameters do not round-trip, an input is mutated, or ``select_symbols``
-        disagrees with the vectorised scores.
+        If parameters do not round-trip, an input is mutated, ``select_symbols``
+        disagrees with the vectorised scores, or a ``row_local`` claim is false.
     ConfigError
         If ``data`` has fewer than 2 rows or ``n_times < 1``.
     """
@@ -88,8 +90,34 @@ def check_strategy(strategy: Strategy, data: Panel, *, n_times: int = 10, seed: 
             _check_poison(strategy, data, scores, confidence, i, poison, rtol, atol)
         t = data.index[i] + pd.Timedelta(data.step_ns, unit="ns")
         _check_one_off(strategy, data, scores, i, t, rtol, atol)
+        _check_row_local(strategy, data, features, scores, confidence, i, rtol, atol)
         checked.append(t)
     return checked
+
+
+def _check_row_local(strategy: Strategy, data: Panel, features: dict, scores: np.ndarray,
+                     confidence: np.ndarray | None, i: int, rtol: float, atol: float) -> None:
+    """A ``row_local`` strategy scored on row ``i`` alone must give row ``i`` of the full run."""
+    if getattr(strategy, "row_local", False) is not True:
+        return
+    one_row = data.slice_rows(i, i + 1)
+    one_features = {k: np.asarray(v)[i:i + 1] for k, v in features.items()}
+    alone = strategy.score_panel(one_row, features=one_features)
+    pairs = [("score", scores[i:i + 1], alone)]
+    if confidence is not None:
+        pairs.append(("confidence", confidence[i:i + 1],
+                      strategy.confidence_panel(one_row, features=one_features)))
+    for what, full, single in pairs:
+        same = np.isclose(np.asarray(single, dtype=np.float64), full, rtol=rtol, atol=atol,
+                          equal_nan=True)
+        if not same.all():
+            j = int(np.flatnonzero(~same.ravel())[0])
+            raise AssertionError(
+                f"{strategy!r} declares row_local = True, but its {what} of "
+                f"{data.symbols[j]} at {_when(data, i)} is {full.ravel()[j]!r} in the full run "
+                f"and {np.asarray(single).ravel()[j]!r} when row {i} is scored alone; "
+                "set row_local = False."
+            )
 
 
 def _check_params(strategy: Strategy) -> None:
