@@ -4,8 +4,9 @@
   net return after 10 bps per side and max drawdown in the window.
 * W5 — the full walk-forward: baseline MACD/RSI confluence (its ATR/price gate) plus a
   MaxATRPct gate, top 3, stop-loss / take-profit / trailing stop, 4h window, 2h shift.
-  W5-rl is the same job with the strategy opted in to row-local scoring
-  (``strategy.row_local = True``: the score is computed on the decision rows only).
+  The baseline declares ``row_local = True`` (its score at row i reads row i only, verified
+  by ``check_strategy``), so the engine scores the decision rows only. W5-all is the same
+  job with that switched off (every row scored), to show what it saves.
 
 Data: seeded synthetic 5m OHLCV (geometric random walk, wicks, lognormal volume), generated
 inline: 100 symbols × 105,120 candles (one year) by default.
@@ -221,15 +222,15 @@ def main() -> None:
     print(f"panel: {panel!r}, raw size {panel.nbytes / 1e6:,.0f} MB "
           f"(built in {time.perf_counter() - t0:.1f} s)")
 
-    row_local = MacdRsiConfluence()
-    row_local.row_local = True  # opt-in: score only the decision rows (same trades, tested)
+    every_row = MacdRsiConfluence()
+    every_row.row_local = False  # score all 105,120 rows, not only the decision rows
     jobs = {
         "W4": lambda: walk_forward(panel, PureMomentum(length=24), window="4h", shift="2h",
                                    fee_bps=10, max_positions=3),
         "W5": lambda: walk_forward(panel, MacdRsiConfluence(), window="4h", shift="2h",
                                    fee_bps=10, max_positions=3, exits=EXITS,
                                    gates=[MaxATRPct(max_atr_pct=1.2)]),
-        "W5-rl": lambda: walk_forward(panel, row_local, window="4h", shift="2h",
+        "W5-all": lambda: walk_forward(panel, every_row, window="4h", shift="2h",
                                       fee_bps=10, max_positions=3, exits=EXITS,
                                       gates=[MaxATRPct(max_atr_pct=1.2)]),
     }
@@ -237,7 +238,7 @@ def main() -> None:
               for k in ("open", "high", "low", "close", "volume")}
     rows = {"W4": decision_rows(panel.n_times, 24),
             "W5": decision_rows(panel.n_times, args.lookback)}
-    rows["W5-rl"] = rows["W5"]
+    rows["W5-all"] = rows["W5"]
     peers = {"W4": lambda r: pandas_w4(frames, r),
              "W5": lambda r: pandas_w5(frames, r, args.lookback)}
 
@@ -249,7 +250,7 @@ def main() -> None:
         all_rows = rows[name]
         subset = all_rows[np.linspace(0, all_rows.size - 1,
                                       min(args.pandas_decisions, all_rows.size)).astype(int)]
-        if name == "W5-rl":  # the same peer job as W5: reuse its time
+        if name == "W5-all":  # the same peer job as W5: reuse its time
             peer_time = table[-1][3]
         else:
             start = time.perf_counter()
@@ -262,7 +263,7 @@ def main() -> None:
               f"extrapolated x{all_rows.size / subset.size:.1f}")
         table.append((name, first, best, peer_time, peer_time / best, peak / 1e6,
                       peak / panel.nbytes))
-        if name != "W5-rl":
+        if name != "W5-all":
             stage_lines.append(f"{name}: " + stages(panel, name))
 
     print(f"\n{'workload':<9}{'first call s':>13}{'warm best s':>13}{'pandas s':>11}"
@@ -270,8 +271,8 @@ def main() -> None:
     for name, first, best, peer, ratio, peak_mb, rel in table:
         print(f"{name:<9}{first:>13.3f}{best:>13.3f}{peer:>11.1f}{ratio:>8.0f}x"
               f"{peak_mb:>10.0f}{rel:>11.2f}x")
-    print("W5-rl = W5 with the strategy opted in to row-local scoring (row_local = True):"
-          " the score is computed on the decision rows only; identical trades.")
+    print("W5-all = W5 with row-local scoring switched off (the strategy scores every row);"
+          " identical trades.")
     print("\nwhere the warm time goes (each stage timed on its own, best of 3):")
     for line in stage_lines:
         print("  " + line)
