@@ -168,3 +168,27 @@ def test_property_panel_equals_each_frame(frames):
                 np.testing.assert_array_equal(values[column][present, j], own[column].to_numpy(),
                                               err_msg=f"{feature!r} {column} {symbol}")
                 assert np.isnan(values[column][~present, j]).all()
+
+
+def _child_computes(panel, queue):
+    values = compute_features(builtin_kernel_features()[:6], panel)
+    queue.put(float(np.nansum(values["rsi_14"])))
+
+
+def test_threads_work_in_a_forked_child(holed_panel):
+    """A sweep may fork worker processes after the parent has used the thread pool."""
+    import multiprocessing
+
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    expected = float(np.nansum(compute_features(builtin_kernel_features()[:6],
+                                                holed_panel)["rsi_14"]))
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_computes, args=(holed_panel, queue))
+    child.start()
+    child.join(timeout=30)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive, "the forked child hung"
+    assert queue.get(timeout=5) == expected

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -279,17 +280,21 @@ class KernelFeature(FeatureComputer):
 
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
 _POOL_LOCK = threading.Lock()
 # cost per row of each kernel kind (ms per million rows, measured; only balances threads)
 _COST = np.array([1.6, 2.5, 1.9, 3.1, 2.5, 7.2, 10.0, 10.0, 4.0, 10.0, 1.0, 3.0, 5.0, 3.0])
 
 
 def _pool() -> ThreadPoolExecutor:
-    global _POOL
+    """The worker threads, created lazily, and again in a forked child (a pool inherited
+    through ``fork`` has no live threads: work submitted to it would never run)."""
+    global _POOL, _POOL_PID
     with _POOL_LOCK:
-        if _POOL is None:
+        if _POOL is None or _POOL_PID != os.getpid():
             _POOL = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
                                        thread_name_prefix="core_engine_features")
+            _POOL_PID = os.getpid()
         return _POOL
 
 
