@@ -177,7 +177,7 @@ def macd_dense(close, fast, slow, signal, line, sig, hist, slope):
         prev_hist = h
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _true_range(high, low, close, i):
     prev = close[i - 1]
     return max(high[i] - low[i], abs(prev - high[i]), abs(prev - low[i]))
@@ -208,7 +208,7 @@ def atr_dense(high, low, close, length, atr, atr_pct):
         atr_pct[i] = 100.0 * prev / close[i]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _window_mean_m2(x, stop, length):
     total = 0.0
     for k in range(stop - length, stop):
