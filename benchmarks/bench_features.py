@@ -21,6 +21,7 @@ outputs (the bandwidth from the bands).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 
@@ -171,7 +172,9 @@ def main() -> None:
     parser.add_argument("--skip-slow", action="store_true", help="skip pandas-ta-classic")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # pandas-ta-classic's pandas deprecation warnings
-    print(f"numba threads: {numba.get_num_threads()}; TA-Lib {talib.__ta_version__.decode()}")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"numba threads: {numba.get_num_threads()}; TA-Lib {talib.__ta_version__.decode()}; "
+          f"load average before: {load} (ours uses every core: other load slows it first)")
     print_table(f"W1: one series × {args.w1_candles:,} candles (ratio: time / core_engine)",
                 run_w1(args.w1_candles, args.repeat, args.skip_slow))
     print_table(f"W2: {args.symbols} symbols × {args.candles:,} candles",
