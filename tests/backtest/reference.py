@@ -106,9 +106,14 @@ def reference_trade(opens, highs, lows, closes, decision_row, window, fee, slip,
         lowest = min(lowest, lo)
         best = max(best, h)
     after = decision_row + window + 1
-    if after < n and not _nan(opens[after]):
-        return finish(opens[after], after, time0 + after * step, "window_end",
-                      min(lowest, opens[after]))
+    while after < n and _nan(opens[after]):  # exit candle missing: hold until prices return
+        after += 1
+    if after < n:
+        o = opens[after]
+        level, why = stop_price()
+        if level is None or o > level:
+            why = "take_profit" if target is not None and o >= target else "window_end"
+        return finish(o, after, time0 + after * step, why, min(lowest, o))
     c = closes[last_seen]
     result = finish(c, last_seen, time0 + (last_seen + 1) * step, "window_end", min(lowest, c))
     result["last_close"] = True

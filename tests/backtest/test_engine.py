@@ -196,17 +196,24 @@ def test_outage_is_reported_in_the_data_quality_section(real_feb):
     assert dq["missing_candles_by_symbol"] == dict.fromkeys(real_feb.symbols, 15)
     assert dq["gap_candles"] == 60
     # the 02:00 and 03:00 windows run into the outage; the 02:00 one cannot exit at the
-    # missing 04:00 open and exits at the last close instead
+    # missing 04:00 open: it stays in the market and exits at 05:00, the first open after
+    # the outage (exiting at the 03:40 close would need to know the outage was coming)
     trades = result.trades
     gappy = trades[trades["gaps_in_window"] > 0]
     assert sorted(gappy["decision_time"].dt.strftime("%m-%d %H:%M").unique()) == \
         ["02-11 02:00", "02-11 03:00"]
     assert dq["trades_with_gaps"] == 8 == result.metrics["trades_with_gaps"]
-    # 4 at the outage, 4 at the last decision (its window ends with the data: no next open)
-    assert dq["trades_exit_at_last_close"] == 8
+    held = trades[trades["decision_time"] == pd.Timestamp("2021-02-11 02:00", tz="UTC")]
+    assert len(held) == 4 and (held["exit_time"] == pd.Timestamp("2021-02-11 05:00", tz="UTC")).all()
+    assert not held["exit_at_last_close"].any()
+    for _, trade in held.iterrows():
+        frame = real_feb.frame(trade["symbol"]).set_index("timestamp")
+        if trade["exit_reason"] == "window_end":
+            assert trade["exit_price"] == frame.loc[trade["exit_time"], "open"]
+    # only the last decision's trades (the window ends with the data) exit at a last close
+    assert dq["trades_exit_at_last_close"] == 4
     last_close = trades[trades["exit_at_last_close"]]
-    assert sorted(last_close["exit_time"].dt.strftime("%m-%d %H:%M").unique()) == \
-        ["02-11 03:45", "02-16 00:00"]
+    assert sorted(last_close["exit_time"].dt.strftime("%m-%d %H:%M").unique()) == ["02-16 00:00"]
     # 05:00 reads the missing 04:55 candle: no score, no pick, evaluated with 0 trades
     eq = result.equity.set_index("decision_time")
     assert eq.loc[pd.Timestamp("2021-02-11 05:00", tz="UTC"), "n_trades"] == 0

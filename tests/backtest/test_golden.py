@@ -3,6 +3,10 @@
 Any change of these numbers — in the data, a feature, the baseline, the allocator or the
 engine — must be a visible, explained diff of this file: print the new metrics of each case
 and paste them here, explaining the change in the commit message.
+
+History: Sharpe/Sortino annualised by max(window, shift) instead of shift (overlapping 4h
+returns had been annualised as 2h ones: ÷√2); trades whose exit candle falls in an exchange
+outage now exit at the first open after it, not the close before it (4 trades of case 1).
 """
 
 from __future__ import annotations
@@ -21,13 +25,13 @@ GOLDEN = {
     "baseline, 4h/2h, 10 bps": (
         {},
         {"trades": 4054, "decisions": 2163, "coverage": 0.7813222376329172,
-         "win_rate": 0.4506660088801184, "avg_return_pct": -0.15549277479124757,
-         "median_return_pct": -0.2722819369184115, "profit_factor": 0.8777299496247282,
-         "total_return_pct": -73.01966550962722, "equity_max_drawdown_pct": 81.96701860464634,
-         "max_trade_drawdown_pct": 58.21707105719237, "sharpe": -2.7975245121635597,
-         "sortino": -3.8893728173291233, "exposure": 0.6244445728669029,
+         "win_rate": 0.4506660088801184, "avg_return_pct": -0.1556673296070805,
+         "median_return_pct": -0.2722819369184115, "profit_factor": 0.8776048091485844,
+         "total_return_pct": -73.05538863523967, "equity_max_drawdown_pct": 81.99101660300857,
+         "max_trade_drawdown_pct": 58.21707105719237, "sharpe": -1.9801952013927009,
+         "sortino": -2.752796941320878, "exposure": 0.625260055478502,
          "ambiguous_trades": 0, "ambiguous_spread_pct": 0.0,
-         "best_case_total_return_pct": -73.01966550962722,
+         "best_case_total_return_pct": -73.05538863523967,
          "exit_reasons": {"window_end": 4054, "stop_loss": 0, "take_profit": 0,
                           "trailing_stop": 0}},
     ),
@@ -38,8 +42,8 @@ GOLDEN = {
          "win_rate": 0.30167735569807597, "avg_return_pct": -0.33323727305394324,
          "median_return_pct": -0.8080455652571594, "profit_factor": 0.5713308160980025,
          "total_return_pct": -89.84556472507565, "equity_max_drawdown_pct": 90.02027604315495,
-         "max_trade_drawdown_pct": 2.3544528004094345, "sharpe": -16.78119177578693,
-         "sortino": -20.676736228140154, "exposure": 0.21196768890943649,
+         "max_trade_drawdown_pct": 2.3544528004094345, "sharpe": -11.866094501050858,
+         "sortino": -14.62066039972346, "exposure": 0.21196768890943649,
          "ambiguous_trades": 9, "ambiguous_spread_pct": 0.0062917237262056815,
          "best_case_total_return_pct": -89.42261187643027,
          "exit_reasons": {"window_end": 396, "stop_loss": 0, "take_profit": 476,

@@ -65,7 +65,7 @@ def test_metrics_on_hand_computed_trades():
     assert m["max_trade_drawdown_pct"] == pytest.approx(3.1)
     assert m["avg_trade_max_drawdown_pct"] == pytest.approx(4.8 / 3)
     period = np.array([0.005, 0.0, -0.01])
-    ppy = 365 * 12
+    ppy = 365 * 6  # each period return is a 4h-window return: 6 windows a day, not 12 shifts
     assert m["periods_per_year"] == ppy
     assert m["sharpe"] == pytest.approx(period.mean() / period.std(ddof=1) * math.sqrt(ppy))
     assert m["sortino"] == pytest.approx(period.mean() / math.sqrt(1e-4 / 3) * math.sqrt(ppy))
@@ -156,3 +156,32 @@ def test_markdown_html_and_plot():
     assert "<table" in html and "33.3" in html
     assert "<table" in result.metrics._repr_html_()
     assert result.metrics == dict(result.metrics)
+
+
+def test_sharpe_does_not_grow_with_window_overlap():
+    """Always-long on one i.i.d. random walk: the annualised Sharpe must not depend on how
+    much the windows overlap (annualising overlapping 4h returns as 2h ones inflates it √2)."""
+    rng = np.random.default_rng(3)
+    step = 5 * 60 * 10**9
+    log_ret = rng.normal(0.0004, 0.004, 24 * 12 * 400)
+    close = 100 * np.exp(np.cumsum(log_ret))
+    sharpes = {}
+    for window_h, shift_h in ((2, 2), (4, 2), (8, 2), (24, 4)):
+        window, shift = window_h * H, shift_h * H
+        decisions = np.arange(shift, (len(close) - 1) * step - window, shift)
+        entry = close[decisions // step - 1]  # the open of the candle starting at t
+        exit_ = close[(decisions + window) // step - 1]
+        trades = pd.DataFrame({
+            "decision_time": pd.DatetimeIndex(decisions, tz="UTC"),
+            "entry_time": pd.DatetimeIndex(decisions, tz="UTC"),
+            "exit_time": pd.DatetimeIndex(decisions + window, tz="UTC"),
+            "weight": 1.0, "return_pct": (exit_ / entry - 1) * 100,
+            "best_return_pct": (exit_ / entry - 1) * 100, "max_drawdown": 0.0,
+            "ambiguous": False, "gaps_in_window": 0, "exit_reason": "window_end"})
+        times = pd.DatetimeIndex(decisions, tz="UTC")
+        eq = equity_curve(trades, times, window_ns=window, shift_ns=shift)
+        sharpes[(window_h, shift_h)] = compute_metrics(trades, eq, window_ns=window,
+                                                       shift_ns=shift)["sharpe"]
+    base = sharpes[(2, 2)]
+    for key, value in sharpes.items():
+        assert value == pytest.approx(base, rel=0.12), (key, sharpes)

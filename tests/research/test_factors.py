@@ -37,10 +37,14 @@ def _direct(factor: np.ndarray, panel: Panel, times: pd.DatetimeIndex, horizon: 
     out = []
     for t in times:
         i = panel.index.get_loc(t - STEP)
+        fwd = np.full(panel.n_symbols, np.nan)
         if i + 1 + h <= panel.n_times - 1:
-            fwd = panel.open[i + 1 + h] / panel.open[i + 1] - 1.0
-        else:
-            fwd = np.full(panel.n_symbols, np.nan)
+            for j in range(panel.n_symbols):
+                k = i + 1 + h  # exit candle missing (outage): the first open after it
+                while k < panel.n_times and np.isnan(panel.open[k, j]):
+                    k += 1
+                if k < panel.n_times:
+                    fwd[j] = panel.open[k, j] / panel.open[i + 1, j] - 1.0
         x = factor[i]
         ok = np.isfinite(x) & np.isfinite(fwd)
         ic = rank_ic = math.nan

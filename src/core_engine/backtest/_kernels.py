@@ -72,6 +72,20 @@ def _net_return_pct(entry_price, raw_exit, fee, slip):
 
 
 @njit(cache=True)
+def _stop_in_force(stop_level, highest, trail_frac, trail_dist, has_trail):
+    """The stop level for the next candle (fixed stop or trail, whichever is higher) and its
+    exit reason; the trail follows the highest high seen *before* that candle."""
+    level = stop_level
+    reason = STOP_LOSS
+    if has_trail:
+        trail_level = _level_below(highest, trail_frac, trail_dist)
+        if np.isnan(level) or trail_level > level:
+            level = trail_level
+            reason = TRAILING_STOP
+    return level, reason
+
+
+@njit(cache=True)
 def simulate_one(out, p, open_, high, low, close, row, window, fee, slip,
                  stop_frac, stop_dist, target_frac, target_dist, trail_frac, trail_dist,
                  index0, step):
@@ -116,13 +130,7 @@ def simulate_one(out, p, open_, high, low, close, row, window, fee, slip,
         h = high[k]
         lo = low[k]
         # the stop in force for candle k: fixed stop and trail from highs up to k-1
-        eff_stop = stop_level
-        reason = STOP_LOSS
-        if has_trail:
-            trail_level = _level_below(highest, trail_frac, trail_dist)
-            if np.isnan(eff_stop) or trail_level > eff_stop:
-                eff_stop = trail_level
-                reason = TRAILING_STOP
+        eff_stop, reason = _stop_in_force(stop_level, highest, trail_frac, trail_dist, has_trail)
         stop_hit = (not np.isnan(eff_stop)) and lo <= eff_stop
         target_hit = (not np.isnan(target_level)) and h >= target_level
         if stop_hit and o <= eff_stop:
@@ -152,12 +160,25 @@ def simulate_one(out, p, open_, high, low, close, row, window, fee, slip,
         if h > highest:
             highest = h
     rec.gaps_in_window = gaps
+    # Exit at the open of the candle starting at t + window. When that candle is missing
+    # (an outage), the position is still held: it exits at the first open that exists, and
+    # a stop or target that open already crossed names the exit. Exiting at the last close
+    # before the outage would need to know the outage was coming.
     exit_row = last_row + 1
-    if exit_row < n and not np.isnan(open_[exit_row]):
+    while exit_row < n and np.isnan(open_[exit_row]):
+        exit_row += 1
+    if exit_row < n:
         o = open_[exit_row]
-        _close_trade(rec, exit_row, o, index0 + exit_row * step, WINDOW_END, lowest, o,
+        eff_stop, reason = _stop_in_force(stop_level, highest, trail_frac, trail_dist, has_trail)
+        if np.isnan(eff_stop) or o > eff_stop:
+            reason = WINDOW_END
+            if not np.isnan(target_level) and o >= target_level:
+                reason = TAKE_PROFIT
+        _close_trade(rec, exit_row, o, index0 + exit_row * step, reason, lowest, o,
                      entry_price, fee, slip)
     else:
+        # no later candle at all (the data end, or a delisting): the last close is the only
+        # price there is; flagged so the trade can be inspected or dropped
         c = close[last_present]
         _close_trade(rec, last_present, c, index0 + (last_present + 1) * step, WINDOW_END,
                      lowest, c, entry_price, fee, slip)

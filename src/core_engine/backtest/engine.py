@@ -290,6 +290,13 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
     strategy = _resolve_strategy(strategy)
     panel = load_panel(data)
     step = panel.step_ns
+    if panel.n_times and panel.index.asi8[0] % step:
+        raise ConfigError(
+            f"walk_forward needs candles on the {panel.timeframe} grid since 1970-01-01 00:00 "
+            f"UTC (decision times are multiples of the shift since the epoch). The panel "
+            f"starts at {panel.index[0]}, off that grid; build it with Panel.from_frames, "
+            "which validates the timestamps."
+        )
     for name, ns in (("window", cfg["window_ns"]), ("shift", cfg["shift_ns"])):
         if ns % step:
             raise ConfigError(
@@ -368,7 +375,9 @@ def compute_inputs(panel: Panel, strategy: Any, *, gates: tuple = (),
     score_rows = None
     score_panel, score_features = panel, features
     if rows is not None and len(rows) and getattr(strategy, "row_local", False) is True:
-        spacing = int(rows[1] - rows[0]) if len(rows) > 1 else 1
+        # Decision rows lie on one arithmetic grid (shift / step apart) but skipped times
+        # leave holes, so the step is the gcd of the gaps, not the first gap.
+        spacing = int(np.gcd.reduce(np.diff(rows))) if len(rows) > 1 else 1
         every = slice(int(rows[0]), int(rows[-1]) + 1, spacing)  # views, no copies
         score_rows = np.arange(every.start, every.stop, spacing)
         score_panel = _rows_panel(panel, every)

@@ -9,10 +9,15 @@ cash at 0 %), that sleeve compounds by it, and the equity is the mean of the sle
 value at ``t`` includes the outcome of the trades decided at ``t`` (realised by
 ``t + window``). A decision time with no trade has a period return of 0.
 
-**Annualisation.** Markets trade 24/7: ``periods_per_year = 365 × 24 h / shift``;
+**Annualisation.** Markets trade 24/7. Each per-decision period return is the return of a
+position held for one *window*, so it is annualised as a window-length return:
+``periods_per_year = 365 × 24 h / max(window, shift)``;
 ``sharpe = mean / std (ddof 1) × sqrt(periods_per_year)`` and
 ``sortino = mean / sqrt(mean(min(r, 0)²)) × sqrt(periods_per_year)`` of the per-decision
 period returns (risk-free rate 0). NaN when undefined (fewer than 2 periods, zero deviation).
+Annualising by the shift instead would treat overlapping 4h returns taken every 2h as
+independent 2h returns and inflate both ratios by ``sqrt(window / shift)`` (√2 at 4h/2h):
+a buy-and-hold position then shows a Sharpe √2 above its own daily-equity Sharpe.
 """
 
 from __future__ import annotations
@@ -107,7 +112,7 @@ def compute_metrics(trades: pd.DataFrame, equity: pd.DataFrame, *, window_ns: in
     n_trades = int(returns.size)
     n_dec = int(len(equity))
     sleeves = max(1, -(-window_ns // shift_ns))
-    periods_per_year = _YEAR_NS / shift_ns
+    periods_per_year = _YEAR_NS / max(window_ns, shift_ns)
     period = equity["period_return_pct"].to_numpy() / 100.0
     gains, losses = returns[returns > 0].sum(), -returns[returns < 0].sum()
     holding_ns = (trades["exit_time"] - trades["entry_time"]).to_numpy().astype("timedelta64[ns]")

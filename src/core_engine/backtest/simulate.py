@@ -26,8 +26,12 @@ Semantics (one long position per pick, each independent of the others):
   high at or above the target → exit at the target level. (When the open is already beyond
   a level the order is known, so such a candle is never ambiguous.)
 * **Window end**: otherwise exit at the open of row ``i + W + 1`` (the candle starting at
-  ``t + window``). If that candle is missing or beyond the data, exit at the close of the
-  last present candle inside the window, flagged ``exit_at_last_close``.
+  ``t + window``). If that candle is missing (an exchange outage), the position is still
+  held and exits at the open of the first candle after it that exists; when that open is
+  already beyond the stop or the target, the exit is named ``stop_loss``/``trailing_stop``/
+  ``take_profit`` accordingly. Only when no later candle exists at all (end of data,
+  delisting) does it exit at the close of the last present candle, flagged
+  ``exit_at_last_close``.
 * **Costs**: ``exit_price = raw_exit × (1 − slippage)``;
   ``return = exit_price × (1 − fee) / (entry_price × (1 + fee)) − 1``; ``return_pct`` is in
   percent (1.0 = 1 %).

@@ -246,9 +246,10 @@ def row_spearman(x: np.ndarray, y: np.ndarray, min_count: int = 2) -> np.ndarray
 def forward_returns(panel: Panel, rows: np.ndarray, horizon_candles: int) -> np.ndarray:
     """Gross forward returns (fractions) of every symbol for decisions read on ``rows``.
 
-    ``open[rows + 1 + horizon_candles] / open[rows + 1] − 1``: entry at the open of the candle
-    starting at the decision time, exit at the open of the candle starting ``horizon`` later.
-    NaN when either candle is missing or beyond the panel.
+    ``open[exit] / open[rows + 1] − 1``: entry at the open of the candle starting at the
+    decision time, exit at the open of the candle starting ``horizon`` later — or, when that
+    candle is missing (an exchange outage), at the first open after it, exactly as the
+    backtester exits. NaN when the entry candle is missing or no exit candle exists.
 
     Returns
     -------
@@ -256,12 +257,21 @@ def forward_returns(panel: Panel, rows: np.ndarray, horizon_candles: int) -> np.
         ``(len(rows), n_symbols)`` float64.
     """
     rows = np.asarray(rows, dtype=np.int64)
+    n_times = panel.n_times
     out = np.full((rows.size, panel.n_symbols), np.nan)
     entry = rows + 1
-    exit_ = entry + int(horizon_candles)
-    ok = (entry >= 0) & (exit_ <= panel.n_times - 1)
+    target = entry + int(horizon_candles)
+    ok = (entry >= 0) & (target <= n_times - 1)
+    if not ok.any():
+        return out
+    # next_present[r, j]: the first row >= r where symbol j has an open (n_times if none)
+    present_rows = np.where(np.isnan(panel.open), n_times, np.arange(n_times)[:, None])
+    next_present = np.minimum.accumulate(present_rows[::-1], axis=0)[::-1]
+    exit_rows = next_present[target[ok]]
+    found = exit_rows < n_times
+    exit_open = np.take_along_axis(panel.open, np.where(found, exit_rows, 0), axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out[ok] = panel.open[exit_[ok]] / panel.open[entry[ok]] - 1.0
+        out[ok] = np.where(found, exit_open, np.nan) / panel.open[entry[ok]] - 1.0
     return out
 
 

@@ -118,9 +118,10 @@ class MinQuoteVolume(Gate):
     """Eligible while the traded quote volume over the last ``lookback`` candles is at least
     ``min_quote_volume``.
 
-    Quote volume is ``close * volume`` summed over ``lookback`` rows (feature
-    ``quote_volume_{lookback}``; 288 five-minute candles = 24 h). NaN (warm-up or a missing
-    candle in the window) is not eligible.
+    Quote volume is ``close * volume`` summed over the last ``lookback`` *present* candles
+    (feature ``quote_volume_{lookback}``; 288 five-minute candles = 24 h of trading). Missing
+    candles are skipped, not counted as zero, so right after an outage the sum reaches back
+    past it. NaN (warm-up, or the current candle missing) is not eligible.
     """
 
     min_quote_volume: float
