@@ -87,3 +87,15 @@ def test_silent_bar_without_iterable_cannot_iterate():
         list(bar)
     with pytest.raises(TypeError, match="length is unknown"):
         len(progress_bar(iter([1]), enabled=False))
+
+
+def test_walk_forward_stage_bar_is_shown_only_when_asked(capsys, make_candles):
+    from core_engine.backtest import walk_forward
+    from core_engine.data import Panel
+
+    panel = Panel.from_frames({f"S{i}": make_candles(400, seed=i) for i in range(3)}, "5m")
+    walk_forward(panel, "momentum_rank")
+    assert capsys.readouterr().err == ""
+    walk_forward(panel, "momentum_rank", progress=True, audit=1)
+    err = capsys.readouterr().err
+    assert "walk_forward:" in err and "/5 [" in err  # five stages with the audit

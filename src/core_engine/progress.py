@@ -146,6 +146,9 @@ class _SilentBar:
     def set_postfix(self, *args: Any, **kwargs: Any) -> None:
         """Ignored (nothing is shown)."""
 
+    def set_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+        """Ignored (nothing is shown)."""
+
     def close(self) -> None:
         """Nothing to close."""
 

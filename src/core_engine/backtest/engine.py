@@ -17,8 +17,6 @@ Order of work, each step once for the whole panel:
 from __future__ import annotations
 
 import math
-import sys
-import time
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -197,13 +195,19 @@ def _validate(window, shift, start, end, fee_bps, slippage_bps, max_positions, a
 
 
 class _Progress:
-    def __init__(self, enabled: bool) -> None:
-        self.enabled, self.t0 = enabled, time.perf_counter()
+    """A stage progress bar (tqdm, via :func:`core_engine.progress.progress_bar`): each call
+    marks one stage done and shows what it was."""
+
+    def __init__(self, enabled: bool | None, stages: int) -> None:
+        from core_engine.progress import progress_bar
+
+        self.bar = progress_bar(total=stages, desc="walk_forward", enabled=enabled, leave=False)
 
     def __call__(self, stage: str) -> None:
-        if self.enabled:
-            print(f"[walk_forward {time.perf_counter() - self.t0:7.3f} s] {stage}",
-                  file=sys.stderr)
+        self.bar.set_postfix_str(stage, refresh=False)
+        self.bar.update(1)
+        if self.bar.n >= self.bar.total:
+            self.bar.close()
 
 
 def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "2h",
@@ -211,7 +215,7 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
                  max_positions: int = 3, allocator: Allocator | None = None,
                  gates: Iterable[Gate] = (), exits: ExitRules | None = None,
                  mode: str = "slices", audit: int = 0, cache: Any = None,
-                 progress: bool = False) -> BacktestResult:
+                 progress: bool | None = False) -> BacktestResult:
     """Evaluate ``strategy`` on every decision time of ``data`` (slices mode).
 
     Parameters
@@ -244,8 +248,10 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
         :class:`~core_engine.errors.LookaheadError` on any difference (0 = off).
     cache : optional
         A feature cache passed to ``compute_features``.
-    progress : bool
-        Print stage timings to stderr.
+    progress : bool, optional
+        Show a progress bar over the run's stages (features and scores, schedule and
+        allocation, simulation, audit, results). ``None`` shows it only in a notebook or an
+        interactive terminal, never in CI; the default ``False`` keeps the call silent.
 
     Returns
     -------
@@ -303,7 +309,7 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
                 f"The '{name}' parameter of walk_forward must be a multiple of the panel's "
                 f"{panel.timeframe} timeframe. Got {format_timeframe(ns)!r}."
             )
-    tick = _Progress(progress)
+    tick = _Progress(progress, stages=5 if cfg["audit"] else 4)
     run = _evaluate(panel, strategy, cfg, cache, tick)
     if cfg["audit"]:
         from core_engine.backtest.audit import audit_lookahead
