@@ -347,7 +347,7 @@ def test_feature_cache_and_progress(real_may, capsys):
     pd.testing.assert_frame_equal(a.trades, c.trades)
     assert len(a.trades) > 0
     err = capsys.readouterr().err
-    assert "features, scores and gates computed" in err and "simulated" in err
+    assert "walk_forward:" in err and "/4 [" in err  # the stage bar, four stages
 
 
 @pytest.mark.parametrize("name", ["macd_rsi_confluence", "momentum_rank"])
