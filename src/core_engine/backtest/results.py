@@ -21,7 +21,8 @@ from core_engine.errors import ConfigError
 __all__ = ["BacktestResult", "compare"]
 
 _FORMAT_VERSION = 1
-_SUMMARY_ROWS = (
+#: (metric key, label, format) of the headline metrics, shared by summary() and the reports.
+SUMMARY_ROWS = (
     ("trades", "Trades", "{:,}"),
     ("decisions", "Decision times", "{:,}"),
     ("coverage", "Coverage", "{:.1%}"),
@@ -159,8 +160,8 @@ class BacktestResult:
             f"({dq.get('gap_candles', 0):,} in gaps, the rest before listing or after the end)",
             "",
         ]
-        width = max(len(label) for _, label, _ in _SUMMARY_ROWS)
-        for key, label, fmt in _SUMMARY_ROWS:
+        width = max(len(label) for _, label, _ in SUMMARY_ROWS)
+        for key, label, fmt in SUMMARY_ROWS:
             lines.append(f"  {label:<{width}}  {_fmt(self._metrics.get(key), fmt)}")
         reasons = self._metrics.get("exit_reasons", {})
         lines.append(f"  {'Exit reasons':<{width}}  " +
@@ -184,7 +185,7 @@ class BacktestResult:
             if key in cfg:
                 lines.append(f"| {key} | {cfg[key]} |")
         lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
-        for key, label, fmt in _SUMMARY_ROWS:
+        for key, label, fmt in SUMMARY_ROWS:
             lines.append(f"| {label} | {_fmt(m.get(key), fmt)} |")
         for reason, count in m.get("exit_reasons", {}).items():
             lines.append(f"| exits by {reason} | {count:,} |")

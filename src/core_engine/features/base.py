@@ -97,6 +97,17 @@ class FeatureComputer:
     def _check_params(self) -> None:
         """Validate parameters; raise ConfigError naming the parameter."""
 
+    def _require_fast_below_slow(self, minimum: int = 1) -> tuple[int, int]:
+        """Check integer ``fast`` and ``slow`` parameters with ``fast < slow``."""
+        fast = self._require_int("fast", minimum)
+        slow = self._require_int("slow", minimum)
+        if fast >= slow:
+            raise ConfigError(
+                f"The 'fast' parameter of {type(self).__name__} must be smaller than 'slow'. "
+                f"Got fast={fast}, slow={slow}."
+            )
+        return fast, slow
+
     def _require_int(self, key: str, minimum: int) -> int:
         value = self._params[key]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -277,6 +288,25 @@ class KernelFeature(FeatureComputer):
         (outputs,) = run_kernel_features([self], panel.high, panel.low, panel.close,
                                          panel.volume)
         return dict(zip(self.columns, outputs, strict=True))
+
+
+class FastSlowFeature(KernelFeature):
+    """A kernel feature of a ``fast`` and a ``slow`` length (``fast < slow``) with one output,
+    ``{name}_{fast}_{slow}``, defined from the ``slow - 1``-th candle on."""
+
+    def _check_params(self) -> None:
+        self._require_fast_below_slow()
+
+    @property
+    def lookback(self) -> int:
+        return int(self.slow) - 1
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (f"{self.name}_{self.fast}_{self.slow}",)
+
+    def _kernel_params(self):
+        return (self.fast, self.slow), ()
 
 
 _POOL: ThreadPoolExecutor | None = None

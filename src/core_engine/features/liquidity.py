@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from core_engine.errors import ConfigError
 from core_engine.features import _kernels
-from core_engine.features.base import KernelFeature
+from core_engine.features.base import FastSlowFeature, KernelFeature
 
 __all__ = ["QuoteVolume", "VolumeTrend", "VolumeZScore"]
 
@@ -37,7 +36,7 @@ class VolumeZScore(KernelFeature):
         return (self.length,), ()
 
 
-class VolumeTrend(KernelFeature):
+class VolumeTrend(FastSlowFeature):
     """``SMA(volume, fast) / SMA(volume, slow) - 1``: recent volume against its base level.
 
     Column ``volume_trend_{fast}_{slow}``; warm-up ``slow - 1`` rows. NaN where the slow
@@ -48,25 +47,6 @@ class VolumeTrend(KernelFeature):
     _defaults: ClassVar[dict] = {"fast": 5, "slow": 20}
     _kind = _kernels.VOLUME_TREND
 
-    def _check_params(self) -> None:
-        fast = self._require_int("fast", 1)
-        slow = self._require_int("slow", 1)
-        if fast >= slow:
-            raise ConfigError(
-                f"The 'fast' parameter of VolumeTrend must be smaller than 'slow'. Got "
-                f"fast={fast}, slow={slow}."
-            )
-
-    @property
-    def lookback(self) -> int:
-        return int(self.slow) - 1
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (f"volume_trend_{self.fast}_{self.slow}",)
-
-    def _kernel_params(self):
-        return (self.fast, self.slow), ()
 
 
 class QuoteVolume(KernelFeature):

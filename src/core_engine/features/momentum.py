@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from core_engine.errors import ConfigError
 from core_engine.features import _kernels
 from core_engine.features.base import KernelFeature
 
@@ -76,14 +75,8 @@ class MACD(KernelFeature):
     _kind = _kernels.MACD
 
     def _check_params(self) -> None:
-        fast = self._require_int("fast", 2)
-        slow = self._require_int("slow", 2)
+        self._require_fast_below_slow(minimum=2)
         self._require_int("signal", 2)
-        if fast >= slow:
-            raise ConfigError(
-                f"The 'fast' parameter of MACD must be smaller than 'slow'. Got fast={fast}, "
-                f"slow={slow}."
-            )
 
     @property
     def suffix(self) -> str:

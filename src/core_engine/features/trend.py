@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from core_engine.errors import ConfigError
 from core_engine.features import _kernels
-from core_engine.features.base import KernelFeature
+from core_engine.features.base import FastSlowFeature, KernelFeature
 
 __all__ = ["EMA", "SMA", "EMADistance", "RollingHighLow", "TrendSlope"]
 
@@ -98,7 +97,7 @@ class RollingHighLow(KernelFeature):
         return (self.length,), ()
 
 
-class EMADistance(KernelFeature):
+class EMADistance(FastSlowFeature):
     """``(EMA(fast) - EMA(slow)) / EMA(slow)``, each a TA-Lib EMA of close.
 
     Column ``ema_distance_{fast}_{slow}``; warm-up ``slow - 1`` rows.
@@ -108,22 +107,3 @@ class EMADistance(KernelFeature):
     _defaults: ClassVar[dict] = {"fast": 12, "slow": 26}
     _kind = _kernels.EMA_DISTANCE
 
-    def _check_params(self) -> None:
-        fast = self._require_int("fast", 1)
-        slow = self._require_int("slow", 1)
-        if fast >= slow:
-            raise ConfigError(
-                f"The 'fast' parameter of EMADistance must be smaller than 'slow'. Got "
-                f"fast={fast}, slow={slow}."
-            )
-
-    @property
-    def lookback(self) -> int:
-        return int(self.slow) - 1
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (f"ema_distance_{self.fast}_{self.slow}",)
-
-    def _kernel_params(self):
-        return (self.fast, self.slow), ()

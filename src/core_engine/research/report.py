@@ -27,36 +27,20 @@ from typing import Any
 import numpy as np
 
 import core_engine
+from core_engine.backtest.results import SUMMARY_ROWS
 from core_engine.errors import ConfigError
 
 __all__ = ["METRIC_ROWS", "factor_html", "format_metric", "metrics_html", "result_html",
            "write_report"]
 
 #: (key, label, format) of the metrics shown, in order; other keys follow with a plain format.
+#: Every metric the report shows: the headline rows of ``BacktestResult.summary()`` and a few
+#: more.
 METRIC_ROWS = (
-    ("trades", "Trades", "{:,}"),
-    ("decisions", "Decision times", "{:,}"),
+    *SUMMARY_ROWS,
     ("decisions_with_trades", "Decision times with trades", "{:,}"),
-    ("coverage", "Coverage", "{:.1%}"),
-    ("win_rate", "Win rate", "{:.1%}"),
-    ("avg_return_pct", "Average return", "{:+.3f} %"),
-    ("median_return_pct", "Median return", "{:+.3f} %"),
-    ("profit_factor", "Profit factor", "{:.3f}"),
-    ("total_return_pct", "Total return (equity)", "{:+.2f} %"),
-    ("equity_max_drawdown_pct", "Max drawdown (equity)", "{:.2f} %"),
-    ("max_trade_drawdown_pct", "Max drawdown (one trade)", "{:.2f} %"),
-    ("avg_trade_max_drawdown_pct", "Avg drawdown per trade", "{:.3f} %"),
-    ("sharpe", "Sharpe (annualised)", "{:.3f}"),
-    ("sortino", "Sortino (annualised)", "{:.3f}"),
-    ("periods_per_year", "Decision periods per year", "{:,.0f}"),
-    ("exposure", "Exposure", "{:.1%}"),
-    ("avg_holding_minutes", "Avg holding", "{:.1f} min"),
-    ("turnover_per_year", "Turnover per year", "{:.1f}x"),
-    ("ambiguous_trades", "Candles touching stop and target", "{:,}"),
-    ("ambiguous_spread_pct", "Best-case minus worst-case avg", "{:.4f} %"),
-    ("best_case_avg_return_pct", "Best-case average return", "{:+.3f} %"),
-    ("best_case_total_return_pct", "Best-case total return", "{:+.2f} %"),
-    ("trades_with_gaps", "Trades with missing candles", "{:,}"),
+    ("periods_per_year", "Periods per year (annualisation)", "{:,.0f}"),
+    ("best_case_avg_return_pct", "Average return if target first", "{:+.3f} %"),
     ("exit_reasons", "Exit reasons", None),
 )
 _HEADLINE = ("trades", "coverage", "win_rate", "avg_return_pct", "profit_factor",
