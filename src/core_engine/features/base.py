@@ -290,6 +290,34 @@ class KernelFeature(FeatureComputer):
         return dict(zip(self.columns, outputs, strict=True))
 
 
+class LengthFeature(KernelFeature):
+    """A kernel feature of one ``length`` with one output, ``{_prefix}_{length}``.
+
+    Subclasses set ``_prefix``, ``_min_length`` and ``_warm_up_offset``: the lookback is
+    ``length + _warm_up_offset`` (``-1`` for windows that include the current candle, such as
+    SMA; ``0`` for those that need ``length`` earlier candles, such as RSI or an n-bar return).
+    """
+
+    _defaults: ClassVar[dict] = {"length": 20}
+    _min_length: ClassVar[int] = 1
+    _warm_up_offset: ClassVar[int] = -1
+    _prefix: ClassVar[str] = ""
+
+    def _check_params(self) -> None:
+        self._require_int("length", self._min_length)
+
+    @property
+    def lookback(self) -> int:
+        return int(self.length) + self._warm_up_offset
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (f"{self._prefix}_{self.length}",)
+
+    def _kernel_params(self):
+        return (self.length,), ()
+
+
 class FastSlowFeature(KernelFeature):
     """A kernel feature of a ``fast`` and a ``slow`` length (``fast < slow``) with one output,
     ``{name}_{fast}_{slow}``, defined from the ``slow - 1``-th candle on."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from core_engine.features import _kernels
-from core_engine.features.base import FastSlowFeature, KernelFeature
+from core_engine.features.base import FastSlowFeature, LengthFeature
 
 __all__ = ["QuoteVolume", "VolumeTrend", "VolumeZScore"]
 
 
-class VolumeZScore(KernelFeature):
+class VolumeZScore(LengthFeature):
     """``(volume - mean) / std`` over the last ``length`` volumes, current included (ddof=0).
 
     Column ``volume_zscore_{length}``; warm-up ``length - 1`` rows; ``length >= 2``. NaN
@@ -20,20 +20,8 @@ class VolumeZScore(KernelFeature):
     name = "volume_zscore"
     _defaults: ClassVar[dict] = {"length": 20}
     _kind = _kernels.VOLUME_ZSCORE
-
-    def _check_params(self) -> None:
-        self._require_int("length", 2)
-
-    @property
-    def lookback(self) -> int:
-        return int(self.length) - 1
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (f"volume_zscore_{self.length}",)
-
-    def _kernel_params(self):
-        return (self.length,), ()
+    _prefix = "volume_zscore"
+    _min_length = 2
 
 
 class VolumeTrend(FastSlowFeature):
@@ -49,7 +37,7 @@ class VolumeTrend(FastSlowFeature):
 
 
 
-class QuoteVolume(KernelFeature):
+class QuoteVolume(LengthFeature):
     """Rolling sum of ``close * volume`` (traded value in the quote currency).
 
     Column ``quote_volume_{length}`` (default 288 = one day of 5m candles); warm-up
@@ -60,17 +48,4 @@ class QuoteVolume(KernelFeature):
     name = "quote_volume"
     _defaults: ClassVar[dict] = {"length": 288}
     _kind = _kernels.QUOTE_VOLUME
-
-    def _check_params(self) -> None:
-        self._require_int("length", 1)
-
-    @property
-    def lookback(self) -> int:
-        return int(self.length) - 1
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (f"quote_volume_{self.length}",)
-
-    def _kernel_params(self):
-        return (self.length,), ()
+    _prefix = "quote_volume"

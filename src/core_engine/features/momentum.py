@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from core_engine.features import _kernels
-from core_engine.features.base import KernelFeature
+from core_engine.features.base import KernelFeature, LengthFeature
 
 __all__ = ["MACD", "RSI", "Momentum"]
 
 
-class RSI(KernelFeature):
+class RSI(LengthFeature):
     """Relative Strength Index with Wilder smoothing; equals TA-Lib ``RSI``.
 
     Parameters
@@ -35,20 +35,9 @@ class RSI(KernelFeature):
     name = "rsi"
     _defaults: ClassVar[dict] = {"length": 14}
     _kind = _kernels.RSI
-
-    def _check_params(self) -> None:
-        self._require_int("length", 2)
-
-    @property
-    def lookback(self) -> int:
-        return int(self.length)
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (f"rsi_{self.length}",)
-
-    def _kernel_params(self):
-        return (self.length,), ()
+    _prefix = "rsi"
+    _min_length = 2
+    _warm_up_offset = 0
 
 
 class MACD(KernelFeature):
@@ -95,7 +84,7 @@ class MACD(KernelFeature):
         return (self.fast, self.slow, self.signal), ()
 
 
-class Momentum(KernelFeature):
+class Momentum(LengthFeature):
     """Return over ``length`` candles: ``close[i] / close[i - length] - 1``.
 
     Equals TA-Lib ``ROCP`` (``ROC / 100``). Counted in present candles: on a panel with
@@ -110,17 +99,5 @@ class Momentum(KernelFeature):
     name = "momentum"
     _defaults: ClassVar[dict] = {"length": 24}
     _kind = _kernels.MOMENTUM
-
-    def _check_params(self) -> None:
-        self._require_int("length", 1)
-
-    @property
-    def lookback(self) -> int:
-        return int(self.length)
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (f"return_{self.length}",)
-
-    def _kernel_params(self):
-        return (self.length,), ()
+    _prefix = "return"
+    _warm_up_offset = 0

@@ -5,32 +5,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from core_engine.features import _kernels
-from core_engine.features.base import FastSlowFeature, KernelFeature
+from core_engine.features.base import FastSlowFeature, KernelFeature, LengthFeature
 
 __all__ = ["EMA", "SMA", "EMADistance", "RollingHighLow", "TrendSlope"]
 
 
-class _LengthFeature(KernelFeature):
-    _defaults: ClassVar[dict] = {"length": 20}
-    _min_length: ClassVar[int] = 1
-    _prefix: ClassVar[str] = ""
-
-    def _check_params(self) -> None:
-        self._require_int("length", self._min_length)
-
-    @property
-    def lookback(self) -> int:
-        return int(self.length) - 1
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (f"{self._prefix}_{self.length}",)
-
-    def _kernel_params(self):
-        return (self.length,), ()
-
-
-class SMA(_LengthFeature):
+class SMA(LengthFeature):
     """Simple moving average of close; equals TA-Lib ``SMA``.
 
     Column ``sma_{length}``; warm-up ``length - 1`` rows; missing candles skipped.
@@ -42,7 +22,7 @@ class SMA(_LengthFeature):
     _prefix = "sma"
 
 
-class EMA(_LengthFeature):
+class EMA(LengthFeature):
     """Exponential moving average of close, ``k = 2 / (length + 1)``; equals TA-Lib ``EMA``.
 
     Seeded with the mean of the first ``length`` closes (TA-Lib convention). Column
@@ -55,7 +35,7 @@ class EMA(_LengthFeature):
     _prefix = "ema"
 
 
-class TrendSlope(_LengthFeature):
+class TrendSlope(LengthFeature):
     """Least-squares slope of close over ``length`` candles divided by their mean close.
 
     The fractional change per candle (``0.001`` = +0.1 % per candle); equals TA-Lib

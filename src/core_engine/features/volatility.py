@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from core_engine.features import _kernels
-from core_engine.features.base import KernelFeature
+from core_engine.features.base import KernelFeature, LengthFeature
 
 __all__ = ["ATR", "BollingerBands", "ReturnVolatility"]
 
@@ -81,7 +81,7 @@ class BollingerBands(KernelFeature):
         return (self.length,), (float(self.std),)
 
 
-class ReturnVolatility(KernelFeature):
+class ReturnVolatility(LengthFeature):
     """Rolling sample std (ddof=1) of log close-to-close returns, not annualised.
 
     Column ``volatility_{length}`` over the last ``length`` returns; warm-up ``length`` rows
@@ -92,17 +92,6 @@ class ReturnVolatility(KernelFeature):
     name = "volatility"
     _defaults: ClassVar[dict] = {"length": 20}
     _kind = _kernels.VOLATILITY
-
-    def _check_params(self) -> None:
-        self._require_int("length", 2)
-
-    @property
-    def lookback(self) -> int:
-        return int(self.length)
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (f"volatility_{self.length}",)
-
-    def _kernel_params(self):
-        return (self.length,), ()
+    _prefix = "volatility"
+    _min_length = 2
+    _warm_up_offset = 0
