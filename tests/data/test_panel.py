@@ -89,3 +89,13 @@ def test_real_data_panel_is_lean(btc_5m):
     assert panel.n_times == 65_741 + 177
     assert int(np.isnan(panel.close).sum()) == 177
     assert panel.nbytes == 5 * 8 * panel.n_times
+
+
+def test_constructor_leaves_the_callers_arrays_writeable(make_candles):
+    panel = Panel.from_frames({"A": make_candles(10)}, "5m")
+    mine = {name: np.array(getattr(panel, name), order="F") for name in FIELDS}
+    again = Panel(panel.index, panel.symbols, "5m", **mine)
+    assert all(mine[name].flags.writeable for name in FIELDS)
+    assert not again.close.flags.writeable
+    mine["close"][0, 0] = -1.0  # the panel shares memory without copying: documented, cheap
+    assert again.close[0, 0] == -1.0

@@ -34,6 +34,8 @@ class Panel:
     """Aligned OHLCV arrays for a universe of symbols on one regular time grid.
 
     Build one with :meth:`from_frames` or :meth:`from_store`; the constructor checks shapes.
+    It does not copy arrays that are already float64 in Fortran order: the panel holds
+    read-only views of them (the caller's arrays stay writeable, and share memory).
 
     Attributes
     ----------
@@ -74,7 +76,8 @@ class Panel:
             raise DataValidationError(f"Panel symbols must be unique. Got {list(self.symbols)}.")
         shape = (len(index), len(self.symbols))
         for name in FIELDS:
-            values = _as_field(getattr(self, name))
+            # a view: the panel's read-only flag must not freeze the caller's own array
+            values = _as_field(getattr(self, name)).view()
             if values.shape != shape:
                 raise DataValidationError(
                     f"Panel field '{name}' has shape {values.shape}; expected {shape} "
