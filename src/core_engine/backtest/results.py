@@ -82,6 +82,13 @@ class BacktestResult:
     """
 
     __slots__ = ("_trades", "_equity", "_metrics", "_config", "_data_quality", "_panel")
+    # Set once, through object.__setattr__, in __init__.
+    _trades: pd.DataFrame
+    _equity: pd.DataFrame
+    _metrics: dict[str, Any]
+    _config: dict[str, Any]
+    _data_quality: dict[str, Any]
+    _panel: Any
 
     def __init__(self, *, trades: pd.DataFrame, equity: pd.DataFrame, metrics: dict,
                  config: dict, data_quality: dict, panel: Any = None) -> None:

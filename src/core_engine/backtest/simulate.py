@@ -144,6 +144,7 @@ def resolve_exit_distances(exits: ExitRules | None, picks: Picks,
         if pct is not None:
             out[f"{short}_frac"][:] = float(pct) / 100.0
         if mult is not None:
+            assert atr_at is not None  # an ATR multiple makes exits.uses_atr True (set above)
             out[f"{short}_dist"][:] = float(mult) * atr_at
     return out
 
