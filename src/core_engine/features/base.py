@@ -302,6 +302,7 @@ class LengthFeature(KernelFeature):
     _min_length: ClassVar[int] = 1
     _warm_up_offset: ClassVar[int] = -1
     _prefix: ClassVar[str] = ""
+    length: int  # parameter, set by FeatureComputer.__init__
 
     def _check_params(self) -> None:
         self._require_int("length", self._min_length)
@@ -321,6 +322,9 @@ class LengthFeature(KernelFeature):
 class FastSlowFeature(KernelFeature):
     """A kernel feature of a ``fast`` and a ``slow`` length (``fast < slow``) with one output,
     ``{name}_{fast}_{slow}``, defined from the ``slow - 1``-th candle on."""
+
+    fast: int  # parameters, set by FeatureComputer.__init__
+    slow: int
 
     def _check_params(self) -> None:
         self._require_fast_below_slow()
@@ -350,7 +354,9 @@ def _pool() -> ThreadPoolExecutor:
     global _POOL, _POOL_PID
     with _POOL_LOCK:
         if _POOL is None or _POOL_PID != os.getpid():
-            _POOL = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS,
+            # numba.config sets its NUMBA_* attributes at runtime (through globals()).
+            n_threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+            _POOL = ThreadPoolExecutor(max_workers=n_threads,
                                        thread_name_prefix="core_engine_features")
             _POOL_PID = os.getpid()
         return _POOL

@@ -89,6 +89,9 @@ class CrossSectional(FeatureComputer):
 
     name = "cross_sectional"
     _defaults: ClassVar[dict] = {"computer": None, "column": None, "method": "zscore"}
+    computer: FeatureComputer  # parameters, set by FeatureComputer.__init__
+    column: str
+    method: str
 
     def _check_params(self) -> None:
         if not isinstance(self.computer, FeatureComputer):

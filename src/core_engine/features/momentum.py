@@ -62,6 +62,9 @@ class MACD(KernelFeature):
     name = "macd"
     _defaults: ClassVar[dict] = {"fast": 12, "slow": 26, "signal": 9}
     _kind = _kernels.MACD
+    fast: int  # parameters, set by FeatureComputer.__init__
+    slow: int
+    signal: int
 
     def _check_params(self) -> None:
         self._require_fast_below_slow(minimum=2)

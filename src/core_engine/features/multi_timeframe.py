@@ -63,6 +63,9 @@ class MultiTimeframe(FeatureComputer):
 
     name = "multi_timeframe"
     _defaults: ClassVar[dict] = {"computer": None, "timeframe": "1h", "base_timeframe": "5m"}
+    computer: FeatureComputer  # parameters, set by FeatureComputer.__init__
+    timeframe: str
+    base_timeframe: str
 
     def _check_params(self) -> None:
         if not isinstance(self.computer, FeatureComputer):

@@ -61,6 +61,7 @@ class RollingHighLow(KernelFeature):
     name = "rolling_high_low"
     _defaults: ClassVar[dict] = {"length": 20}
     _kind = _kernels.HIGH_LOW
+    length: int  # parameter, set by FeatureComputer.__init__
 
     def _check_params(self) -> None:
         self._require_int("length", 1)

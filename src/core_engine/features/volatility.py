@@ -28,6 +28,7 @@ class ATR(KernelFeature):
     name = "atr"
     _defaults: ClassVar[dict] = {"length": 14}
     _kind = _kernels.ATR
+    length: int  # parameter, set by FeatureComputer.__init__
 
     def _check_params(self) -> None:
         self._require_int("length", 1)
@@ -63,6 +64,8 @@ class BollingerBands(KernelFeature):
     name = "bollinger_bands"
     _defaults: ClassVar[dict] = {"length": 20, "std": 2.0}
     _kind = _kernels.BBANDS
+    length: int  # parameters, set by FeatureComputer.__init__
+    std: float
 
     def _check_params(self) -> None:
         self._require_int("length", 2)
