@@ -10,6 +10,7 @@ nothing here changes data silently. Gaps are reported by :func:`gap_report`, nev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +53,18 @@ def _row_text(frame: pd.DataFrame, position: int, symbol: str | None) -> str:
     ts = frame["timestamp"].iloc[position]
     when = ts.strftime("%Y-%m-%d %H:%M UTC") if isinstance(ts, pd.Timestamp) else str(ts)
     return f"Candle {position:,}{_where(symbol)} ({when})"
+
+
+#: A validation rule: the mask of rows breaking it, and the message for one such row.
+_Check = tuple[np.ndarray, Callable[[int], str]]
+
+
+def _price_checks(name: str, values: np.ndarray) -> list[_Check]:
+    """The finite and positive rules of one price column."""
+    return [
+        (~np.isfinite(values), lambda i: f"has {name} {values[i]} (prices must be finite)"),
+        (values <= 0, lambda i: f"has non-positive {name} {_fmt(values[i])}"),
+    ]
 
 
 def _fmt(value: float) -> str:
@@ -136,10 +149,9 @@ def validate_candles(
     opens, highs, lows, closes, volumes = (
         frame[c].to_numpy(dtype=np.float64) for c in CANDLE_COLUMNS[1:]
     )
-    checks = []
+    checks: list[_Check] = []
     for name, values in zip(PRICE_COLUMNS, (opens, highs, lows, closes), strict=True):
-        checks.append((~np.isfinite(values), lambda i, n=name, v=values: f"has {n} {v[i]} (prices must be finite)"))
-        checks.append((values <= 0, lambda i, n=name, v=values: f"has non-positive {n} {_fmt(v[i])}"))
+        checks += _price_checks(name, values)
     checks += [
         (~np.isfinite(volumes), lambda i: f"has volume {volumes[i]} (volume must be finite)"),
         (volumes < 0, lambda i: f"has negative volume {_fmt(volumes[i])}"),
@@ -170,12 +182,13 @@ def validate_candles(
             )
         )
     # Report the earliest bad row across all rules, so the message points at the first problem.
-    first_row, first_message = None, None
+    first: tuple[int, Callable[[int], str]] | None = None  # (row, message)
     for mask, message in checks:
         hits = np.flatnonzero(mask)
-        if hits.size and (first_row is None or hits[0] < first_row):
-            first_row, first_message = int(hits[0]), message
-    if first_row is not None:
+        if hits.size and (first is None or hits[0] < first[0]):
+            first = (int(hits[0]), message)
+    if first is not None:
+        first_row, first_message = first
         raise DataValidationError(
             f"{_row_text(frame, first_row, symbol)} {first_message(first_row)}."
         )

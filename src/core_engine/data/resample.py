@@ -75,7 +75,7 @@ def resample(data: Panel | pd.DataFrame, timeframe: str, *, complete_only: bool 
     bucket0 = first_ns // target_ns * target_ns
     offset = (first_ns - bucket0) // base_ns
     n_out = (data.n_times + offset + ratio - 1) // ratio
-    out = resample_ohlcv_2d(*(getattr(data, f) for f in FIELDS),
+    out = resample_ohlcv_2d(data.open, data.high, data.low, data.close, data.volume,
                             offset, ratio, n_out)
     index = pd.DatetimeIndex(bucket0 + np.arange(n_out, dtype=np.int64) * target_ns, tz="UTC")
     lo, hi = 0, n_out

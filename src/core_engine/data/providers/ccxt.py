@@ -128,7 +128,8 @@ class CCXTProvider(Provider):
             ccxt.ExchangeNotAvailable,
         )
 
-    def _build_exchange(self, exchange_id, api_key, secret, password, config):
+    def _build_exchange(self, exchange_id: str, api_key: str | None, secret: str | None,
+                        password: str | None, config: Mapping[str, Any] | None) -> Any:
         ccxt = self._ccxt
         known = list(getattr(ccxt, "exchanges", []))
         if not isinstance(exchange_id, str) or exchange_id not in known:

@@ -13,6 +13,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,7 @@ def _epoch_unit(values: np.ndarray) -> str:
     return "ns"
 
 
-def _parse_timestamps(column: pd.Series, unit: str, path: Path) -> pd.Series:
+def _parse_timestamps(column: pd.Series, unit: str, path: Path | Traversable) -> pd.Series:
     """Read the timestamp column as ``datetime64[ns, UTC]``; naive values are UTC."""
     if isinstance(column.dtype, pd.DatetimeTZDtype):
         return column.dt.tz_convert("UTC").astype(_TS_DTYPE)

@@ -12,6 +12,7 @@ import io
 import re
 from collections.abc import Iterable
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +29,7 @@ SAMPLE_TIMEFRAME = "5m"
 _FILE = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)-(?P<tf>\w+)\.parquet$")
 
 
-def _sample_dir():
+def _sample_dir() -> Traversable:
     return resources.files("core_engine").joinpath("sample_data")
 
 
@@ -73,7 +74,7 @@ class SampleProvider(Provider):
 
     name = "sample"
 
-    def _files(self) -> dict[str, object]:
+    def _files(self) -> dict[str, Traversable]:
         found = {}
         for entry in _sample_dir().iterdir():
             match = _FILE.match(entry.name)
