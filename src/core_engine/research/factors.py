@@ -451,6 +451,7 @@ def evaluate_factor(factor: Any, panel: Panel, *, window: str = "4h", shift: str
             ic_frame = pd.DataFrame({"ic": ic, "rank_ic": rank_ic,
                                      "n_symbols": valid.sum(axis=1).astype(np.int64)},
                                     index=pd.Index(times, name="decision_time"))
+    assert main_fwd is not None  # window_ns is one of horizon_ns, so the loop set it
     decay_frame = pd.DataFrame.from_dict(decay, orient="index")
     decay_frame.index.name = "horizon"
     decay_frame["n_times"] = decay_frame["n_times"].astype(np.int64)

@@ -11,7 +11,7 @@ Result plots take a :class:`~core_engine.backtest.BacktestResult` (or anything w
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -183,7 +183,7 @@ def _draw_levels(ax: Any, trades: pd.DataFrame, exits: dict) -> None:
             continue
         level = entry * (1.0 + sign * float(pct) / 100.0)
         segments = np.stack([np.column_stack([x0, level]), np.column_stack([x1, level])], axis=1)
-        ax.add_collection(LineCollection(segments, colors=colour, linewidths=1.0,
+        ax.add_collection(LineCollection(list(segments), colors=colour, linewidths=1.0,
                                          linestyles="dotted", label=label))
 
 
@@ -386,7 +386,7 @@ def plot_result(result: Any, kind: str = "equity", **kwargs: Any) -> Figure:
             raise ConfigError("plot(kind='comparison') needs others=[result, ...] to compare "
                               "with this run.")
         return plot_comparison([result, *others], **kwargs)
-    functions = {"equity": plot_equity, "trades": plot_trades,
+    functions: dict[str, Callable[..., Figure]] = {"equity": plot_equity, "trades": plot_trades,
                  "returns": plot_return_distribution, "breakdown": plot_breakdown}
     if kind not in functions:
         close = difflib.get_close_matches(str(kind), PLOT_KINDS, n=1, cutoff=0.5)
