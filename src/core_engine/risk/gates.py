@@ -198,7 +198,7 @@ class CustomGate(Gate):
     """
 
     fn: Callable[[Mapping[str, np.ndarray], Panel], Any]
-    name: str = "custom"  # type: ignore[assignment]
+    name: str = "custom"
     needs: Sequence[Any] = field(default=())
 
     def __post_init__(self) -> None:

@@ -55,7 +55,7 @@ def rank_candidates(scores: np.ndarray, symbols: Sequence[str]) -> list[str]:
     return [symbols[j] for j in keep]
 
 
-def _param_names(cls: type) -> list[str]:
+def _param_names(cls: type[Strategy]) -> list[str]:
     init = cls.__init__
     if init is object.__init__:
         return []
@@ -72,7 +72,7 @@ def _param_names(cls: type) -> list[str]:
     return names
 
 
-def _wrap_init(cls: type, original: Callable) -> Callable:
+def _wrap_init(cls: type[Strategy], original: Callable) -> Callable:
     signature = inspect.signature(original)
 
     @functools.wraps(original)
@@ -127,7 +127,9 @@ class Strategy:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
-            cls.__init__ = _wrap_init(cls, cls.__dict__["__init__"])
+            # Deliberate: the subclass's own __init__ becomes a validating wrapper with the
+            # same signature (functools.wraps), which mypy cannot see.
+            cls.__init__ = _wrap_init(cls, cls.__dict__["__init__"])  # type: ignore[method-assign]
             _param_names(cls)  # fail at class creation for *args/**kwargs
 
     # ------------------------------------------------------------------ parameters

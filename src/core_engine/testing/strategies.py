@@ -103,7 +103,7 @@ def _check_row_local(strategy: Strategy, data: Panel, features: dict, scores: np
     one_row = data.slice_rows(i, i + 1)
     one_features = {k: np.asarray(v)[i:i + 1] for k, v in features.items()}
     alone = strategy.score_panel(one_row, features=one_features)
-    pairs = [("score", scores[i:i + 1], alone)]
+    pairs: list[tuple[str, np.ndarray, np.ndarray | None]] = [("score", scores[i:i + 1], alone)]
     if confidence is not None:
         pairs.append(("confidence", confidence[i:i + 1],
                       strategy.confidence_panel(one_row, features=one_features)))
@@ -158,9 +158,10 @@ def _sample_rows(strategy: Strategy, scores: np.ndarray, n_times: int, seed: int
     with_candidates = rows[np.isfinite(scores[rows]).any(axis=1)]
     others = np.setdiff1d(rows, with_candidates)
     n_first = min(len(with_candidates), max(n_times - n_times // 3, n_times - len(others)))
-    first = rng.choice(with_candidates, size=n_first, replace=False) if n_first else []
+    first: np.ndarray | list[int] = (
+        rng.choice(with_candidates, size=n_first, replace=False) if n_first else [])
     n_rest = min(len(others), n_times - n_first)
-    rest = rng.choice(others, size=n_rest, replace=False) if n_rest else []
+    rest: np.ndarray | list[int] = rng.choice(others, size=n_rest, replace=False) if n_rest else []
     return sorted(int(i) for i in np.concatenate([np.asarray(first, int), np.asarray(rest, int)]))
 
 
@@ -190,7 +191,7 @@ def _raw_outputs(strategy: Strategy, panel: Panel) -> tuple[np.ndarray, np.ndarr
 def _check_poison(strategy: Strategy, data: Panel, scores: np.ndarray, confidence: np.ndarray | None,
                   i: int, poison: str, rtol: float, atol: float) -> None:
     got_scores, got_conf = _raw_outputs(strategy, _poisoned(data, i, poison))
-    pairs = [("score", scores, got_scores)]
+    pairs: list[tuple[str, np.ndarray, np.ndarray | None]] = [("score", scores, got_scores)]
     if confidence is not None:
         pairs.append(("confidence", confidence, got_conf))
     for what, expected, got in pairs:
