@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from core_engine.features import _kernels
-from core_engine.features.base import FastSlowFeature, KernelFeature, LengthFeature
+from core_engine.features.base import FastSlowFeature, LengthFeature
 
 __all__ = ["EMA", "SMA", "EMADistance", "RollingHighLow", "TrendSlope"]
 
@@ -50,7 +50,7 @@ class TrendSlope(LengthFeature):
     _min_length = 2
 
 
-class RollingHighLow(KernelFeature):
+class RollingHighLow(LengthFeature):
     """Highest high and lowest low of the last ``length`` candles, current included.
 
     Equal TA-Lib ``MAX(high)`` and ``MIN(low)``. Columns ``highest_high_{length}``,
@@ -62,13 +62,6 @@ class RollingHighLow(KernelFeature):
     _defaults: ClassVar[dict] = {"length": 20}
     _kind = _kernels.HIGH_LOW
     length: int  # parameter, set by FeatureComputer.__init__
-
-    def _check_params(self) -> None:
-        self._require_int("length", 1)
-
-    @property
-    def lookback(self) -> int:
-        return int(self.length) - 1
 
     @property
     def columns(self) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from core_engine.features.base import KernelFeature, LengthFeature
 __all__ = ["ATR", "BollingerBands", "ReturnVolatility"]
 
 
-class ATR(KernelFeature):
+class ATR(LengthFeature):
     """Average True Range (Wilder) and ATR as a percent of close; ATR equals TA-Lib ``ATR``.
 
     Parameters
@@ -28,14 +28,8 @@ class ATR(KernelFeature):
     name = "atr"
     _defaults: ClassVar[dict] = {"length": 14}
     _kind = _kernels.ATR
+    _warm_up_offset = 0
     length: int  # parameter, set by FeatureComputer.__init__
-
-    def _check_params(self) -> None:
-        self._require_int("length", 1)
-
-    @property
-    def lookback(self) -> int:
-        return int(self.length)
 
     @property
     def columns(self) -> tuple[str, ...]:
