@@ -156,6 +156,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         panel, strategy, window=args.window, shift=args.shift, start=args.start, end=args.end,
         fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, max_positions=args.max_positions,
         exits=exits if exits.active else None, audit=args.audit,
+        max_exit_delay=_param_value(args.max_exit_delay) if args.max_exit_delay else None,
     )
     print(f"data: {source}")
     print(result.summary())
@@ -184,6 +185,9 @@ def _add_backtest_command(commands) -> None:
     bt.add_argument("--stop-loss-pct", type=float)
     bt.add_argument("--take-profit-pct", type=float)
     bt.add_argument("--trailing-pct", type=float)
+    bt.add_argument("--max-exit-delay", metavar="CANDLES|DURATION",
+                    help="cap on how long a time exit waits for a price after an outage, "
+                         "e.g. 12 or 1h (default: wait for the first open)")
     bt.add_argument("--audit", type=int, default=0, help="lookahead audit of K random decision times")
     bt.add_argument("--out", help="directory for the saved run (default runs/<strategy>-<time>; '-' to skip)")
     bt.set_defaults(func=_cmd_backtest)

@@ -13,7 +13,10 @@ Rules (long only):
   the active stop is the higher of fixed stop and trail;
   open <= stop → out at open; open >= target → out at open; low <= stop → out at stop
   (ambiguous if high >= target too, best case = target); high >= target → out at target;
-- else out at the open of the candle after the window, or the last close seen in the window;
+- else out at the open of the candle after the window; if that candle is missing, at the
+  first open after it (``delayed_by`` = how many candles later), unless that is more than
+  ``max_delay`` candles late: then at the last close seen (``capped``); with no open after
+  the window at all, at the last close seen;
 - return = exit*(1-slip)*(1-fee) / (fill*(1+fee)) - 1 in percent;
 - drawdown = 1 - (lowest raw price exposed to) / fill in percent, floored at 0.
 """
@@ -30,7 +33,7 @@ def _nan(x):
 def reference_trade(opens, highs, lows, closes, decision_row, window, fee, slip,
                     stop_pct=None, target_pct=None, trail_pct=None,
                     stop_atr=None, target_atr=None, trail_atr=None, atr=None,
-                    step=1, time0=0):
+                    step=1, time0=0, max_delay=None):
     """Simulate one trade; return a dict, or None when the entry candle is missing.
 
     ``*_pct`` are fractions (0.02 = 2 %); ``*_atr`` multiples of ``atr`` (a float).
@@ -79,7 +82,7 @@ def reference_trade(opens, highs, lows, closes, decision_row, window, fee, slip,
                 "exit_time": exit_time, "entry_price": fill, "exit_price": out_price,
                 "return_pct": ret, "best_return_pct": best_ret, "max_drawdown": dd,
                 "exit_reason": reason, "ambiguous": ambiguous, "gaps": gaps,
-                "last_close": False}
+                "last_close": False, "delayed_by": 0, "capped": False}
 
     best = fill
     lowest = fill
@@ -105,16 +108,21 @@ def reference_trade(opens, highs, lows, closes, decision_row, window, fee, slip,
             return finish(target, k, time0 + (k + 1) * step, "take_profit", min(lowest, lo))
         lowest = min(lowest, lo)
         best = max(best, h)
-    after = decision_row + window + 1
+    due = decision_row + window + 1
+    after = due
     while after < n and _nan(opens[after]):  # exit candle missing: hold until prices return
         after += 1
-    if after < n:
+    too_late = max_delay is not None and after - due > max_delay
+    if after < n and not too_late:
         o = opens[after]
         level, why = stop_price()
         if level is None or o > level:
             why = "take_profit" if target is not None and o >= target else "window_end"
-        return finish(o, after, time0 + after * step, why, min(lowest, o))
+        result = finish(o, after, time0 + after * step, why, min(lowest, o))
+        result["delayed_by"] = after - due
+        return result
     c = closes[last_seen]
     result = finish(c, last_seen, time0 + (last_seen + 1) * step, "window_end", min(lowest, c))
     result["last_close"] = True
+    result["capped"] = after < n  # a later price exists, but too late
     return result

@@ -171,7 +171,7 @@ def simple_atr(panel):
     return np.asfortranarray(rng.rolling(14, min_periods=1).mean().to_numpy())
 
 
-def reference_for(panel, picks, window, fee, slip, exits, atr):
+def reference_for(panel, picks, window, fee, slip, exits, atr, max_delay=None):
     kwargs = {}
     for short, rule in (("stop", "stop_loss"), ("target", "take_profit"), ("trail", "trailing")):
         pct = getattr(exits, f"{rule}_pct")
@@ -187,7 +187,7 @@ def reference_for(panel, picks, window, fee, slip, exits, atr):
             panel.open[:, j].tolist(), panel.high[:, j].tolist(), panel.low[:, j].tolist(),
             panel.close[:, j].tolist(), i, window, fee, slip,
             atr=float(atr[i, j]) if atr is not None else None, step=panel.step_ns,
-            time0=int(panel.index.asi8[0]), **kwargs))
+            time0=int(panel.index.asi8[0]), max_delay=max_delay, **kwargs))
     return out
 
 
@@ -210,6 +210,8 @@ def assert_matches_reference(records, expected):
         assert bool(rec["ambiguous"]) == ref["ambiguous"]
         assert rec["gaps_in_window"] == ref["gaps"]
         assert bool(rec["exit_at_last_close"]) == ref["last_close"]
+        assert rec["exit_delayed_by"] == ref["delayed_by"]
+        assert bool(rec["exit_delay_capped"]) == ref["capped"]
 
 
 def every_symbol_picks(panel, first_row, every, window):
@@ -291,18 +293,20 @@ def gappy_panels(draw):
     picks = Picks(rows=r[keep], cols=c[keep], weights=np.ones(keep.sum()),
                   ranks=np.ones(keep.sum()), scores=np.zeros(keep.sum()))
     combo = draw(st.sampled_from(list(EXIT_COMBOS)))
-    return panel, picks, window, combo
+    max_delay = draw(st.sampled_from([None, 0, 1, 3]))
+    return panel, picks, window, combo, max_delay
 
 
 @settings(max_examples=40, deadline=None)
 @given(case=gappy_panels(), fee_bps=st.sampled_from([0.0, 10.0]), slip=st.sampled_from([0.0, 5.0]))
 def test_kernel_equals_reference_on_gappy_panels(case, fee_bps, slip):
-    panel, picks, window, combo = case
+    panel, picks, window, combo, max_delay = case
     exits = ExitRules(**EXIT_COMBOS[combo])
     atr = np.full((panel.n_times, panel.n_symbols), 0.7)
     before = panel.close.copy()
     records = simulate_picks(panel, picks, window_candles=window, fee_bps=fee_bps,
-                             slippage_bps=slip, exits=exits, atr=atr)
-    expected = reference_for(panel, picks, window, fee_bps / 1e4, slip / 1e4, exits, atr)
+                             slippage_bps=slip, exits=exits, atr=atr, max_exit_delay=max_delay)
+    expected = reference_for(panel, picks, window, fee_bps / 1e4, slip / 1e4, exits, atr,
+                             max_delay)
     assert_matches_reference(records, expected)
     np.testing.assert_array_equal(panel.close, before)

@@ -110,6 +110,8 @@ TRADE_DTYPE = np.dtype([
     ("ambiguous", np.bool_),
     ("gaps_in_window", np.int32),
     ("exit_at_last_close", np.bool_),
+    ("exit_delayed_by", np.int64),
+    ("exit_delay_capped", np.bool_),
 ])
 
 
@@ -243,8 +245,11 @@ def _no_trade(rec):
 @njit(cache=True)
 def simulate_one(out, p, open_, high, low, close, row, window, fee, slip,
                  stop_frac, stop_dist, target_frac, target_dist, trail_frac, trail_dist,
-                 index0, step):
-    """Simulate one long pick decided at row ``row`` on one symbol's 1-D series; fill ``out[p]``."""
+                 index0, step, max_delay):
+    """Simulate one long pick decided at row ``row`` on one symbol's 1-D series; fill ``out[p]``.
+
+    ``max_delay``: candles a time exit may wait for a price after an outage (-1 = unlimited).
+    """
     n = open_.shape[0]
     rec = out[p]
     rec.pick = p
@@ -254,6 +259,8 @@ def simulate_one(out, p, open_, high, low, close, row, window, fee, slip,
     rec.ambiguous = False
     rec.gaps_in_window = 0
     rec.exit_at_last_close = False
+    rec.exit_delayed_by = 0
+    rec.exit_delay_capped = False
     if entry_row >= n or np.isnan(open_[entry_row]):
         _no_trade(rec)
         return
@@ -294,18 +301,21 @@ def simulate_one(out, p, open_, high, low, close, row, window, fee, slip,
             highest = high[k]
     rec.gaps_in_window = gaps
     # Exit at the open of the candle starting at t + window; through an outage the position
-    # is still held (exiting at the last close before it would need to know it was coming).
+    # is still held (exiting at the last close before it would need to know it was coming),
+    # unless the user capped the wait: then it exits at that last close, flagged.
     eff_stop, stop_reason = stop_in_force(stop_level, highest, trail_frac, trail_dist,
                                           has_trail)
     exit_row, raw, reason, outcome, delayed = exit_after_window(
-        open_, close, last_row + 1, last_present, eff_stop, stop_reason, target_level, -1)
+        open_, close, last_row + 1, last_present, eff_stop, stop_reason, target_level, max_delay)
     if outcome == EXIT_AT_OPEN:
         _close_trade(rec, exit_row, raw, index0 + exit_row * step, reason, lowest, raw,
                      entry_price, fee, slip)
+        rec.exit_delayed_by = delayed
     else:
         _close_trade(rec, exit_row, raw, index0 + (exit_row + 1) * step, reason, lowest, raw,
                      entry_price, fee, slip)
         rec.exit_at_last_close = True
+        rec.exit_delay_capped = outcome == EXIT_DELAY_CAPPED
 
 
 @njit(cache=True)
@@ -330,27 +340,27 @@ def _close_trade(rec, exit_row, raw_exit, exit_time, reason, lowest, exposed_low
 @njit(cache=True)
 def simulate_picks_serial(open_, high, low, close, rows, cols, window, fee, slip,
                           stop_frac, stop_dist, target_frac, target_dist, trail_frac, trail_dist,
-                          index0, step, out):
+                          index0, step, max_delay, out):
     """:func:`simulate_one` for every pick ``p`` (row ``rows[p]``, column ``cols[p]``)."""
     for p in range(rows.shape[0]):
         j = cols[p]
         simulate_one(out, p, open_[:, j], high[:, j], low[:, j], close[:, j], rows[p], window,
                      fee, slip, stop_frac[p], stop_dist[p], target_frac[p], target_dist[p],
-                     trail_frac[p], trail_dist[p], index0, step)
+                     trail_frac[p], trail_dist[p], index0, step, max_delay)
     return out
 
 
 @njit(cache=True, parallel=True)
 def simulate_picks_2d(open_, high, low, close, rows, cols, window, fee, slip,
                       stop_frac, stop_dist, target_frac, target_dist, trail_frac, trail_dist,
-                      index0, step, out):
+                      index0, step, max_delay, out):
     """:func:`simulate_picks_serial` with the picks spread over threads (large jobs only:
     waking the threads costs more than a few thousand picks)."""
     for p in prange(rows.shape[0]):
         j = cols[p]
         simulate_one(out, p, open_[:, j], high[:, j], low[:, j], close[:, j], rows[p], window,
                      fee, slip, stop_frac[p], stop_dist[p], target_frac[p], target_dist[p],
-                     trail_frac[p], trail_dist[p], index0, step)
+                     trail_frac[p], trail_dist[p], index0, step, max_delay)
     return out
 
 
