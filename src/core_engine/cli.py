@@ -151,7 +151,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         panel = Panel.from_frames(load_sample(symbols), "5m")
     strategy = get_strategy(args.strategy, **_strategy_params(args.param))
     exits = ExitRules(stop_loss_pct=args.stop_loss_pct, take_profit_pct=args.take_profit_pct,
-                      trailing_pct=args.trailing_pct)
+                      trailing_pct=args.trailing_pct, stop_fill=args.stop_fill,
+                      stop_fill_range=args.stop_fill_range)
     result = walk_forward(
         panel, strategy, window=args.window, shift=args.shift, start=args.start, end=args.end,
         fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, max_positions=args.max_positions,
@@ -185,6 +186,11 @@ def _add_backtest_command(commands) -> None:
     bt.add_argument("--stop-loss-pct", type=float)
     bt.add_argument("--take-profit-pct", type=float)
     bt.add_argument("--trailing-pct", type=float)
+    bt.add_argument("--stop-fill", default="level", choices=("level", "low", "range"),
+                    help="fill of a stop reached inside a candle: its level (default), the "
+                         "candle's low, or the level less a share of the candle's range")
+    bt.add_argument("--stop-fill-range", type=float,
+                    help="share of the candle's range lost with --stop-fill range (default 0.5)")
     bt.add_argument("--max-exit-delay", metavar="CANDLES|DURATION",
                     help="cap on how long a time exit waits for a price after an outage, "
                          "e.g. 12 or 1h (default: wait for the first open)")

@@ -162,6 +162,9 @@ EXIT_COMBOS = {
     "trailing_atr": {"trailing_atr": 1.0},
     "all_atr": {"stop_loss_atr": 2.0, "take_profit_atr": 4.0, "trailing_atr": 3.0},
     "mixed": {"stop_loss_atr": 2.0, "take_profit_pct": 1.5, "trailing_pct": 1.5},
+    "stop_at_low": {"stop_loss_pct": 1.0, "take_profit_pct": 1.0, "stop_fill": "low"},
+    "all_range": {"stop_loss_pct": 1.0, "take_profit_pct": 2.0, "trailing_pct": 1.5,
+                  "stop_fill": "range", "stop_fill_range": 0.3},
 }
 
 
@@ -180,6 +183,9 @@ def reference_for(panel, picks, window, fee, slip, exits, atr, max_delay=None):
             kwargs[f"{short}_pct"] = pct / 100
         if mult is not None:
             kwargs[f"{short}_atr"] = mult
+    kwargs["stop_fill"] = exits.stop_fill
+    if exits.stop_fill_range is not None:
+        kwargs["range_frac"] = exits.stop_fill_range
     out = []
     for p in range(len(picks)):
         i, j = int(picks.rows[p]), int(picks.cols[p])
@@ -207,6 +213,8 @@ def assert_matches_reference(records, expected):
         for field in ("entry_price", "exit_price", "return_pct", "best_return_pct",
                       "max_drawdown"):
             assert rec[field] == pytest.approx(ref[field], rel=1e-12, abs=1e-12), field
+        assert rec["worst_case_return_pct"] == pytest.approx(ref["worst_return_pct"], rel=1e-12,
+                                                             abs=1e-12)
         assert bool(rec["ambiguous"]) == ref["ambiguous"]
         assert rec["gaps_in_window"] == ref["gaps"]
         assert bool(rec["exit_at_last_close"]) == ref["last_close"]
@@ -241,8 +249,16 @@ def test_kernel_equals_reference_on_real_data(request, period, combo):
                          ("trailing", "trailing_stop")):
         if any(k.startswith(rule) for k in EXIT_COMBOS[combo]):
             assert reason in reasons, (combo, reasons)
-    if period == "may" and combo in ("stop+target", "all", "mixed"):
+    if period == "may" and combo in ("stop+target", "all", "mixed", "stop_at_low", "all_range"):
         assert records["ambiguous"].any()  # the crash has candles touching both levels
+    traded = records[records["status"] == 0]
+    spread = traded["return_pct"] - traded["worst_case_return_pct"]
+    assert (spread >= -1e-12).all()
+    if exits.stop_fill == "low" or not (exits.stop_loss_pct or exits.stop_loss_atr
+                                        or exits.trailing_pct or exits.trailing_atr):
+        assert (spread == 0).all()
+    else:  # stops inside candles fill above the low: the bound is wider than 0
+        assert (spread > 0).any()
 
 
 def test_parallel_and_serial_kernels_agree(real_may, monkeypatch):

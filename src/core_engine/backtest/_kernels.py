@@ -51,7 +51,8 @@ target_level, max_delay) -> (exit_row, raw_price, reason, outcome, delayed_by)``
     wait (in candles, ``-1`` = unlimited): past it the position exits at the close of
     ``last_present`` (the last present candle before the gap; must be ``>= 0``), outcome
     ``EXIT_DELAY_CAPPED``. With no later candle at all (data end, delisting) it exits at
-    that same last close, outcome ``EXIT_AT_LAST_CLOSE``. For both last-close outcomes
+    that same last close, outcome ``EXIT_AT_LAST_CLOSE`` (also when a cap was set: the
+    cap changed nothing). For both last-close outcomes
     ``exit_row = last_present``, the exit time is that candle's close and ``delayed_by``
     is 0.
 
@@ -105,6 +106,7 @@ TRADE_DTYPE = np.dtype([
     ("exit_price", np.float64),
     ("return_pct", np.float64),
     ("best_return_pct", np.float64),
+    ("worst_case_return_pct", np.float64),
     ("max_drawdown", np.float64),
     ("exit_reason", np.int8),
     ("ambiguous", np.bool_),
@@ -224,7 +226,13 @@ def exit_after_window(open_, close, due_row, last_present, stop_level, stop_reas
         elif not np.isnan(target_level) and o >= target_level:
             reason = TAKE_PROFIT
         return exit_row, o, reason, EXIT_AT_OPEN, exit_row - due_row
-    outcome = EXIT_AT_LAST_CLOSE if limit >= n else EXIT_DELAY_CAPPED
+    # past the cap: capped if a price comes back later, else the data simply ended
+    outcome = EXIT_AT_LAST_CLOSE
+    while exit_row < n:
+        if not np.isnan(open_[exit_row]):
+            outcome = EXIT_DELAY_CAPPED
+            break
+        exit_row += 1
     return last_present, close[last_present], WINDOW_END, outcome, 0
 
 
@@ -238,6 +246,7 @@ def _no_trade(rec):
     rec.exit_price = np.nan
     rec.return_pct = np.nan
     rec.best_return_pct = np.nan
+    rec.worst_case_return_pct = np.nan
     rec.max_drawdown = np.nan
     rec.exit_reason = WINDOW_END
 
@@ -245,10 +254,12 @@ def _no_trade(rec):
 @njit(cache=True)
 def simulate_one(out, p, open_, high, low, close, row, window, fee, slip,
                  stop_frac, stop_dist, target_frac, target_dist, trail_frac, trail_dist,
-                 index0, step, max_delay):
+                 index0, step, max_delay, stop_fill, stop_fill_frac):
     """Simulate one long pick decided at row ``row`` on one symbol's 1-D series; fill ``out[p]``.
 
     ``max_delay``: candles a time exit may wait for a price after an outage (-1 = unlimited).
+    ``stop_fill``, ``stop_fill_frac``: how a stop reached inside a candle fills
+    (:func:`stop_fill_price`); ``worst_case_return_pct`` is the return had it filled at the low.
     """
     n = open_.shape[0]
     rec = out[p]
@@ -285,11 +296,13 @@ def simulate_one(out, p, open_, high, low, close, row, window, fee, slip,
         eff_stop, stop_reason = stop_in_force(stop_level, highest, trail_frac, trail_dist,
                                               has_trail)
         reason, raw, at_open, ambiguous, worst_raw = exit_on_candle(
-            o, high[k], lo, eff_stop, stop_reason, target_level, STOP_FILL_LEVEL, 0.0)
+            o, high[k], lo, eff_stop, stop_reason, target_level, stop_fill, stop_fill_frac)
         if reason != NO_EXIT:
             exit_time = index0 + (k if at_open else k + 1) * step
             _close_trade(rec, k, raw, exit_time, reason, lowest,
                          exit_candle_low(reason, at_open, raw, lo), entry_price, fee, slip)
+            if worst_raw != raw:
+                rec.worst_case_return_pct = net_return_pct(entry_price, worst_raw, fee, slip)
             if ambiguous:
                 rec.ambiguous = True
                 rec.best_return_pct = net_return_pct(entry_price, target_level, fee, slip)
@@ -328,6 +341,7 @@ def _close_trade(rec, exit_row, raw_exit, exit_time, reason, lowest, exposed_low
     ret = net_return_pct(entry_price, raw_exit, fee, slip)
     rec.return_pct = ret
     rec.best_return_pct = ret
+    rec.worst_case_return_pct = ret
     worst = lowest
     if exposed_low < worst:
         worst = exposed_low
@@ -340,27 +354,29 @@ def _close_trade(rec, exit_row, raw_exit, exit_time, reason, lowest, exposed_low
 @njit(cache=True)
 def simulate_picks_serial(open_, high, low, close, rows, cols, window, fee, slip,
                           stop_frac, stop_dist, target_frac, target_dist, trail_frac, trail_dist,
-                          index0, step, max_delay, out):
+                          index0, step, max_delay, stop_fill, stop_fill_frac, out):
     """:func:`simulate_one` for every pick ``p`` (row ``rows[p]``, column ``cols[p]``)."""
     for p in range(rows.shape[0]):
         j = cols[p]
         simulate_one(out, p, open_[:, j], high[:, j], low[:, j], close[:, j], rows[p], window,
                      fee, slip, stop_frac[p], stop_dist[p], target_frac[p], target_dist[p],
-                     trail_frac[p], trail_dist[p], index0, step, max_delay)
+                     trail_frac[p], trail_dist[p], index0, step, max_delay, stop_fill,
+                     stop_fill_frac)
     return out
 
 
 @njit(cache=True, parallel=True)
 def simulate_picks_2d(open_, high, low, close, rows, cols, window, fee, slip,
                       stop_frac, stop_dist, target_frac, target_dist, trail_frac, trail_dist,
-                      index0, step, max_delay, out):
+                      index0, step, max_delay, stop_fill, stop_fill_frac, out):
     """:func:`simulate_picks_serial` with the picks spread over threads (large jobs only:
     waking the threads costs more than a few thousand picks)."""
     for p in prange(rows.shape[0]):
         j = cols[p]
         simulate_one(out, p, open_[:, j], high[:, j], low[:, j], close[:, j], rows[p], window,
                      fee, slip, stop_frac[p], stop_dist[p], target_frac[p], target_dist[p],
-                     trail_frac[p], trail_dist[p], index0, step, max_delay)
+                     trail_frac[p], trail_dist[p], index0, step, max_delay, stop_fill,
+                     stop_fill_frac)
     return out
 
 

@@ -42,6 +42,8 @@ SUMMARY_ROWS = (
     ("ambiguous_trades", "Candles touching stop and target", "{:,}"),
     ("ambiguous_spread_pct", "Best-case minus worst-case avg", "{:.4f} %"),
     ("best_case_total_return_pct", "Total return if target first", "{:+.2f} %"),
+    ("stop_fill_spread_pct", "Stop fill minus fill at the low, avg", "{:.4f} %"),
+    ("worst_case_total_return_pct", "Total return if stops fill at the low", "{:+.2f} %"),
     ("trades_with_gaps", "Trades with missing candles", "{:,}"),
 )
 

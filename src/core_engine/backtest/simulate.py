@@ -20,7 +20,10 @@ Semantics (one long position per pick, each independent of the others):
   counts as ``stop_loss``). In order:
   open at or below the stop → exit at the open (a gap through the stop fills worse than
   the level); open at or above the target → exit at the open (a gap through the target
-  fills better); low at or below the stop → exit at the stop level, and if the same candle's
+  fills better); low at or below the stop → exit at the stop fill (``ExitRules.stop_fill``:
+  the level by default, else the candle's low or ``level − k × (high − low)`` floored at
+  the low; ``worst_case_return_pct`` is the return had it filled at the low), and if the
+  same candle's
   high also reached the target the stop is assumed first, the trade is flagged
   ``ambiguous`` and ``best_return_pct`` holds the return had the target filled instead;
   high at or above the target → exit at the target level. (When the open is already beyond
@@ -59,6 +62,7 @@ import pandas as pd
 from core_engine.backtest._kernels import (
     EXIT_REASON_NAMES,
     STATUS_NAMES,
+    STOP_FILL_NAMES,
     TRADE_DTYPE,
     simulate_picks_2d,
     simulate_picks_serial,
@@ -215,6 +219,8 @@ def simulate_picks(panel: Panel, picks: Picks, *, window_candles: int, fee_bps: 
             raise ConfigError(f"Pick columns must lie in [0, {n_symbols - 1}]. Got "
                               f"{int(picks.cols.min())}..{int(picks.cols.max())}.")
     dist = resolve_exit_distances(exits, picks, atr)
+    stop_fill = STOP_FILL_NAMES.index(exits.stop_fill) if exits is not None else 0
+    stop_fill_frac = float(exits.stop_fill_range or 0.0) if exits is not None else 0.0
     out = np.zeros(len(picks), dtype=TRADE_DTYPE)
     if not len(picks):
         return out
@@ -225,7 +231,8 @@ def simulate_picks(panel: Panel, picks: Picks, *, window_candles: int, fee_bps: 
            int(window_candles), float(fee_bps) / 1e4, float(slippage_bps) / 1e4,
            dist["stop_frac"], dist["stop_dist"], dist["target_frac"], dist["target_dist"],
            dist["trail_frac"], dist["trail_dist"], index0, int(panel.step_ns),
-           -1 if max_exit_delay is None else int(max_exit_delay), out)
+           -1 if max_exit_delay is None else int(max_exit_delay), stop_fill, stop_fill_frac,
+           out)
     return out
 
 
@@ -248,6 +255,7 @@ def records_to_frame(records: np.ndarray, picks: Picks, panel: Panel) -> pd.Data
         "weight": picks.weights[traded],
         "return_pct": rec["return_pct"],
         "best_return_pct": rec["best_return_pct"],
+        "worst_case_return_pct": rec["worst_case_return_pct"],
         "max_drawdown": rec["max_drawdown"],
         "exit_reason": np.asarray(EXIT_REASON_NAMES, dtype=object)[
             rec["exit_reason"].astype(np.int64)],
