@@ -8,19 +8,20 @@ reloaded, reproduced and compared.
 from __future__ import annotations
 
 import copy
-import json
+import inspect
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from core_engine._config import did_you_mean
+from core_engine.backtest.persistence import read_run, write_run
 from core_engine.errors import ConfigError
 
 __all__ = ["BacktestResult", "compare"]
 
-_FORMAT_VERSION = 1
 #: (metric key, label, format) of the headline metrics, shared by summary() and the reports.
 SUMMARY_ROWS = (
     ("trades", "Trades", "{:,}"),
@@ -94,10 +95,20 @@ class BacktestResult:
 
     def __init__(self, *, trades: pd.DataFrame, equity: pd.DataFrame, metrics: dict,
                  config: dict, data_quality: dict, panel: Any = None) -> None:
+        for name, value, kind in (("trades", trades, pd.DataFrame),
+                                  ("equity", equity, pd.DataFrame),
+                                  ("metrics", metrics, Mapping), ("config", config, Mapping),
+                                  ("data_quality", data_quality, Mapping)):
+            if not isinstance(value, kind):
+                raise ConfigError(
+                    f"The '{name}' argument of BacktestResult must be a "
+                    f"{'DataFrame' if kind is pd.DataFrame else 'dict'}. "
+                    f"Got {type(value).__name__}."
+                )
         for name, value in (("_trades", trades.copy()), ("_equity", equity.copy()),
-                            ("_metrics", copy.deepcopy(metrics)),
-                            ("_config", copy.deepcopy(config)),
-                            ("_data_quality", copy.deepcopy(data_quality)),
+                            ("_metrics", copy.deepcopy(dict(metrics))),
+                            ("_config", copy.deepcopy(dict(config))),
+                            ("_data_quality", copy.deepcopy(dict(data_quality))),
                             ("_panel", panel)):
             object.__setattr__(self, name, value)
 
@@ -220,6 +231,7 @@ class BacktestResult:
         """
         from core_engine.research.report import write_report
 
+        _check_keywords(write_report, "report", self, path, **kwargs)
         return write_report(self, path, **kwargs)
 
     def plot(self, kind: str = "equity", **kwargs):
@@ -238,17 +250,21 @@ class BacktestResult:
         return result_html(self)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
-        """Write the run to directory ``path`` (created if needed); return the path."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the run to directory ``path`` (created if needed); return the path.
+
+        ``run.json`` is strict JSON (see :mod:`core_engine.backtest.persistence`).
+
+        Raises
+        ------
+        ConfigError
+            If ``path`` already holds a saved run and ``overwrite`` is False, is a file, or
+            cannot be written.
+        """
         self.fingerprint  # noqa: B018 - computed and cached into the config before writing
-        self._trades.to_parquet(folder / "trades.parquet", index=False)
-        self._equity.to_parquet(folder / "equity.parquet", index=False)
-        payload = {"format_version": _FORMAT_VERSION, "config": self._config,
-                   "metrics": self._metrics, "data_quality": self._data_quality}
-        (folder / "run.json").write_text(json.dumps(payload, indent=2, default=str))
-        return folder
+        return write_run(path, self._trades, self._equity,
+                         {"config": self._config, "metrics": self._metrics,
+                          "data_quality": self._data_quality}, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path) -> BacktestResult:
@@ -257,27 +273,30 @@ class BacktestResult:
         Raises
         ------
         ConfigError
-            If ``path`` is not a saved run directory.
+            If ``path`` is not a saved run directory or one of its files is damaged (the
+            message names the file and the key).
         """
-        folder = Path(path)
-        missing = [n for n in ("trades.parquet", "equity.parquet", "run.json")
-                   if not (folder / n).is_file()]
-        if missing:
-            raise ConfigError(
-                f"'{folder}' is not a saved backtest run: missing {missing}; expected a "
-                "directory written by BacktestResult.save()."
-            )
-        payload = json.loads((folder / "run.json").read_text())
-        return cls(trades=pd.read_parquet(folder / "trades.parquet"),
-                   equity=pd.read_parquet(folder / "equity.parquet"),
-                   metrics=payload["metrics"], config=payload["config"],
-                   data_quality=payload["data_quality"])
+        trades, equity, payload = read_run(path)
+        return cls(trades=trades, equity=equity, metrics=payload["metrics"],
+                   config=payload["config"], data_quality=payload["data_quality"])
 
     @staticmethod
     def compare(results: Sequence[BacktestResult], names: Iterable[str] | None = None
                 ) -> pd.DataFrame:
         """See :func:`compare`."""
         return compare(results, names)
+
+
+def _check_keywords(function, name: str, *args, **kwargs) -> None:
+    """A wrong argument of ``function`` as a ConfigError naming the valid keywords."""
+    signature = inspect.signature(function)
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        valid = [p.name for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY]
+        hint = "".join(did_you_mean(key, valid) for key in kwargs if key not in valid)
+        raise ConfigError(f"BacktestResult.{name}() got invalid arguments ({exc}); its keyword "
+                          f"arguments are {valid}.{hint}") from None
 
 
 def _time(value) -> str:

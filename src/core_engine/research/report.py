@@ -277,12 +277,14 @@ def write_report(result: Any, path: str | Path, *, panel: Any = None,
     pathlib.Path
         The file written.
     """
+    if not isinstance(path, (str, Path)):
+        raise ConfigError(f"The 'path' parameter of write_report must be a file or directory "
+                          f"name. Got {type(path).__name__} {path!r}.")
     target = Path(path)
     if target.is_dir():
         target = target / "report.html"
     elif not target.suffix:
         target = target.with_suffix(".html")
-    target.parent.mkdir(parents=True, exist_ok=True)
     cfg = result.config
     fingerprint = getattr(result, "fingerprint", "") or cfg.get("data_fingerprint", "")
     name = cfg.get("strategy", {}).get("name", "run")
@@ -312,7 +314,12 @@ def write_report(result: Any, path: str | Path, *, panel: Any = None,
         f"<title>Backtest report: {html.escape(str(name))}</title><style>{_STYLE}</style>"
         f'</head><body><div class="ce-run">{body}</div></body></html>\n'
     )
-    target.write_text(document, encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(document, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"write_report could not write '{target}': "
+                          f"{type(exc).__name__}: {exc}") from exc
     return target
 
 
