@@ -51,6 +51,11 @@ _QUALITY_TYPES = {
     "start": (_STR, None), "end": (_STR, None), "first_decision_time": (_STR, None),
     "last_decision_time": (_STR, None), "skipped_decision_times": (_DICT,),
     "missing_candles_by_symbol": (_DICT,), "gap_candles_by_symbol": (_DICT,),
+    **{key: (_INT,) for key in (
+        "missing_candles", "gap_candles", "warm_up_candles", "decision_times_scheduled",
+        "decision_times_evaluated", "picks", "picks_without_entry_candle", "trades_with_gaps",
+        "trades_exit_at_last_close", "trades_exit_delayed", "exit_delay_candles_max",
+        "trades_exit_delay_capped")},
 }
 
 
@@ -190,6 +195,8 @@ def _check_payload(file: Path, payload: Any) -> None:
     for key in ("trades", "decisions"):
         if key not in metrics:
             raise _fail(file, f"'metrics.{key}'", "is missing.")
+        if _kind(metrics[key]) != _INT:
+            raise _fail(file, f"'metrics.{key}'", f"must be an integer; found {metrics[key]!r}.")
     for key, value in metrics.items():
         if key == "exit_reasons":
             _check_counts(file, "metrics.exit_reasons", value)

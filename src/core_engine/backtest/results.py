@@ -8,7 +8,6 @@ reloaded, reproduced and compared.
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -16,37 +15,12 @@ from typing import Any
 
 import pandas as pd
 
-from core_engine._config import did_you_mean
+from core_engine.backtest.formatting import SUMMARY_ROWS, format_metric, metrics_html, result_html
 from core_engine.backtest.persistence import read_run, write_run
+from core_engine.backtest.views import call_view
 from core_engine.errors import ConfigError
 
-__all__ = ["BacktestResult", "compare"]
-
-#: (metric key, label, format) of the headline metrics, shared by summary() and the reports.
-SUMMARY_ROWS = (
-    ("trades", "Trades", "{:,}"),
-    ("decisions", "Decision times", "{:,}"),
-    ("coverage", "Coverage", "{:.1%}"),
-    ("win_rate", "Win rate", "{:.1%}"),
-    ("avg_return_pct", "Average return", "{:+.3f} %"),
-    ("median_return_pct", "Median return", "{:+.3f} %"),
-    ("profit_factor", "Profit factor", "{:.3f}"),
-    ("total_return_pct", "Total return (equity)", "{:+.2f} %"),
-    ("equity_max_drawdown_pct", "Max drawdown (equity)", "{:.2f} %"),
-    ("max_trade_drawdown_pct", "Max drawdown (one trade)", "{:.2f} %"),
-    ("avg_trade_max_drawdown_pct", "Avg drawdown per trade", "{:.3f} %"),
-    ("sharpe", "Sharpe (annualised)", "{:.3f}"),
-    ("sortino", "Sortino (annualised)", "{:.3f}"),
-    ("exposure", "Exposure", "{:.1%}"),
-    ("avg_holding_minutes", "Avg holding", "{:.1f} min"),
-    ("turnover_per_year", "Turnover per year", "{:.1f}x"),
-    ("ambiguous_trades", "Candles touching stop and target", "{:,}"),
-    ("ambiguous_spread_pct", "Best-case minus worst-case avg", "{:.4f} %"),
-    ("best_case_total_return_pct", "Total return if target first", "{:+.2f} %"),
-    ("stop_fill_spread_pct", "Stop fill minus fill at the low, avg", "{:.4f} %"),
-    ("worst_case_total_return_pct", "Total return if stops fill at the low", "{:+.2f} %"),
-    ("trades_with_gaps", "Trades with missing candles", "{:,}"),
-)
+__all__ = ["SUMMARY_ROWS", "BacktestResult", "Metrics", "compare"]
 
 
 class Metrics(dict):
@@ -54,8 +28,6 @@ class Metrics(dict):
     as a table."""
 
     def _repr_html_(self) -> str:
-        from core_engine.research.report import metrics_html
-
         return metrics_html(self)
 
 
@@ -161,43 +133,41 @@ class BacktestResult:
 
     def __repr__(self) -> str:
         m = self._metrics
-        return (f"BacktestResult({self._config.get('strategy', {}).get('name', '?')}, "
-                f"{m.get('trades', 0):,} trades over {m.get('decisions', 0):,} decision times, "
-                f"avg {m.get('avg_return_pct', math.nan):+.3f} %)")
+        return (f"BacktestResult({_strategy(self._config).get('name', '?')}, "
+                f"{_n(m.get('trades', 0))} trades over {_n(m.get('decisions', 0))} decision "
+                f"times, avg {format_metric(m.get('avg_return_pct', math.nan), '{:+.3f}')} %)")
 
     # ------------------------------------------------------------------ text
     def summary(self) -> str:
         """A plain-text table of the run's headline metrics and data quality."""
         cfg, dq = self._config, self._data_quality
-        strategy = cfg.get("strategy", {})
+        strategy = _strategy(cfg)
         lines = [
             f"Walk-forward backtest: {strategy.get('name', '?')} {strategy.get('params', {})}",
             f"  window {cfg.get('window')}, shift {cfg.get('shift')}, fee {cfg.get('fee_bps')} bps,"
             f" slippage {cfg.get('slippage_bps')} bps, mode {cfg.get('mode')}",
-            f"  data: {dq.get('n_symbols', 0)} symbols × {dq.get('candles', 0):,} "
+            f"  data: {_n(dq.get('n_symbols', 0))} symbols × {_n(dq.get('candles', 0))} "
             f"{dq.get('timeframe', '')} candles, {_time(dq.get('start'))} .. "
-            f"{_time(dq.get('end'))}, {dq.get('missing_candles', 0):,} missing "
-            f"({dq.get('gap_candles', 0):,} in gaps, the rest before listing or after the end)",
+            f"{_time(dq.get('end'))}, {_n(dq.get('missing_candles', 0))} missing "
+            f"({_n(dq.get('gap_candles', 0))} in gaps, the rest before listing or after the end)",
             "",
         ]
         width = max(len(label) for _, label, _ in SUMMARY_ROWS)
         for key, label, fmt in SUMMARY_ROWS:
-            lines.append(f"  {label:<{width}}  {_fmt(self._metrics.get(key), fmt)}")
+            lines.append(f"  {label:<{width}}  {format_metric(self._metrics.get(key), fmt)}")
         reasons = self._metrics.get("exit_reasons", {})
-        lines.append(f"  {'Exit reasons':<{width}}  " +
-                     ", ".join(f"{k} {v:,}" for k, v in reasons.items()))
+        lines.append(f"  {'Exit reasons':<{width}}  {format_metric(reasons)}")
         skipped = dq.get("skipped_decision_times", {})
-        lines.append(f"  {'Skipped decision times':<{width}}  " +
-                     ", ".join(f"{k} {v:,}" for k, v in skipped.items()))
+        lines.append(f"  {'Skipped decision times':<{width}}  {format_metric(skipped)}")
         lines.append(f"  {'Picks without entry candle':<{width}}  "
-                     f"{dq.get('picks_without_entry_candle', 0):,}")
+                     f"{_n(dq.get('picks_without_entry_candle', 0))}")
         delayed = dq.get("trades_exit_delayed", 0)
-        held = f"{delayed:,}"
+        held = _n(delayed)
         if delayed:
-            held += f" (up to {dq.get('exit_delay_candles_max', 0):,} candles late)"
+            held += f" (up to {_n(dq.get('exit_delay_candles_max', 0))} candles late)"
         capped = dq.get("trades_exit_delay_capped", 0)
         if capped or cfg.get("max_exit_delay") is not None:
-            held += (f"; {capped:,} exited at the last close before an outage "
+            held += (f"; {_n(capped)} exited at the last close before an outage "
                      f"(max_exit_delay {cfg.get('max_exit_delay')} candles)")
         lines.append(f"  {'Exits held past the window':<{width}}  {held}")
         return "\n".join(lines)
@@ -205,7 +175,7 @@ class BacktestResult:
     def to_markdown(self) -> str:
         """A Markdown report: config, metrics, data quality and the exit-reason breakdown."""
         cfg, m, dq = self._config, self._metrics, self._data_quality
-        strategy = cfg.get("strategy", {})
+        strategy = _strategy(cfg)
         lines = [f"# Walk-forward backtest: {strategy.get('repr', strategy.get('name', '?'))}", "",
                  "## Configuration", "", "| parameter | value |", "|---|---|"]
         for key in ("window", "shift", "start", "end", "fee_bps", "slippage_bps",
@@ -215,9 +185,10 @@ class BacktestResult:
                 lines.append(f"| {key} | {cfg[key]} |")
         lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
         for key, label, fmt in SUMMARY_ROWS:
-            lines.append(f"| {label} | {_fmt(m.get(key), fmt)} |")
-        for reason, count in m.get("exit_reasons", {}).items():
-            lines.append(f"| exits by {reason} | {count:,} |")
+            lines.append(f"| {label} | {format_metric(m.get(key), fmt)} |")
+        reasons = m.get("exit_reasons", {})
+        for reason, count in (reasons.items() if isinstance(reasons, Mapping) else ()):
+            lines.append(f"| exits by {reason} | {_n(count)} |")
         lines += ["", "## Data quality", "", "| item | value |", "|---|---|"]
         for key, value in dq.items():
             if not key.endswith("_by_symbol") and key != "symbols":
@@ -227,26 +198,21 @@ class BacktestResult:
     def report(self, path: str | Path, **kwargs) -> Path:
         """Write one self-contained HTML report (figures, metrics, data quality, config).
 
-        See :func:`core_engine.research.report.write_report` for the options.
+        See :func:`core_engine.research.report.write_report` for the options (the function
+        is found through :mod:`core_engine.backtest.views`).
         """
-        from core_engine.research.report import write_report
-
-        _check_keywords(write_report, "report", self, path, **kwargs)
-        return write_report(self, path, **kwargs)
+        return call_view("report", self, path, **kwargs)
 
     def plot(self, kind: str = "equity", **kwargs):
         """Return a matplotlib ``Figure``: ``kind`` is ``"equity"`` (with drawdown),
         ``"trades"`` (needs ``symbol=``), ``"returns"``, ``"breakdown"`` or ``"comparison"``.
 
-        See :func:`core_engine.research.plots.plot_result`.
+        See :func:`core_engine.research.plots.plot_result` (found through
+        :mod:`core_engine.backtest.views`).
         """
-        from core_engine.research.plots import plot_result
-
-        return plot_result(self, kind=kind, **kwargs)
+        return call_view("plot", self, kind=kind, **kwargs)
 
     def _repr_html_(self) -> str:
-        from core_engine.research.report import result_html
-
         return result_html(self)
 
     # ------------------------------------------------------------------ persistence
@@ -287,32 +253,22 @@ class BacktestResult:
         return compare(results, names)
 
 
-def _check_keywords(function, name: str, *args, **kwargs) -> None:
-    """A wrong argument of ``function`` as a ConfigError naming the valid keywords."""
-    signature = inspect.signature(function)
-    try:
-        signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        valid = [p.name for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY]
-        hint = "".join(did_you_mean(key, valid) for key in kwargs if key not in valid)
-        raise ConfigError(f"BacktestResult.{name}() got invalid arguments ({exc}); its keyword "
-                          f"arguments are {valid}.{hint}") from None
-
-
 def _time(value) -> str:
     if value is None:
         return "-"
-    return f"{pd.Timestamp(value):%Y-%m-%d %H:%M} UTC"
+    try:
+        return f"{pd.Timestamp(value):%Y-%m-%d %H:%M} UTC"
+    except (ValueError, TypeError):  # a hand-made or edited result: show what is there
+        return str(value)
 
 
-def _fmt(value, fmt: str) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and math.isnan(value):
-        return "n/a"
-    if isinstance(value, float) and math.isinf(value):
-        return "inf"
-    return fmt.format(value)
+def _n(value: Any) -> str:
+    return format_metric(value, "{:,}")
+
+
+def _strategy(config: Mapping) -> Mapping:
+    strategy = config.get("strategy", {})
+    return strategy if isinstance(strategy, Mapping) else {"name": str(strategy)}
 
 
 def compare(results: Sequence[BacktestResult], names: Iterable[str] | None = None

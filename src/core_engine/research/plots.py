@@ -21,6 +21,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from core_engine._config import did_you_mean
+from core_engine.backtest.views import register_view
 from core_engine.data.timeframes import to_utc_timestamp
 from core_engine.errors import ConfigError
 
@@ -421,3 +422,6 @@ def _call(function: Callable[..., Figure], kind: str, *args: Any, **kwargs: Any)
         raise ConfigError(f"plot(kind={kind!r}) got invalid arguments ({exc}); its keyword "
                           f"arguments are {valid}.{hint}") from None
     return function(*args, **kwargs)
+
+
+register_view("plot", plot_result)
