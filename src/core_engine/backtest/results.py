@@ -41,8 +41,9 @@ class BacktestResult:
     ----------
     trades : pandas.DataFrame
         One row per trade: ``symbol, decision_time, entry_time, exit_time, entry_price,
-        exit_price, direction, weight, return_pct, best_return_pct, max_drawdown,
-        exit_reason, rank, score, ambiguous, gaps_in_window, exit_at_last_close``
+        exit_price, direction, weight, return_pct, best_return_pct, worst_case_return_pct,
+        max_drawdown, exit_reason, rank, score, ambiguous, gaps_in_window,
+        exit_at_last_close, exit_delayed_by, exit_delay_capped``
         (see :mod:`core_engine.backtest.simulate` for the semantics).
     equity : pandas.DataFrame
         One row per evaluated decision time (see :func:`~core_engine.backtest.metrics.equity_curve`).
@@ -53,7 +54,9 @@ class BacktestResult:
         :attr:`fingerprint` or :meth:`save` ran) the data fingerprint.
     data_quality : dict
         Symbols, candles, missing candles, decision times evaluated and skipped (by reason),
-        picks without an entry candle.
+        picks without an entry candle, trades held past their window by an outage
+        (``trades_exit_delayed``, ``exit_delay_candles_max``) or cut by ``max_exit_delay``
+        (``trades_exit_delay_capped``).
     """
 
     __slots__ = ("_trades", "_equity", "_metrics", "_config", "_data_quality", "_panel")
