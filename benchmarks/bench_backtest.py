@@ -196,9 +196,11 @@ def stages(panel: Panel, name: str) -> str:
         return engine._assemble(panel, strategy, cfg, run, "slices")
 
     t_engine = min(_once(engine_only) for _ in range(3))
+    each = ", ".join(f"{c!r} {min(_once(lambda c=c: compute_features([c], panel)) for _ in range(3)):.3f} s"
+                     for c in unique)
     return (f"features {t_feat:.3f} s, strategy score (all rows) {t_score:.3f} s, "
             f"gates {t_gates:.3f} s, engine (schedule, allocation, simulation, trades, "
-            f"equity, metrics) {t_engine:.3f} s")
+            f"equity, metrics) {t_engine:.3f} s\n    each feature alone: {each}")
 
 
 def _once(fn) -> float:
