@@ -70,6 +70,27 @@ def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def _exit_delay(value: Any, step_ns: int) -> int | None:
+    """``max_exit_delay`` in candles: None, an integer >= 0 (candles) or a duration."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    expected = ("The 'max_exit_delay' parameter of walk_forward must be None (wait for the "
+                "first price after an outage), a number of candles >= 0 or a duration such "
+                "as '1h' (a multiple of the panel's timeframe).")
+    if isinstance(value, (bool, int, np.integer, float, np.floating)):
+        raise ConfigError(f"{expected} Got {value!r}.")
+    try:
+        ns = timeframe_ns(value, name="max_exit_delay")
+    except ConfigError:
+        raise ConfigError(f"{expected} Got {value!r}.") from None
+    if ns % step_ns:
+        raise ConfigError(f"{expected} Got {value!r}, not a multiple of "
+                          f"{format_timeframe(step_ns)}.")
+    return ns // step_ns
+
+
 def load_panel(data: Any) -> Panel:
     """Return the Panel of ``data``: a Panel, a dict of candle frames, or
     ``(store, symbols, timeframe)`` with a ParquetStore-like ``store`` (``.read``).
@@ -215,7 +236,7 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
                  max_positions: int = 3, allocator: Allocator | None = None,
                  gates: Iterable[Gate] = (), exits: ExitRules | None = None,
                  mode: str = "slices", audit: int = 0, cache: Any = None,
-                 progress: bool | None = False) -> BacktestResult:
+                 progress: bool | None = False, max_exit_delay: Any = None) -> BacktestResult:
     """Evaluate ``strategy`` on every decision time of ``data`` (slices mode).
 
     Parameters
@@ -252,6 +273,12 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
         Show a progress bar over the run's stages (features and scores, schedule and
         allocation, simulation, audit, results). ``None`` shows it only in a notebook or an
         interactive terminal, never in CI; the default ``False`` keeps the call silent.
+    max_exit_delay : int or str, optional
+        How long a time exit may wait for a price when its exit candle falls in an outage:
+        a number of candles or a duration (``"1h"``). ``None`` (default): hold to the first
+        open after the outage, however late. Past the cap the position exits at the last
+        close before the gap (``exit_delay_capped`` in the trades, counted in
+        ``data_quality``). Every trade held past its window has ``exit_delayed_by > 0``.
 
     Returns
     -------
@@ -293,6 +320,7 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
     """
     cfg = _validate(window, shift, start, end, fee_bps, slippage_bps, max_positions, allocator,
                     gates, exits, mode, audit)
+    _exit_delay(max_exit_delay, 1)  # its form, before the data is loaded; the grid below
     strategy = _resolve_strategy(strategy)
     panel = load_panel(data)
     step = panel.step_ns
@@ -309,6 +337,7 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
                 f"The '{name}' parameter of walk_forward must be a multiple of the panel's "
                 f"{panel.timeframe} timeframe. Got {format_timeframe(ns)!r}."
             )
+    cfg["max_exit_delay"] = _exit_delay(max_exit_delay, step)
     tick = _Progress(progress, stages=5 if cfg["audit"] else 4)
     run = _evaluate(panel, strategy, cfg, cache, tick)
     if cfg["audit"]:
@@ -459,7 +488,8 @@ def _evaluate(panel: Panel, strategy: Any, cfg: dict, cache: Any, tick) -> dict:
     tick(f"{len(sched.times):,} decision times, {len(picks):,} picks")
     records = simulate_picks(panel, picks, window_candles=sched.window_candles,
                              fee_bps=cfg["fee_bps"], slippage_bps=cfg["slippage_bps"],
-                             exits=cfg["exits"], atr=inputs["atr"])
+                             exits=cfg["exits"], atr=inputs["atr"],
+                             max_exit_delay=cfg["max_exit_delay"])
     tick("simulated")
     return {"inputs": inputs, "schedule": sched, "picks": picks, "records": records}
 
@@ -494,6 +524,9 @@ def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> B
         "picks_without_entry_candle": int((records["status"] == 1).sum()),
         "trades_with_gaps": int((records["gaps_in_window"][records["status"] == 0] > 0).sum()),
         "trades_exit_at_last_close": int(records["exit_at_last_close"].sum()),
+        "trades_exit_delayed": int((records["exit_delayed_by"] > 0).sum()),
+        "exit_delay_candles_max": int(records["exit_delayed_by"].max()) if len(records) else 0,
+        "trades_exit_delay_capped": int(records["exit_delay_capped"].sum()),
     }
     params = strategy.get_params() if hasattr(strategy, "get_params") else {}
     config = {
@@ -511,6 +544,7 @@ def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> B
         "gates": [repr(g) for g in cfg["gates"]],
         "exits": None if cfg["exits"] is None else cfg["exits"].to_dict(),
         "mode": mode,
+        "max_exit_delay": cfg["max_exit_delay"],
         "audit": cfg["audit"],
         "timeframe": panel.timeframe,
         "symbols": list(panel.symbols),

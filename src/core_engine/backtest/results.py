@@ -42,6 +42,8 @@ SUMMARY_ROWS = (
     ("ambiguous_trades", "Candles touching stop and target", "{:,}"),
     ("ambiguous_spread_pct", "Best-case minus worst-case avg", "{:.4f} %"),
     ("best_case_total_return_pct", "Total return if target first", "{:+.2f} %"),
+    ("stop_fill_spread_pct", "Stop fill minus fill at the low, avg", "{:.4f} %"),
+    ("worst_case_total_return_pct", "Total return if stops fill at the low", "{:+.2f} %"),
     ("trades_with_gaps", "Trades with missing candles", "{:,}"),
 )
 
@@ -178,6 +180,15 @@ class BacktestResult:
                      ", ".join(f"{k} {v:,}" for k, v in skipped.items()))
         lines.append(f"  {'Picks without entry candle':<{width}}  "
                      f"{dq.get('picks_without_entry_candle', 0):,}")
+        delayed = dq.get("trades_exit_delayed", 0)
+        held = f"{delayed:,}"
+        if delayed:
+            held += f" (up to {dq.get('exit_delay_candles_max', 0):,} candles late)"
+        capped = dq.get("trades_exit_delay_capped", 0)
+        if capped or cfg.get("max_exit_delay") is not None:
+            held += (f"; {capped:,} exited at the last close before an outage "
+                     f"(max_exit_delay {cfg.get('max_exit_delay')} candles)")
+        lines.append(f"  {'Exits held past the window':<{width}}  {held}")
         return "\n".join(lines)
 
     def to_markdown(self) -> str:

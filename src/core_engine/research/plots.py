@@ -60,7 +60,9 @@ def plot_equity(result: Any, *, figsize: tuple[float, float] = (10, 6)) -> Figur
     """Equity curve (top) with its drawdown from the running peak underneath.
 
     Top axis: one line ``equity`` (starts at 1.0), plus a dashed ``best case`` line when some
-    candle touched both stop and target (ambiguous exits resolved in favour of the target).
+    candle touched both stop and target (ambiguous exits resolved in favour of the target)
+    and a dotted ``worst case`` line when some stop filled inside a candle above its low
+    (those stops filled at the low instead).
     Bottom axis: one line at ``-drawdown_pct`` with the area to 0 filled.
 
     Returns
@@ -76,6 +78,9 @@ def plot_equity(result: Any, *, figsize: tuple[float, float] = (10, 6)) -> Figur
     if result.metrics.get("ambiguous_trades", 0):
         ax_eq.plot(times, eq["best_case_equity"].to_numpy(), color="tab:green", lw=0.8,
                    ls="--", label="best case (target first)")
+    if result.metrics.get("stop_fill_spread_pct", 0) and "worst_case_equity" in eq:
+        ax_eq.plot(times, eq["worst_case_equity"].to_numpy(), color="tab:red", lw=0.8,
+                   ls=":", label="worst case (stops fill at the candle's low)")
     ax_eq.axhline(1.0, color="black", lw=0.6, alpha=0.5)
     ax_eq.set_ylabel("Equity (start = 1)")
     ax_eq.set_title(f"Equity — {_strategy_label(result)}")

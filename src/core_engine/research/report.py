@@ -41,6 +41,7 @@ METRIC_ROWS = (
     ("decisions_with_trades", "Decision times with trades", "{:,}"),
     ("periods_per_year", "Periods per year (annualisation)", "{:,.0f}"),
     ("best_case_avg_return_pct", "Average return if target first", "{:+.3f} %"),
+    ("worst_case_avg_return_pct", "Average return if stops fill at the low", "{:+.3f} %"),
     ("exit_reasons", "Exit reasons", None),
 )
 _HEADLINE = ("trades", "coverage", "win_rate", "avg_return_pct", "profit_factor",
@@ -61,6 +62,9 @@ _QUALITY_ROWS = (
     ("picks_without_entry_candle", "Picks without entry candle"),
     ("trades_with_gaps", "Trades with missing candles"),
     ("trades_exit_at_last_close", "Exits at the last close (exit candle missing)"),
+    ("trades_exit_delayed", "Exits held past the window (outage)"),
+    ("exit_delay_candles_max", "Longest exit delay (candles)"),
+    ("trades_exit_delay_capped", "Exits at the last close before an outage (max_exit_delay)"),
     ("first_decision_time", "First decision time"),
     ("last_decision_time", "Last decision time"),
     ("missing_candles_by_symbol", "Missing candles by symbol"),
@@ -178,7 +182,8 @@ def _header(result: Any) -> str:
     strategy = cfg.get("strategy", {})
     exits = cfg.get("exits") or {}
     exit_text = ", ".join(f"{k} {v}" for k, v in exits.items()
-                          if v is not None and k != "atr_length") or "none"
+                          if v is not None and k != "atr_length"
+                          and (k, v) != ("stop_fill", "level")) or "none"
     return (f"<b>{html.escape(str(strategy.get('repr', strategy.get('name', 'run'))))}</b> — "
             f"window {html.escape(str(cfg.get('window')))}, shift "
             f"{html.escape(str(cfg.get('shift')))}, fee {html.escape(format_metric(cfg.get('fee_bps')))}"
