@@ -22,7 +22,8 @@ def _opt(x):
 
 
 def reference_config(options: PortfolioOptions, *, window: int, fee_bps: float,
-                     slippage_bps: float, max_exit_delay: int | None = None) -> Config:
+                     slippage_bps: float, max_exit_delay: int | None = None,
+                     exits=None) -> Config:
     sizing: Sizing = options.sizing_or_default
     rules: PortfolioRules = options.rules_or_default
 
@@ -43,7 +44,9 @@ def reference_config(options: PortfolioOptions, *, window: int, fee_bps: float,
         halt_ns=ns(rules.drawdown_halt_for), liquidate_dd=rules.liquidate_on_drawdown,
         max_exposure=frac(rules.max_exposure_pct), max_gross=frac(rules.max_gross_exposure_pct),
         max_corr=rules.max_correlation, corr_lookback=rules.correlation_lookback,
-        max_delay=max_exit_delay)
+        max_delay=max_exit_delay,
+        stop_fill="level" if exits is None else exits.stop_fill,
+        stop_fill_frac=0.0 if exits is None else float(exits.stop_fill_range or 0.0))
 
 
 def reference_run(panel: Panel, picks: Picks, rows, weights, dist: dict, cfg: Config):
@@ -61,7 +64,8 @@ TRADE_FIELDS = ("pick", "col", "entry_row", "exit_row", "exit_time", "exit_reaso
                 "ambiguous", "gaps_in_window", "exit_at_last_close", "exit_delayed_by",
                 "exit_delay_capped", "repicks")
 FLOAT_FIELDS = ("entry_price", "exit_price", "quantity", "entry_value", "fees", "pnl",
-                "weight", "return_pct", "best_return_pct", "max_drawdown")
+                "weight", "return_pct", "best_return_pct", "worst_case_return_pct",
+                "max_drawdown")
 
 
 def assert_same_as_reference(run, acc, reason_names, block_names, rel=1e-9):
@@ -107,7 +111,7 @@ def simulate_both(panel, picks, rows, *, options, window, fee_bps=10.0, slippage
                              weights=weights, fee_bps=fee_bps, slippage_bps=slippage_bps,
                              exits=exits, atr=atr, max_exit_delay=max_exit_delay)
     cfg = reference_config(options, window=window, fee_bps=fee_bps, slippage_bps=slippage_bps,
-                           max_exit_delay=max_exit_delay)
+                           max_exit_delay=max_exit_delay, exits=exits)
     acc = reference_run(panel, picks, rows, weights, resolve_exit_distances(exits, picks, atr),
                         cfg)
     return run, acc

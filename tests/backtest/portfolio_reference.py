@@ -58,6 +58,8 @@ class Config:
     max_corr: float | None = None
     corr_lookback: int = 288
     max_delay: int | None = None
+    stop_fill: str = "level"           # "level", "low" or "range"
+    stop_fill_frac: float = 0.0
 
 
 @dataclass
@@ -133,7 +135,7 @@ class Reference:
         return (raw * (1 - s) * (1 - f) / (entry * (1 + f)) - 1) * 100
 
     def close_out(self, acc, pos, qty, exit_row, exit_time, raw, reason, low_seen,
-                  last_close=False, delayed=0, capped=False, ambiguous=False):
+                  last_close=False, delayed=0, capped=False, ambiguous=False, worst=None):
         f, s = self.cfg.fee, self.cfg.slip
         part = qty / pos.qty
         out_price = raw * (1 - s)
@@ -148,6 +150,7 @@ class Reference:
             "fees": pos.fees * part + qty * out_price * f, "pnl": cash_in - entry_cost,
             "weight": pos.weight * part, "return_pct": self.ret(pos.price, raw),
             "best_return_pct": best, "max_drawdown": dd, "exit_reason": reason,
+            "worst_case_return_pct": self.ret(pos.price, raw if worst is None else worst),
             "ambiguous": ambiguous, "gaps_in_window": pos.gaps,
             "exit_at_last_close": last_close, "exit_delayed_by": delayed,
             "exit_delay_capped": capped, "repicks": pos.repicks})
@@ -186,8 +189,11 @@ class Reference:
         if over or k >= self.n:
             lp = pos.last_present
             raw = self.c[lp][col]
+            # flagged 'capped' when prices came back later (else the data simply ended)
+            capped = over and any(not missing(self.o[m][col])
+                                  for m in range(pos.due + cfg.max_delay + 1, self.n))
             self.close_out(acc, pos, pos.qty, lp, self.time(lp + 1), raw, pos.due_reason, raw,
-                           last_close=True, capped=over and k < self.n)
+                           last_close=True, capped=capped)
             return
         o = self.o[k][col]
         if missing(o):
@@ -201,18 +207,21 @@ class Reference:
         self.close_out(acc, pos, pos.qty, k, self.time(k), o, reason, o, delayed=k - pos.due)
 
     def candle_exit(self, pos, k):
-        """(reason, raw, at_open, ambiguous) of candle ``k`` for ``pos``, or None."""
+        """(reason, raw, at_open, ambiguous, worst) of candle ``k`` for ``pos``, or None."""
         col = pos.pick.col
         o, hi, lo = self.o[k][col], self.h[k][col], self.l[k][col]
         level, name = self.stop_now(pos)
         if level is not None and o <= level:
-            return (name, o, True, False)
+            return (name, o, True, False, o)
         if pos.target is not None and o >= pos.target:
-            return ("take_profit", o, True, False)
+            return ("take_profit", o, True, False, o)
         if level is not None and lo <= level:
-            return (name, level, False, pos.target is not None and hi >= pos.target)
+            fill = {"level": level, "low": lo,
+                    "range": max(lo, level - self.cfg.stop_fill_frac * (hi - lo))}[
+                self.cfg.stop_fill]
+            return (name, fill, False, pos.target is not None and hi >= pos.target, lo)
         if pos.target is not None and hi >= pos.target:
-            return ("take_profit", pos.target, False, False)
+            return ("take_profit", pos.target, False, False, pos.target)
         return None
 
     def open_stage(self, acc, k):
@@ -226,7 +235,8 @@ class Reference:
                 continue
             hit = self.candle_exit(pos, k)
             if hit is not None and hit[2]:
-                self.close_out(acc, pos, pos.qty, k, self.time(k), hit[1], hit[0], hit[1])
+                self.close_out(acc, pos, pos.qty, k, self.time(k), hit[1], hit[0], hit[1],
+                               worst=hit[4])
             else:
                 pos.pending = hit
 
@@ -385,10 +395,10 @@ class Reference:
             hit = self.candle_exit(pos, k) if pos.entry_row == k else pos.pending
             lo = self.l[k][col]
             if hit is not None:
-                reason, raw, at_open, amb = hit
+                reason, raw, at_open, amb, worst = hit
                 exposed = lo if (reason == "take_profit" and not at_open) else raw
                 self.close_out(acc, pos, pos.qty, k, self.time(k if at_open else k + 1), raw,
-                               reason, exposed, ambiguous=amb)
+                               reason, exposed, ambiguous=amb, worst=worst)
                 continue
             pos.last_present = k
             pos.low = min(pos.low, lo)

@@ -83,6 +83,7 @@ PORTFOLIO_TRADE_DTYPE = np.dtype([
     ("weight", np.float64),
     ("return_pct", np.float64),
     ("best_return_pct", np.float64),
+    ("worst_case_return_pct", np.float64),
     ("max_drawdown", np.float64),
     ("exit_reason", np.int8),
     ("ambiguous", np.bool_),
@@ -96,7 +97,7 @@ BLOCKED_DTYPE = np.dtype([("pick", np.int64), ("reason", np.int8)])
 
 # per-symbol float state (columns of `fs`)
 S_QTY, S_PRICE, S_VALUE, S_FEES, S_STOP, S_TARGET, S_TRAIL_F, S_TRAIL_D, S_HIGH, S_LOW, \
-    S_MARK, S_WEIGHT, S_INTRA_RAW = range(13)
+    S_MARK, S_WEIGHT, S_INTRA_RAW, S_INTRA_WORST = range(14)
 # per-symbol int state (columns of `is_`)
 T_PICK, T_ENTRY_ROW, T_DUE, T_DUE_REASON, T_GAPS, T_LAST_PRESENT, T_REPICKS, T_INTRA, \
     T_INTRA_AMB, T_LAST_EXIT = range(10)
@@ -150,9 +151,10 @@ def _lot(value, price, lot):
 
 @njit(cache=True)
 def _record_exit(trades, n_tr, fs, is_, j, qty, exit_row, exit_time, raw, reason, exposed_low,
-                 fee, slip, at_last_close, delayed, capped, ambiguous):
+                 fee, slip, at_last_close, delayed, capped, ambiguous, worst_raw):
     """Write the trade of ``qty`` units of the position in column ``j``; return the cash
-    it brings (proceeds after slippage and fee)."""
+    it brings (proceeds after slippage and fee). ``worst_raw`` is the conservative bound
+    of the fill (``exit_on_candle``), ``raw`` itself for fills at an open or a close."""
     rec = trades[n_tr]
     share = qty / fs[j, S_QTY]
     entry_price = fs[j, S_PRICE]
@@ -175,6 +177,9 @@ def _record_exit(trades, n_tr, fs, is_, j, qty, exit_row, exit_time, raw, reason
     ret = net_return_pct(entry_price, raw, fee, slip)
     rec.return_pct = ret
     rec.best_return_pct = ret
+    rec.worst_case_return_pct = ret
+    if worst_raw != raw:
+        rec.worst_case_return_pct = net_return_pct(entry_price, worst_raw, fee, slip)
     if ambiguous:
         rec.best_return_pct = net_return_pct(entry_price, fs[j, S_TARGET], fee, slip)
     worst = fs[j, S_LOW]
@@ -375,7 +380,7 @@ def _rebalance(trades, n_tr, fs, is_, j, p, k, o, equity, cash, halted, held, n_
         if qty > 0.0 and qty < fs[j, S_QTY] and qty * o >= fp[F_MIN_ORDER]:
             share = qty / fs[j, S_QTY]
             cash += _record_exit(trades, n_tr, fs, is_, j, qty, k, index0 + k * step, o,
-                                 REBALANCE, o, fee, slip, False, 0, False, False)
+                                 REBALANCE, o, fee, slip, False, 0, False, False, o)
             n_tr += 1
             fs[j, S_QTY] -= qty
             fs[j, S_VALUE] *= 1.0 - share
@@ -392,11 +397,11 @@ C_N_HELD, C_N_TR, C_N_BL, C_DAY, C_DAY_HALTED, C_DD_FOREVER, C_HALT_UNTIL, \
 
 @njit(cache=True)
 def _close_all_at(trades, fs, is_, j, ac, ic, held, qty, exit_row, exit_time, raw, reason,
-                  exposed_low, fp, at_last_close, delayed, capped, ambiguous):
+                  exposed_low, fp, at_last_close, delayed, capped, ambiguous, worst_raw):
     """Close the whole position of column ``j``: record, cash, cooldown clock, held list."""
     ac[A_CASH] += _record_exit(trades, ic[C_N_TR], fs, is_, j, qty, exit_row, exit_time, raw,
                                reason, exposed_low, fp[F_FEE], fp[F_SLIP], at_last_close,
-                               delayed, capped, ambiguous)
+                               delayed, capped, ambiguous, worst_raw)
     ic[C_N_TR] += 1
     is_[j, T_LAST_EXIT] = exit_time
     is_[j, T_PICK] = -1
@@ -409,11 +414,11 @@ def _settle_due(trades, fs, is_, j, ac, ic, held, fp, exit_row, raw, reason, out
     if outcome == EXIT_AT_OPEN:
         _close_all_at(trades, fs, is_, j, ac, ic, held, fs[j, S_QTY], exit_row,
                       index0 + exit_row * step, raw, reason, raw, fp, False, delayed, False,
-                      False)
+                      False, raw)
     else:
         _close_all_at(trades, fs, is_, j, ac, ic, held, fs[j, S_QTY], exit_row,
                       index0 + (exit_row + 1) * step, raw, reason, raw, fp, True, 0,
-                      outcome == EXIT_DELAY_CAPPED, False)
+                      outcome == EXIT_DELAY_CAPPED, False, raw)
 
 
 @njit(cache=True)
@@ -444,17 +449,18 @@ def _open_stage(open_, high, low, close, k, fs, is_, held, ac, ic, trades, fp, i
         has_trail = not (np.isnan(fs[j, S_TRAIL_F]) and np.isnan(fs[j, S_TRAIL_D]))
         stop, stop_reason = stop_in_force(fs[j, S_STOP], fs[j, S_HIGH], fs[j, S_TRAIL_F],
                                           fs[j, S_TRAIL_D], has_trail)
-        reason, raw, at_open, ambiguous, _ = exit_on_candle(
+        reason, raw, at_open, ambiguous, worst_raw = exit_on_candle(
             o, high[k, j], low[k, j], stop, stop_reason, fs[j, S_TARGET], ip[I_STOP_FILL],
             fp[F_STOP_FILL_FRAC])
         if reason != NO_EXIT and at_open:
             _close_all_at(trades, fs, is_, j, ac, ic, held, fs[j, S_QTY], k, index0 + k * step,
-                          raw, reason, raw, fp, False, 0, False, False)
+                          raw, reason, raw, fp, False, 0, False, False, worst_raw)
             continue
         if reason != NO_EXIT:
             is_[j, T_INTRA] = reason
             is_[j, T_INTRA_AMB] = 1 if ambiguous else 0
             fs[j, S_INTRA_RAW] = raw
+            fs[j, S_INTRA_WORST] = worst_raw
         h += 1
 
 
@@ -546,12 +552,13 @@ def _candle_stage(open_, high, low, close, k, fs, is_, held, ac, ic, trades, fp,
             has_trail = not (np.isnan(fs[j, S_TRAIL_F]) and np.isnan(fs[j, S_TRAIL_D]))
             stop, stop_reason = stop_in_force(fs[j, S_STOP], fs[j, S_HIGH], fs[j, S_TRAIL_F],
                                               fs[j, S_TRAIL_D], has_trail)
-            reason, raw, at_open, ambiguous, _ = exit_on_candle(
+            reason, raw, at_open, ambiguous, worst_raw = exit_on_candle(
                 o, high[k, j], lo, stop, stop_reason, fs[j, S_TARGET], ip[I_STOP_FILL],
                 fp[F_STOP_FILL_FRAC])
         else:
             reason = is_[j, T_INTRA]
             raw = fs[j, S_INTRA_RAW]
+            worst_raw = fs[j, S_INTRA_WORST]
             at_open = False
             ambiguous = is_[j, T_INTRA_AMB] == 1
         if reason != NO_EXIT:
@@ -559,7 +566,7 @@ def _candle_stage(open_, high, low, close, k, fs, is_, held, ac, ic, trades, fp,
             _close_all_at(trades, fs, is_, j, ac, ic, held, fs[j, S_QTY], k,
                           index0 + row_time * step, raw, reason,
                           exit_candle_low(reason, at_open, raw, lo), fp, False, 0, False,
-                          ambiguous)
+                          ambiguous, worst_raw)
             continue
         is_[j, T_LAST_PRESENT] = k
         if lo < fs[j, S_LOW]:
@@ -625,7 +632,7 @@ def simulate_portfolio_kernel(open_, high, low, close, dec_rows, pick_start, col
     n_dec = dec_rows.shape[0]
     if n_dec == 0:
         return 0, 0, 0
-    fs = np.full((n_sym, 13), np.nan)
+    fs = np.full((n_sym, 14), np.nan)
     is_ = np.zeros((n_sym, 10), dtype=np.int64)
     is_[:, T_PICK] = -1
     is_[:, T_LAST_EXIT] = -NEVER

@@ -214,10 +214,9 @@ def sizing_weights(sizing: Sizing, picks: Picks, max_positions: int, *,
 
 
 def _stop_fill(exits: ExitRules | None) -> tuple[int, float]:
-    name = getattr(exits, "stop_fill", "level") if exits is not None else "level"
-    frac = getattr(exits, "stop_fill_range_pct", None) if exits is not None else None
-    code = STOP_FILL_NAMES.index(name) if name in STOP_FILL_NAMES else 0
-    return code, 0.0 if frac is None else float(frac) / 100.0
+    if exits is None:
+        return 0, 0.0
+    return STOP_FILL_NAMES.index(exits.stop_fill), float(exits.stop_fill_range or 0.0)
 
 
 def _params(panel: Panel, options: PortfolioOptions, *, window_candles: int, fee_bps: float,
@@ -337,6 +336,7 @@ def portfolio_frames(run: PortfolioRun, picks: Picks, panel: Panel
         "weight": rec["weight"],
         "return_pct": rec["return_pct"],
         "best_return_pct": rec["best_return_pct"],
+        "worst_case_return_pct": rec["worst_case_return_pct"],
         "max_drawdown": rec["max_drawdown"],
         "exit_reason": np.asarray(PORTFOLIO_EXIT_REASON_NAMES, dtype=object)[
             rec["exit_reason"].astype(np.int64)],

@@ -39,11 +39,10 @@ Examples
 
 from __future__ import annotations
 
-import difflib
-import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
+from core_engine._config import FrozenConfig, check_int, check_number
 from core_engine.errors import ConfigError
 
 __all__ = ["RULE_NAMES", "PortfolioRules"]
@@ -52,18 +51,6 @@ __all__ = ["RULE_NAMES", "PortfolioRules"]
 RULE_NAMES = ("max_drawdown_pct", "daily_loss_limit_pct", "cooldown", "max_entries_per_day",
               "max_correlation", "max_exposure_pct", "max_gross_exposure_pct",
               "min_order_value")
-
-
-def _check_number(name: str, value: Any, *, low: float, high: float | None,
-                  strict_low: bool = True) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) \
-        and math.isfinite(value) and (value > low if strict_low else value >= low) \
-        and (high is None or value <= high)
-    if not ok:
-        bound = f"{'>' if strict_low else '>='} {low:g}" + ("" if high is None
-                                                              else f" and <= {high:g}")
-        raise ConfigError(f"The '{name}' parameter of PortfolioRules must be a number "
-                          f"{bound} or None. Got {value!r}.")
 
 
 def _duration_ns(name: str, value: Any) -> int:
@@ -76,8 +63,8 @@ def _duration_ns(name: str, value: Any) -> int:
                           f"duration such as '4h' or None. Got {value!r}.") from None
 
 
-@dataclass(frozen=True, kw_only=True, init=False)
-class PortfolioRules:
+@dataclass(frozen=True, kw_only=True)
+class PortfolioRules(FrozenConfig):
     """The portfolio rules of a run (all off by default); see the module docstring.
 
     Parameters
@@ -127,44 +114,20 @@ class PortfolioRules:
     correlation_lookback: int = 288
     min_order_value: float = 0.0
 
-    def __init__(self, **params: Any) -> None:
-        names = [f.name for f in fields(self)]
-        for key in params:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"PortfolioRules got an unknown parameter {key!r}; "
-                                  f"expected some of {names}.{hint}")
-        for f in fields(self):
-            object.__setattr__(self, f.name, params.get(f.name, f.default))
-        self._validate()
-
-    def _validate(self) -> None:
+    def __post_init__(self) -> None:
         for name in ("cooldown", "drawdown_halt_for"):
             if getattr(self, name) is not None:
                 _duration_ns(name, getattr(self, name))
-        if self.max_entries_per_day is not None and (
-                isinstance(self.max_entries_per_day, bool)
-                or not isinstance(self.max_entries_per_day, int) or self.max_entries_per_day < 1):
-            raise ConfigError("The 'max_entries_per_day' parameter of PortfolioRules must be "
-                              f"an integer >= 1 or None. Got {self.max_entries_per_day!r}.")
+        check_int(self, "max_entries_per_day", minimum=1, optional=True)
         for name in ("daily_loss_limit_pct", "max_drawdown_pct"):
-            if getattr(self, name) is not None:
-                _check_number(name, getattr(self, name), low=0.0, high=100.0)
-                if getattr(self, name) >= 100:
-                    raise ConfigError(f"The '{name}' parameter of PortfolioRules must be "
-                                      f"below 100. Got {getattr(self, name)!r}.")
+            check_number(self, name, low=0.0, high=100.0, low_open=True, high_open=True,
+                         optional=True)
         for name in ("max_exposure_pct", "max_gross_exposure_pct"):
-            if getattr(self, name) is not None:
-                _check_number(name, getattr(self, name), low=0.0, high=100.0)
-        if self.max_correlation is not None:
-            _check_number("max_correlation", self.max_correlation, low=-1.0, high=1.0)
-        if isinstance(self.correlation_lookback, bool) or not isinstance(
-                self.correlation_lookback, int) or self.correlation_lookback < 2:
-            raise ConfigError("The 'correlation_lookback' parameter of PortfolioRules must be "
-                              f"an integer >= 2. Got {self.correlation_lookback!r}.")
-        _check_number("min_order_value", self.min_order_value, low=0.0, high=None,
-                      strict_low=False)
+            check_number(self, name, low=0.0, high=100.0, low_open=True, optional=True)
+        check_number(self, "max_correlation", low=-1.0, high=1.0, low_open=True,
+                     optional=True)
+        check_int(self, "correlation_lookback", minimum=2)
+        check_number(self, "min_order_value", low=0.0)
         for name in ("liquidate_on_daily_loss", "liquidate_on_drawdown"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"The '{name}' parameter of PortfolioRules must be True or "
@@ -194,7 +157,3 @@ class PortfolioRules:
         """``cooldown`` or ``drawdown_halt_for`` in nanoseconds (-1 when None)."""
         value = getattr(self, name)
         return -1 if value is None else _duration_ns(name, value)
-
-    def to_dict(self) -> dict:
-        """The parameters as a plain dict (for a run's saved config)."""
-        return asdict(self)

@@ -40,11 +40,12 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from core_engine._config import FrozenConfig, check_int, check_number
 from core_engine.errors import ConfigError
 from core_engine.risk.exits import ExitRules
 
@@ -158,20 +159,8 @@ def position_size(equity: float, entry: float, stop: float, *, risk_pct: float,
 
 
 # ---------------------------------------------------------------------- sizing objects
-def _positive(owner: str, name: str, value: Any, *, high: float | None = None,
-              integer: bool = False) -> None:
-    kinds = (int,) if integer else (int, float)
-    ok = not isinstance(value, bool) and isinstance(value, kinds) and math.isfinite(value) \
-        and value > 0 and (high is None or value <= high)
-    if not ok:
-        what = "a positive integer" if integer else "a positive number"
-        limit = "" if high is None else f" at most {high:g}"
-        raise ConfigError(f"The '{name}' parameter of {owner} must be {what}{limit}. "
-                          f"Got {value!r}.")
-
-
 @dataclass(frozen=True, kw_only=True)
-class Sizing:
+class Sizing(FrozenConfig):
     """Base of the sizing objects: the caps every sizing shares.
 
     Parameters
@@ -189,10 +178,8 @@ class Sizing:
     lot_step: float | None = None
 
     def __post_init__(self) -> None:
-        owner = type(self).__name__
-        _positive(owner, "max_position_pct", self.max_position_pct, high=100.0)
-        if self.lot_step is not None:
-            _positive(owner, "lot_step", self.lot_step)
+        check_number(self, "max_position_pct", low=0.0, high=100.0, low_open=True)
+        check_number(self, "lot_step", low=0.0, low_open=True, optional=True)
 
     def needs(self) -> tuple[str, ...]:
         """What :meth:`weights` reads: ``"confidence"``, ``"volatility"`` or nothing."""
@@ -211,7 +198,7 @@ class Sizing:
 
     def describe(self) -> dict:
         """The parameters and the class name, for a run's saved config."""
-        return {"sizing": type(self).__name__, **asdict(self)}
+        return {"sizing": type(self).__name__, **self.to_dict()}
 
 
 def _slots(slots: int | None, max_positions: int) -> int:
@@ -232,8 +219,7 @@ class EqualSlots(Sizing):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.slots is not None:
-            _positive("EqualSlots", "slots", self.slots, integer=True)
+        check_int(self, "slots", minimum=1, optional=True)
 
     def weights(self, n_picks, max_positions, confidence=None, volatility=None):
         return np.full(n_picks, 1.0 / _slots(self.slots, max_positions))
@@ -251,7 +237,7 @@ class FixedFraction(Sizing):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("FixedFraction", "pct", self.pct, high=100.0)
+        check_number(self, "pct", low=0.0, high=100.0, low_open=True)
 
     def weights(self, n_picks, max_positions, confidence=None, volatility=None):
         return np.full(n_picks, self.pct / 100.0)
@@ -270,7 +256,7 @@ class RiskPerTrade(Sizing):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("RiskPerTrade", "risk_pct", self.risk_pct, high=100.0)
+        check_number(self, "risk_pct", low=0.0, high=100.0, low_open=True)
 
     def weights(self, n_picks, max_positions, confidence=None, volatility=None):
         return np.full(n_picks, np.nan)  # computed from the fill by the simulation
@@ -291,9 +277,8 @@ class ConfidenceSizing(Sizing):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("ConfidenceSizing", "full_confidence", self.full_confidence)
-        if self.slots is not None:
-            _positive("ConfidenceSizing", "slots", self.slots, integer=True)
+        check_number(self, "full_confidence", low=0.0, low_open=True)
+        check_int(self, "slots", minimum=1, optional=True)
 
     def needs(self) -> tuple[str, ...]:
         return ("confidence",)
@@ -322,10 +307,8 @@ class InverseVolatilitySizing(Sizing):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive("InverseVolatilitySizing", "target_volatility_pct", self.target_volatility_pct)
-        if isinstance(self.length, bool) or not isinstance(self.length, int) or self.length < 2:
-            raise ConfigError("The 'length' parameter of InverseVolatilitySizing must be an "
-                              f"integer >= 2. Got {self.length!r}.")
+        check_number(self, "target_volatility_pct", low=0.0, low_open=True)
+        check_int(self, "length", minimum=2)
 
     def _computer(self):
         from core_engine.features import ReturnVolatility
