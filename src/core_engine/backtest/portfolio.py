@@ -76,6 +76,7 @@ every run): final equity = initial cash + Σ pnl, fees paid = Σ fees, cash ≥ 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -121,11 +122,11 @@ from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError
 from core_engine.risk.exits import ExitRules
 from core_engine.risk.rules import PortfolioRules
-from core_engine.risk.sizing import EqualSlots, Sizing
+from core_engine.risk.sizing import EqualSlots, InverseVolatilitySizing, Sizing
 
 __all__ = ["BLOCK_REASON_NAMES", "HOLD_MODES", "PORTFOLIO_EXIT_REASON_NAMES",
-           "PortfolioOptions", "PortfolioRun", "portfolio_frames", "simulate_portfolio",
-           "sizing_weights"]
+           "PortfolioOptions", "PortfolioRun", "assemble_portfolio", "portfolio_frames",
+           "portfolio_options", "run_portfolio", "simulate_portfolio", "sizing_weights"]
 
 HOLD_MODES = ("window", "until_dropped")
 
@@ -200,17 +201,87 @@ class PortfolioRun:
 def sizing_weights(sizing: Sizing, picks: Picks, max_positions: int, *,
                    confidence: np.ndarray | None = None,
                    volatility: np.ndarray | None = None) -> np.ndarray:
-    """Each pick's equity fraction from ``sizing``; ``confidence``/``volatility`` are
-    ``(T, N)`` arrays read at the pick's decision row and column."""
-    at = (picks.rows, picks.cols)
-    conf = None if confidence is None else np.asarray(confidence)[at]
-    vol = None if volatility is None else np.asarray(volatility)[at]
-    if "confidence" in sizing.needs() and conf is None:
+    """Each pick's equity fraction from ``sizing``; ``confidence``/``volatility`` hold the
+    value of each pick (its symbol at its decision row) when the sizing needs them."""
+    if "confidence" in sizing.needs() and confidence is None:
         raise ConfigError(f"{type(sizing).__name__} needs a strategy that provides "
                           "confidence(); this one returns None.")
-    out = np.asarray(sizing.weights(len(picks), max_positions, confidence=conf, volatility=vol),
-                     dtype=np.float64)
-    return np.ascontiguousarray(out)
+    out = sizing.weights(len(picks), max_positions, confidence=confidence,
+                         volatility=volatility)
+    return np.ascontiguousarray(out, dtype=np.float64)
+
+
+def portfolio_options(mode: str, *, initial_cash: Any, sizing: Any, rules: Any, hold: Any,
+                      rebalance: Any) -> PortfolioOptions | None:
+    """The validated portfolio options of ``walk_forward`` (None in slices mode, where
+    giving any of them is an error)."""
+    if mode != "portfolio":
+        given = [name for name, value, default in (
+            ("initial_cash", initial_cash, None), ("sizing", sizing, None),
+            ("rules", rules, None), ("hold", hold, "window"), ("rebalance", rebalance, False))
+            if value is not default and value != default]
+        if given:
+            raise ConfigError(f"walk_forward got {given} with mode={mode!r}; these apply to "
+                              "mode='portfolio' only.")
+        return None
+    return PortfolioOptions(initial_cash=10_000.0 if initial_cash is None else initial_cash,
+                            sizing=sizing, rules=rules, hold=hold, rebalance=rebalance)
+
+
+def _pick_values(panel: Panel, strategy: Any, picks: Picks, inputs: dict, sizing: Sizing,
+                 cache: Any) -> dict:
+    """Confidence and volatility of each pick at its decision row, as the sizing needs."""
+    from core_engine.backtest.engine import scores_at
+
+    out: dict[str, np.ndarray | None] = {"confidence": None, "volatility": None}
+    at = np.arange(len(picks))
+    if "confidence" in sizing.needs():
+        if inputs.get("confidence") is not None:
+            out["confidence"] = scores_at(inputs, picks.rows, "confidence")[at, picks.cols]
+        else:
+            conf = strategy.confidence_panel(panel, features=inputs["features"])
+            out["confidence"] = None if conf is None else conf[picks.rows, picks.cols]
+    if isinstance(sizing, InverseVolatilitySizing):
+        from core_engine.features.cache import compute_features
+
+        vol = compute_features(sizing.features(), panel, cache=cache)[sizing.column]
+        out["volatility"] = vol[picks.rows, picks.cols]
+    return out
+
+
+def run_portfolio(panel: Panel, strategy: Any, cfg: dict, schedule: Any, picks: Picks,
+                  inputs: dict, cache: Any = None) -> PortfolioRun:
+    """Portfolio mode of ``walk_forward``: sizing inputs, then :func:`simulate_portfolio`."""
+    options: PortfolioOptions = cfg["portfolio"]
+    sizing = options.sizing_or_default
+    values = _pick_values(panel, strategy, picks, inputs, sizing, cache)
+    weights = sizing_weights(sizing, picks, cfg["max_positions"], **values)
+    return simulate_portfolio(panel, picks, schedule.rows,
+                              window_candles=schedule.window_candles, options=options,
+                              weights=weights, fee_bps=cfg["fee_bps"],
+                              slippage_bps=cfg["slippage_bps"], exits=cfg["exits"],
+                              atr=inputs["atr"], max_exit_delay=cfg.get("max_exit_delay"))
+
+
+def assemble_portfolio(panel: Panel, cfg: dict, run: dict) -> dict:
+    """Trades, blocked picks, equity, metrics and data-quality counts of a portfolio run."""
+    from core_engine.backtest.metrics import account_metrics
+
+    trades, blocked, equity = portfolio_frames(run["portfolio"], run["picks"], panel)
+    metrics = account_metrics(trades, equity, blocked, decisions=len(run["schedule"].times),
+                              initial_cash=cfg["portfolio"].initial_cash)
+    full = trades[trades["exit_reason"] != "rebalance"]
+    counts = {
+        "picks_without_entry_candle": int((blocked["reason"] == "no_entry_candle").sum()),
+        "picks_blocked": int(len(blocked)),
+        "trades_with_gaps": int((full["gaps_in_window"] > 0).sum()),
+        "trades_exit_at_last_close": int(full["exit_at_last_close"].sum()),
+        "trades_exit_delayed": int((full["exit_delayed_by"] > 0).sum()),
+        "exit_delay_candles_max": int(full["exit_delayed_by"].max()) if len(full) else 0,
+        "trades_exit_delay_capped": int(full["exit_delay_capped"].sum()),
+    }
+    return {"trades": trades, "blocked": blocked, "equity": equity, "metrics": metrics,
+            "counts": counts}
 
 
 def _stop_fill(exits: ExitRules | None) -> tuple[int, float]:

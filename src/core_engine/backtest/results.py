@@ -18,7 +18,7 @@ import pandas as pd
 
 from core_engine.errors import ConfigError
 
-__all__ = ["BacktestResult", "compare"]
+__all__ = ["PORTFOLIO_SUMMARY_ROWS", "SUMMARY_ROWS", "BacktestResult", "compare", "summary_rows"]
 
 _FORMAT_VERSION = 1
 #: (metric key, label, format) of the headline metrics, shared by summary() and the reports.
@@ -46,6 +46,39 @@ SUMMARY_ROWS = (
     ("worst_case_total_return_pct", "Total return if stops fill at the low", "{:+.2f} %"),
     ("trades_with_gaps", "Trades with missing candles", "{:,}"),
 )
+
+#: The headline metrics of a portfolio-mode run (account metrics first).
+PORTFOLIO_SUMMARY_ROWS = (
+    ("initial_cash", "Initial cash", "{:,.2f}"),
+    ("final_equity", "Final equity", "{:,.2f}"),
+    ("total_return_pct", "Total return", "{:+.2f} %"),
+    ("cagr_pct", "CAGR", "{:+.2f} %"),
+    ("sharpe", "Sharpe (daily, annualised)", "{:.3f}"),
+    ("sortino", "Sortino (daily, annualised)", "{:.3f}"),
+    ("calmar", "Calmar", "{:.3f}"),
+    ("equity_max_drawdown_pct", "Max drawdown", "{:.2f} %"),
+    ("max_drawdown_duration_days", "Max drawdown duration", "{:.1f} days"),
+    ("exposure", "Exposure", "{:.1%}"),
+    ("turnover_per_year", "Turnover per year", "{:.1f}x"),
+    ("fees_paid", "Fees paid", "{:,.2f}"),
+    ("trades", "Trades", "{:,}"),
+    ("decisions", "Decision times", "{:,}"),
+    ("coverage", "Decisions that opened a position", "{:.1%}"),
+    ("win_rate", "Win rate", "{:.1%}"),
+    ("avg_return_pct", "Average return per trade", "{:+.3f} %"),
+    ("profit_factor", "Profit factor", "{:.3f}"),
+    ("max_trade_drawdown_pct", "Max drawdown (one trade)", "{:.2f} %"),
+    ("avg_holding_minutes", "Avg holding", "{:.1f} min"),
+    ("ambiguous_trades", "Candles touching stop and target", "{:,}"),
+    ("stop_fill_spread_pct", "Stop fill minus fill at the low, avg", "{:.4f} %"),
+    ("trades_with_gaps", "Trades with missing candles", "{:,}"),
+    ("blocked_picks", "Picks blocked", "{:,}"),
+)
+
+
+def summary_rows(config: dict) -> tuple:
+    """The headline (key, label, format) rows for a run's mode."""
+    return PORTFOLIO_SUMMARY_ROWS if config.get("mode") == "portfolio" else SUMMARY_ROWS
 
 
 class Metrics(dict):
@@ -81,9 +114,19 @@ class BacktestResult:
     data_quality : dict
         Symbols, candles, missing candles, decision times evaluated and skipped (by reason),
         picks without an entry candle.
+    blocked : pandas.DataFrame
+        Portfolio mode: every pick that did not become a position (``decision_time,
+        symbol, rank, score, reason``); empty in slices mode.
+
+    In portfolio mode (``config["mode"] == "portfolio"``, see
+    :mod:`core_engine.backtest.portfolio`) the trades also hold ``quantity, entry_value,
+    fees, pnl`` in the quote currency, the equity is the account's value at every candle
+    close (``time, equity, cash, exposure, positions, drawdown_pct``) and the metrics are
+    the account's (:func:`~core_engine.backtest.metrics.account_metrics`).
     """
 
-    __slots__ = ("_trades", "_equity", "_metrics", "_config", "_data_quality", "_panel")
+    __slots__ = ("_trades", "_equity", "_metrics", "_config", "_data_quality", "_panel",
+                 "_blocked")
     # Set once, through object.__setattr__, in __init__.
     _trades: pd.DataFrame
     _equity: pd.DataFrame
@@ -91,10 +134,19 @@ class BacktestResult:
     _config: dict[str, Any]
     _data_quality: dict[str, Any]
     _panel: Any
+    _blocked: pd.DataFrame
 
     def __init__(self, *, trades: pd.DataFrame, equity: pd.DataFrame, metrics: dict,
-                 config: dict, data_quality: dict, panel: Any = None) -> None:
+                 config: dict, data_quality: dict, panel: Any = None,
+                 blocked: pd.DataFrame | None = None) -> None:
+        if blocked is None:
+            blocked = pd.DataFrame({"decision_time": pd.DatetimeIndex([], tz="UTC"),
+                                    "symbol": pd.Series([], dtype=object),
+                                    "rank": pd.Series([], dtype="int64"),
+                                    "score": pd.Series([], dtype="float64"),
+                                    "reason": pd.Series([], dtype=object)})
         for name, value in (("_trades", trades.copy()), ("_equity", equity.copy()),
+                            ("_blocked", blocked.copy()),
                             ("_metrics", copy.deepcopy(metrics)),
                             ("_config", copy.deepcopy(config)),
                             ("_data_quality", copy.deepcopy(data_quality)),
@@ -114,6 +166,15 @@ class BacktestResult:
     @property
     def equity(self) -> pd.DataFrame:
         return self._equity.copy()
+
+    @property
+    def blocked(self) -> pd.DataFrame:
+        return self._blocked.copy()
+
+    @property
+    def mode(self) -> str:
+        """``"slices"`` or ``"portfolio"``."""
+        return str(self._config.get("mode", "slices"))
 
     @property
     def metrics(self) -> Metrics:
@@ -150,6 +211,11 @@ class BacktestResult:
 
     def __repr__(self) -> str:
         m = self._metrics
+        if self.mode == "portfolio":
+            return (f"BacktestResult({self._config.get('strategy', {}).get('name', '?')}, "
+                    f"portfolio, {m.get('trades', 0):,} trades, equity "
+                    f"{m.get('initial_cash', math.nan):,.2f} -> "
+                    f"{m.get('final_equity', math.nan):,.2f})")
         return (f"BacktestResult({self._config.get('strategy', {}).get('name', '?')}, "
                 f"{m.get('trades', 0):,} trades over {m.get('decisions', 0):,} decision times, "
                 f"avg {m.get('avg_return_pct', math.nan):+.3f} %)")
@@ -169,9 +235,21 @@ class BacktestResult:
             f"({dq.get('gap_candles', 0):,} in gaps, the rest before listing or after the end)",
             "",
         ]
-        width = max(len(label) for _, label, _ in SUMMARY_ROWS)
-        for key, label, fmt in SUMMARY_ROWS:
+        rows = summary_rows(cfg)
+        width = max(len(label) for _, label, _ in rows)
+        for key, label, fmt in rows:
             lines.append(f"  {label:<{width}}  {_fmt(self._metrics.get(key), fmt)}")
+        if self.mode == "portfolio":
+            book = cfg.get("portfolio", {})
+            sizing = dict(book.get("sizing", {}))
+            rules = {k: v for k, v in book.get("rules", {}).items()
+                     if v not in (None, False) and not (k == "min_order_value" and v == 0)
+                     and k != "correlation_lookback"}
+            lines.insert(2, f"  account: {sizing.pop('sizing', '?')} {sizing}, rules {rules}, "
+                            f"hold {book.get('hold')}, rebalance {book.get('rebalance')}")
+            blocked = self._metrics.get("blocked_reasons", {})
+            lines.append(f"  {'Blocked picks by reason':<{width}}  " + (", ".join(
+                f"{k} {v:,}" for k, v in blocked.items()) or "none"))
         reasons = self._metrics.get("exit_reasons", {})
         lines.append(f"  {'Exit reasons':<{width}}  " +
                      ", ".join(f"{k} {v:,}" for k, v in reasons.items()))
@@ -198,15 +276,18 @@ class BacktestResult:
         lines = [f"# Walk-forward backtest: {strategy.get('repr', strategy.get('name', '?'))}", "",
                  "## Configuration", "", "| parameter | value |", "|---|---|"]
         for key in ("window", "shift", "start", "end", "fee_bps", "slippage_bps",
-                    "max_positions", "allocator", "gates", "exits", "mode", "audit",
+                    "max_positions", "allocator", "gates", "exits", "mode", "portfolio",
+                    "audit",
                     "library_version", "data_fingerprint"):
             if key in cfg:
                 lines.append(f"| {key} | {cfg[key]} |")
         lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
-        for key, label, fmt in SUMMARY_ROWS:
+        for key, label, fmt in summary_rows(cfg):
             lines.append(f"| {label} | {_fmt(m.get(key), fmt)} |")
         for reason, count in m.get("exit_reasons", {}).items():
             lines.append(f"| exits by {reason} | {count:,} |")
+        for reason, count in m.get("blocked_reasons", {}).items():
+            lines.append(f"| picks blocked by {reason} | {count:,} |")
         lines += ["", "## Data quality", "", "| item | value |", "|---|---|"]
         for key, value in dq.items():
             if not key.endswith("_by_symbol") and key != "symbols":
@@ -245,6 +326,8 @@ class BacktestResult:
         self.fingerprint  # noqa: B018 - computed and cached into the config before writing
         self._trades.to_parquet(folder / "trades.parquet", index=False)
         self._equity.to_parquet(folder / "equity.parquet", index=False)
+        if self.mode == "portfolio":
+            self._blocked.to_parquet(folder / "blocked.parquet", index=False)
         payload = {"format_version": _FORMAT_VERSION, "config": self._config,
                    "metrics": self._metrics, "data_quality": self._data_quality}
         (folder / "run.json").write_text(json.dumps(payload, indent=2, default=str))
@@ -268,10 +351,12 @@ class BacktestResult:
                 "directory written by BacktestResult.save()."
             )
         payload = json.loads((folder / "run.json").read_text())
+        blocked = folder / "blocked.parquet"
         return cls(trades=pd.read_parquet(folder / "trades.parquet"),
                    equity=pd.read_parquet(folder / "equity.parquet"),
                    metrics=payload["metrics"], config=payload["config"],
-                   data_quality=payload["data_quality"])
+                   data_quality=payload["data_quality"],
+                   blocked=pd.read_parquet(blocked) if blocked.is_file() else None)
 
     @staticmethod
     def compare(results: Sequence[BacktestResult], names: Iterable[str] | None = None
@@ -316,5 +401,6 @@ def compare(results: Sequence[BacktestResult], names: Iterable[str] | None = Non
         m = result.metrics
         reasons = m.pop("exit_reasons", {})
         m.update({f"exit_{k}": v for k, v in reasons.items()})
+        m.update({f"blocked_{k}": v for k, v in m.pop("blocked_reasons", {}).items()})
         columns[name] = pd.Series(m, dtype=object)
     return pd.DataFrame(columns)
