@@ -163,7 +163,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     print(result.summary())
     if args.out != "-":
         out = args.out or f"runs/{strategy.name}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"
-        print(f"\nsaved run: {result.save(out)}")
+        print(f"\nsaved run: {result.save(out, overwrite=args.overwrite)}")
     return 0
 
 
@@ -196,6 +196,7 @@ def _add_backtest_command(commands) -> None:
                          "e.g. 12 or 1h (default: wait for the first open)")
     bt.add_argument("--audit", type=int, default=0, help="lookahead audit of K random decision times")
     bt.add_argument("--out", help="directory for the saved run (default runs/<strategy>-<time>; '-' to skip)")
+    bt.add_argument("--overwrite", action="store_true", help="replace a run already saved in --out")
     bt.set_defaults(func=_cmd_backtest)
 
 

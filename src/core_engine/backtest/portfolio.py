@@ -231,7 +231,7 @@ def portfolio_options(mode: str, *, initial_cash: Any, sizing: Any, rules: Any, 
 def _pick_values(panel: Panel, strategy: Any, picks: Picks, inputs: dict, sizing: Sizing,
                  cache: Any) -> dict:
     """Confidence and volatility of each pick at its decision row, as the sizing needs."""
-    from core_engine.backtest.engine import scores_at
+    from core_engine.backtest.inputs import scores_at
 
     out: dict[str, np.ndarray | None] = {"confidence": None, "volatility": None}
     at = np.arange(len(picks))
