@@ -195,7 +195,7 @@ def daily_returns(equity: pd.DataFrame) -> np.ndarray:
     values = equity["equity"].to_numpy(dtype=np.float64)
     if values.size < 2:
         return np.empty(0)
-    times = pd.DatetimeIndex(equity["time"]).asi8
+    times = pd.DatetimeIndex(equity["time"]).as_unit("ns").asi8
     day = (times[1:] - 1) // _DAY_NS
     last = np.flatnonzero(np.append(day[1:] != day[:-1], True)) + 1
     closes = values[last]
@@ -207,7 +207,7 @@ def _drawdown_duration_days(equity: pd.DataFrame) -> float:
     values = equity["equity"].to_numpy(dtype=np.float64)
     if values.size == 0:
         return 0.0
-    times = pd.DatetimeIndex(equity["time"]).asi8
+    times = pd.DatetimeIndex(equity["time"]).as_unit("ns").asi8
     peak_time = times[0]
     peak = values[0]
     longest = 0
@@ -266,8 +266,8 @@ def account_metrics(trades: pd.DataFrame, equity: pd.DataFrame, blocked: pd.Data
     """
     values = equity["equity"].to_numpy(dtype=np.float64)
     final = float(values[-1]) if values.size else float(initial_cash)
-    times = pd.DatetimeIndex(equity["time"]).asi8
-    years = (times[-1] - times[0]) / _YEAR_NS if values.size > 1 else 0.0
+    times = pd.DatetimeIndex(equity["time"]).as_unit("ns").asi8
+    years = float(times[-1] - times[0]) / _YEAR_NS if values.size > 1 else 0.0
     daily = daily_returns(equity)
     downside = math.sqrt(float(np.mean(np.minimum(daily, 0.0) ** 2))) if daily.size else math.nan
     max_dd = float(equity["drawdown_pct"].max()) if values.size else 0.0
@@ -295,7 +295,7 @@ def account_metrics(trades: pd.DataFrame, equity: pd.DataFrame, blocked: pd.Data
         "max_drawdown_duration_days": _drawdown_duration_days(equity),
         "calmar": _ratio(cagr, max_dd) if not math.isnan(cagr) else math.nan,
         "exposure": float(np.nanmean(exposure_share)) if values.size else math.nan,
-        "turnover_per_year": _ratio(traded_value / float(np.mean(values)), years)
+        "turnover_per_year": float(_ratio(traded_value / float(np.mean(values)), years))
         if values.size else math.nan,
         "fees_paid": float(trades["fees"].sum()),
         "decisions": int(decisions),
