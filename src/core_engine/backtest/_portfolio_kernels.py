@@ -104,10 +104,10 @@ T_PICK, T_ENTRY_ROW, T_DUE, T_DUE_REASON, T_GAPS, T_LAST_PRESENT, T_REPICKS, T_I
 
 
 @njit(cache=True)
-def return_correlation(close, a, b, end_row, length):
+def return_correlation(close, a, b, end_row, length, xs, ys):
     """Pearson correlation of the 1-candle returns of columns ``a`` and ``b`` over the
     ``length`` returns ending at ``end_row`` (pairs with a NaN skipped); NaN when fewer
-    than 2 pairs or either series is flat."""
+    than 2 pairs or either series is flat. ``xs``/``ys`` are scratch arrays of ``length``."""
     start = end_row - length + 1
     if start < 1:
         start = 1
@@ -118,6 +118,8 @@ def return_correlation(close, a, b, end_row, length):
         ra = close[m, a] / close[m - 1, a] - 1.0
         rb = close[m, b] / close[m - 1, b] - 1.0
         if np.isfinite(ra) and np.isfinite(rb):
+            xs[n] = ra
+            ys[n] = rb
             n += 1
             sa += ra
             sb += rb
@@ -128,13 +130,12 @@ def return_correlation(close, a, b, end_row, length):
     sab = 0.0
     saa = 0.0
     sbb = 0.0
-    for m in range(start, end_row + 1):
-        ra = close[m, a] / close[m - 1, a] - 1.0
-        rb = close[m, b] / close[m - 1, b] - 1.0
-        if np.isfinite(ra) and np.isfinite(rb):
-            sab += (ra - ma) * (rb - mb)
-            saa += (ra - ma) * (ra - ma)
-            sbb += (rb - mb) * (rb - mb)
+    for i in range(n):
+        dx = xs[i] - ma
+        dy = ys[i] - mb
+        sab += dx * dy
+        saa += dx * dx
+        sbb += dy * dy
     if saa <= 0.0 or sbb <= 0.0:
         return np.nan
     return sab / np.sqrt(saa * sbb)
@@ -258,7 +259,7 @@ def _gross(fs, held, n_held):
 
 @njit(cache=True)
 def _entry_block(p, j, k, t_open, close, fs, is_, held, n_held, fp, ip, halted_dd,
-                 halted_day, entries_today):
+                 halted_day, entries_today, scratch):
     """The first rule (before sizing) that blocks the new entry of pick ``p``, or -1."""
     if halted_dd:
         return B_DRAWDOWN
@@ -272,7 +273,8 @@ def _entry_block(p, j, k, t_open, close, fs, is_, held, n_held, fp, ip, halted_d
         for h in range(n_held):
             other = held[h]
             if other != j:
-                corr = return_correlation(close, j, other, k - 1, ip[I_CORR_LOOKBACK])
+                corr = return_correlation(close, j, other, k - 1, ip[I_CORR_LOOKBACK],
+                                          scratch[0], scratch[1])
                 if corr > fp[F_MAX_CORR]:
                     return B_MAX_CORR
     return -1
@@ -475,7 +477,7 @@ def _picked(cols, p0, p1, j):
 @njit(cache=True)
 def _decide(open_, close, k, p0, p1, cols, weights, stop_frac, stop_dist, target_frac,
             target_dist, trail_frac, trail_dist, end_due, fs, is_, held, ac, ic, trades,
-            blocked, fp, ip):
+            blocked, fp, ip, scratch):
     """The picks ``p0..p1-1`` of the decision whose entry candle is row ``k``, best first."""
     index0 = ip[I_INDEX0]
     step = ip[I_STEP]
@@ -504,7 +506,7 @@ def _decide(open_, close, k, p0, p1, cols, weights, stop_frac, stop_dist, target
             reason = B_NO_ENTRY
         else:
             reason = _entry_block(p, j, k, t_open, close, fs, is_, held, ic[C_N_HELD], fp, ip,
-                                  halted_dd, halted_day, ic[C_ENTRIES_TODAY])
+                                  halted_dd, halted_day, ic[C_ENTRIES_TODAY], scratch)
         qty = 0.0
         value = 0.0
         fill = o * (1.0 + fp[F_SLIP])
@@ -637,6 +639,7 @@ def simulate_portfolio_kernel(open_, high, low, close, dec_rows, pick_start, col
     is_[:, T_PICK] = -1
     is_[:, T_LAST_EXIT] = -NEVER
     held = np.empty(n_sym, dtype=np.int64)
+    scratch = np.empty((2, max(ip[I_CORR_LOOKBACK], 2)))
     ac = np.zeros(4)
     ic = np.zeros(8, dtype=np.int64)
     ac[A_CASH] = fp[F_CASH]
@@ -667,7 +670,7 @@ def simulate_portfolio_kernel(open_, high, low, close, dec_rows, pick_start, col
         if is_dec:
             _decide(open_, close, k, pick_start[d], pick_start[d + 1], cols, weights, stop_frac,
                     stop_dist, target_frac, target_dist, trail_frac, trail_dist, end_due, fs,
-                    is_, held, ac, ic, trades, blocked, fp, ip)
+                    is_, held, ac, ic, trades, blocked, fp, ip, scratch)
             d += 1
         _candle_stage(open_, high, low, close, k, fs, is_, held, ac, ic, trades, fp, ip)
         _mark(k, e, eq, fs, is_, held, ac, ic, fp, ip)

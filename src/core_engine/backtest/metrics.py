@@ -204,19 +204,15 @@ def daily_returns(equity: pd.DataFrame) -> np.ndarray:
 
 
 def _drawdown_duration_days(equity: pd.DataFrame) -> float:
+    """Longest time from a peak mark (a value at or above every earlier one) to a later
+    mark still below it, in days."""
     values = equity["equity"].to_numpy(dtype=np.float64)
     if values.size == 0:
         return 0.0
     times = pd.DatetimeIndex(equity["time"]).as_unit("ns").asi8
-    peak_time = times[0]
-    peak = values[0]
-    longest = 0
-    for value, time in zip(values, times, strict=True):
-        if value >= peak:
-            peak, peak_time = value, time
-        else:
-            longest = max(longest, int(time - peak_time))
-    return longest / _DAY_NS
+    at_peak = values >= np.maximum.accumulate(values)
+    last_peak = np.maximum.accumulate(np.where(at_peak, np.arange(values.size), 0))
+    return float((times - times[last_peak]).max()) / _DAY_NS
 
 
 def _trade_statistics(trades: pd.DataFrame) -> dict:
