@@ -627,7 +627,7 @@ def _mark(k, e, eq, fs, is_, held, ac, ic, fp, ip):
 def _skip_flat(k, last, e, eq, ac, ic, ip):
     """Marks of rows ``k + 1 .. last`` of an account holding nothing (cash only): equal to
     the mark of row ``k``; a new UTC day among them opens at that equity. Returns ``e``."""
-    for r in range(k + 1, last + 1):
+    for _ in range(k + 1, last + 1):
         eq[e, 0] = ac[A_CASH]
         eq[e, 1] = ac[A_CASH]
         eq[e, 2] = 0.0
