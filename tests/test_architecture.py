@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "core_engine"
-LAYERS = ["data", "features", "strategies", "risk", "backtest"]
+LAYERS = ["data", "features", "strategies", "risk", "backtest", "trading"]
 FORBIDDEN_EVERYWHERE = ("django", "flask", "fastapi", "starlette")
 
 
