@@ -518,7 +518,10 @@ class SimBroker:
         value = quantity * price
         fee = value * rate
         if buy:
-            self.cash = max(self.cash - value - fee, 0.0)
+            # the fee absorbs the last rounding, so that paying all the cash leaves exactly 0
+            cost = min(value * (1.0 + rate), self.cash)
+            fee = cost - value
+            self.cash -= cost
             self.holdings[col] += quantity
         else:
             self.cash += value - fee
