@@ -156,11 +156,11 @@ class RankingTrader(Trader):
         if ctx.end is not None and t.value + self._window_ns > ctx.end.value:
             return [], inputs, row
         picks = allocate_at(inputs, np.array([row]), self._allocator, tuple(ctx.symbols))
-        out = [{"symbol": ctx.symbols[int(c)], "col": int(c), "rank": int(k), "score": float(s),
+        out: list[dict[str, Any]] = [{"symbol": ctx.symbols[int(c)], "col": int(c), "rank": int(k), "score": float(s),
                 "weight": float(w)}
                for c, k, s, w in zip(picks.cols, picks.ranks, picks.scores, picks.weights,
                                      strict=True)]
-        out.sort(key=lambda p: p["rank"])
+        out.sort(key=lambda p: int(p["rank"]))
         return out, inputs, row
 
     # ------------------------------------------------------------------ hooks

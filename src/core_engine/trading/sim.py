@@ -81,6 +81,10 @@ _SAME_FIELDS = ("symbol", "side", "type", "quantity", "quote_quantity", "lot_ste
                 "stop_price", "trail_pct", "trail_offset", "time_in_force", "group")
 
 
+def _price(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
 def _bps(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not math.isfinite(value) or not 0 <= value < 10_000:
@@ -95,7 +99,7 @@ class SimBroker:
     Parameters
     ----------
     candles : Panel, dict of candle frames, or (store, symbols, timeframe), optional
-        The candles to match on; :func:`~core_engine.trading.replay.replay` binds its data
+        The candles to match on; :func:`~core_engine.trading.events.replay` binds its data
         when omitted.
     initial_cash : float
         Starting balance of the quote currency.
@@ -149,11 +153,19 @@ class SimBroker:
                               f">= 0. Got {initial_cash!r}.")
         self.initial_cash = float(initial_cash)
         self.quote = quote
+        self._params: dict[str, Any] = {"initial_cash": initial_cash, "fee_bps": fee_bps, "maker_bps": maker_bps,
+                        "taker_bps": taker_bps, "slippage_bps": slippage_bps,
+                        "max_volume_share": max_volume_share, "quote": quote,
+                        "stop_fill": stop_fill, "stop_fill_frac": stop_fill_frac}
         self.panel: Panel | None = None
         if candles is not None:
             self.bind(candles)
 
     # ------------------------------------------------------------------ set-up
+    def clone(self) -> SimBroker:
+        """A new, unbound SimBroker with the same fees, slippage and fill model."""
+        return SimBroker(**self._params)
+
     def bind(self, candles: Any, initial_cash: float | None = None) -> SimBroker:
         """Attach the candles and reset the account (cash, holdings, orders, fills)."""
         from core_engine.backtest.engine import load_panel
@@ -426,17 +438,17 @@ class SimBroker:
         o, h, lo = self._candle(col, row)
         if order.side is OrderSide.BUY:
             if order.type is OrderType.LIMIT:
-                hit, raw, at_open = limit_buy_on_candle(o, lo, float(order.limit_price))
+                hit, raw, at_open = limit_buy_on_candle(o, lo, _price(order.limit_price))
                 reason = "limit"
             else:
-                hit, raw, at_open = stop_buy_on_candle(o, h, float(order.stop_price))
+                hit, raw, at_open = stop_buy_on_candle(o, h, _price(order.stop_price))
                 reason = "stop"
             if hit:
                 self._execute(order, col, row, float(raw), at_open=bool(at_open), reason=reason)
             return
         if order.type is OrderType.LIMIT:
             code, raw, at_open, _, _ = exit_on_candle(o, h, lo, np.nan, STOP_LOSS,
-                                                      float(order.limit_price), self.stop_fill,
+                                                      _price(order.limit_price), self.stop_fill,
                                                       self.stop_fill_frac)
         else:
             level, stop_code = self._stop_level(order)
@@ -450,7 +462,7 @@ class SimBroker:
         o, h, lo = self._candle(col, row)
         level, stop_code = self._stop_level(stop)
         code, raw, at_open, ambiguous, _ = exit_on_candle(
-            o, h, lo, level, stop_code, float(target.limit_price), self.stop_fill,
+            o, h, lo, level, stop_code, _price(target.limit_price), self.stop_fill,
             self.stop_fill_frac)
         if code == NO_EXIT:
             return
