@@ -173,7 +173,7 @@ class RankingTrader(Trader):
         t = ctx.now.value
         picks, inputs, row = self._picks(ctx)
         decision = self._decision(ctx, row)
-        equity = ctx.equity  # marked at t, before this open's trades (the sizing base)
+        equity = ctx.mark_equity  # marked at t, before this open's trades (the sizing base)
         picked = {p["symbol"] for p in picks}
         positions = self.state.setdefault("positions", {})
         for symbol, pos in list(positions.items()):

@@ -195,6 +195,7 @@ class SimBroker:
         self._row = 0
         self._phase = "open"
         self._seq = 0
+        self.mark_equity = self.cash
         return self
 
     def _require(self) -> Panel:
@@ -315,36 +316,26 @@ class SimBroker:
 
     # ------------------------------------------------------------------ the clock
     def begin_row(self, row: int) -> None:
-        """Move to the open of candle ``row`` (the time the trader acts) and fill the market
-        orders waiting for an open."""
+        """Move to the open of candle ``row`` (the time the trader acts): mark the account
+        at the last close (:attr:`mark_equity`), then fill the market orders waiting for an
+        open and the resting orders this open crosses (a gap)."""
         self._require()
         self._row = int(row)
         self._phase = "open"
+        self.mark_equity = self.equity()
         if self._row >= len(self._index):
             return
         for order in list(self._live.values()):
             if order.type is OrderType.MARKET and order.is_open:
                 self._market_at_open(order, self._cols[order.symbol], self._row)
+        self._match_resting(self._row, open_only=True)
 
     def match_row(self, row: int) -> None:
         """Match the resting orders on the rest of candle ``row``; expire IOC orders; raise
         trailing stops with the candle's high."""
         self._row = int(row)
         self._phase = "intrabar"
-        done: set[str] = set()
-        for order in list(self._live.values()):
-            if order.client_id in done or not order.is_open or order.type is OrderType.MARKET:
-                continue
-            col = self._cols[order.symbol]
-            if np.isnan(self._open[row, col]):
-                continue
-            group = self._group_pair(order)
-            if group is not None:
-                done.update(o.client_id for o in group)
-                self._match_pair(group[0], group[1], col, row)
-            else:
-                done.add(order.client_id)
-                self._match_one(order, col, row)
+        self._match_resting(row, open_only=False)
         for order in list(self._live.values()):
             if order.time_in_force == "ioc" and self._placed_row[order.client_id] <= row:
                 self._close_order(order, OrderStatus.CANCELLED, "ioc")
@@ -353,6 +344,26 @@ class SimBroker:
                 h = self._high[row, self._cols[order.symbol]]
                 if h > self._highest[cid]:
                     self._highest[cid] = float(h)
+
+    def _match_resting(self, row: int, open_only: bool) -> None:
+        """Match the resting orders on candle ``row``; ``open_only``: only those its open
+        already crossed (they fill at the open, before the trader acts)."""
+        done: set[str] = set()
+        for order in list(self._live.values()):
+            if order.client_id in done or not order.is_open or order.type is OrderType.MARKET:
+                continue
+            if open_only and self._placed_row[order.client_id] >= row:
+                continue
+            col = self._cols[order.symbol]
+            if np.isnan(self._open[row, col]):
+                continue
+            group = self._group_pair(order)
+            if group is not None:
+                done.update(o.client_id for o in group)
+                self._match_pair(group[0], group[1], col, row, open_only)
+            else:
+                done.add(order.client_id)
+                self._match_one(order, col, row, open_only)
 
     def settle_at_end(self, last_row: int) -> None:
         """End of the data: market sells still waiting fill at their symbol's last close up
@@ -434,8 +445,10 @@ class SimBroker:
         return (float(self._open[row, col]), float(self._high[row, col]),
                 float(self._low[row, col]))
 
-    def _match_one(self, order: Order, col: int, row: int) -> None:
+    def _match_one(self, order: Order, col: int, row: int, open_only: bool = False) -> None:
         o, h, lo = self._candle(col, row)
+        if open_only:
+            h = lo = o
         if order.side is OrderSide.BUY:
             if order.type is OrderType.LIMIT:
                 hit, raw, at_open = limit_buy_on_candle(o, lo, _price(order.limit_price))
@@ -458,8 +471,11 @@ class SimBroker:
             self._execute(order, col, row, float(raw), at_open=bool(at_open),
                           reason=EXIT_REASON_NAMES[code])
 
-    def _match_pair(self, stop: Order, target: Order, col: int, row: int) -> None:
+    def _match_pair(self, stop: Order, target: Order, col: int, row: int,
+                    open_only: bool = False) -> None:
         o, h, lo = self._candle(col, row)
+        if open_only:
+            h = lo = o
         level, stop_code = self._stop_level(stop)
         code, raw, at_open, ambiguous, _ = exit_on_candle(
             o, h, lo, level, stop_code, _price(target.limit_price), self.stop_fill,

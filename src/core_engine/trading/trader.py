@@ -303,6 +303,13 @@ class Context:
                 value += held * float(prices[j])
         return value
 
+    @property
+    def mark_equity(self) -> float:
+        """The account marked at the last candle close, before anything traded at this open
+        (the portfolio mode's sizing base); equals :attr:`equity` when nothing did."""
+        value = getattr(self.broker, "mark_equity", None)
+        return self.equity if value is None else float(value)
+
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         return self.broker.open_orders(symbol)
 
