@@ -226,7 +226,8 @@ class SimBroker:
             raise ConfigError(f"SimBroker holds {panel.timeframe} candles; asked for "
                               f"{timeframe!r}. Resample them with core_engine.data.resample.")
         known = panel.slice_rows(0, self._row)
-        frame = known.frame(self._col(symbol, error=ConfigError))
+        self._col(symbol, error=ConfigError)
+        frame = known.frame(symbol)
         if since is not None:
             frame = frame.loc[frame["timestamp"] >= to_utc_timestamp(since, name="since")]
         if limit is not None:
