@@ -131,6 +131,8 @@ class _Clock:
     def _cadence(self, row: int) -> int:
         if self.every is None:
             return row
+        if self.every == 0:
+            return self.n + 2  # no cadence: fills and wake-ups only
         t = self.index0 + row * self.step
         due = -(-t // self.every) * self.every
         return int(row + -(-(due - t) // self.step))
@@ -142,7 +144,7 @@ class _Clock:
         wakes = self.view.wakes
         if wakes:
             best = min(best, max(wakes[0], row))
-        return int(self.next_open[best]) if best < self.n else best
+        return int(self.next_open[best]) if best < self.n else min(best, self.n + 1)
 
     def due_at(self, row: int) -> bool:
         """Whether a call is due exactly at ``row`` (used for the call at the end time)."""

@@ -149,14 +149,20 @@ class Trader:
     @property
     def trader_id(self) -> str:
         """A short stable id from the class and parameters (client order ids use it)."""
-        digest = hashlib.sha256(repr(self).encode()).hexdigest()[:8]
-        return f"{self.name}-{digest}"
+        cached = self.__dict__.get("_trader_id")
+        if cached is None:  # parameters are stored unchanged, so the id is computed once
+            cached = f"{self.name}-{hashlib.sha256(repr(self).encode()).hexdigest()[:8]}"
+            self.__dict__["_trader_id"] = cached
+        return cached
 
     @property
     def every_ns(self) -> int | None:
-        """The cadence of :meth:`on_bar` in nanoseconds (None: every candle)."""
+        """The cadence of :meth:`on_bar` in nanoseconds (None: every candle; 0: never — a
+        trader that does not override :meth:`on_bar` acts on fills and wake-ups only)."""
         every = getattr(self, "every", None)
-        return None if every is None else timeframe_ns(every, name="every")
+        if every is None:
+            return 0 if type(self).on_bar is Trader.on_bar else None
+        return timeframe_ns(every, name="every")
 
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict:
