@@ -41,31 +41,43 @@ def equity_curve(trades: pd.DataFrame, decision_times: pd.DatetimeIndex, *, wind
     pandas.DataFrame
         Columns ``decision_time``, ``n_trades``, ``period_return_pct``,
         ``best_case_period_return_pct`` (ambiguous candles resolved in favour of the target),
+        ``worst_case_period_return_pct`` (stops inside a candle filled at its low),
         ``equity`` (starts at 1.0 before the first decision), ``best_case_equity``,
-        ``drawdown_pct`` (of ``equity`` from its running peak, ≥ 0).
+        ``worst_case_equity``, ``drawdown_pct`` (of ``equity`` from its running peak, ≥ 0).
+        Trades without a ``worst_case_return_pct`` column count their ``return_pct``.
     """
     times = pd.DatetimeIndex(decision_times)
     n = len(times)
     weighted = trades["weight"].to_numpy() * trades["return_pct"].to_numpy()
     weighted_best = trades["weight"].to_numpy() * trades["best_return_pct"].to_numpy()
+    weighted_worst = trades["weight"].to_numpy() * _worst_case(trades)
     pos = times.get_indexer(pd.DatetimeIndex(trades["decision_time"]))
     period = np.bincount(pos, weights=weighted, minlength=n) if len(pos) else np.zeros(n)
     period_best = np.bincount(pos, weights=weighted_best, minlength=n) if len(pos) else np.zeros(n)
+    period_worst = np.bincount(pos, weights=weighted_worst, minlength=n) if len(pos) else np.zeros(n)
     counts = np.bincount(pos, minlength=n) if len(pos) else np.zeros(n, dtype=np.int64)
     sleeves = max(1, -(-window_ns // shift_ns))
     sleeve_of = (times.asi8 // shift_ns) % sleeves
     equity = _sleeve_equity(period / 100.0, sleeve_of, sleeves)
     best_equity = _sleeve_equity(period_best / 100.0, sleeve_of, sleeves)
+    worst_equity = _sleeve_equity(period_worst / 100.0, sleeve_of, sleeves)
     peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]
     return pd.DataFrame({
         "decision_time": times,
         "n_trades": counts.astype(np.int64),
         "period_return_pct": period,
         "best_case_period_return_pct": period_best,
+        "worst_case_period_return_pct": period_worst,
         "equity": equity,
         "best_case_equity": best_equity,
+        "worst_case_equity": worst_equity,
         "drawdown_pct": (1.0 - equity / peak) * 100.0,
     })
+
+
+def _worst_case(trades: pd.DataFrame) -> np.ndarray:
+    column = "worst_case_return_pct" if "worst_case_return_pct" in trades else "return_pct"
+    return trades[column].to_numpy(dtype=np.float64)
 
 
 def _sleeve_equity(returns: np.ndarray, sleeve_of: np.ndarray, sleeves: int) -> np.ndarray:
@@ -98,14 +110,19 @@ def compute_metrics(trades: pd.DataFrame, equity: pd.DataFrame, *, window_ns: in
     median_return_pct, profit_factor, avg_trade_max_drawdown_pct, max_trade_drawdown_pct,
     total_return_pct, equity_max_drawdown_pct, sharpe, sortino, periods_per_year, exposure,
     avg_holding_minutes, turnover_per_year, ambiguous_trades, ambiguous_spread_pct,
-    best_case_avg_return_pct, best_case_total_return_pct, trades_with_gaps, exit_reasons``.
+    best_case_avg_return_pct, best_case_total_return_pct, stop_fill_spread_pct,
+    worst_case_avg_return_pct, worst_case_total_return_pct, trades_with_gaps,
+    exit_reasons``.
 
     ``coverage`` is the share of evaluated decision times with at least one trade;
     ``exposure`` the average share of capital in the market,
     ``Σ weight × holding time / (S × shift × decisions)`` with ``S`` sleeves;
     ``turnover_per_year`` the capital traded in and out per year, ``2 × Σ weight / S`` per
     year of decisions; ``ambiguous_spread_pct`` the best-case minus the stop-first average
-    trade return (0 when no candle touched both levels). Trade-level averages are unweighted.
+    trade return (0 when no candle touched both levels); ``stop_fill_spread_pct`` the
+    average trade return minus its worst case (stops inside a candle filled at the
+    candle's low; 0 without such stops or with ``stop_fill="low"``). Trade-level averages
+    are unweighted.
     """
     returns = trades["return_pct"].to_numpy(dtype=np.float64)
     weights = trades["weight"].to_numpy(dtype=np.float64)
@@ -122,6 +139,8 @@ def compute_metrics(trades: pd.DataFrame, equity: pd.DataFrame, *, window_ns: in
     best = trades["best_return_pct"].to_numpy(dtype=np.float64)
     eq = equity["equity"].to_numpy()
     best_eq = equity["best_case_equity"].to_numpy()
+    worst = _worst_case(trades)
+    worst_eq = equity["worst_case_equity"].to_numpy() if "worst_case_equity" in equity else eq
     reasons = trades["exit_reason"].value_counts()
     metrics = {
         "trades": n_trades,
@@ -149,6 +168,9 @@ def compute_metrics(trades: pd.DataFrame, equity: pd.DataFrame, *, window_ns: in
         "ambiguous_spread_pct": float((best - returns).mean()) if n_trades else 0.0,
         "best_case_avg_return_pct": float(best.mean()) if n_trades else math.nan,
         "best_case_total_return_pct": float((best_eq[-1] - 1.0) * 100.0) if n_dec else 0.0,
+        "stop_fill_spread_pct": float((returns - worst).mean()) if n_trades else 0.0,
+        "worst_case_avg_return_pct": float(worst.mean()) if n_trades else math.nan,
+        "worst_case_total_return_pct": float((worst_eq[-1] - 1.0) * 100.0) if n_dec else 0.0,
         "trades_with_gaps": int((trades["gaps_in_window"] > 0).sum()),
         "exit_reasons": {str(k): int(reasons.get(k, 0)) for k in
                          ("window_end", "stop_loss", "take_profit", "trailing_stop")},

@@ -11,6 +11,7 @@ Result plots take a :class:`~core_engine.backtest.BacktestResult` (or anything w
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ import pandas as pd
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from core_engine._config import did_you_mean
+from core_engine.backtest.views import register_view
 from core_engine.data.timeframes import to_utc_timestamp
 from core_engine.errors import ConfigError
 
@@ -60,7 +63,9 @@ def plot_equity(result: Any, *, figsize: tuple[float, float] = (10, 6)) -> Figur
     """Equity curve (top) with its drawdown from the running peak underneath.
 
     Top axis: one line ``equity`` (starts at 1.0), plus a dashed ``best case`` line when some
-    candle touched both stop and target (ambiguous exits resolved in favour of the target).
+    candle touched both stop and target (ambiguous exits resolved in favour of the target)
+    and a dotted ``worst case`` line when some stop filled inside a candle above its low
+    (those stops filled at the low instead).
     Bottom axis: one line at ``-drawdown_pct`` with the area to 0 filled.
 
     Returns
@@ -76,6 +81,9 @@ def plot_equity(result: Any, *, figsize: tuple[float, float] = (10, 6)) -> Figur
     if result.metrics.get("ambiguous_trades", 0):
         ax_eq.plot(times, eq["best_case_equity"].to_numpy(), color="tab:green", lw=0.8,
                    ls="--", label="best case (target first)")
+    if result.metrics.get("stop_fill_spread_pct", 0) and "worst_case_equity" in eq:
+        ax_eq.plot(times, eq["worst_case_equity"].to_numpy(), color="tab:red", lw=0.8,
+                   ls=":", label="worst case (stops fill at the candle's low)")
     ax_eq.axhline(1.0, color="black", lw=0.6, alpha=0.5)
     ax_eq.set_ylabel("Equity (start = 1)")
     ax_eq.set_title(f"Equity — {_strategy_label(result)}")
@@ -83,7 +91,11 @@ def plot_equity(result: Any, *, figsize: tuple[float, float] = (10, 6)) -> Figur
     ax_eq.grid(alpha=0.3)
     dd = -eq["drawdown_pct"].to_numpy()
     ax_dd.plot(times, dd, color="tab:red", lw=1.0, label="drawdown")
-    ax_dd.fill_between(times, dd, 0.0, color="tab:red", alpha=0.25)
+    if len(times):
+        ax_dd.fill_between(times, dd, 0.0, color="tab:red", alpha=0.25)
+    else:  # matplotlib cannot fill an empty time axis
+        ax_eq.text(0.5, 0.5, "no decision time evaluated", transform=ax_eq.transAxes,
+                   ha="center", va="center")
     ax_dd.set_ylabel("Drawdown (%)")
     ax_dd.set_xlabel(_TIME_LABEL)
     ax_dd.grid(alpha=0.3)
@@ -379,13 +391,16 @@ def plot_result(result: Any, kind: str = "equity", **kwargs: Any) -> Figure:
     --------
     >>> fig = plot_result(result, kind="breakdown", by="hour")  # doctest: +SKIP
     """
+    if not isinstance(kind, str):
+        raise ConfigError(f"The 'kind' parameter of plot must be one of {list(PLOT_KINDS)}. "
+                          f"Got {kind!r}.")
     kind = _ALIASES.get(kind, kind)
     if kind == "comparison":
         others = kwargs.pop("others", None)
         if not others:
             raise ConfigError("plot(kind='comparison') needs others=[result, ...] to compare "
                               "with this run.")
-        return plot_comparison([result, *others], **kwargs)
+        return _call(plot_comparison, kind, [result, *others], **kwargs)
     functions: dict[str, Callable[..., Figure]] = {"equity": plot_equity, "trades": plot_trades,
                  "returns": plot_return_distribution, "breakdown": plot_breakdown}
     if kind not in functions:
@@ -393,4 +408,20 @@ def plot_result(result: Any, kind: str = "equity", **kwargs: Any) -> Figure:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"The 'kind' parameter of plot must be one of {list(PLOT_KINDS)}. "
                           f"Got {kind!r}.{hint}")
-    return functions[kind](result, **kwargs)
+    return _call(functions[kind], kind, result, **kwargs)
+
+
+def _call(function: Callable[..., Figure], kind: str, *args: Any, **kwargs: Any) -> Figure:
+    """``function(*args, **kwargs)``, a wrong keyword being a ConfigError that names it."""
+    signature = inspect.signature(function)
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        valid = [name for name in list(signature.parameters)[1:]]
+        hint = "".join(did_you_mean(key, valid) for key in kwargs if key not in valid)
+        raise ConfigError(f"plot(kind={kind!r}) got invalid arguments ({exc}); its keyword "
+                          f"arguments are {valid}.{hint}") from None
+    return function(*args, **kwargs)
+
+
+register_view("plot", plot_result)
