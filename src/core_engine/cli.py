@@ -137,6 +137,7 @@ def _strategy_params(pairs: list[str]) -> dict:
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from core_engine.backtest import walk_forward
+    from core_engine.backtest.portfolio_cli import portfolio_kwargs
     from core_engine.data import Panel
     from core_engine.data.providers import load_sample
     from core_engine.data.store import ParquetStore
@@ -159,6 +160,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, max_positions=args.max_positions,
         exits=exits if exits.active else None, audit=args.audit,
         max_exit_delay=_param_value(args.max_exit_delay) if args.max_exit_delay else None,
+        **portfolio_kwargs(args),
     )
     print(f"data: {source}")
     print(result.summary())
@@ -198,6 +200,9 @@ def _add_backtest_command(commands) -> None:
     bt.add_argument("--audit", type=int, default=0, help="lookahead audit of K random decision times")
     bt.add_argument("--out", help="directory for the saved run (default runs/<strategy>-<time>; '-' to skip)")
     bt.add_argument("--overwrite", action="store_true", help="replace a run already saved in --out")
+    from core_engine.backtest.portfolio_cli import add_portfolio_arguments
+
+    add_portfolio_arguments(bt)
     bt.set_defaults(func=_cmd_backtest)
 
 

@@ -287,7 +287,7 @@ def test_saved_engine_run_reloads_identically(real_may, tmp_path):
     ({"fee_bps": -1}, "The 'fee_bps' parameter of walk_forward must be a number in [0, 10000) basis points. Got -1."),
     ({"slippage_bps": float("nan")}, "The 'slippage_bps' parameter of walk_forward must be a number"),
     ({"max_positions": 0}, "The 'max_positions' parameter of walk_forward must be an integer >= 1. Got 0."),
-    ({"mode": "portfolio"}, "mode='portfolio' (compounding) is not implemented yet"),
+    ({"initial_cash": 5000}, "these apply to mode='portfolio' only"),
     ({"mode": "slice"}, "The 'mode' parameter of walk_forward must be one of ['slices', 'portfolio']. Got 'slice'."),
     ({"audit": -1}, "The 'audit' parameter of walk_forward must be an integer >= 0. Got -1."),
     ({"exits": {"stop_loss_pct": 2}}, "The 'exits' parameter of walk_forward must be ExitRules(...) or None."),

@@ -33,6 +33,7 @@ from core_engine.backtest.inputs import (
     warm_up,
 )
 from core_engine.backtest.metrics import compute_metrics, equity_curve
+from core_engine.backtest.portfolio import assemble_portfolio, portfolio_options, run_portfolio
 from core_engine.backtest.results import BacktestResult
 from core_engine.backtest.schedule import decision_schedule
 from core_engine.backtest.simulate import records_to_frame, simulate_picks
@@ -42,6 +43,8 @@ from core_engine.errors import ConfigError
 from core_engine.risk.allocation import Allocator, TopNEqual
 from core_engine.risk.exits import ExitRules
 from core_engine.risk.gates import Gate
+from core_engine.risk.rules import PortfolioRules
+from core_engine.risk.sizing import Sizing
 
 # compute_inputs, allocate_at, scores_at and warm_up live in backtest.inputs (the audit uses
 # them too); they stay importable from here and from core_engine.backtest.
@@ -197,9 +200,6 @@ def _validate(window, shift, start, end, fee_bps, slippage_bps, max_positions, a
     if mode not in MODES:
         raise ConfigError(f"The 'mode' parameter of walk_forward must be one of {list(MODES)}. "
                           f"Got {mode!r}.")
-    if mode == "portfolio":
-        raise ConfigError("walk_forward mode='portfolio' (compounding) is not implemented yet; "
-                          "use mode='slices'.")
     audit = _positive_int(audit, "audit", minimum=0)
     _exit_delay(max_exit_delay, 1)  # its form, before any data is loaded
     return {"window_ns": window_ns, "shift_ns": shift_ns, "start": start_ts, "end": end_ts,
@@ -230,8 +230,11 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
                  max_positions: int = 3, allocator: Allocator | None = None,
                  gates: Iterable[Gate] = (), exits: ExitRules | None = None,
                  mode: str = "slices", audit: int = 0, cache: Any = None,
-                 progress: bool | None = False, max_exit_delay: Any = None) -> BacktestResult:
-    """Evaluate ``strategy`` on every decision time of ``data`` (slices mode).
+                 progress: bool | None = False, max_exit_delay: Any = None,
+                 initial_cash: float | None = None, sizing: Sizing | None = None,
+                 rules: PortfolioRules | None = None, hold: str = "window",
+                 rebalance: bool = False) -> BacktestResult:
+    """Evaluate ``strategy`` on every decision time of ``data`` (slices or portfolio mode).
 
     Parameters
     ----------
@@ -255,9 +258,10 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
     exits : ExitRules, optional
         Stop/target/trailing; ATR rules make symbols without a finite ATR at the decision
         row ineligible.
-    mode : {"slices"}
-        ``"slices"``: every window independent, no compounding. ``"portfolio"`` is not
-        implemented yet (raises).
+    mode : {"slices", "portfolio"}
+        ``"slices"``: every window independent, no compounding. ``"portfolio"``: one
+        compounding cash account, sized positions and portfolio rules; every rule is stated
+        in :mod:`core_engine.backtest.portfolio`.
     audit : int
         Re-run that many random decision times on truncated and poisoned data and raise
         :class:`~core_engine.errors.LookaheadError` on any difference (0 = off).
@@ -273,6 +277,19 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
         open after the outage, however late. Past the cap the position exits at the last
         close before the gap (``exit_delay_capped`` in the trades, counted in
         ``data_quality``). Every trade held past its window has ``exit_delayed_by > 0``.
+    initial_cash : float, optional
+        Portfolio mode: the account's starting cash in the quote currency (default 10,000).
+    sizing : Sizing, optional
+        Portfolio mode: how a pick is sized (:mod:`core_engine.risk.sizing`); default
+        ``EqualSlots()`` (``1 / max_positions`` of equity per position).
+    rules : PortfolioRules, optional
+        Portfolio mode: cooldown, daily entries, daily loss limit, drawdown halt, exposure
+        caps, correlation, minimum order value (:mod:`core_engine.risk.rules`).
+    hold : {"window", "until_dropped"}
+        Portfolio mode: exit at ``t + window`` (a re-pick moves it), or hold while the
+        symbol stays among the picks.
+    rebalance : bool
+        Portfolio mode: a re-picked position trades the difference to its new target.
 
     Returns
     -------
@@ -314,6 +331,10 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
     """
     cfg = _validate(window, shift, start, end, fee_bps, slippage_bps, max_positions, allocator,
                     gates, exits, mode, audit, max_exit_delay)
+    cfg["portfolio"] = portfolio_options(mode, initial_cash=initial_cash, sizing=sizing,
+                                         rules=rules, hold=hold, rebalance=rebalance)
+    if cfg["portfolio"] is not None:
+        cfg["portfolio"].check_exits(cfg["exits"])
     strategy = _resolve_strategy(strategy)
     panel = load_panel(data)
     step = panel.step_ns
@@ -361,6 +382,10 @@ def _evaluate(panel: Panel, strategy: Any, cfg: dict, cache: Any, tick) -> dict:
             f"{format_timeframe(cfg['shift_ns'])} grid.", stacklevel=3)
     picks = allocate_at(inputs, sched.rows, cfg["allocator"], panel.symbols)
     tick(f"{len(sched.times):,} decision times, {len(picks):,} picks")
+    if cfg.get("portfolio") is not None:
+        account = run_portfolio(panel, strategy, cfg, sched, picks, inputs, cache)
+        tick("account simulated")
+        return {"inputs": inputs, "schedule": sched, "picks": picks, "portfolio": account}
     records = simulate_picks(panel, picks, window_candles=sched.window_candles,
                              fee_bps=cfg["fee_bps"], slippage_bps=cfg["slippage_bps"],
                              exits=cfg["exits"], atr=inputs["atr"],
@@ -369,11 +394,29 @@ def _evaluate(panel: Panel, strategy: Any, cfg: dict, cache: Any, tick) -> dict:
     return {"inputs": inputs, "schedule": sched, "picks": picks, "records": records}
 
 
-def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> BacktestResult:
+def _slices_outcome(panel: Panel, cfg: dict, run: dict) -> dict:
+    """Trades, equity, metrics and data-quality counts of a slices run."""
     sched, picks, records = run["schedule"], run["picks"], run["records"]
     trades = records_to_frame(records, picks, panel)
     equity = equity_curve(trades, sched.times, window_ns=cfg["window_ns"], shift_ns=cfg["shift_ns"])
     metrics = compute_metrics(trades, equity, window_ns=cfg["window_ns"], shift_ns=cfg["shift_ns"])
+    traded = records["status"] == 0
+    counts = {
+        "picks_without_entry_candle": int((records["status"] == 1).sum()),
+        "trades_with_gaps": int((records["gaps_in_window"][traded] > 0).sum()),
+        "trades_exit_at_last_close": int(records["exit_at_last_close"].sum()),
+        "trades_exit_delayed": int((records["exit_delayed_by"] > 0).sum()),
+        "exit_delay_candles_max": int(records["exit_delayed_by"].max()) if len(records) else 0,
+        "trades_exit_delay_capped": int(records["exit_delay_capped"].sum()),
+    }
+    return {"trades": trades, "equity": equity, "metrics": metrics, "blocked": None,
+            "counts": counts}
+
+
+def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> BacktestResult:
+    sched, picks = run["schedule"], run["picks"]
+    out = assemble_portfolio(panel, cfg, run) if "portfolio" in run \
+        else _slices_outcome(panel, cfg, run)
     missing = count_missing_2d(panel.close)
     index = panel.index
     data_quality = {
@@ -396,12 +439,7 @@ def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> B
         "first_decision_time": str(sched.times[0]) if len(sched.times) else None,
         "last_decision_time": str(sched.times[-1]) if len(sched.times) else None,
         "picks": len(picks),
-        "picks_without_entry_candle": int((records["status"] == 1).sum()),
-        "trades_with_gaps": int((records["gaps_in_window"][records["status"] == 0] > 0).sum()),
-        "trades_exit_at_last_close": int(records["exit_at_last_close"].sum()),
-        "trades_exit_delayed": int((records["exit_delayed_by"] > 0).sum()),
-        "exit_delay_candles_max": int(records["exit_delayed_by"].max()) if len(records) else 0,
-        "trades_exit_delay_capped": int(records["exit_delay_capped"].sum()),
+        **out["counts"],
     }
     params = strategy.get_params() if hasattr(strategy, "get_params") else {}
     config = {
@@ -420,11 +458,13 @@ def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> B
         "exits": None if cfg["exits"] is None else cfg["exits"].to_dict(),
         "mode": mode,
         "max_exit_delay": cfg["max_exit_delay"],
+        **({} if cfg.get("portfolio") is None else {"portfolio": cfg["portfolio"].to_dict()}),
         "audit": cfg["audit"],
         "timeframe": panel.timeframe,
         "symbols": list(panel.symbols),
         "library_version": core_engine.__version__,
     }
-    return BacktestResult(trades=trades, equity=equity, metrics=metrics, config=config,
-                          data_quality=data_quality, panel=panel)
+    return BacktestResult(trades=out["trades"], equity=out["equity"], metrics=out["metrics"],
+                          config=config, data_quality=data_quality, panel=panel,
+                          blocked=out["blocked"])
 

@@ -25,9 +25,9 @@ import numpy as np
 
 from core_engine.errors import ConfigError
 
-__all__ = ["METRIC_ROWS", "QUALITY_ROWS", "STYLE", "SUMMARY_ROWS", "format_metric",
-           "html_table", "metric_rows", "metrics_html", "quality_rows", "result_html",
-           "run_header"]
+__all__ = ["METRIC_ROWS", "PORTFOLIO_SUMMARY_ROWS", "QUALITY_ROWS", "STYLE", "SUMMARY_ROWS",
+           "format_metric", "html_table", "metric_rows", "metrics_html", "quality_rows",
+           "result_html", "run_header", "summary_rows"]
 
 #: (metric key, label, format) of the headline metrics, shared by summary() and the reports.
 SUMMARY_ROWS = (
@@ -55,6 +55,40 @@ SUMMARY_ROWS = (
     ("trades_with_gaps", "Trades with missing candles", "{:,}"),
 )
 
+#: The headline metrics of a portfolio-mode run (account metrics first).
+PORTFOLIO_SUMMARY_ROWS = (
+    ("initial_cash", "Initial cash", "{:,.2f}"),
+    ("final_equity", "Final equity", "{:,.2f}"),
+    ("total_return_pct", "Total return", "{:+.2f} %"),
+    ("cagr_pct", "CAGR", "{:+.2f} %"),
+    ("sharpe", "Sharpe (daily, annualised)", "{:.3f}"),
+    ("sortino", "Sortino (daily, annualised)", "{:.3f}"),
+    ("calmar", "Calmar", "{:.3f}"),
+    ("equity_max_drawdown_pct", "Max drawdown", "{:.2f} %"),
+    ("max_drawdown_duration_days", "Max drawdown duration", "{:.1f} days"),
+    ("exposure", "Exposure", "{:.1%}"),
+    ("turnover_per_year", "Turnover per year", "{:.1f}x"),
+    ("fees_paid", "Fees paid", "{:,.2f}"),
+    ("trades", "Trades", "{:,}"),
+    ("decisions", "Decision times", "{:,}"),
+    ("coverage", "Decisions that opened a position", "{:.1%}"),
+    ("win_rate", "Win rate", "{:.1%}"),
+    ("avg_return_pct", "Average return per trade", "{:+.3f} %"),
+    ("profit_factor", "Profit factor", "{:.3f}"),
+    ("max_trade_drawdown_pct", "Max drawdown (one trade)", "{:.2f} %"),
+    ("avg_holding_minutes", "Avg holding", "{:.1f} min"),
+    ("ambiguous_trades", "Candles touching stop and target", "{:,}"),
+    ("stop_fill_spread_pct", "Stop fill minus fill at the low, avg", "{:.4f} %"),
+    ("trades_with_gaps", "Trades with missing candles", "{:,}"),
+    ("blocked_picks", "Picks blocked", "{:,}"),
+)
+
+
+def summary_rows(config: Mapping[str, Any]) -> tuple:
+    """The headline (key, label, format) rows for a run's mode."""
+    return PORTFOLIO_SUMMARY_ROWS if config.get("mode") == "portfolio" else SUMMARY_ROWS
+
+
 #: (key, label, format) of the metrics shown, in order; other keys follow with a plain format.
 #: Every metric the report shows: the headline rows of ``BacktestResult.summary()`` and a few
 #: more.
@@ -65,9 +99,15 @@ METRIC_ROWS = (
     ("best_case_avg_return_pct", "Average return if target first", "{:+.3f} %"),
     ("worst_case_avg_return_pct", "Average return if stops fill at the low", "{:+.3f} %"),
     ("exit_reasons", "Exit reasons", None),
+    *[row for row in PORTFOLIO_SUMMARY_ROWS if row[0] not in {k for k, _, _ in SUMMARY_ROWS}],
+    ("pnl", "Profit and loss", "{:+,.2f}"),
+    ("blocked_reasons", "Picks blocked by reason", None),
 )
 _HEADLINE = ("trades", "coverage", "win_rate", "avg_return_pct", "profit_factor",
              "total_return_pct", "equity_max_drawdown_pct", "sharpe", "exposure")
+_PORTFOLIO_HEADLINE = ("final_equity", "total_return_pct", "cagr_pct", "sharpe",
+                       "equity_max_drawdown_pct", "exposure", "fees_paid", "trades",
+                       "win_rate", "blocked_picks")
 QUALITY_ROWS = (
     ("n_symbols", "Number of symbols"),
     ("timeframe", "Timeframe"),
@@ -82,6 +122,7 @@ QUALITY_ROWS = (
     ("skipped_decision_times", "Skipped decision times"),
     ("picks", "Picks"),
     ("picks_without_entry_candle", "Picks without entry candle"),
+    ("picks_blocked", "Picks blocked (portfolio rules, cash, no entry candle)"),
     ("trades_with_gaps", "Trades with missing candles"),
     ("trades_exit_at_last_close", "Exits at the last close (exit candle missing)"),
     ("trades_exit_delayed", "Exits held past the window (outage)"),
@@ -227,8 +268,9 @@ def result_html(result: Any) -> str:
     """
     metrics = result.metrics
     quality = result.data_quality
+    headline = _PORTFOLIO_HEADLINE if result.config.get("mode") == "portfolio" else _HEADLINE
     return (f'<div class="ce-run"><style>{STYLE}</style><div>{run_header(result)}</div>'
             '<div class="ce-side">'
-            f"{html_table('Headline metrics', metric_rows(metrics, _HEADLINE), 'ce-headline')}"
+            f"{html_table('Headline metrics', metric_rows(metrics, headline), 'ce-headline')}"
             f"{html_table('Data quality', quality_rows(quality), 'ce-quality')}"
             "</div></div>")

@@ -1,4 +1,5 @@
-"""Metrics and the aggregated equity curve of a slices-mode run.
+"""Metrics and the aggregated equity curve of a slices-mode run; account metrics of a
+portfolio-mode run (:func:`account_metrics`).
 
 **Equity (sleeves).** With a 4h window and a 2h shift, two decisions hold capital at once.
 Summing their returns on one pot of capital would count the same money twice, so capital is
@@ -27,7 +28,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["compute_metrics", "equity_curve"]
+__all__ = ["account_metrics", "compute_metrics", "daily_returns", "equity_curve"]
 
 _YEAR_NS = 365 * 24 * 3600 * 10**9
 
@@ -174,5 +175,131 @@ def compute_metrics(trades: pd.DataFrame, equity: pd.DataFrame, *, window_ns: in
         "trades_with_gaps": int((trades["gaps_in_window"] > 0).sum()),
         "exit_reasons": {str(k): int(reasons.get(k, 0)) for k in
                          ("window_end", "stop_loss", "take_profit", "trailing_stop")},
+    }
+    return metrics
+
+
+_DAY_NS = 86_400 * 10**9
+#: Exit reasons counted in a portfolio run's metrics (slices reasons first).
+ACCOUNT_EXIT_REASONS = ("window_end", "stop_loss", "take_profit", "trailing_stop", "dropped",
+                        "rebalance", "daily_loss_limit_pct", "max_drawdown_pct")
+
+
+def daily_returns(equity: pd.DataFrame) -> np.ndarray:
+    """Daily returns of a portfolio equity curve (marks at candle closes).
+
+    A UTC day's value is its last mark at or before the next midnight (the mark at
+    00:00 closes the day before); the first day's return is from the first mark (the
+    initial cash).
+    """
+    values = equity["equity"].to_numpy(dtype=np.float64)
+    if values.size < 2:
+        return np.empty(0)
+    times = pd.DatetimeIndex(equity["time"]).as_unit("ns").asi8
+    day = (times[1:] - 1) // _DAY_NS
+    last = np.flatnonzero(np.append(day[1:] != day[:-1], True)) + 1
+    closes = values[last]
+    prev = np.concatenate([values[:1], closes[:-1]])
+    return closes / prev - 1.0
+
+
+def _drawdown_duration_days(equity: pd.DataFrame) -> float:
+    """Longest time from a peak mark (a value at or above every earlier one) to a later
+    mark still below it, in days."""
+    values = equity["equity"].to_numpy(dtype=np.float64)
+    if values.size == 0:
+        return 0.0
+    times = pd.DatetimeIndex(equity["time"]).as_unit("ns").asi8
+    at_peak = values >= np.maximum.accumulate(values)
+    last_peak = np.maximum.accumulate(np.where(at_peak, np.arange(values.size), 0))
+    return float((times - times[last_peak]).max()) / _DAY_NS
+
+
+def _trade_statistics(trades: pd.DataFrame) -> dict:
+    """The slices trade statistics that also describe a portfolio's trades."""
+    returns = trades["return_pct"].to_numpy(dtype=np.float64)
+    n_trades = int(returns.size)
+    gains, losses = returns[returns > 0].sum(), -returns[returns < 0].sum()
+    holding = (trades["exit_time"] - trades["entry_time"]).to_numpy().astype("timedelta64[ns]")
+    holding_ns = holding.astype(np.int64).astype(np.float64)
+    best = trades["best_return_pct"].to_numpy(dtype=np.float64)
+    worst = trades["worst_case_return_pct"].to_numpy(dtype=np.float64)
+    return {
+        "trades": n_trades,
+        "win_rate": _ratio(float((returns > 0).sum()), n_trades),
+        "avg_return_pct": float(returns.mean()) if n_trades else math.nan,
+        "median_return_pct": float(np.median(returns)) if n_trades else math.nan,
+        "profit_factor": (math.inf if gains > 0 else math.nan) if losses == 0
+        else float(gains / losses),
+        "avg_trade_max_drawdown_pct": float(trades["max_drawdown"].mean()) if n_trades
+        else math.nan,
+        "max_trade_drawdown_pct": float(trades["max_drawdown"].max()) if n_trades else math.nan,
+        "avg_holding_minutes": float(holding_ns.mean() / 60e9) if n_trades else math.nan,
+        "ambiguous_trades": int(trades["ambiguous"].sum()),
+        "ambiguous_spread_pct": float((best - returns).mean()) if n_trades else 0.0,
+        "best_case_avg_return_pct": float(best.mean()) if n_trades else math.nan,
+        "stop_fill_spread_pct": float((returns - worst).mean()) if n_trades else 0.0,
+        "worst_case_avg_return_pct": float(worst.mean()) if n_trades else math.nan,
+        "trades_with_gaps": int((trades["gaps_in_window"] > 0).sum()),
+    }
+
+
+def account_metrics(trades: pd.DataFrame, equity: pd.DataFrame, blocked: pd.DataFrame, *,
+                    decisions: int, initial_cash: float) -> dict:
+    """The metrics of a portfolio-mode run, computed on the account.
+
+    Account: ``initial_cash, final_equity, pnl, total_return_pct`` (final / initial − 1),
+    ``cagr_pct`` (compounded over the marks' span, 365-day years), ``sharpe`` and
+    ``sortino`` of the daily returns (:func:`daily_returns`, ``× sqrt(365)``, risk-free 0;
+    NaN with fewer than 2 days), ``equity_max_drawdown_pct`` (from the running peak of the
+    marks), ``max_drawdown_duration_days`` (longest time below a previous peak),
+    ``calmar`` (CAGR / max drawdown), ``exposure`` (mean of exposure / equity over the
+    marks), ``turnover_per_year`` (entry plus exit values traded, over the mean equity,
+    per year), ``fees_paid`` (Σ trade fees). Trades and picks: the slices trade statistics
+    (``trades, win_rate, avg_return_pct, ...``), ``decisions``, ``decisions_with_trades``
+    (decision times that opened a position), ``coverage``, ``exit_reasons``,
+    ``blocked_picks`` and ``blocked_reasons``.
+    """
+    values = equity["equity"].to_numpy(dtype=np.float64)
+    final = float(values[-1]) if values.size else float(initial_cash)
+    times = pd.DatetimeIndex(equity["time"]).as_unit("ns").asi8
+    years = float(times[-1] - times[0]) / _YEAR_NS if values.size > 1 else 0.0
+    daily = daily_returns(equity)
+    downside = math.sqrt(float(np.mean(np.minimum(daily, 0.0) ** 2))) if daily.size else math.nan
+    max_dd = float(equity["drawdown_pct"].max()) if values.size else 0.0
+    growth = final / initial_cash
+    cagr = (growth ** (1.0 / years) - 1.0) * 100.0 if years > 0 and growth > 0 else math.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        exposure_share = equity["exposure"].to_numpy() / values
+    traded_value = float(trades["entry_value"].sum()
+                         + (trades["quantity"] * trades["exit_price"]).sum())
+    opened = trades.loc[trades["exit_reason"] != "rebalance", "decision_time"]
+    with_trades = int(pd.DatetimeIndex(opened).nunique())
+    reasons = trades["exit_reason"].value_counts()
+    blocked_counts = blocked["reason"].value_counts()
+    metrics = {
+        "initial_cash": float(initial_cash),
+        "final_equity": final,
+        "pnl": float(trades["pnl"].sum()),
+        "total_return_pct": (growth - 1.0) * 100.0,
+        "cagr_pct": cagr,
+        "sharpe": _ratio(float(daily.mean()), float(daily.std(ddof=1))) * math.sqrt(365.0)
+        if daily.size > 1 else math.nan,
+        "sortino": _ratio(float(daily.mean()), downside) * math.sqrt(365.0)
+        if daily.size > 1 else math.nan,
+        "equity_max_drawdown_pct": max_dd,
+        "max_drawdown_duration_days": _drawdown_duration_days(equity),
+        "calmar": _ratio(cagr, max_dd) if not math.isnan(cagr) else math.nan,
+        "exposure": float(np.nanmean(exposure_share)) if values.size else math.nan,
+        "turnover_per_year": float(_ratio(traded_value / float(np.mean(values)), years))
+        if values.size else math.nan,
+        "fees_paid": float(trades["fees"].sum()),
+        "decisions": int(decisions),
+        "decisions_with_trades": with_trades,
+        "coverage": _ratio(float(with_trades), decisions),
+        **_trade_statistics(trades),
+        "exit_reasons": {str(k): int(reasons.get(k, 0)) for k in ACCOUNT_EXIT_REASONS},
+        "blocked_picks": int(len(blocked)),
+        "blocked_reasons": {str(k): int(v) for k, v in blocked_counts.items()},
     }
     return metrics

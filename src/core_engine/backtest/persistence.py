@@ -26,7 +26,7 @@ import pandas as pd
 
 from core_engine.errors import ConfigError
 
-__all__ = ["FILES", "FORMAT_VERSION", "read_run", "write_run"]
+__all__ = ["FILES", "FORMAT_VERSION", "read_blocked", "read_run", "write_run"]
 
 FORMAT_VERSION = 2
 FILES = ("trades.parquet", "equity.parquet", "run.json")
@@ -36,6 +36,9 @@ _SECTIONS = ("config", "metrics", "data_quality")
 TRADE_COLUMNS = ("symbol", "decision_time", "entry_time", "exit_time", "entry_price",
                  "exit_price", "weight", "return_pct", "exit_reason")
 EQUITY_COLUMNS = ("decision_time", "equity", "drawdown_pct")
+#: Portfolio mode: the account marked at every candle close, and the blocked picks.
+ACCOUNT_EQUITY_COLUMNS = ("time", "equity", "cash", "exposure", "drawdown_pct")
+BLOCKED_COLUMNS = ("decision_time", "symbol", "rank", "score", "reason")
 
 _NUMBER, _INT, _STR, _DICT, _LIST = "a number", "an integer", "a string", "an object", "a list"
 _CONFIG_TYPES = {
@@ -77,8 +80,10 @@ def _strict(value: Any, path: list, found: list) -> Any:
 
 
 def write_run(folder: str | Path, trades: pd.DataFrame, equity: pd.DataFrame,
-              sections: Mapping[str, Any], *, overwrite: bool = False) -> Path:
+              sections: Mapping[str, Any], *, overwrite: bool = False,
+              blocked: pd.DataFrame | None = None) -> Path:
     """Write a run to ``folder``; refuse to replace a saved run unless ``overwrite``.
+    ``blocked`` (portfolio mode) goes to ``blocked.parquet``.
 
     Raises
     ------
@@ -108,6 +113,8 @@ def write_run(folder: str | Path, trades: pd.DataFrame, equity: pd.DataFrame,
         folder.mkdir(parents=True, exist_ok=True)
         trades.to_parquet(folder / "trades.parquet", index=False)
         equity.to_parquet(folder / "equity.parquet", index=False)
+        if blocked is not None:
+            blocked.to_parquet(folder / "blocked.parquet", index=False)
         (folder / "run.json").write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"BacktestResult.save could not write the run to '{folder}': "
@@ -254,5 +261,13 @@ def read_run(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
                           f"{type(exc).__name__}: {exc}") from None
     _check_payload(file, payload)
     trades = _read_table(folder / "trades.parquet", TRADE_COLUMNS)
-    equity = _read_table(folder / "equity.parquet", EQUITY_COLUMNS)
+    portfolio = payload["config"].get("mode") == "portfolio"
+    equity = _read_table(folder / "equity.parquet",
+                         ACCOUNT_EQUITY_COLUMNS if portfolio else EQUITY_COLUMNS)
     return trades, equity, payload
+
+
+def read_blocked(folder: str | Path) -> pd.DataFrame | None:
+    """The blocked picks of a saved portfolio run (None when the run has none saved)."""
+    file = Path(folder) / "blocked.parquet"
+    return _read_table(file, BLOCKED_COLUMNS) if file.is_file() else None

@@ -15,12 +15,27 @@ from typing import Any
 
 import pandas as pd
 
-from core_engine.backtest.formatting import SUMMARY_ROWS, format_metric, metrics_html, result_html
-from core_engine.backtest.persistence import read_run, write_run
+from core_engine.backtest.formatting import (
+    SUMMARY_ROWS,
+    format_metric,
+    metrics_html,
+    result_html,
+    summary_rows,
+)
+from core_engine.backtest.persistence import read_blocked, read_run, write_run
 from core_engine.backtest.views import call_view
 from core_engine.errors import ConfigError
 
-__all__ = ["SUMMARY_ROWS", "BacktestResult", "Metrics", "compare"]
+__all__ = ["SUMMARY_ROWS", "BacktestResult", "Metrics", "compare", "empty_blocked"]
+
+
+def empty_blocked() -> pd.DataFrame:
+    """The ``blocked`` table of a run without blocked picks (slices mode)."""
+    return pd.DataFrame({"decision_time": pd.DatetimeIndex([], tz="UTC"),
+                         "symbol": pd.Series([], dtype=object),
+                         "rank": pd.Series([], dtype="int64"),
+                         "score": pd.Series([], dtype="float64"),
+                         "reason": pd.Series([], dtype=object)})
 
 
 class Metrics(dict):
@@ -54,9 +69,19 @@ class BacktestResult:
     data_quality : dict
         Symbols, candles, missing candles, decision times evaluated and skipped (by reason),
         picks without an entry candle.
+    blocked : pandas.DataFrame
+        Portfolio mode: every pick that did not become a position (``decision_time,
+        symbol, rank, score, reason``); empty in slices mode.
+
+    In portfolio mode (``config["mode"] == "portfolio"``, see
+    :mod:`core_engine.backtest.portfolio`) the trades also hold ``quantity, entry_value,
+    fees, pnl`` in the quote currency, the equity is the account's value at every candle
+    close (``time, equity, cash, exposure, positions, drawdown_pct``) and the metrics are
+    the account's (:func:`~core_engine.backtest.metrics.account_metrics`).
     """
 
-    __slots__ = ("_trades", "_equity", "_metrics", "_config", "_data_quality", "_panel")
+    __slots__ = ("_trades", "_equity", "_metrics", "_config", "_data_quality", "_panel",
+                 "_blocked")
     # Set once, through object.__setattr__, in __init__.
     _trades: pd.DataFrame
     _equity: pd.DataFrame
@@ -64,13 +89,18 @@ class BacktestResult:
     _config: dict[str, Any]
     _data_quality: dict[str, Any]
     _panel: Any
+    _blocked: pd.DataFrame
 
     def __init__(self, *, trades: pd.DataFrame, equity: pd.DataFrame, metrics: dict,
-                 config: dict, data_quality: dict, panel: Any = None) -> None:
+                 config: dict, data_quality: dict, panel: Any = None,
+                 blocked: pd.DataFrame | None = None) -> None:
+        if blocked is None:
+            blocked = empty_blocked()
         for name, value, kind in (("trades", trades, pd.DataFrame),
                                   ("equity", equity, pd.DataFrame),
                                   ("metrics", metrics, Mapping), ("config", config, Mapping),
-                                  ("data_quality", data_quality, Mapping)):
+                                  ("data_quality", data_quality, Mapping),
+                                  ("blocked", blocked, pd.DataFrame)):
             if not isinstance(value, kind):
                 raise ConfigError(
                     f"The '{name}' argument of BacktestResult must be a "
@@ -81,7 +111,7 @@ class BacktestResult:
                             ("_metrics", copy.deepcopy(dict(metrics))),
                             ("_config", copy.deepcopy(dict(config))),
                             ("_data_quality", copy.deepcopy(dict(data_quality))),
-                            ("_panel", panel)):
+                            ("_panel", panel), ("_blocked", blocked.copy())):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name, value):
@@ -97,6 +127,15 @@ class BacktestResult:
     @property
     def equity(self) -> pd.DataFrame:
         return self._equity.copy()
+
+    @property
+    def blocked(self) -> pd.DataFrame:
+        return self._blocked.copy()
+
+    @property
+    def mode(self) -> str:
+        """``"slices"`` or ``"portfolio"``."""
+        return str(self._config.get("mode", "slices"))
 
     @property
     def metrics(self) -> Metrics:
@@ -133,6 +172,11 @@ class BacktestResult:
 
     def __repr__(self) -> str:
         m = self._metrics
+        if self.mode == "portfolio":
+            return (f"BacktestResult({_strategy(self._config).get('name', '?')}, portfolio, "
+                    f"{_n(m.get('trades', 0))} trades, equity "
+                    f"{format_metric(m.get('initial_cash'), '{:,.2f}')} -> "
+                    f"{format_metric(m.get('final_equity'), '{:,.2f}')})")
         return (f"BacktestResult({_strategy(self._config).get('name', '?')}, "
                 f"{_n(m.get('trades', 0))} trades over {_n(m.get('decisions', 0))} decision "
                 f"times, avg {format_metric(m.get('avg_return_pct', math.nan), '{:+.3f}')} %)")
@@ -152,9 +196,15 @@ class BacktestResult:
             f"({_n(dq.get('gap_candles', 0))} in gaps, the rest before listing or after the end)",
             "",
         ]
-        width = max(len(label) for _, label, _ in SUMMARY_ROWS)
-        for key, label, fmt in SUMMARY_ROWS:
+        rows = summary_rows(cfg)
+        width = max(len(label) for _, label, _ in rows)
+        for key, label, fmt in rows:
             lines.append(f"  {label:<{width}}  {format_metric(self._metrics.get(key), fmt)}")
+        if self.mode == "portfolio":
+            lines.insert(2, f"  account: {_account_text(cfg)}")
+            blocked = self._metrics.get("blocked_reasons", {})
+            lines.append(f"  {'Blocked picks by reason':<{width}}  "
+                         f"{format_metric(blocked) if blocked else 'none'}")
         reasons = self._metrics.get("exit_reasons", {})
         lines.append(f"  {'Exit reasons':<{width}}  {format_metric(reasons)}")
         skipped = dq.get("skipped_decision_times", {})
@@ -179,16 +229,18 @@ class BacktestResult:
         lines = [f"# Walk-forward backtest: {strategy.get('repr', strategy.get('name', '?'))}", "",
                  "## Configuration", "", "| parameter | value |", "|---|---|"]
         for key in ("window", "shift", "start", "end", "fee_bps", "slippage_bps",
-                    "max_positions", "allocator", "gates", "exits", "mode", "audit",
+                    "max_positions", "allocator", "gates", "exits", "mode", "portfolio",
+                    "audit",
                     "library_version", "data_fingerprint"):
             if key in cfg:
                 lines.append(f"| {key} | {cfg[key]} |")
         lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
-        for key, label, fmt in SUMMARY_ROWS:
+        for key, label, fmt in summary_rows(cfg):
             lines.append(f"| {label} | {format_metric(m.get(key), fmt)} |")
-        reasons = m.get("exit_reasons", {})
-        for reason, count in (reasons.items() if isinstance(reasons, Mapping) else ()):
-            lines.append(f"| exits by {reason} | {_n(count)} |")
+        for prefix, name in (("exits by", "exit_reasons"), ("picks blocked by", "blocked_reasons")):
+            counts = m.get(name, {})
+            for reason, count in (counts.items() if isinstance(counts, Mapping) else ()):
+                lines.append(f"| {prefix} {reason} | {_n(count)} |")
         lines += ["", "## Data quality", "", "| item | value |", "|---|---|"]
         for key, value in dq.items():
             if not key.endswith("_by_symbol") and key != "symbols":
@@ -230,7 +282,8 @@ class BacktestResult:
         self.fingerprint  # noqa: B018 - computed and cached into the config before writing
         return write_run(path, self._trades, self._equity,
                          {"config": self._config, "metrics": self._metrics,
-                          "data_quality": self._data_quality}, overwrite=overwrite)
+                          "data_quality": self._data_quality}, overwrite=overwrite,
+                         blocked=self._blocked if self.mode == "portfolio" else None)
 
     @classmethod
     def load(cls, path: str | Path) -> BacktestResult:
@@ -244,7 +297,8 @@ class BacktestResult:
         """
         trades, equity, payload = read_run(path)
         return cls(trades=trades, equity=equity, metrics=payload["metrics"],
-                   config=payload["config"], data_quality=payload["data_quality"])
+                   config=payload["config"], data_quality=payload["data_quality"],
+                   blocked=read_blocked(path))
 
     @staticmethod
     def compare(results: Sequence[BacktestResult], names: Iterable[str] | None = None
@@ -264,6 +318,18 @@ def _time(value) -> str:
 
 def _n(value: Any) -> str:
     return format_metric(value, "{:,}")
+
+
+def _account_text(config: Mapping) -> str:
+    book = config.get("portfolio", {})
+    book = book if isinstance(book, Mapping) else {}
+    sizing = dict(book.get("sizing", {}) or {})
+    rules = {k: v for k, v in (book.get("rules", {}) or {}).items()
+             if v not in (None, False) and (k, v) != ("min_order_value", 0.0)
+             and k != "correlation_lookback"}
+    return (f"initial cash {format_metric(book.get('initial_cash'), '{:,.2f}')}, sizing "
+            f"{sizing.pop('sizing', '?')} {sizing}, rules {rules or 'none'}, hold "
+            f"{book.get('hold')}, rebalance {book.get('rebalance')}")
 
 
 def _strategy(config: Mapping) -> Mapping:
@@ -291,5 +357,6 @@ def compare(results: Sequence[BacktestResult], names: Iterable[str] | None = Non
         m = result.metrics
         reasons = m.pop("exit_reasons", {})
         m.update({f"exit_{k}": v for k, v in reasons.items()})
+        m.update({f"blocked_{k}": v for k, v in m.pop("blocked_reasons", {}).items()})
         columns[name] = pd.Series(m, dtype=object)
     return pd.DataFrame(columns)

@@ -59,6 +59,26 @@ def _strategy_label(result: Any) -> str:
 
 
 # ---------------------------------------------------------------------------- equity
+def _is_portfolio(result: Any) -> bool:
+    return result.config.get("mode") == "portfolio"
+
+
+def _equity_times(eq: pd.DataFrame) -> pd.DatetimeIndex:
+    """Times of an equity table: candle closes (portfolio) or decision times (slices)."""
+    return pd.DatetimeIndex(eq["time"] if "time" in eq else eq["decision_time"])
+
+
+def _plot_account(result: Any, ax_eq: Any) -> None:
+    """Portfolio mode: the account's equity and cash in the quote currency."""
+    eq = result.equity
+    times = _equity_times(eq)
+    ax_eq.plot(times, eq["equity"].to_numpy(), color="tab:blue", lw=1.2, label="equity")
+    ax_eq.plot(times, eq["cash"].to_numpy(), color="tab:gray", lw=0.7, ls="--", label="cash")
+    ax_eq.axhline(float(result.metrics.get("initial_cash", 0.0)), color="black", lw=0.6,
+                  alpha=0.5)
+    ax_eq.set_ylabel("Account value (quote currency)")
+
+
 def plot_equity(result: Any, *, figsize: tuple[float, float] = (10, 6)) -> Figure:
     """Equity curve (top) with its drawdown from the running peak underneath.
 
@@ -68,6 +88,9 @@ def plot_equity(result: Any, *, figsize: tuple[float, float] = (10, 6)) -> Figur
     (those stops filled at the low instead).
     Bottom axis: one line at ``-drawdown_pct`` with the area to 0 filled.
 
+    A portfolio-mode run shows the account instead: ``equity`` and ``cash`` (dashed) in the
+    quote currency at every candle close, a line at the initial cash.
+
     Returns
     -------
     matplotlib.figure.Figure
@@ -76,16 +99,11 @@ def plot_equity(result: Any, *, figsize: tuple[float, float] = (10, 6)) -> Figur
     eq = result.equity
     fig = _figure(figsize)
     ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
-    times = pd.DatetimeIndex(eq["decision_time"])
-    ax_eq.plot(times, eq["equity"].to_numpy(), color="tab:blue", lw=1.2, label="equity")
-    if result.metrics.get("ambiguous_trades", 0):
-        ax_eq.plot(times, eq["best_case_equity"].to_numpy(), color="tab:green", lw=0.8,
-                   ls="--", label="best case (target first)")
-    if result.metrics.get("stop_fill_spread_pct", 0) and "worst_case_equity" in eq:
-        ax_eq.plot(times, eq["worst_case_equity"].to_numpy(), color="tab:red", lw=0.8,
-                   ls=":", label="worst case (stops fill at the candle's low)")
-    ax_eq.axhline(1.0, color="black", lw=0.6, alpha=0.5)
-    ax_eq.set_ylabel("Equity (start = 1)")
+    times = _equity_times(eq)
+    if _is_portfolio(result):
+        _plot_account(result, ax_eq)
+    else:
+        _plot_slices_equity(result, ax_eq)
     ax_eq.set_title(f"Equity — {_strategy_label(result)}")
     ax_eq.legend(loc="upper left")
     ax_eq.grid(alpha=0.3)
@@ -100,6 +118,20 @@ def plot_equity(result: Any, *, figsize: tuple[float, float] = (10, 6)) -> Figur
     ax_dd.set_xlabel(_TIME_LABEL)
     ax_dd.grid(alpha=0.3)
     return fig
+
+
+def _plot_slices_equity(result: Any, ax_eq: Any) -> None:
+    eq = result.equity
+    times = _equity_times(eq)
+    ax_eq.plot(times, eq["equity"].to_numpy(), color="tab:blue", lw=1.2, label="equity")
+    if result.metrics.get("ambiguous_trades", 0):
+        ax_eq.plot(times, eq["best_case_equity"].to_numpy(), color="tab:green", lw=0.8,
+                   ls="--", label="best case (target first)")
+    if result.metrics.get("stop_fill_spread_pct", 0) and "worst_case_equity" in eq:
+        ax_eq.plot(times, eq["worst_case_equity"].to_numpy(), color="tab:red", lw=0.8,
+                   ls=":", label="worst case (stops fill at the candle's low)")
+    ax_eq.axhline(1.0, color="black", lw=0.6, alpha=0.5)
+    ax_eq.set_ylabel("Equity (start = 1)")
 
 
 # ---------------------------------------------------------------------------- trades
@@ -299,7 +331,8 @@ def plot_comparison(results: Sequence[Any], names: Iterable[str] | None = None, 
     """Several runs' equity curves on one axis (top) and their drawdowns (bottom).
 
     One line per run on each axis, labelled with ``names`` (default: the strategy names,
-    numbered when repeated) and the run's total return.
+    numbered when repeated) and the run's total return. Portfolio runs are drawn as a
+    multiple of their initial cash, so both modes share the axis.
     """
     results = list(results)
     if not results:
@@ -309,9 +342,12 @@ def plot_comparison(results: Sequence[Any], names: Iterable[str] | None = None, 
     ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     for label, result in zip(labels, results, strict=True):
         eq = result.equity
-        times = pd.DatetimeIndex(eq["decision_time"])
+        times = _equity_times(eq)
         total = result.metrics.get("total_return_pct", float("nan"))
-        line, = ax_eq.plot(times, eq["equity"].to_numpy(), lw=1.2, label=f"{label} ({total:+.2f} %)")
+        value = eq["equity"].to_numpy()
+        if _is_portfolio(result):  # the account, as a multiple of its initial cash
+            value = value / float(result.metrics.get("initial_cash", 1.0))
+        line, = ax_eq.plot(times, value, lw=1.2, label=f"{label} ({total:+.2f} %)")
         ax_dd.plot(times, -eq["drawdown_pct"].to_numpy(), lw=1.0, color=line.get_color(),
                    label=label)
     ax_eq.axhline(1.0, color="black", lw=0.6, alpha=0.5)
