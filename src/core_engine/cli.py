@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=_cmd_data_info)
 
     _add_backtest_command(commands)
+    __import__("core_engine.trading.cli", fromlist=["_"]).add_replay_command(commands)
     return parser
 
 
