@@ -13,9 +13,15 @@ __all__ = [
     "CoreEngineError",
     "ConfigError",
     "DataValidationError",
+    "BrokerUnavailable",
     "ExchangeError",
     "FeatureError",
+    "InsufficientFunds",
     "LookaheadError",
+    "OrderNotFound",
+    "OrderRejected",
+    "OrderStateError",
+    "RateLimited",
     "StoreError",
     "StrategyError",
 ]
@@ -43,6 +49,32 @@ class StrategyError(CoreEngineError, RuntimeError):
 
 class ExchangeError(CoreEngineError, RuntimeError):
     """An exchange or data provider failed permanently (after retries, if any)."""
+
+
+class OrderRejected(ExchangeError):
+    """The broker refused an order (invalid parameters, a duplicate client id, a market rule);
+    the order's status is ``rejected``."""
+
+
+class InsufficientFunds(OrderRejected):
+    """The balance (cash for a buy, the held asset for a sell) cannot cover the order."""
+
+
+class OrderNotFound(ExchangeError):
+    """No order with the given client order id is known to the broker."""
+
+
+class RateLimited(ExchangeError):
+    """The broker asked us to slow down (HTTP 429 and the like): back off, do not retry now."""
+
+
+class BrokerUnavailable(ExchangeError):
+    """The broker could not be reached or did not answer; the outcome of a request that
+    changes state (a create, a cancel) is unknown until it is looked up."""
+
+
+class OrderStateError(CoreEngineError, RuntimeError):
+    """An order was asked to make a status change its transition table does not allow."""
 
 
 class StoreError(CoreEngineError, RuntimeError):

@@ -1,0 +1,383 @@
+"""Orders and fills: the records every broker, trader and journal speaks (DESIGN.md §7).
+
+An :class:`Order` moves through the statuses of :class:`OrderStatus` along the written table
+:data:`TRANSITIONS`, checked in one place (:func:`check_transition`); an impossible change
+(a filled order cancelled, a rejected order filled) raises :class:`OrderStateError`, it is
+never logged and ignored. A :class:`Fill` is one execution (one trade id) of one order:
+partial fills are several fills of one order.
+
+Client order ids are ours, not the exchange's: :func:`client_order_id` derives a short,
+deterministic id from (trader, bar time, symbol, leg), so the same decision always produces
+the same id and a retried create can be recognised (idempotency, issue 12).
+
+The simulation reads resting orders as structured records (:data:`RESTING_DTYPE`, int
+constants for side and type) so the event-skipping search stays in nopython mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core_engine.errors import ConfigError, OrderStateError
+
+__all__ = [
+    "FINAL_STATUSES",
+    "RESTING_DTYPE",
+    "TRANSITIONS",
+    "Fill",
+    "Order",
+    "OrderSide",
+    "OrderStatus",
+    "OrderType",
+    "check_transition",
+    "client_order_id",
+]
+
+
+class OrderSide(str, Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(str, Enum):
+    """``market`` fills at the next open; ``limit`` at its price or better; ``stop`` is a
+    stop-market order: it becomes a market order once the price reaches the stop."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+
+
+class OrderStatus(str, Enum):
+    NEW = "new"                            # built, not yet sent
+    SUBMITTED = "submitted"                # acknowledged by the broker, resting or in flight
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"                # by us, by an OCO sibling, or expired (IOC)
+    REJECTED = "rejected"                  # refused by the broker, or found never placed
+    UNKNOWN = "unknown"                    # a create/cancel whose outcome we do not know yet
+
+
+S = OrderStatus
+#: The allowed status changes. ``unknown`` is where a create or cancel goes when the network
+#: failed; a lookup by client id then moves it to what the broker says (``rejected`` when the
+#: order was never placed). Final statuses allow nothing.
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.NEW: frozenset({S.SUBMITTED, S.REJECTED, S.UNKNOWN}),
+    S.SUBMITTED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.REJECTED, S.UNKNOWN}),
+    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.UNKNOWN}),
+    S.UNKNOWN: frozenset({S.UNKNOWN, S.SUBMITTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED,
+                          S.REJECTED}),
+    S.FILLED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.REJECTED: frozenset(),
+}
+FINAL_STATUSES = frozenset({S.FILLED, S.CANCELLED, S.REJECTED})
+del S
+
+
+def check_transition(old: OrderStatus, new: OrderStatus, client_id: str = "?") -> None:
+    """Raise :class:`OrderStateError` unless ``old -> new`` is in :data:`TRANSITIONS`."""
+    if new not in TRANSITIONS[old]:
+        allowed = sorted(s.value for s in TRANSITIONS[old]) or "nothing (final)"
+        raise OrderStateError(
+            f"Order {client_id!r} cannot go from '{old.value}' to '{new.value}'; from "
+            f"'{old.value}' it may go to {allowed}."
+        )
+
+
+# int codes of the simulation's records
+SIDE_CODE = {OrderSide.BUY: 0, OrderSide.SELL: 1}
+TYPE_CODE = {OrderType.MARKET: 0, OrderType.LIMIT: 1, OrderType.STOP: 2}
+TIF_VALUES = ("gtc", "ioc")
+
+#: A resting order as the event-skipping search reads it. ``level`` is the limit or stop
+#: price (NaN for a trailing-only stop), ``target`` the limit price of an OCO sibling
+#: evaluated with a stop (NaN if none), ``highest`` the trail's reference so far.
+RESTING_DTYPE = np.dtype([
+    ("col", np.int64),
+    ("side", np.int8),
+    ("kind", np.int8),
+    ("level", np.float64),
+    ("target", np.float64),
+    ("trail_frac", np.float64),
+    ("trail_dist", np.float64),
+    ("highest", np.float64),
+])
+
+
+def client_order_id(trader_id: str, bar_time: Any, symbol: str, leg: str, *,
+                    prefix: str = "ce", length: int = 32) -> str:
+    """A deterministic client order id for one leg of one decision.
+
+    The same ``(trader_id, bar_time, symbol, leg)`` always gives the same id, so a decision
+    replayed after a restart produces the same ids and a duplicate create is recognised.
+    The id is ``prefix`` plus hex digits of a SHA-256, ``length`` characters in all (within
+    Binance's 36 and Kraken's limits; letters, digits only).
+
+    Examples
+    --------
+    >>> cid = client_order_id("rank-1", "2021-01-01 02:00", "BTC/USDT", "entry")
+    >>> len(cid), cid == client_order_id("rank-1", "2021-01-01T02:00Z", "BTC/USDT", "entry")
+    (32, True)
+    """
+    if not isinstance(length, int) or not len(prefix) < length <= 36:
+        raise ConfigError(f"The 'length' of a client order id must be in ({len(prefix)}, 36]. "
+                          f"Got {length!r}.")
+    stamp = pd.Timestamp(bar_time)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    text = "\x1f".join((str(trader_id), str(stamp.value), str(symbol), str(leg)))
+    return prefix + hashlib.sha256(text.encode()).hexdigest()[: length - len(prefix)]
+
+
+def _positive(owner: str, name: str, value: Any, *, allow_none: bool = True) -> float | None:
+    if value is None and allow_none:
+        return None
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+          and math.isfinite(value) and value > 0)
+    if not ok:
+        raise ConfigError(f"The '{name}' of {owner} must be a positive finite number. "
+                          f"Got {value!r}.")
+    return float(value)
+
+
+@dataclass(eq=False)
+class Order:
+    """One order and its state.
+
+    Parameters
+    ----------
+    client_id : str
+        Our id (see :func:`client_order_id`); unique per broker.
+    symbol : str
+        ``"BTC/USDT"``.
+    side : {"buy", "sell"}
+    type : {"market", "limit", "stop"}
+    quantity : float, optional
+        Base-asset quantity. Give ``quantity`` or ``quote_quantity``, not both.
+    quote_quantity : float, optional
+        For buys: the quote value to trade, the fee on top (Binance ``quoteOrderQty``); the
+        quantity is set at the first fill (limit orders: at placement, from the limit).
+    lot_step : float, optional
+        A quote-amount order's quantity is rounded down to a multiple of it.
+    min_value : float, optional
+        A quote-amount order whose rounded value is below it is rejected (the exchange's
+        minimum notional).
+    limit_price : float, optional
+        Required for ``limit`` orders.
+    stop_price : float, optional
+        The trigger of a ``stop`` order. May be omitted for a pure trailing stop.
+    trail_pct, trail_offset : float, optional
+        Trailing stop (sell stops only): the stop in force is the higher of ``stop_price``
+        and ``highest × (1 − trail_pct/100) − trail_offset``, where ``highest`` starts at
+        ``trail_reference`` and rises with the high of every finished candle (the backtest
+        rule: the trail never knows the high of the candle it is checked on).
+    trail_reference : float, optional
+        Start of ``highest`` (usually the entry fill); required with a trail.
+    time_in_force : {"gtc", "ioc"}
+        ``ioc``: what does not fill on the first candle it meets is cancelled.
+    group : str, optional
+        One-cancels-the-other group: when an order of the group fills completely, the
+        broker cancels the group's other open orders. A stop and a limit sell in one group
+        are matched together with the backtest's rule (stop first on an ambiguous candle).
+    tag : str
+        The leg (``"entry"``, ``"stop"``, ``"target"``, ``"exit"``, ...), free text.
+    meta : dict
+        Free information kept with the order (decision time, rank, score, ...).
+
+    Attributes
+    ----------
+    status : OrderStatus
+    filled_quantity, average_price, fees : float
+    created_at, updated_at : pandas.Timestamp or None
+    reason : str or None
+        Why it was rejected or cancelled, or how a closing sell was triggered.
+    """
+
+    client_id: str
+    symbol: str
+    side: OrderSide
+    type: OrderType = OrderType.MARKET
+    quantity: float | None = None
+    quote_quantity: float | None = None
+    lot_step: float | None = None
+    min_value: float | None = None
+    limit_price: float | None = None
+    stop_price: float | None = None
+    trail_pct: float | None = None
+    trail_offset: float | None = None
+    trail_reference: float | None = None
+    time_in_force: str = "gtc"
+    group: str | None = None
+    tag: str = ""
+    meta: dict = field(default_factory=dict)
+    status: OrderStatus = OrderStatus.NEW
+    filled_quantity: float = 0.0
+    average_price: float = math.nan
+    fees: float = 0.0
+    created_at: pd.Timestamp | None = None
+    updated_at: pd.Timestamp | None = None
+    reason: str | None = None
+    exchange_id: str | None = None
+
+    def __post_init__(self) -> None:
+        owner = f"order {self.client_id!r}"
+        if not isinstance(self.client_id, str) or not self.client_id:
+            raise ConfigError(f"An order needs a non-empty string client_id. Got {self.client_id!r}.")
+        if not isinstance(self.symbol, str) or not self.symbol:
+            raise ConfigError(f"The 'symbol' of {owner} must be a non-empty string. Got {self.symbol!r}.")
+        self.side = _enum(OrderSide, self.side, "side", owner)
+        self.type = _enum(OrderType, self.type, "type", owner)
+        self.status = _enum(OrderStatus, self.status, "status", owner)
+        if (self.quantity is None) == (self.quote_quantity is None):
+            raise ConfigError(f"{owner} needs exactly one of 'quantity' and 'quote_quantity'. "
+                              f"Got quantity={self.quantity!r}, quote_quantity={self.quote_quantity!r}.")
+        self.quantity = _positive(owner, "quantity", self.quantity)
+        self.quote_quantity = _positive(owner, "quote_quantity", self.quote_quantity)
+        if self.quote_quantity is not None and self.side is not OrderSide.BUY:
+            raise ConfigError(f"{owner}: 'quote_quantity' is for buys; give a sell its 'quantity'.")
+        for name in ("limit_price", "stop_price", "trail_pct", "trail_offset", "trail_reference",
+                     "lot_step"):
+            setattr(self, name, _positive(owner, name, getattr(self, name)))
+        if self.type is OrderType.LIMIT and self.limit_price is None:
+            raise ConfigError(f"{owner} is a limit order without a 'limit_price'.")
+        if self.type is not OrderType.LIMIT and self.limit_price is not None:
+            raise ConfigError(f"{owner}: 'limit_price' is only for limit orders. Got type "
+                              f"{self.type.value!r}.")
+        trailing = self.trail_pct is not None or self.trail_offset is not None
+        if self.type is OrderType.STOP:
+            if self.stop_price is None and not trailing:
+                raise ConfigError(f"{owner} is a stop order without 'stop_price' or a trail.")
+            if trailing and self.side is not OrderSide.SELL:
+                raise ConfigError(f"{owner}: trailing stops are sell orders (long positions).")
+            if trailing and self.trail_reference is None:
+                raise ConfigError(f"{owner}: a trailing stop needs 'trail_reference', the price "
+                                  "its highest starts from (usually the entry fill).")
+        elif self.stop_price is not None or trailing:
+            raise ConfigError(f"{owner}: 'stop_price' and trails are only for stop orders.")
+        if self.trail_pct is not None and self.trail_pct >= 100:
+            raise ConfigError(f"The 'trail_pct' of {owner} must be below 100. Got {self.trail_pct!r}.")
+        if self.min_value is not None and (isinstance(self.min_value, bool) or not isinstance(
+                self.min_value, (int, float)) or not math.isfinite(self.min_value)
+                or self.min_value < 0):
+            raise ConfigError(f"The 'min_value' of {owner} must be a finite number >= 0. "
+                              f"Got {self.min_value!r}.")
+        if self.time_in_force not in TIF_VALUES:
+            raise ConfigError(f"The 'time_in_force' of {owner} must be one of {list(TIF_VALUES)}. "
+                              f"Got {self.time_in_force!r}.")
+        if self.type is OrderType.LIMIT and self.quote_quantity is not None:
+            assert self.limit_price is not None
+            self.quantity = self.quote_quantity / self.limit_price
+
+    # ------------------------------------------------------------------ state
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def is_open(self) -> bool:
+        """Submitted or partly filled (may still fill)."""
+        return self.status in (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
+
+    @property
+    def remaining(self) -> float:
+        """Quantity still to fill (NaN for a quote-amount order before its first fill)."""
+        if self.quantity is None:
+            return math.nan
+        return max(self.quantity - self.filled_quantity, 0.0)
+
+    def transition(self, new: OrderStatus | str, time: Any = None, reason: str | None = None
+                   ) -> None:
+        """Move to status ``new`` (checked against :data:`TRANSITIONS`)."""
+        new = OrderStatus(new)
+        check_transition(self.status, new, self.client_id)
+        self.status = new
+        if time is not None:
+            self.updated_at = pd.Timestamp(time)
+        if reason is not None:
+            self.reason = reason
+
+    def apply_fill(self, fill: Fill) -> None:
+        """Add one execution: quantity, average price, fees, and the status it implies."""
+        if fill.client_id != self.client_id:
+            raise OrderStateError(f"Fill {fill.trade_id!r} belongs to order {fill.client_id!r}, "
+                                  f"not {self.client_id!r}.")
+        if self.quantity is None:
+            raise OrderStateError(f"Order {self.client_id!r} has no quantity yet; set it before "
+                                  "applying a fill.")
+        if fill.quantity > self.remaining * (1 + 1e-9) + 1e-15:
+            raise OrderStateError(f"Fill {fill.trade_id!r} of {fill.quantity!r} exceeds the "
+                                  f"{self.remaining!r} left on order {self.client_id!r}.")
+        total = self.filled_quantity + fill.quantity
+        previous = 0.0 if self.filled_quantity == 0 else self.average_price * self.filled_quantity
+        self.average_price = (previous + fill.price * fill.quantity) / total
+        self.filled_quantity = total
+        self.fees += fill.fee
+        done = self.remaining <= self.quantity * 1e-12
+        self.transition(OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED, fill.time)
+        if done:
+            self.filled_quantity = self.quantity
+
+    def to_record(self) -> dict:
+        """A flat dict (one row of the orders table)."""
+        return {
+            "client_id": self.client_id, "symbol": self.symbol, "side": self.side.value,
+            "type": self.type.value, "quantity": _nan(self.quantity),
+            "quote_quantity": _nan(self.quote_quantity), "limit_price": _nan(self.limit_price),
+            "stop_price": _nan(self.stop_price), "trail_pct": _nan(self.trail_pct),
+            "trail_offset": _nan(self.trail_offset), "time_in_force": self.time_in_force,
+            "group": self.group, "tag": self.tag, "status": self.status.value,
+            "filled_quantity": self.filled_quantity, "average_price": self.average_price,
+            "fees": self.fees, "created_at": self.created_at, "updated_at": self.updated_at,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One execution of one order.
+
+    ``price`` is the price paid or received (slippage included); ``fee`` is in the quote
+    currency; ``liquidity`` is ``"maker"`` (a resting limit order filled at its price) or
+    ``"taker"``. ``reason`` says what triggered it where the broker knows (the simulation:
+    ``market``, ``limit``, ``stop``, ``stop_loss``, ``trailing_stop``, ``take_profit``,
+    ``last_close``); ``ambiguous`` marks a stop filled on a candle that also reached its
+    OCO target (the stop is assumed first).
+    """
+
+    trade_id: str
+    client_id: str
+    symbol: str
+    side: OrderSide
+    time: pd.Timestamp
+    price: float
+    quantity: float
+    fee: float
+    liquidity: str = "taker"
+    reason: str = ""
+    ambiguous: bool = False
+
+    def to_record(self) -> dict:
+        return {"trade_id": self.trade_id, "client_id": self.client_id, "symbol": self.symbol,
+                "side": OrderSide(self.side).value, "time": self.time, "price": self.price,
+                "quantity": self.quantity, "fee": self.fee, "liquidity": self.liquidity,
+                "reason": self.reason, "ambiguous": self.ambiguous}
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _enum(kind: type[Enum], value: Any, name: str, owner: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"The '{name}' of {owner} must be one of "
+                          f"{[m.value for m in kind]}. Got {value!r}.") from None

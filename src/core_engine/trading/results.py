@@ -1,0 +1,400 @@
+"""ReplayResult: a BacktestResult with the event world's orders, fills, notes and blocked picks.
+
+**Trades** are round trips per symbol, from the first buy of a flat position to the sell
+that makes it flat again (several fills each side when orders fill partly or a trader adds
+to a position). ``entry_price``/``exit_price`` are the quantity-weighted fill prices
+(slippage included), ``quantity`` the base quantity bought, ``entry_value`` its quote value,
+``fees`` both sides' fees, ``pnl = sell value − buy value − fees``, and
+``return_pct = (sell value − sell fees) / (buy value + buy fees) × 100 − 100``: for one
+entry and one exit it equals the backtest's ``exit × (1 − fee) / (entry × (1 + fee)) − 1``.
+``exit_reason`` is the closing fill's trigger (``stop_loss``, ``trailing_stop``,
+``take_profit``) or the closing order's tag (``window_end`` for a RankingTrader's time
+exit); ``max_drawdown``, ``ambiguous``, ``best_return_pct``, ``gaps_in_window`` and
+``exit_at_last_close`` follow :mod:`core_engine.backtest.simulate`. ``decision_time``,
+``rank``, ``score`` and ``weight`` come from the entry order's ``meta`` when the trader set
+them (the RankingTrader does).
+
+**Equity** has one row per candle of the replay: ``decision_time`` (the candle's close,
+when the value holds; named as in slices mode so the plots read it), ``value`` (the
+account in quote currency), ``equity`` (``value / initial_cash``), ``cash``,
+``exposure`` (quote value of the holdings), ``drawdown_pct`` (from the running peak, >= 0).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import core_engine
+from core_engine.backtest._kernels import EXIT_REASON_NAMES, count_missing_2d
+from core_engine.backtest.results import BacktestResult
+from core_engine.data.panel import Panel
+from core_engine.errors import ConfigError
+from core_engine.trading.orders import Fill, Order, OrderSide
+from core_engine.trading.sim import SimBroker
+from core_engine.trading.trader import Records, Trader
+
+__all__ = ["ReplayResult", "account_metrics", "build_result"]
+
+_YEAR_NS = 365 * 24 * 3600 * 10**9
+_DAY_NS = 24 * 3600 * 10**9
+TRADE_COLUMNS = ["symbol", "decision_time", "entry_time", "exit_time", "entry_price",
+                 "exit_price", "direction", "weight", "return_pct", "best_return_pct",
+                 "max_drawdown", "exit_reason", "rank", "score", "ambiguous", "gaps_in_window",
+                 "exit_at_last_close", "quantity", "entry_value", "fees", "pnl"]
+_EXTRA = ("orders", "fills", "notes", "blocked")
+
+
+class ReplayResult(BacktestResult):
+    """The outcome of :func:`~core_engine.trading.replay.replay` (immutable).
+
+    Besides the :class:`~core_engine.backtest.BacktestResult` attributes:
+
+    Attributes
+    ----------
+    orders : pandas.DataFrame
+        Every order the trader placed, in order, with its final status.
+    fills : pandas.DataFrame
+        Every execution: trade id, client id, symbol, side, time, price, quantity, fee,
+        liquidity, reason, ambiguous.
+    notes : pandas.DataFrame
+        ``ctx.note`` records: time, text, values (dict), orders (client ids it produced).
+    blocked : pandas.DataFrame
+        Picks that did not become positions: time, symbol, rank, score, reason.
+    """
+
+    __slots__ = ("_orders", "_fills", "_notes", "_blocked")
+    _orders: pd.DataFrame
+    _fills: pd.DataFrame
+    _notes: pd.DataFrame
+    _blocked: pd.DataFrame
+
+    def __init__(self, *, trades: pd.DataFrame, equity: pd.DataFrame, metrics: dict,
+                 config: dict, data_quality: dict, panel: Any = None,
+                 orders: pd.DataFrame | None = None, fills: pd.DataFrame | None = None,
+                 notes: pd.DataFrame | None = None, blocked: pd.DataFrame | None = None
+                 ) -> None:
+        super().__init__(trades=trades, equity=equity, metrics=metrics, config=config,
+                         data_quality=data_quality, panel=panel)
+        for name, value in (("_orders", orders), ("_fills", fills), ("_notes", notes),
+                            ("_blocked", blocked)):
+            object.__setattr__(self, name, pd.DataFrame() if value is None else value.copy())
+
+    @property
+    def orders(self) -> pd.DataFrame:
+        return self._orders.copy()
+
+    @property
+    def fills(self) -> pd.DataFrame:
+        return self._fills.copy()
+
+    @property
+    def notes(self) -> pd.DataFrame:
+        return self._notes.copy(deep=True)
+
+    @property
+    def blocked(self) -> pd.DataFrame:
+        return self._blocked.copy()
+
+    def __repr__(self) -> str:
+        m = self._metrics
+        return (f"ReplayResult({self._config.get('strategy', {}).get('name', '?')}, "
+                f"{m.get('trades', 0):,} trades, {m.get('orders', 0):,} orders, total return "
+                f"{m.get('total_return_pct', math.nan):+.2f} %)")
+
+    def summary(self) -> str:
+        """The headline metrics (as slices mode) plus the account and the order flow."""
+        m = self._metrics
+        lines = [super().summary(), "",
+                 f"  Replay account: {m.get('initial_cash', math.nan):,.2f} -> "
+                 f"{m.get('final_equity', math.nan):,.2f} {self._config.get('quote', '')}, "
+                 f"CAGR {m.get('cagr_pct', math.nan):+.2f} %, Calmar {m.get('calmar', math.nan):.3f}, "
+                 f"fees paid {m.get('fees_paid', 0.0):,.2f}",
+                 f"  Orders {m.get('orders', 0):,} ({m.get('rejected_orders', 0):,} rejected, "
+                 f"{m.get('cancelled_orders', 0):,} cancelled), fills {m.get('fills', 0):,}, "
+                 f"notes {len(self._notes):,}, blocked picks {len(self._blocked):,}"]
+        return "\n".join(lines).replace("Walk-forward backtest:", "Replay:", 1)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the run (as :meth:`BacktestResult.save`) plus orders, fills, notes and
+        blocked picks as Parquet."""
+        folder = super().save(path)
+        for name in _EXTRA:
+            frame = getattr(self, f"_{name}").copy()
+            for col in frame.columns:
+                if frame[col].dtype == object and frame[col].map(
+                        lambda v: isinstance(v, (dict, list))).any():
+                    frame[col] = frame[col].map(json.dumps)
+            frame.to_parquet(folder / f"{name}.parquet", index=False)
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReplayResult:
+        base = BacktestResult.load(path)
+        folder = Path(path)
+        extra = {}
+        for name in _EXTRA:
+            file = folder / f"{name}.parquet"
+            if not file.is_file():
+                raise ConfigError(f"'{folder}' is not a saved replay: missing {file.name}.")
+            extra[name] = pd.read_parquet(file)
+        return cls(trades=base.trades, equity=base.equity, metrics=base.metrics,
+                   config=base.config, data_quality=base.data_quality, **extra)
+
+
+# ---------------------------------------------------------------------------- trades
+def _fill_row(broker: SimBroker, fill: Fill) -> tuple[int, bool]:
+    return broker._fill_rows[fill.trade_id]
+
+
+def _round_trips(fills: list[Fill]) -> list[list[Fill]]:
+    """Group fills per symbol into flat-to-flat round trips (an unfinished one is dropped:
+    the position is still open and counts in the equity)."""
+    by_symbol: dict[str, list[Fill]] = {}
+    for fill in fills:
+        by_symbol.setdefault(fill.symbol, []).append(fill)
+    trips = []
+    for symbol_fills in by_symbol.values():
+        held, bought, current = 0.0, 0.0, []
+        for fill in symbol_fills:
+            current.append(fill)
+            if fill.side is OrderSide.BUY:
+                held += fill.quantity
+                bought += fill.quantity
+            else:
+                held -= fill.quantity
+            if held <= bought * 1e-9 and any(f.side is OrderSide.SELL for f in current):
+                if any(f.side is OrderSide.BUY for f in current):
+                    trips.append(current)
+                held, bought, current = 0.0, 0.0, []
+    trips.sort(key=lambda trip: (trip[0].time, trip[0].symbol))
+    return trips
+
+
+def _trade_row(trip: list[Fill], orders: dict[str, Order], broker: SimBroker,
+               panel: Panel) -> dict:
+    buys = [f for f in trip if f.side is OrderSide.BUY]
+    sells = [f for f in trip if f.side is OrderSide.SELL]
+    qty = sum(f.quantity for f in buys)
+    buy_value = sum(f.quantity * f.price for f in buys)
+    sell_qty = sum(f.quantity for f in sells)
+    sell_value = sum(f.quantity * f.price for f in sells)
+    buy_fees, sell_fees = sum(f.fee for f in buys), sum(f.fee for f in sells)
+    entry_price, exit_price = buy_value / qty, sell_value / sell_qty
+    last = sells[-1]
+    closing = orders.get(last.client_id)
+    entry_order = orders.get(buys[0].client_id)
+    meta = entry_order.meta if entry_order is not None else {}
+    reason = last.reason
+    if reason not in EXIT_REASON_NAMES:
+        tag = closing.tag if closing is not None else ""
+        reason = tag if tag else ("window_end" if reason == "last_close" else reason)
+    ret = ((sell_value - sell_fees) / (buy_value + buy_fees) - 1.0) * 100.0
+    best = ret
+    if last.ambiguous and closing is not None and closing.group is not None:
+        target = next((o for o in orders.values() if o.group == closing.group
+                       and o.limit_price is not None and o.side is OrderSide.SELL), None)
+        if target is not None:
+            fee = broker.maker_fee
+            best = ((target.limit_price * (1 - broker.slippage)) * (1 - fee)
+                    / (entry_price * (1 + broker.taker_fee)) - 1.0) * 100.0
+    entry_row, _ = _fill_row(broker, buys[0])
+    exit_row, exit_at_open = _fill_row(broker, last)
+    j = panel.column(buys[0].symbol)
+    raw_exit = last.price / (1.0 - broker.slippage)
+    lows = panel.low[entry_row:exit_row, j]
+    worst = min(float(np.nanmin(lows)) if np.isfinite(lows).any() else math.inf, entry_price,
+                raw_exit)
+    if reason == "take_profit" and not exit_at_open:
+        worst = min(worst, float(panel.low[exit_row, j]))
+    due_row = exit_row
+    if closing is not None and closing.type.value == "market" and closing.created_at is not None:
+        due_row = min(exit_row, int(np.searchsorted(panel.index.asi8, closing.created_at.value)))
+    gaps = int(np.isnan(panel.open[entry_row:due_row, j]).sum())
+    return {
+        "symbol": buys[0].symbol,
+        "decision_time": pd.Timestamp(meta.get("decision_time", buys[0].time)),
+        "entry_time": buys[0].time, "exit_time": last.time,
+        "entry_price": entry_price, "exit_price": exit_price, "direction": "long",
+        "weight": float(meta.get("weight", math.nan)), "return_pct": ret,
+        "best_return_pct": best,
+        "max_drawdown": max((1.0 - worst / entry_price) * 100.0, 0.0),
+        "exit_reason": reason, "rank": int(meta.get("rank", 0)),
+        "score": float(meta.get("score", math.nan)), "ambiguous": bool(last.ambiguous),
+        "gaps_in_window": gaps, "exit_at_last_close": last.reason == "last_close",
+        "quantity": qty, "entry_value": buy_value, "fees": buy_fees + sell_fees,
+        "pnl": sell_value - buy_value - buy_fees - sell_fees,
+    }
+
+
+def trades_frame(fills: list[Fill], orders: dict[str, Order], broker: SimBroker,
+                 panel: Panel) -> pd.DataFrame:
+    rows = [_trade_row(trip, orders, broker, panel) for trip in _round_trips(fills)]
+    frame = pd.DataFrame(rows, columns=TRADE_COLUMNS)
+    if not rows:
+        frame = frame.astype({"return_pct": float, "best_return_pct": float,
+                              "max_drawdown": float, "weight": float, "score": float,
+                              "quantity": float, "entry_value": float, "fees": float,
+                              "pnl": float, "rank": np.int64, "gaps_in_window": np.int64,
+                              "ambiguous": bool, "exit_at_last_close": bool})
+        for col in ("decision_time", "entry_time", "exit_time"):
+            frame[col] = pd.DatetimeIndex([], tz="UTC")
+    return frame
+
+
+# ---------------------------------------------------------------------------- equity
+def equity_frame(panel: Panel, snapshots: list[tuple[int, float, np.ndarray]], start_row: int,
+                 end_row: int, initial_cash: float) -> pd.DataFrame:
+    rows = np.arange(start_row, end_row + 1)
+    snap_rows = np.array([s[0] for s in snapshots], dtype=np.int64)
+    cash = np.array([s[1] for s in snapshots])
+    holdings = np.array([s[2] for s in snapshots]).reshape(len(snapshots), panel.n_symbols)
+    # several snapshots of one row: the last one holds
+    pick = np.searchsorted(snap_rows, rows, "right") - 1
+    close = pd.DataFrame(panel.close[: end_row + 1]).ffill().to_numpy()[start_row:]
+    held = holdings[pick]
+    exposure = np.nansum(held * np.where(held != 0, close, 0.0), axis=1)
+    value = cash[pick] + exposure
+    peak = np.maximum.accumulate(np.maximum(value, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        drawdown = np.where(peak > 0, (1.0 - value / peak) * 100.0, 0.0)
+    times = pd.DatetimeIndex(panel.index.asi8[rows] + panel.step_ns, tz="UTC")
+    return pd.DataFrame({"decision_time": times, "value": value,
+                         "equity": value / initial_cash if initial_cash > 0 else np.nan,
+                         "cash": cash[pick], "exposure": exposure,
+                         "drawdown_pct": np.maximum(drawdown, 0.0)})
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and math.isfinite(b) else math.nan
+
+
+def account_metrics(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: float,
+                    step_ns: int) -> dict:
+    """Metrics of the account (CAGR, daily Sharpe/Sortino, Calmar, drawdown and its
+    duration, exposure, turnover, fees) and of its trades (count, win rate, returns,
+    profit factor, holding time, exit reasons)."""
+    value = equity["value"].to_numpy()
+    times = pd.DatetimeIndex(equity["decision_time"])
+    n = len(value)
+    years = n * step_ns / _YEAR_NS
+    final = float(value[-1]) if n else initial_cash
+    total = _ratio(final, initial_cash) - 1.0
+    daily = pd.Series(value, index=times).resample("1D").last().dropna()
+    daily_ret = daily.pct_change().dropna().to_numpy() if len(daily) > 1 else np.empty(0)
+    start_value = pd.Series([initial_cash])
+    if len(daily):
+        daily_ret = (pd.concat([start_value, daily.reset_index(drop=True)])
+                     .pct_change().dropna().to_numpy())
+    sd = float(np.std(daily_ret, ddof=1)) if len(daily_ret) > 1 else math.nan
+    down = float(np.sqrt(np.mean(np.minimum(daily_ret, 0.0) ** 2))) if len(daily_ret) else math.nan
+    mean = float(np.mean(daily_ret)) if len(daily_ret) else math.nan
+    dd = equity["drawdown_pct"].to_numpy()
+    max_dd = float(dd.max()) if n else 0.0
+    in_dd = dd > 0
+    longest, run = 0, 0
+    for flag in in_dd:
+        run = run + 1 if flag else 0
+        longest = max(longest, run)
+    cagr = (_ratio(final, initial_cash) ** (1.0 / years) - 1.0) * 100.0 \
+        if years > 0 and final > 0 else math.nan
+    returns = trades["return_pct"].to_numpy(dtype=float)
+    n_trades = int(returns.size)
+    gains, losses = returns[returns > 0].sum(), -returns[returns < 0].sum()
+    holding = (trades["exit_time"] - trades["entry_time"]).dt.total_seconds().to_numpy() / 60.0 \
+        if n_trades else np.empty(0)
+    reasons = trades["exit_reason"].value_counts()
+    exposure = equity["exposure"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        exposure_share = float(np.nanmean(np.where(value > 0, exposure / value, np.nan))) \
+            if n else math.nan
+    traded = float(trades["entry_value"].sum() + (trades["quantity"] * trades["exit_price"]).sum())
+    return {
+        "trades": n_trades,
+        "win_rate": _ratio(float((returns > 0).sum()), n_trades),
+        "avg_return_pct": float(returns.mean()) if n_trades else math.nan,
+        "median_return_pct": float(np.median(returns)) if n_trades else math.nan,
+        "profit_factor": (math.inf if gains > 0 else math.nan) if losses == 0
+        else float(gains / losses),
+        "avg_trade_max_drawdown_pct": float(trades["max_drawdown"].mean()) if n_trades else math.nan,
+        "max_trade_drawdown_pct": float(trades["max_drawdown"].max()) if n_trades else math.nan,
+        "total_return_pct": total * 100.0,
+        "cagr_pct": cagr,
+        "equity_max_drawdown_pct": max_dd,
+        "max_drawdown_duration_days": longest * step_ns / _DAY_NS,
+        "sharpe": _ratio(mean, sd) * math.sqrt(365.0),
+        "sortino": _ratio(mean, down) * math.sqrt(365.0),
+        "calmar": _ratio(cagr, max_dd),
+        "exposure": exposure_share,
+        "avg_holding_minutes": float(holding.mean()) if n_trades else math.nan,
+        "turnover_per_year": _ratio(traded / initial_cash, years) if initial_cash else math.nan,
+        "fees_paid": float(trades["fees"].sum()),
+        "ambiguous_trades": int(trades["ambiguous"].sum()),
+        "trades_with_gaps": int((trades["gaps_in_window"] > 0).sum()),
+        "initial_cash": float(initial_cash),
+        "final_equity": final,
+        "exit_reasons": {str(k): int(v) for k, v in reasons.items()},
+    }
+
+
+def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Records,
+                 snapshots: list, *, start_row: int, end_row: int, config: dict
+                 ) -> ReplayResult:
+    fills = list(broker._fills)
+    orders = {o.client_id: o for o in records.orders}
+    for cid, order in broker._orders.items():
+        orders.setdefault(cid, order)
+    trades = trades_frame(fills, orders, broker, panel)
+    initial = float(snapshots[0][1])
+    equity = equity_frame(panel, snapshots, start_row, end_row, initial)
+    metrics = account_metrics(equity, trades, initial, panel.step_ns)
+    order_rows = [o.to_record() for o in orders.values()]
+    orders_df = pd.DataFrame(order_rows)
+    statuses = orders_df["status"].value_counts() if len(orders_df) else pd.Series(dtype=int)
+    fills_df = pd.DataFrame([f.to_record() for f in fills])
+    fees_all = float(fills_df["fee"].sum()) if len(fills_df) else 0.0
+    metrics.update({"orders": len(order_rows), "fills": len(fills),
+                    "rejected_orders": int(statuses.get("rejected", 0)),
+                    "cancelled_orders": int(statuses.get("cancelled", 0)),
+                    "fees_paid": fees_all})
+    missing = count_missing_2d(np.asarray(panel.close))
+    index = panel.index
+    data_quality = {
+        "symbols": list(panel.symbols), "n_symbols": panel.n_symbols,
+        "timeframe": panel.timeframe, "candles": panel.n_times,
+        "start": str(index[start_row]), "end": str(index[end_row]),
+        "missing_candles": int(missing[0].sum()), "gap_candles": int(missing[1].sum()),
+        "candles_replayed": int(end_row - start_row + 1),
+    }
+    params = {k: _jsonable(v) for k, v in trader.get_params().items()}
+    full_config = {
+        "strategy": {"name": str(getattr(trader, "name", type(trader).__name__)),
+                     "class": f"{type(trader).__module__}:{type(trader).__qualname__}",
+                     "params": params, "repr": repr(trader)},
+        "mode": "replay", "quote": broker.quote,
+        "fee_bps": broker.taker_fee * 1e4, "maker_bps": broker.maker_fee * 1e4,
+        "slippage_bps": broker.slippage * 1e4, "max_volume_share": broker.max_volume_share,
+        "initial_cash": initial, "timeframe": panel.timeframe,
+        "symbols": list(panel.symbols), "library_version": core_engine.__version__,
+        **copy.deepcopy(config),
+    }
+    return ReplayResult(trades=trades, equity=equity, metrics=metrics, config=full_config,
+                        data_quality=data_quality, panel=panel, orders=orders_df,
+                        fills=fills_df, notes=records.notes_frame(),
+                        blocked=records.blocked_frame())
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return repr(value)

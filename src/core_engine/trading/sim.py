@@ -1,0 +1,632 @@
+"""SimBroker: a broker that matches orders on recorded candles with the backtest's rules.
+
+Fill rules (DESIGN.md §7; one fill and cost model for every simulation):
+
+* **Market** orders fill at the open of the next candle of their symbol: placed while a
+  trader acts at ``t`` (the open of the candle starting at ``t``), they fill at once at that
+  open; placed later, or while the symbol's candle is missing (an outage), at the first
+  open that exists. ``ioc`` market orders get that one open and are cancelled otherwise.
+* **Limit buy**: fills when the candle's low reaches the limit, at the limit; at the open
+  when the candle opens at or below it. **Limit sell**: the mirror, on the high.
+* **Stop sell** (stop-market): fills when the low reaches the stop, at the stop (or per
+  ``stop_fill``: the candle's low, or a share of its range below the level); at the open on
+  a gap through it. **Stop buy**: the mirror, on the high. A **trailing** stop's level is
+  the higher of its stop price and ``highest × (1 − trail_pct/100) − trail_offset``;
+  ``highest`` rises with the high of each *finished* candle.
+* A stop and a limit sell in one OCO ``group`` are matched together by
+  :func:`core_engine.backtest._kernels.exit_on_candle`, the very function of the backtest:
+  on a candle that reaches both, the stop is assumed first (the fill is flagged
+  ``ambiguous``); a gap through either fills at the open. When an order of a group fills
+  completely, its siblings are cancelled. A market sell in a group fills at the open and is
+  named ``stop_loss``/``trailing_stop``/``take_profit`` when that open is already beyond the
+  sibling's level (as a window-end exit of the backtest).
+* **Costs**: every fill pays adverse slippage (``× (1 ± slippage_bps/1e4)``: buys above,
+  sells below the raw price, limit fills included, as in the backtest's cost model) and a
+  fee on its value, ``maker_bps`` for limit orders and ``taker_bps`` otherwise
+  (``fee_bps`` sets both). A quote-amount buy (``quote_quantity``, Binance's
+  ``quoteOrderQty``) trades that value, the fee on top: ``quantity = amount / price``
+  (rounded down to the order's ``lot_step``), cash pays ``quantity × price × (1 + fee)``;
+  when the rounded value is below the order's ``min_value`` it is rejected
+  (``min_order_value``; a quantity rounded to 0: ``lot_step``).
+* ``max_volume_share`` caps what all our orders on one symbol fill on one candle at that
+  share of its volume; the rest stays open (partial fills) and continues on later candles.
+* **Missing candles fill nothing.** Balances never go negative: an order the free balance
+  cannot cover when placed raises :class:`InsufficientFunds` (status ``rejected``); one
+  that cannot be covered when it fills is rejected (or, when partly filled, cancelled).
+  The free balance is the balance minus what open orders hold (a buy limit holds its
+  cost; sells in one OCO group hold the largest of them once).
+* Fill times: the candle's open time for fills at the open, its close time for fills inside
+  the candle.
+
+The replay drives the clock through :meth:`SimBroker.begin_row` (the open of a candle, when
+the trader acts) and :meth:`SimBroker.match_row` (the rest of the candle).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core_engine.backtest._kernels import (
+    EXIT_REASON_NAMES,
+    NO_EXIT,
+    STOP_FILL_NAMES,
+    STOP_LOSS,
+    exit_on_candle,
+    stop_in_force,
+)
+from core_engine.data.panel import Panel
+from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
+from core_engine.errors import ConfigError, InsufficientFunds, OrderNotFound, OrderRejected
+from core_engine.trading._kernels import limit_buy_on_candle, stop_buy_on_candle
+from core_engine.trading.broker import split_symbol
+from core_engine.trading.orders import (
+    RESTING_DTYPE,
+    SIDE_CODE,
+    TYPE_CODE,
+    Fill,
+    Order,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+)
+
+__all__ = ["SimBroker"]
+
+_TOL = 1e-9
+_SAME_FIELDS = ("symbol", "side", "type", "quantity", "quote_quantity", "lot_step", "limit_price",
+                "stop_price", "trail_pct", "trail_offset", "time_in_force", "group")
+
+
+def _bps(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or not 0 <= value < 10_000:
+        raise ConfigError(f"The '{name}' parameter of SimBroker must be a number in [0, 10000) "
+                          f"basis points. Got {value!r}.")
+    return float(value) / 1e4
+
+
+class SimBroker:
+    """A :class:`~core_engine.trading.broker.Broker` that fills orders on recorded candles.
+
+    Parameters
+    ----------
+    candles : Panel, dict of candle frames, or (store, symbols, timeframe), optional
+        The candles to match on; :func:`~core_engine.trading.replay.replay` binds its data
+        when omitted.
+    initial_cash : float
+        Starting balance of the quote currency.
+    fee_bps : float, optional
+        Fee per fill in basis points for maker and taker alike (default 10).
+    maker_bps, taker_bps : float, optional
+        Separate fees for limit orders (maker) and the rest (taker); instead of ``fee_bps``.
+    slippage_bps : float
+        Adverse slippage on every fill, in basis points.
+    max_volume_share : float, optional
+        In ``(0, 1]``: at most this share of a candle's volume fills per symbol and candle.
+    quote : str, optional
+        The quote currency (default: the quote of the first symbol, ``"USDT"``).
+    stop_fill : {"level", "low", "range"}
+        Fill of a stop reached inside a candle: its level (default, as the backtest), the
+        candle's low, or ``level − stop_fill_frac × (high − low)`` (never below the low).
+    stop_fill_frac : float
+        The share of the range for ``stop_fill="range"``.
+
+    See the module docstring for every fill rule.
+    """
+
+    def __init__(self, candles: Any = None, *, initial_cash: float = 10_000.0,
+                 fee_bps: float | None = None, maker_bps: float | None = None,
+                 taker_bps: float | None = None, slippage_bps: float = 0.0,
+                 max_volume_share: float | None = None, quote: str | None = None,
+                 stop_fill: str = "level", stop_fill_frac: float = 0.0) -> None:
+        if fee_bps is not None and (maker_bps is not None or taker_bps is not None):
+            raise ConfigError("SimBroker takes 'fee_bps' or 'maker_bps'/'taker_bps', not both. "
+                              f"Got fee_bps={fee_bps!r}, maker_bps={maker_bps!r}, "
+                              f"taker_bps={taker_bps!r}.")
+        default = 10.0 if fee_bps is None else fee_bps
+        self.maker_fee = _bps("maker_bps", default if maker_bps is None else maker_bps)
+        self.taker_fee = _bps("taker_bps", default if taker_bps is None else taker_bps)
+        self.slippage = _bps("slippage_bps", slippage_bps)
+        if max_volume_share is not None and (
+                isinstance(max_volume_share, bool)
+                or not isinstance(max_volume_share, (int, float))
+                or not 0 < max_volume_share <= 1):
+            raise ConfigError("The 'max_volume_share' parameter of SimBroker must be in (0, 1] "
+                              f"or None. Got {max_volume_share!r}.")
+        self.max_volume_share = None if max_volume_share is None else float(max_volume_share)
+        if stop_fill not in STOP_FILL_NAMES:
+            raise ConfigError(f"The 'stop_fill' parameter of SimBroker must be one of "
+                              f"{list(STOP_FILL_NAMES)}. Got {stop_fill!r}.")
+        self.stop_fill = STOP_FILL_NAMES.index(stop_fill)
+        self.stop_fill_frac = float(stop_fill_frac)
+        if isinstance(initial_cash, bool) or not isinstance(initial_cash, (int, float)) \
+                or not math.isfinite(initial_cash) or initial_cash < 0:
+            raise ConfigError("The 'initial_cash' parameter of SimBroker must be a finite number "
+                              f">= 0. Got {initial_cash!r}.")
+        self.initial_cash = float(initial_cash)
+        self.quote = quote
+        self.panel: Panel | None = None
+        if candles is not None:
+            self.bind(candles)
+
+    # ------------------------------------------------------------------ set-up
+    def bind(self, candles: Any, initial_cash: float | None = None) -> SimBroker:
+        """Attach the candles and reset the account (cash, holdings, orders, fills)."""
+        from core_engine.backtest.engine import load_panel
+
+        panel = load_panel(candles)
+        self.panel = panel
+        self._open = np.asarray(panel.open)
+        self._high = np.asarray(panel.high)
+        self._low = np.asarray(panel.low)
+        self._close = np.asarray(panel.close)
+        self._volume = np.asarray(panel.volume)
+        self._close_ffill: np.ndarray | None = None
+        self._index = panel.index.asi8
+        self._step = panel.step_ns
+        self._cols = {s: j for j, s in enumerate(panel.symbols)}
+        if self.quote is None:
+            self.quote = split_symbol(panel.symbols[0])[1] if panel.symbols else "USDT"
+        self.cash = self.initial_cash if initial_cash is None else float(initial_cash)
+        self.holdings = np.zeros(panel.n_symbols)
+        self._orders: dict[str, Order] = {}
+        self._live: dict[str, Order] = {}   # open orders, in placement order
+        self._highest: dict[str, float] = {}
+        self._placed_row: dict[str, int] = {}
+        self._fills: list[Fill] = []
+        self._fill_rows: dict[str, tuple[int, bool]] = {}
+        self._used: dict[tuple[int, int], float] = {}
+        self._row = 0
+        self._phase = "open"
+        self._seq = 0
+        return self
+
+    def _require(self) -> Panel:
+        if self.panel is None:
+            raise ConfigError("This SimBroker has no candles; pass candles= or bind(candles).")
+        return self.panel
+
+    # ------------------------------------------------------------------ the Broker protocol
+    def now(self) -> pd.Timestamp:
+        self._require()
+        if self._row < len(self._index):
+            return pd.Timestamp(int(self._index[self._row]), tz="UTC")
+        return pd.Timestamp(int(self._index[-1]) + self._step, tz="UTC")
+
+    def balances(self) -> dict[str, float]:
+        panel = self._require()
+        out = {str(self.quote): float(self.cash)}
+        for j, symbol in enumerate(panel.symbols):
+            base = split_symbol(symbol, str(self.quote))[0]
+            out[base] = out.get(base, 0.0) + float(self.holdings[j])
+        return out
+
+    def candles(self, symbol: str, timeframe: str | None = None, since: Any = None,
+                limit: int | None = None) -> pd.DataFrame:
+        """Closed candles of ``symbol`` before now (never the forming one)."""
+        panel = self._require()
+        if timeframe is not None and timeframe_ns(timeframe) != self._step:
+            raise ConfigError(f"SimBroker holds {panel.timeframe} candles; asked for "
+                              f"{timeframe!r}. Resample them with core_engine.data.resample.")
+        known = panel.slice_rows(0, self._row)
+        frame = known.frame(self._col(symbol, error=ConfigError))
+        if since is not None:
+            frame = frame.loc[frame["timestamp"] >= to_utc_timestamp(since, name="since")]
+        if limit is not None:
+            frame = frame.tail(int(limit))
+        return frame.reset_index(drop=True)
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        return [o for o in self._live.values() if symbol is None or o.symbol == symbol]
+
+    def fetch_order(self, client_id: str) -> Order:
+        try:
+            return self._orders[client_id]
+        except KeyError:
+            raise OrderNotFound(f"No order with client id {client_id!r} is known to this "
+                                "SimBroker.") from None
+
+    def fills(self, since: Any = None) -> list[Fill]:
+        if since is None:
+            return list(self._fills)
+        t = to_utc_timestamp(since, name="since")
+        return [f for f in self._fills if f.time >= t]
+
+    def cancel(self, client_id: str) -> Order:
+        order = self.fetch_order(client_id)
+        if order.is_open:
+            self._close_order(order, OrderStatus.CANCELLED, "cancelled")
+        return order
+
+    def place(self, order: Order) -> Order:
+        self._require()
+        known = self._orders.get(order.client_id)
+        if known is not None:
+            if all(getattr(known, f) == getattr(order, f) for f in _SAME_FIELDS):
+                return known
+            raise OrderRejected(f"Client order id {order.client_id!r} is already used by "
+                                "another order; client ids must be unique.")
+        if order.status is not OrderStatus.NEW:
+            raise ConfigError(f"Only a new order can be placed; order {order.client_id!r} is "
+                              f"'{order.status.value}'.")
+        now = self.now()
+        order.created_at = now
+        self._orders[order.client_id] = order
+        col = self._col(order.symbol, error=None)
+        if col is None:
+            self._reject(order, "unknown_symbol", OrderRejected(
+                f"Order {order.client_id!r}: symbol {order.symbol!r} is not traded here; "
+                f"symbols are {list(self._cols)}."))
+        self._check_funds(order, col)
+        order.transition(OrderStatus.SUBMITTED, now)
+        self._live[order.client_id] = order
+        self._placed_row[order.client_id] = self._row
+        if order.trail_reference is not None:
+            self._highest[order.client_id] = float(order.trail_reference)
+        if order.type is OrderType.MARKET and self._phase == "open" \
+                and self._row < len(self._index):
+            self._market_at_open(order, col, self._row)
+        return order
+
+    # ------------------------------------------------------------------ account views
+    def position(self, symbol: str) -> float:
+        """Base quantity held of ``symbol``."""
+        return float(self.holdings[self._col(symbol, error=ConfigError)])
+
+    def last_prices(self) -> np.ndarray:
+        """The last known close of every symbol (NaN before its first closed candle)."""
+        panel = self._require()
+        if self._row == 0:
+            return np.full(panel.n_symbols, np.nan)
+        if self._close_ffill is None:
+            self._close_ffill = pd.DataFrame(self._close).ffill().to_numpy()
+        return self._close_ffill[min(self._row, len(self._index)) - 1].copy()
+
+    def tradable(self, symbol: str) -> bool:
+        """Whether ``symbol`` has a candle opening now (a market order would fill now)."""
+        col = self._col(symbol, error=ConfigError)
+        return self._row < len(self._index) and not np.isnan(self._open[self._row, col])
+
+    def equity(self) -> float:
+        """Cash plus holdings marked at their last known close."""
+        prices = self.last_prices()
+        held = self.holdings != 0
+        return float(self.cash + np.sum(self.holdings[held] * np.nan_to_num(prices[held])))
+
+    def free_cash(self) -> float:
+        """Cash not held by open buy orders."""
+        return self.cash - self._reserved_cash(exclude=None)
+
+    # ------------------------------------------------------------------ the clock
+    def begin_row(self, row: int) -> None:
+        """Move to the open of candle ``row`` (the time the trader acts) and fill the market
+        orders waiting for an open."""
+        self._require()
+        self._row = int(row)
+        self._phase = "open"
+        if self._row >= len(self._index):
+            return
+        for order in list(self._live.values()):
+            if order.type is OrderType.MARKET and order.is_open:
+                self._market_at_open(order, self._cols[order.symbol], self._row)
+
+    def match_row(self, row: int) -> None:
+        """Match the resting orders on the rest of candle ``row``; expire IOC orders; raise
+        trailing stops with the candle's high."""
+        self._row = int(row)
+        self._phase = "intrabar"
+        done: set[str] = set()
+        for order in list(self._live.values()):
+            if order.client_id in done or not order.is_open or order.type is OrderType.MARKET:
+                continue
+            col = self._cols[order.symbol]
+            if np.isnan(self._open[row, col]):
+                continue
+            group = self._group_pair(order)
+            if group is not None:
+                done.update(o.client_id for o in group)
+                self._match_pair(group[0], group[1], col, row)
+            else:
+                done.add(order.client_id)
+                self._match_one(order, col, row)
+        for order in list(self._live.values()):
+            if order.time_in_force == "ioc" and self._placed_row[order.client_id] <= row:
+                self._close_order(order, OrderStatus.CANCELLED, "ioc")
+        for cid, order in self._live.items():
+            if cid in self._highest:
+                h = self._high[row, self._cols[order.symbol]]
+                if h > self._highest[cid]:
+                    self._highest[cid] = float(h)
+
+    def settle_at_end(self, last_row: int) -> None:
+        """End of the data: market sells still waiting fill at their symbol's last close up
+        to ``last_row`` (the only price there is; ``reason="last_close"``); market buys
+        still waiting are cancelled."""
+        for order in list(self._live.values()):
+            if order.type is not OrderType.MARKET:
+                continue
+            col = self._cols[order.symbol]
+            present = np.flatnonzero(~np.isnan(self._close[: last_row + 1, col]))
+            if order.side is OrderSide.SELL and present.size:
+                r = int(present[-1])
+                self._execute(order, col, r, float(self._close[r, col]), at_open=False,
+                              reason="last_close")
+            else:
+                self._close_order(order, OrderStatus.CANCELLED, "data_end")
+
+    def resting_records(self) -> tuple[np.ndarray, list[str]]:
+        """The open orders as :data:`RESTING_DTYPE` records (for the skipping search) and
+        their client ids."""
+        orders = [o for o in self._live.values() if o.is_open]
+        out = np.zeros(len(orders), dtype=RESTING_DTYPE)
+        for k, order in enumerate(orders):
+            rec = out[k]
+            rec["col"] = self._cols[order.symbol]
+            rec["side"] = SIDE_CODE[order.side]
+            rec["kind"] = TYPE_CODE[order.type]
+            level = order.limit_price if order.type is OrderType.LIMIT else order.stop_price
+            rec["level"] = np.nan if level is None else level
+            sibling = self._target_sibling(order)
+            rec["target"] = np.nan if sibling is None else sibling.limit_price
+            rec["trail_frac"] = np.nan if order.trail_pct is None else order.trail_pct / 100.0
+            rec["trail_dist"] = np.nan if order.trail_offset is None else order.trail_offset
+            rec["highest"] = self._highest.get(order.client_id, np.nan)
+        return out, [o.client_id for o in orders]
+
+    def set_trail_highs(self, client_ids: list[str], highest: np.ndarray) -> None:
+        """Write back the trails' ``highest`` raised by the skipping search."""
+        for cid, value in zip(client_ids, highest, strict=True):
+            if cid in self._highest and value > self._highest[cid]:
+                self._highest[cid] = float(value)
+
+    # ------------------------------------------------------------------ matching
+    def _market_at_open(self, order: Order, col: int, row: int) -> None:
+        o = self._open[row, col]
+        if np.isnan(o):
+            if order.time_in_force == "ioc":
+                self._close_order(order, OrderStatus.CANCELLED, "no_candle")
+            return
+        reason = "market"
+        if order.side is OrderSide.SELL and order.group is not None:
+            reason = self._name_exit_at_open(order, float(o))
+        self._execute(order, col, row, float(o), at_open=True, reason=reason)
+        if order.is_open and order.time_in_force == "ioc":
+            self._close_order(order, OrderStatus.CANCELLED, "ioc")
+
+    def _name_exit_at_open(self, order: Order, o: float) -> str:
+        for sib in self._siblings(order):
+            if sib.side is OrderSide.SELL and sib.type is OrderType.STOP:
+                level, code = self._stop_level(sib)
+                if not np.isnan(level) and o <= level:
+                    return EXIT_REASON_NAMES[code]
+        for sib in self._siblings(order):
+            if sib.side is OrderSide.SELL and sib.type is OrderType.LIMIT \
+                    and o >= float(sib.limit_price or math.inf):
+                return "take_profit"
+        return "market"
+
+    def _stop_level(self, order: Order) -> tuple[float, int]:
+        frac = np.nan if order.trail_pct is None else order.trail_pct / 100.0
+        dist = np.nan if order.trail_offset is None else order.trail_offset
+        has_trail = order.trail_pct is not None or order.trail_offset is not None
+        stop = np.nan if order.stop_price is None else order.stop_price
+        level, code = stop_in_force(stop, self._highest.get(order.client_id, np.nan), frac, dist,
+                                    has_trail)
+        return float(level), int(code)
+
+    def _candle(self, col: int, row: int) -> tuple[float, float, float]:
+        return (float(self._open[row, col]), float(self._high[row, col]),
+                float(self._low[row, col]))
+
+    def _match_one(self, order: Order, col: int, row: int) -> None:
+        o, h, lo = self._candle(col, row)
+        if order.side is OrderSide.BUY:
+            if order.type is OrderType.LIMIT:
+                hit, raw, at_open = limit_buy_on_candle(o, lo, float(order.limit_price))
+                reason = "limit"
+            else:
+                hit, raw, at_open = stop_buy_on_candle(o, h, float(order.stop_price))
+                reason = "stop"
+            if hit:
+                self._execute(order, col, row, float(raw), at_open=bool(at_open), reason=reason)
+            return
+        if order.type is OrderType.LIMIT:
+            code, raw, at_open, _, _ = exit_on_candle(o, h, lo, np.nan, STOP_LOSS,
+                                                      float(order.limit_price), self.stop_fill,
+                                                      self.stop_fill_frac)
+        else:
+            level, stop_code = self._stop_level(order)
+            code, raw, at_open, _, _ = exit_on_candle(o, h, lo, level, stop_code, np.nan,
+                                                      self.stop_fill, self.stop_fill_frac)
+        if code != NO_EXIT:
+            self._execute(order, col, row, float(raw), at_open=bool(at_open),
+                          reason=EXIT_REASON_NAMES[code])
+
+    def _match_pair(self, stop: Order, target: Order, col: int, row: int) -> None:
+        o, h, lo = self._candle(col, row)
+        level, stop_code = self._stop_level(stop)
+        code, raw, at_open, ambiguous, _ = exit_on_candle(
+            o, h, lo, level, stop_code, float(target.limit_price), self.stop_fill,
+            self.stop_fill_frac)
+        if code == NO_EXIT:
+            return
+        order = target if EXIT_REASON_NAMES[code] == "take_profit" else stop
+        self._execute(order, col, row, float(raw), at_open=bool(at_open),
+                      reason=EXIT_REASON_NAMES[code], ambiguous=bool(ambiguous))
+
+    def _siblings(self, order: Order) -> list[Order]:
+        if order.group is None:
+            return []
+        return [o for o in self._live.values()
+                if o.group == order.group and o.client_id != order.client_id and o.is_open]
+
+    def _target_sibling(self, order: Order) -> Order | None:
+        if order.type is not OrderType.STOP or order.side is not OrderSide.SELL:
+            return None
+        for sib in self._siblings(order):
+            if sib.type is OrderType.LIMIT and sib.side is OrderSide.SELL:
+                return sib
+        return None
+
+    def _group_pair(self, order: Order) -> tuple[Order, Order] | None:
+        """(stop, limit) of a sell OCO group holding exactly one of each, else None."""
+        if order.group is None or order.side is not OrderSide.SELL:
+            return None
+        members = [order, *self._siblings(order)]
+        resting = [o for o in members if o.type is not OrderType.MARKET]
+        stops = [o for o in resting if o.type is OrderType.STOP and o.side is OrderSide.SELL]
+        limits = [o for o in resting if o.type is OrderType.LIMIT and o.side is OrderSide.SELL]
+        if len(resting) == 2 and len(stops) == 1 and len(limits) == 1:
+            return stops[0], limits[0]
+        return None
+
+    # ------------------------------------------------------------------ execution
+    def _execute(self, order: Order, col: int, row: int, raw: float, *, at_open: bool,
+                 reason: str, ambiguous: bool = False) -> None:
+        """Fill as much of ``order`` as volume and balances allow at raw price ``raw``."""
+        buy = order.side is OrderSide.BUY
+        price = raw * (1.0 + self.slippage) if buy else raw * (1.0 - self.slippage)
+        rate = self.maker_fee if order.type is OrderType.LIMIT else self.taker_fee
+        if order.quantity is None:  # a quote-amount market buy gets its quantity now
+            assert order.quote_quantity is not None
+            quantity = order.quote_quantity / price
+            if order.lot_step is not None:
+                quantity = math.floor(quantity / order.lot_step * (1 + 1e-12)) * order.lot_step
+            if quantity <= 0 or (order.min_value is not None
+                                 and quantity * price < order.min_value):
+                self._refuse(order, "lot_step" if quantity <= 0 else "min_order_value")
+                return
+            order.quantity = quantity
+        quantity = order.remaining
+        cap = self._volume_left(col, row)
+        if cap <= 0:
+            return
+        quantity = min(quantity, cap)
+        if buy and quantity * price * (1.0 + rate) > self.cash * (1 + _TOL) + 1e-12:
+            self._refuse(order, "insufficient_funds")
+            return
+        if not buy:
+            held = float(self.holdings[col])
+            if held <= 1e-12:
+                self._refuse(order, "no_position")
+                return
+            quantity = min(quantity, held)
+        value = quantity * price
+        fee = value * rate
+        if buy:
+            self.cash = max(self.cash - value - fee, 0.0)
+            self.holdings[col] += quantity
+        else:
+            self.cash += value - fee
+            self.holdings[col] = max(self.holdings[col] - quantity, 0.0)
+        if self.max_volume_share is not None:
+            self._used[(row, col)] = self._used.get((row, col), 0.0) + quantity
+        self._seq += 1
+        time = int(self._index[row]) + (0 if at_open else self._step)
+        fill = Fill(trade_id=f"sim-{self._seq}", client_id=order.client_id, symbol=order.symbol,
+                    side=order.side, time=pd.Timestamp(time, tz="UTC"), price=price,
+                    quantity=quantity, fee=fee,
+                    liquidity="maker" if order.type is OrderType.LIMIT else "taker",
+                    reason=reason, ambiguous=ambiguous)
+        order.apply_fill(fill)
+        self._fills.append(fill)
+        self._fill_rows[fill.trade_id] = (row, at_open)
+        if order.status is OrderStatus.FILLED:
+            if not buy and order.reason is None:
+                order.reason = reason
+            self._live.pop(order.client_id, None)
+            self._highest.pop(order.client_id, None)
+            for sib in self._siblings(order):
+                self._close_order(sib, OrderStatus.CANCELLED, "oco")
+
+    def _volume_left(self, col: int, row: int) -> float:
+        if self.max_volume_share is None:
+            return math.inf
+        volume = self._volume[row, col]
+        if not np.isfinite(volume):
+            return 0.0
+        return self.max_volume_share * float(volume) - self._used.get((row, col), 0.0)
+
+    def _refuse(self, order: Order, reason: str) -> None:
+        status = OrderStatus.REJECTED if order.filled_quantity == 0 else OrderStatus.CANCELLED
+        self._close_order(order, status, reason)
+
+    def _close_order(self, order: Order, status: OrderStatus, reason: str) -> None:
+        order.transition(status, self.now(), reason)
+        self._live.pop(order.client_id, None)
+        self._highest.pop(order.client_id, None)
+
+    def _reject(self, order: Order, reason: str, error: Exception) -> None:
+        order.transition(OrderStatus.REJECTED, self.now(), reason)
+        raise error
+
+    # ------------------------------------------------------------------ funds
+    def _col(self, symbol: str, *, error: type[Exception] | None) -> Any:
+        col = self._cols.get(symbol)
+        if col is None and error is not None:
+            raise error(f"Symbol {symbol!r} is not in this SimBroker's candles; it has "
+                        f"{list(self._cols)}.")
+        return col
+
+    def _reference_price(self, order: Order, col: int) -> float:
+        if order.type is OrderType.LIMIT:
+            return float(order.limit_price)  # type: ignore[arg-type]
+        if order.type is OrderType.STOP and order.stop_price is not None:
+            return float(order.stop_price)
+        if self._phase == "open" and self._row < len(self._index) \
+                and not np.isnan(self._open[self._row, col]):
+            return float(self._open[self._row, col]) * (1.0 + self.slippage)
+        prices = self.last_prices()
+        return float(prices[col]) if np.isfinite(prices[col]) else math.nan
+
+    def _cost(self, order: Order, col: int) -> float:
+        if order.quote_quantity is not None and order.filled_quantity == 0:
+            return order.quote_quantity * (1.0 + self.taker_fee)
+        rate = self.maker_fee if order.type is OrderType.LIMIT else self.taker_fee
+        price = self._reference_price(order, col)
+        return order.remaining * price * (1.0 + rate) if np.isfinite(price) else 0.0
+
+    def _reserved_cash(self, exclude: str | None) -> float:
+        return sum(self._cost(o, self._cols[o.symbol]) for o in self._live.values()
+                   if o.side is OrderSide.BUY and o.client_id != exclude)
+
+    def _reserved_base(self, col: int, extra: Order | None) -> float:
+        groups: dict[str, float] = {}
+        total = 0.0
+        orders = [o for o in self._live.values() if o.side is OrderSide.SELL
+                  and self._cols[o.symbol] == col]
+        if extra is not None:
+            orders.append(extra)
+        for o in orders:
+            if o.group is None:
+                total += o.remaining
+            else:
+                groups[o.group] = max(groups.get(o.group, 0.0), o.remaining)
+        return total + sum(groups.values())
+
+    def _check_funds(self, order: Order, col: int) -> None:
+        if order.side is OrderSide.BUY:
+            need = self._cost(order, col)
+            free = self.cash - self._reserved_cash(exclude=order.client_id)
+            if need > free * (1 + _TOL) + 1e-9:
+                self._reject(order, "insufficient_funds", InsufficientFunds(
+                    f"Order {order.client_id!r} ({order.side.value} {order.symbol}) needs "
+                    f"{need:,.8g} {self.quote}; {free:,.8g} is free."))
+            return
+        need = self._reserved_base(col, order)
+        held = float(self.holdings[col])
+        if need > held * (1 + _TOL) + 1e-12:
+            self._reject(order, "insufficient_funds", InsufficientFunds(
+                f"Order {order.client_id!r} sells {order.quantity:,.8g} {order.symbol}; open "
+                f"sells would need {need:,.8g} and {held:,.8g} is held."))
+
+    def __repr__(self) -> str:
+        if self.panel is None:
+            return "SimBroker(unbound)"
+        return (f"SimBroker({self.panel.n_symbols} symbols × {self.panel.n_times:,} "
+                f"{format_timeframe(self._step)} candles, cash {self.cash:,.2f} {self.quote}, "
+                f"{len(self._live)} open orders)")
