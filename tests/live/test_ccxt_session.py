@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from core_engine.live.ccxt_session import (
+from core_engine.errors import (
     BrokerUnavailable,
-    CCXTSession,
     InsufficientFunds,
     OrderNotFound,
     OrderRejected,
     RateLimited,
-    UnknownOutcome,
-    order_status,
-    to_order,
 )
+from core_engine.live.ccxt_session import CCXTSession, UnknownOutcome, order_status, to_order
 from core_engine.live.keys import KeyRing
-from core_engine.live.state import OrderStatus
+from core_engine.trading.orders import OrderStatus
 
 from .conftest import API_KEY, API_SECRET
 

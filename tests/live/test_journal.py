@@ -14,9 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core_engine.errors import OrderStateError
 from core_engine.live.journal import SCHEMA_VERSION, Journal, JournalError
 from core_engine.live.keys import Secret
-from core_engine.live.state import OrderStatus, RunnerState, StateTransitionError
+from core_engine.live.state import RunnerState, StateTransitionError
+from core_engine.trading.orders import OrderStatus
 
 T = pd.Timestamp("2021-03-01 10:00", tz="UTC")
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -54,7 +56,7 @@ def test_intent_is_unique_and_walks_the_state_machine(journal):
                          exchange_order_id="123")
     done = journal.update_order("ce1", "filled", filled_quantity=0.5, average_price=100.0)
     assert (done.filled_quantity, done.exchange_order_id, done.misses) == (0.5, "123", 1)
-    with pytest.raises(StateTransitionError, match="final status never changes"):
+    with pytest.raises(OrderStateError, match="cannot go from 'filled' to 'cancelled'"):
         journal.update_order("ce1", "cancelled")
     assert journal.order_events("ce1") == [("intent", "new"), ("create_timeout", "unknown"),
                                            ("miss", "unknown"), ("found", "partially_filled"),

@@ -9,7 +9,7 @@ from core_engine.live.client_ids import client_order_id
 from core_engine.live.journal import Journal, JournalError
 from core_engine.live.keys import KeyRing, Secret, SecretScrubber, protect_logging
 from core_engine.live.notify import EmailNotifier, Notification, WebhookNotifier, notify_all
-from core_engine.live.state import OrderStatus, RunnerState, StateTransitionError
+from core_engine.live.state import RunnerState, StateTransitionError
 
 __all__ = [
     "EmailNotifier",
@@ -17,7 +17,6 @@ __all__ = [
     "JournalError",
     "KeyRing",
     "Notification",
-    "OrderStatus",
     "RunnerState",
     "Secret",
     "SecretScrubber",

@@ -11,7 +11,7 @@
   :class:`UnknownOutcome` (the order may or may not exist; only a lookup by client id tells);
   a rate limit (HTTP 429/418: the request was refused, not executed) backs off once and raises
   :class:`RateLimited`;
-* ccxt's error classes map to ours (:func:`classify`): ``InsufficientFunds`` →
+* ccxt's error classes map to those of :mod:`core_engine.errors` (:func:`classify`): ``InsufficientFunds`` →
   :class:`InsufficientFunds`, ``OrderNotFound`` → :class:`OrderNotFound`, ``InvalidOrder`` /
   ``BadRequest`` → :class:`OrderRejected`, ``AuthenticationError`` → :class:`BrokerUnavailable`.
 
@@ -28,19 +28,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from core_engine.errors import ConfigError, ExchangeError
+from core_engine.errors import (
+    BrokerUnavailable,
+    ConfigError,
+    ExchangeError,
+    InsufficientFunds,
+    OrderNotFound,
+    OrderRejected,
+    RateLimited,
+)
 from core_engine.live.keys import SCRUBBER, KeyRing
-from core_engine.live.state import OrderStatus
+from core_engine.trading.orders import OrderStatus
 
 __all__ = [
-    "BrokerUnavailable",
     "CCXTSession",
     "ExchangeOrder",
     "ExchangeTrade",
-    "InsufficientFunds",
-    "OrderNotFound",
-    "OrderRejected",
-    "RateLimited",
     "UnknownOutcome",
     "classify",
     "order_status",
@@ -48,26 +51,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class OrderRejected(ExchangeError):
-    """The exchange refused the order; it does not exist there."""
-
-
-class InsufficientFunds(OrderRejected):
-    """The exchange refused the order for lack of balance."""
-
-
-class OrderNotFound(ExchangeError):
-    """The exchange has no order with that id (a definite answer, not a network failure)."""
-
-
-class RateLimited(ExchangeError):
-    """The exchange refused the request for its rate limit (after bounded backoff)."""
-
-
-class BrokerUnavailable(ExchangeError):
-    """The exchange could not be reached or refused our credentials (after bounded retries)."""
 
 
 class UnknownOutcome(BrokerUnavailable):

@@ -31,12 +31,12 @@ import pandas as pd
 
 from core_engine.errors import CoreEngineError
 from core_engine.live.keys import SCRUBBER
-from core_engine.live.state import (
-    FINAL_ORDER_STATUSES,
+from core_engine.live.state import RunnerState, check_runner_transition
+from core_engine.trading.orders import (
+    FINAL_STATUSES,
+    TRANSITIONS,
     OrderStatus,
-    RunnerState,
-    check_order_transition,
-    check_runner_transition,
+    check_transition,
 )
 
 __all__ = ["SCHEMA_VERSION", "FillRow", "Journal", "JournalError", "OrderRow"]
@@ -110,7 +110,7 @@ class OrderRow:
 
     @property
     def is_final(self) -> bool:
-        return self.status in FINAL_ORDER_STATUSES
+        return self.status in FINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -319,15 +319,30 @@ class Journal:
                      filled_quantity: float | None = None, average_price: float | None = None,
                      exchange_order_id: str | None = None, detail: object = None,
                      time: object = None) -> OrderRow:
-        """Move an order to ``status`` through the order state machine and journal the event
-        (``ack``, ``status``, ``unknown``, ``cancel``, ``not_placed``, ...)."""
+        """Move an order to ``status`` through the order state machine of the trading layer
+        and journal the event (``ack``, ``status``, ``unknown``, ``cancel``, ``not_placed``,
+        ...). From ``new``, a status that implies submission (``filled``, ``cancelled``,
+        ``partially_filled``) passes through ``submitted``.
+
+        Raises
+        ------
+        OrderStateError
+            The change is not in the transition table (a final status never changes).
+        """
         when = _ts(time) if time is not None else _now()
         with self._tx() as conn:
             row = conn.execute("SELECT status FROM orders WHERE client_id = ?",
                                (client_id,)).fetchone()
             if row is None:
                 raise JournalError(f"Order {client_id} is not in the journal {self.path}.")
-            new = check_order_transition(client_id, row[0], status)
+            old, new = OrderStatus(row[0]), OrderStatus(status)
+            steps = [new]
+            if old is OrderStatus.NEW and new not in TRANSITIONS[old]:
+                # an acknowledgement that reports fills or a cancel implies the submission
+                steps = [OrderStatus.SUBMITTED, new]
+            for step in steps:
+                check_transition(old, step, client_id)
+                old = step
             conn.execute(
                 "UPDATE orders SET status = ?, filled_quantity = COALESCE(?, filled_quantity), "
                 "average_price = COALESCE(?, average_price), exchange_order_id = "
