@@ -46,7 +46,7 @@ def check_runner_transition(old: object, new: object) -> RunnerState:
     states = []
     for value in (old, new):
         try:
-            states.append(RunnerState(value))
+            states.append(RunnerState(str(getattr(value, "value", value))))
         except ValueError:
             allowed = ", ".join(member.value for member in RunnerState)
             raise StateTransitionError(
