@@ -52,8 +52,9 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE TABLE IF NOT EXISTS orders (
     client_id TEXT PRIMARY KEY, decision_id INTEGER REFERENCES decisions(id),
     bar_time TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL CHECK (side IN ('buy','sell')),
-    type TEXT NOT NULL, quantity REAL NOT NULL CHECK (quantity > 0), limit_price REAL,
-    stop_price REAL, leg TEXT NOT NULL, parent_client_id TEXT, status TEXT NOT NULL,
+    type TEXT NOT NULL, quantity REAL CHECK (quantity IS NULL OR quantity > 0),
+    quote_quantity REAL, limit_price REAL, stop_price REAL, leg TEXT NOT NULL,
+    parent_client_id TEXT, spec TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL,
     exchange_order_id TEXT, filled_quantity REAL NOT NULL DEFAULT 0, average_price REAL,
     misses INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
@@ -78,6 +79,9 @@ CREATE TABLE IF NOT EXISTS state_changes (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, old TEXT NOT NULL,
     new TEXT NOT NULL, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS opening_balances (asset TEXT PRIMARY KEY, amount REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, trader_state TEXT NOT NULL,
+    last_fill INTEGER NOT NULL, wakes TEXT NOT NULL, recorded_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS equity (
     time TEXT PRIMARY KEY, equity REAL NOT NULL, cash REAL NOT NULL, marks TEXT NOT NULL);
 """
@@ -97,7 +101,7 @@ class OrderRow:
     symbol: str
     side: str
     type: str
-    quantity: float
+    quantity: float | None
     limit_price: float | None
     stop_price: float | None
     leg: str
@@ -138,6 +142,14 @@ def _ts(value: object) -> str:
 
 def _now() -> str:
     return pd.Timestamp.now(tz="UTC").isoformat()
+
+
+def _json_default(value: object) -> object:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()  # type: ignore[attr-defined]
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value)
 
 
 def _text(value: object) -> str:
@@ -286,9 +298,11 @@ class Journal:
     # -- orders -----------------------------------------------------------------------------
 
     def record_intent(self, *, client_id: str, bar_time: object, symbol: str, side: str,
-                      type: str, quantity: float, leg: str, limit_price: float | None = None,
-                      stop_price: float | None = None, decision_id: int | None = None,
-                      parent_client_id: str | None = None, time: object = None) -> OrderRow:
+                      type: str, quantity: float | None, leg: str,
+                      limit_price: float | None = None, stop_price: float | None = None,
+                      decision_id: int | None = None, parent_client_id: str | None = None,
+                      quote_quantity: float | None = None, spec: Mapping[str, Any] | None = None,
+                      time: object = None) -> OrderRow:
         """Write an order intent (status ``new``) BEFORE its network call.
 
         Raises
@@ -306,14 +320,42 @@ class Journal:
                     "order is never sent twice. Resolve it by its client id instead.")
             conn.execute(
                 "INSERT INTO orders (client_id, decision_id, bar_time, symbol, side, type, "
-                "quantity, limit_price, stop_price, leg, parent_client_id, status, created_at, "
-                "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (client_id, decision_id, _ts(bar_time), symbol, side, type, float(quantity),
-                 limit_price, stop_price, leg, parent_client_id, OrderStatus.NEW.value, when,
-                 when))
+                "quantity, quote_quantity, limit_price, stop_price, leg, parent_client_id, spec, "
+                "status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (client_id, decision_id, _ts(bar_time), symbol, side, type,
+                 None if quantity is None else float(quantity), quote_quantity, limit_price,
+                 stop_price, leg, parent_client_id, _text(dict(spec or {})),
+                 OrderStatus.NEW.value, when, when))
             conn.execute("INSERT INTO order_events (client_id, time, event, status, detail) "
                          "VALUES (?, ?, 'intent', 'new', NULL)", (client_id, when))
         return self.order(client_id)  # type: ignore[return-value]
+
+    def record_order(self, order: Any, *, bar_time: object, decision_id: int | None = None,
+                     spec: Mapping[str, Any] | None = None, time: object = None) -> OrderRow:
+        """:meth:`record_intent` for a :class:`~core_engine.trading.orders.Order`."""
+        return self.record_intent(
+            client_id=order.client_id, bar_time=bar_time, symbol=order.symbol,
+            side=getattr(order.side, "value", order.side),
+            type=getattr(order.type, "value", order.type), quantity=order.quantity,
+            quote_quantity=order.quote_quantity, leg=order.tag or "",
+            limit_price=order.limit_price, stop_price=order.stop_price,
+            decision_id=decision_id, parent_client_id=order.group, spec=spec, time=time)
+
+    def order_spec(self, client_id: str) -> dict[str, Any]:
+        """The JSON spec journaled with an order (what rebuilds it after a restart)."""
+        rows = self._query("SELECT spec FROM orders WHERE client_id = ?", (client_id,))
+        if not rows:
+            raise JournalError(f"Order {client_id} is not in the journal {self.path}.")
+        return json.loads(rows[0][0])  # type: ignore[no-any-return]
+
+    def record_event(self, client_id: str, event: str, detail: object = None,
+                     time: object = None) -> None:
+        """Journal an event of an order that does not change its status (a cancel request)."""
+        when = _ts(time) if time is not None else _now()
+        with self._tx() as conn:
+            conn.execute("INSERT INTO order_events (client_id, time, event, status, detail) "
+                         "SELECT client_id, ?, ?, status, ? FROM orders WHERE client_id = ?",
+                         (when, event, None if detail is None else _text(detail), client_id))
 
     def update_order(self, client_id: str, status: str | OrderStatus, *, event: str = "status",
                      filled_quantity: float | None = None, average_price: float | None = None,
@@ -496,6 +538,35 @@ class Journal:
     def state_changes(self) -> list[tuple[str, str, str]]:
         return [tuple(r) for r in self._query(
             "SELECT old, new, reason FROM state_changes ORDER BY id")]
+
+    def record_checkpoint(self, time: object, trader_state: Mapping[str, Any], last_fill: int,
+                          wakes: list[int]) -> None:
+        """The end of a tick: the trader's state, the last fill dispatched, pending wakes."""
+        with self._tx() as conn:
+            conn.execute("INSERT INTO checkpoints (time, trader_state, last_fill, wakes, "
+                         "recorded_at) VALUES (?, ?, ?, ?, ?)",
+                         (_ts(time), json.dumps(dict(trader_state), default=_json_default),
+                          int(last_fill), json.dumps(list(wakes)), _now()))
+
+    def last_checkpoint(self) -> dict[str, Any] | None:
+        rows = self._query("SELECT time, trader_state, last_fill, wakes FROM checkpoints "
+                           "ORDER BY id DESC LIMIT 1")
+        if not rows:
+            return None
+        time, state, last_fill, wakes = rows[0]
+        return {"time": pd.Timestamp(time), "trader_state": json.loads(state),
+                "last_fill": int(last_fill), "wakes": json.loads(wakes)}
+
+    def fills_after(self, rowid: int) -> list[tuple[int, FillRow]]:
+        """Fills journaled after ``rowid`` (the dispatch cursor), with their row ids."""
+        rows = self._query("SELECT rowid, * FROM fills WHERE rowid > ? ORDER BY rowid", (rowid,))
+        return [(r[0], FillRow(r[1], r[2], r[3], r[4], pd.Timestamp(r[5]), r[6], r[7], r[8],
+                               r[9], r[10])) for r in rows]
+
+    def fill_rowid(self, symbol: str, trade_id: str) -> int:
+        rows = self._query("SELECT rowid FROM fills WHERE symbol = ? AND trade_id = ?",
+                           (symbol, str(trade_id)))
+        return int(rows[0][0]) if rows else 0
 
     def record_equity(self, time: object, equity: float, cash: float,
                       marks: Mapping[str, float]) -> None:
