@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=_cmd_data_info)
 
     _add_backtest_command(commands)
-    from core_engine.live.cli import add_live_command  # live/cli.py owns the `live` command
-    add_live_command(commands)
+    __import__("core_engine.trading.cli", fromlist=["_"]).add_replay_command(commands)
+    __import__("core_engine.live.cli", fromlist=["_"]).add_live_command(commands)
     return parser
 
 

@@ -9,31 +9,35 @@ candles and returns a :class:`ReplayResult`.
 >>> result = replay(RankingTrader("macd_rsi_confluence"), panel)  # doctest: +SKIP
 """
 
-from core_engine.trading.broker import (
-    Broker,
-    BrokerUnavailable,
-    ExchangeError,
-    InsufficientFunds,
-    OrderNotFound,
-    OrderRejected,
-    RateLimited,
-    split_symbol,
-)
-from core_engine.trading.orders import (
-    TRANSITIONS,
-    Fill,
-    Order,
-    OrderSide,
-    OrderStatus,
-    OrderType,
-    check_transition,
-    client_order_id,
-)
-from core_engine.trading.ranking import RankingTrader
-from core_engine.trading.replay import replay
-from core_engine.trading.results import ReplayResult
-from core_engine.trading.sim import SimBroker
-from core_engine.trading.trader import Context, Trader
+from importlib import import_module
+from typing import Any
+
+# Names resolve on first use (PEP 562), so ``import core_engine.trading.cli`` (the command
+# line) stays light; ``from core_engine.trading import replay`` works as usual.
+_WHERE = {
+    "Broker": "broker", "BrokerUnavailable": "broker", "ExchangeError": "broker",
+    "InsufficientFunds": "broker", "OrderNotFound": "broker", "OrderRejected": "broker",
+    "RateLimited": "broker", "split_symbol": "broker",
+    "TRANSITIONS": "orders", "Fill": "orders", "Order": "orders", "OrderSide": "orders",
+    "OrderStatus": "orders", "OrderType": "orders", "check_transition": "orders",
+    "client_order_id": "orders",
+    "RankingTrader": "ranking", "replay": "events", "ReplayResult": "results",
+    "SimBroker": "sim", "Context": "trader", "Trader": "trader",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core_engine.trading' has no attribute {name!r}")
+    value = getattr(import_module(f"core_engine.trading.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "TRANSITIONS",

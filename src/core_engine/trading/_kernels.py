@@ -13,7 +13,7 @@ everywhere (DESIGN.md: one cost and fill model). Buys are their mirror image, wr
 
 :func:`next_event_row` scans the candles for the first row where any resting order can
 trigger, raising each trailing stop's ``highest`` with the highs of the candles it passes,
-so :func:`~core_engine.trading.replay.replay` jumps over quiet stretches instead of calling
+so :func:`~core_engine.trading.events.replay` jumps over quiet stretches instead of calling
 Python on every candle.
 """
 

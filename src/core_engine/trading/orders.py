@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 import numpy as np
@@ -41,12 +41,12 @@ __all__ = [
 ]
 
 
-class OrderSide(str, Enum):
+class OrderSide(StrEnum):
     BUY = "buy"
     SELL = "sell"
 
 
-class OrderType(str, Enum):
+class OrderType(StrEnum):
     """``market`` fills at the next open; ``limit`` at its price or better; ``stop`` is a
     stop-market order: it becomes a market order once the price reaches the stop."""
 
@@ -55,7 +55,7 @@ class OrderType(str, Enum):
     STOP = "stop"
 
 
-class OrderStatus(str, Enum):
+class OrderStatus(StrEnum):
     NEW = "new"                            # built, not yet sent
     SUBMITTED = "submitted"                # acknowledged by the broker, resting or in flight
     PARTIALLY_FILLED = "partially_filled"

@@ -49,6 +49,9 @@ from core_engine.trading.trader import Context, Trader
 __all__ = ["HOLD_MODES", "RankingTrader"]
 
 _DAY_NS = 86_400 * 10**9
+_NEVER = np.iinfo(np.int64).max // 4
+#: An entry worth less than this share of equity is cash dust left by float rounding.
+_DUST = 1e-9
 
 HOLD_MODES = ("window", "until_dropped")
 
@@ -153,11 +156,11 @@ class RankingTrader(Trader):
         if ctx.end is not None and t.value + self._window_ns > ctx.end.value:
             return [], inputs, row
         picks = allocate_at(inputs, np.array([row]), self._allocator, tuple(ctx.symbols))
-        out = [{"symbol": ctx.symbols[int(c)], "col": int(c), "rank": int(k), "score": float(s),
+        out: list[dict[str, Any]] = [{"symbol": ctx.symbols[int(c)], "col": int(c), "rank": int(k), "score": float(s),
                 "weight": float(w)}
                for c, k, s, w in zip(picks.cols, picks.ranks, picks.scores, picks.weights,
                                      strict=True)]
-        out.sort(key=lambda p: p["rank"])
+        out.sort(key=lambda p: int(p["rank"]))
         return out, inputs, row
 
     # ------------------------------------------------------------------ hooks
@@ -170,16 +173,16 @@ class RankingTrader(Trader):
         t = ctx.now.value
         picks, inputs, row = self._picks(ctx)
         decision = self._decision(ctx, row)
-        equity = ctx.equity  # marked at t, before this open's trades (the sizing base)
+        equity = ctx.mark_equity  # marked at t, before this open's trades (the sizing base)
         picked = {p["symbol"] for p in picks}
         positions = self.state.setdefault("positions", {})
         for symbol, pos in list(positions.items()):
             if pos.get("exit_sent"):
                 continue
-            if self.hold == "window" and pos["due"] <= t:
-                self._exit(ctx, symbol, pos, "window_end")
-            elif self.hold == "until_dropped" and decision and symbol not in picked:
+            if self.hold == "until_dropped" and decision and symbol not in picked:
                 self._exit(ctx, symbol, pos, "dropped")
+            elif pos["due"] <= t:
+                self._exit(ctx, symbol, pos, "window_end")
         if not decision:
             return
         ctx.note("decision", equity=equity, cash=ctx.cash,
@@ -195,6 +198,14 @@ class RankingTrader(Trader):
                 continue
             if self._enter(ctx, pick, weight, equity, inputs, row, entered):
                 entered.append(pick["symbol"])
+
+    def _run_end_due(self, ctx: Context) -> int:
+        """``hold="until_dropped"``: positions still held after the last decision time of a
+        replay leave one window after it (never, live)."""
+        if ctx.end is None:
+            return _NEVER
+        last = (ctx.end.value - self._window_ns) // self._shift_ns * self._shift_ns
+        return last + self._window_ns
 
     def _weights(self, picks: list[dict]) -> np.ndarray:
         sizing = self.sizing
@@ -212,6 +223,7 @@ class RankingTrader(Trader):
         ctx.sell(symbol, qty, leg="exit", group=pos["group"], tag=reason)
         if ctx.position(symbol) <= 0:  # filled at this open
             self.state["positions"].pop(symbol, None)
+            self.state.setdefault("last_exit", {})[symbol] = ctx.now.value
 
     def _rule_block(self, ctx: Context, symbol: str, entered: list[str]) -> str | None:
         rules = self.rules
@@ -263,7 +275,7 @@ class RankingTrader(Trader):
             value, bound = cash_cap, "cash"
         min_value = 0.0 if rules is None else float(rules.min_order_value)
         lot = None if self.sizing is None else self.sizing.lot_step
-        if not value > 0 or value < min_value:
+        if not value > _DUST * equity or value < min_value:
             return block(bound or "min_order_value")
         atr = math.nan
         if inputs is not None and inputs.get("atr") is not None:
@@ -298,9 +310,11 @@ class RankingTrader(Trader):
         entry = float(order.average_price)
         order.meta["weight"] = order.filled_quantity * entry / order.meta["equity"]
         due = ctx.now.value + self._window_ns
+        if self.hold == "until_dropped":
+            due = self._run_end_due(ctx)
         pos = {"group": order.client_id, "due": due, "entry_price": entry}
         positions[fill.symbol] = pos
-        if self.hold == "window":
+        if due < _NEVER:
             ctx.wake_at(pd.Timestamp(due, tz="UTC"))
         self._protect(ctx, fill.symbol, order.meta.get("atr", math.nan), entry, pos)
 

@@ -52,7 +52,7 @@ _EXTRA = ("orders", "fills", "notes", "blocked")
 
 
 class ReplayResult(BacktestResult):
-    """The outcome of :func:`~core_engine.trading.replay.replay` (immutable).
+    """The outcome of :func:`~core_engine.trading.events.replay` (immutable).
 
     Besides the :class:`~core_engine.backtest.BacktestResult` attributes:
 
@@ -200,7 +200,7 @@ def _trade_row(trip: list[Fill], orders: dict[str, Order], broker: SimBroker,
     if last.ambiguous and closing is not None and closing.group is not None:
         target = next((o for o in orders.values() if o.group == closing.group
                        and o.limit_price is not None and o.side is OrderSide.SELL), None)
-        if target is not None:
+        if target is not None and target.limit_price is not None:
             fee = broker.maker_fee
             best = ((target.limit_price * (1 - broker.slippage)) * (1 - fee)
                     / (entry_price * (1 + broker.taker_fee)) - 1.0) * 100.0

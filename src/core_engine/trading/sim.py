@@ -81,6 +81,10 @@ _SAME_FIELDS = ("symbol", "side", "type", "quantity", "quote_quantity", "lot_ste
                 "stop_price", "trail_pct", "trail_offset", "time_in_force", "group")
 
 
+def _price(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
 def _bps(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not math.isfinite(value) or not 0 <= value < 10_000:
@@ -95,7 +99,7 @@ class SimBroker:
     Parameters
     ----------
     candles : Panel, dict of candle frames, or (store, symbols, timeframe), optional
-        The candles to match on; :func:`~core_engine.trading.replay.replay` binds its data
+        The candles to match on; :func:`~core_engine.trading.events.replay` binds its data
         when omitted.
     initial_cash : float
         Starting balance of the quote currency.
@@ -149,11 +153,19 @@ class SimBroker:
                               f">= 0. Got {initial_cash!r}.")
         self.initial_cash = float(initial_cash)
         self.quote = quote
+        self._params: dict[str, Any] = {"initial_cash": initial_cash, "fee_bps": fee_bps, "maker_bps": maker_bps,
+                        "taker_bps": taker_bps, "slippage_bps": slippage_bps,
+                        "max_volume_share": max_volume_share, "quote": quote,
+                        "stop_fill": stop_fill, "stop_fill_frac": stop_fill_frac}
         self.panel: Panel | None = None
         if candles is not None:
             self.bind(candles)
 
     # ------------------------------------------------------------------ set-up
+    def clone(self) -> SimBroker:
+        """A new, unbound SimBroker with the same fees, slippage and fill model."""
+        return SimBroker(**self._params)
+
     def bind(self, candles: Any, initial_cash: float | None = None) -> SimBroker:
         """Attach the candles and reset the account (cash, holdings, orders, fills)."""
         from core_engine.backtest.engine import load_panel
@@ -183,6 +195,7 @@ class SimBroker:
         self._row = 0
         self._phase = "open"
         self._seq = 0
+        self.mark_equity = self.cash
         return self
 
     def _require(self) -> Panel:
@@ -303,36 +316,26 @@ class SimBroker:
 
     # ------------------------------------------------------------------ the clock
     def begin_row(self, row: int) -> None:
-        """Move to the open of candle ``row`` (the time the trader acts) and fill the market
-        orders waiting for an open."""
+        """Move to the open of candle ``row`` (the time the trader acts): mark the account
+        at the last close (:attr:`mark_equity`), then fill the market orders waiting for an
+        open and the resting orders this open crosses (a gap)."""
         self._require()
         self._row = int(row)
         self._phase = "open"
+        self.mark_equity = self.equity()
         if self._row >= len(self._index):
             return
         for order in list(self._live.values()):
             if order.type is OrderType.MARKET and order.is_open:
                 self._market_at_open(order, self._cols[order.symbol], self._row)
+        self._match_resting(self._row, open_only=True)
 
     def match_row(self, row: int) -> None:
         """Match the resting orders on the rest of candle ``row``; expire IOC orders; raise
         trailing stops with the candle's high."""
         self._row = int(row)
         self._phase = "intrabar"
-        done: set[str] = set()
-        for order in list(self._live.values()):
-            if order.client_id in done or not order.is_open or order.type is OrderType.MARKET:
-                continue
-            col = self._cols[order.symbol]
-            if np.isnan(self._open[row, col]):
-                continue
-            group = self._group_pair(order)
-            if group is not None:
-                done.update(o.client_id for o in group)
-                self._match_pair(group[0], group[1], col, row)
-            else:
-                done.add(order.client_id)
-                self._match_one(order, col, row)
+        self._match_resting(row, open_only=False)
         for order in list(self._live.values()):
             if order.time_in_force == "ioc" and self._placed_row[order.client_id] <= row:
                 self._close_order(order, OrderStatus.CANCELLED, "ioc")
@@ -341,6 +344,26 @@ class SimBroker:
                 h = self._high[row, self._cols[order.symbol]]
                 if h > self._highest[cid]:
                     self._highest[cid] = float(h)
+
+    def _match_resting(self, row: int, open_only: bool) -> None:
+        """Match the resting orders on candle ``row``; ``open_only``: only those its open
+        already crossed (they fill at the open, before the trader acts)."""
+        done: set[str] = set()
+        for order in list(self._live.values()):
+            if order.client_id in done or not order.is_open or order.type is OrderType.MARKET:
+                continue
+            if open_only and self._placed_row[order.client_id] >= row:
+                continue
+            col = self._cols[order.symbol]
+            if np.isnan(self._open[row, col]):
+                continue
+            group = self._group_pair(order)
+            if group is not None:
+                done.update(o.client_id for o in group)
+                self._match_pair(group[0], group[1], col, row, open_only)
+            else:
+                done.add(order.client_id)
+                self._match_one(order, col, row, open_only)
 
     def settle_at_end(self, last_row: int) -> None:
         """End of the data: market sells still waiting fill at their symbol's last close up
@@ -422,21 +445,23 @@ class SimBroker:
         return (float(self._open[row, col]), float(self._high[row, col]),
                 float(self._low[row, col]))
 
-    def _match_one(self, order: Order, col: int, row: int) -> None:
+    def _match_one(self, order: Order, col: int, row: int, open_only: bool = False) -> None:
         o, h, lo = self._candle(col, row)
+        if open_only:
+            h = lo = o
         if order.side is OrderSide.BUY:
             if order.type is OrderType.LIMIT:
-                hit, raw, at_open = limit_buy_on_candle(o, lo, float(order.limit_price))
+                hit, raw, at_open = limit_buy_on_candle(o, lo, _price(order.limit_price))
                 reason = "limit"
             else:
-                hit, raw, at_open = stop_buy_on_candle(o, h, float(order.stop_price))
+                hit, raw, at_open = stop_buy_on_candle(o, h, _price(order.stop_price))
                 reason = "stop"
             if hit:
                 self._execute(order, col, row, float(raw), at_open=bool(at_open), reason=reason)
             return
         if order.type is OrderType.LIMIT:
             code, raw, at_open, _, _ = exit_on_candle(o, h, lo, np.nan, STOP_LOSS,
-                                                      float(order.limit_price), self.stop_fill,
+                                                      _price(order.limit_price), self.stop_fill,
                                                       self.stop_fill_frac)
         else:
             level, stop_code = self._stop_level(order)
@@ -446,11 +471,14 @@ class SimBroker:
             self._execute(order, col, row, float(raw), at_open=bool(at_open),
                           reason=EXIT_REASON_NAMES[code])
 
-    def _match_pair(self, stop: Order, target: Order, col: int, row: int) -> None:
+    def _match_pair(self, stop: Order, target: Order, col: int, row: int,
+                    open_only: bool = False) -> None:
         o, h, lo = self._candle(col, row)
+        if open_only:
+            h = lo = o
         level, stop_code = self._stop_level(stop)
         code, raw, at_open, ambiguous, _ = exit_on_candle(
-            o, h, lo, level, stop_code, float(target.limit_price), self.stop_fill,
+            o, h, lo, level, stop_code, _price(target.limit_price), self.stop_fill,
             self.stop_fill_frac)
         if code == NO_EXIT:
             return
@@ -518,7 +546,10 @@ class SimBroker:
         value = quantity * price
         fee = value * rate
         if buy:
-            self.cash = max(self.cash - value - fee, 0.0)
+            # the fee absorbs the last rounding, so that paying all the cash leaves exactly 0
+            cost = min(value * (1.0 + rate), self.cash)
+            fee = cost - value
+            self.cash -= cost
             self.holdings[col] += quantity
         else:
             self.cash += value - fee

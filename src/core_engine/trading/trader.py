@@ -13,7 +13,7 @@ to three hooks a user writes:
 closed candles only (``ctx.candles(symbol, n)`` never returns the forming candle, the time
 rule of DESIGN.md §1), its position, cash, equity and open orders, and ``buy``/``sell``/
 ``cancel``/``wake_at``. ``ctx.note(text, **values)`` keeps the reasoning of a decision with
-the orders it produced. The same trader runs in :func:`~core_engine.trading.replay.replay`
+the orders it produced. The same trader runs in :func:`~core_engine.trading.events.replay`
 and, with a live broker, in ``core_engine.live``.
 
 Restarts: a trader keeps what it must remember between bars in JSON-able values returned by
@@ -143,7 +143,7 @@ class Trader:
             except Exception:
                 same = False
             if not same:
-                shown.append(f"{k}={v!r}")
+                shown.append(f"{k}={_short(v)}")
         return f"{type(self).__name__}({', '.join(shown)})"
 
     @property
@@ -196,7 +196,7 @@ class Records:
 
 class BrokerView:
     """Market data for a context read through ``broker.candles`` (any broker; slow but
-    general). :class:`~core_engine.trading.replay.PanelView` is the fast one of replay."""
+    general). :class:`~core_engine.trading.events.PanelView` is the fast one of replay."""
 
     def __init__(self, broker: Any, symbols: list[str], timeframe: str) -> None:
         self.broker = broker
@@ -302,6 +302,13 @@ class Context:
             if held and np.isfinite(prices[j]):
                 value += held * float(prices[j])
         return value
+
+    @property
+    def mark_equity(self) -> float:
+        """The account marked at the last candle close, before anything traded at this open
+        (the portfolio mode's sizing base); equals :attr:`equity` when nothing did."""
+        value = getattr(self.broker, "mark_equity", None)
+        return self.equity if value is None else float(value)
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         return self.broker.open_orders(symbol)
@@ -437,6 +444,17 @@ class Context:
             raise StrategyError(f"Trader {self.trader!r} failed in {hook}() at "
                                 f"{self.now:%Y-%m-%d %H:%M} UTC: {type(exc).__name__}: "
                                 f"{exc}") from exc
+
+
+def _short(value: Any) -> str:
+    """A parameter as shown in a repr: data containers by their shape only."""
+    if isinstance(value, pd.DataFrame):
+        return f"<DataFrame {value.shape[0]}x{value.shape[1]}>"
+    if isinstance(value, np.ndarray):
+        return f"<array {value.shape}>"
+    if isinstance(value, Panel):
+        return f"<Panel {value.n_times}x{value.n_symbols}>"
+    return repr(value)
 
 
 def _plain(value: Any) -> Any:

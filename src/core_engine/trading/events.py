@@ -25,6 +25,7 @@ Equity is marked at every candle's close: cash plus holdings times the last know
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Callable
 from typing import Any
@@ -101,9 +102,9 @@ def _bounds(panel: Panel, start: Any, end: Any) -> tuple[int, int, pd.Timestamp]
                                         "left"))
     end_ts = pd.Timestamp(int(index[-1]) + step, tz="UTC")
     if end is not None:
-        end_ts = min(to_utc_timestamp(end, name="end"), end_ts)
-    # the last candle wholly before the end
-    end_row = int(np.searchsorted(index, end_ts.value - step, "right")) - 1
+        end_ts = to_utc_timestamp(end, name="end")
+    # the last candle wholly before the end (the end may lie past the data: ctx.end says it)
+    end_row = min(int(np.searchsorted(index, end_ts.value - step, "right")) - 1, len(index) - 1)
     if end_row < start_row:
         raise ConfigError(f"replay: no candle between start={start!r} and end={end!r}; the "
                           f"data cover {panel.index[0]} .. {panel.index[-1]}.")
@@ -235,7 +236,7 @@ class _Loop:
         while self.seen_fills < len(fills):
             fill = fills[self.seen_fills]
             self.seen_fills += 1
-            self.ctx._call("on_fill", lambda f=fill: self.trader.on_fill(self.ctx, f))
+            self.ctx._call("on_fill", functools.partial(self.trader.on_fill, self.ctx, fill))
 
     def snapshot(self, row: int) -> None:
         self.snapshots.append((row, self.broker.cash, self.broker.holdings.copy()))

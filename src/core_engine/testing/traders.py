@@ -1,0 +1,151 @@
+"""``check_trader``: the time rule for event traders, checked by truncation.
+
+A trader may read only what :class:`~core_engine.trading.trader.Context` gives it, which is
+causal by construction. What the context cannot stop is a trader that reads data it holds
+itself (a DataFrame passed as a parameter, say). :func:`check_trader` replays the trader on
+the whole data and again on data cut at sampled times ``t`` — with every candle-holding
+parameter of the trader cut at ``t`` too — and requires the same orders up to ``t``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core_engine.data.panel import FIELDS, Panel
+from core_engine.errors import ConfigError, LookaheadError
+
+__all__ = ["check_trader"]
+
+#: The order fields compared (``quantity`` only for orders sized in base units: a quote
+#: order's quantity is set when it fills, which may be after ``t``).
+COMPARED = ("client_id", "symbol", "side", "type", "quote_quantity", "limit_price",
+            "stop_price", "trail_pct", "trail_offset", "tag", "created_at")
+
+
+def _cut_value(value: Any, t: pd.Timestamp, step_ns: int) -> tuple[Any, bool]:
+    if isinstance(value, Panel):
+        return value.known_at(t), True
+    if isinstance(value, pd.DataFrame) and "timestamp" in value.columns:
+        stamps = pd.DatetimeIndex(value["timestamp"])
+        if stamps.tz is None:
+            stamps = stamps.tz_localize("UTC")
+        keep = stamps.asi8 + step_ns <= t.value
+        return value.loc[keep].copy(), True
+    if isinstance(value, Mapping) and value and all(
+            isinstance(v, (pd.DataFrame, Panel)) for v in value.values()):
+        out = {k: _cut_value(v, t, step_ns)[0] for k, v in value.items()}
+        return out, True
+    return value, False
+
+
+def _cut_trader(trader: Any, t: pd.Timestamp, step_ns: int) -> Any:
+    params = trader.get_params()
+    changed = False
+    for key, value in params.items():
+        params[key], cut = _cut_value(value, t, step_ns)
+        changed = changed or cut
+    return type(trader)(**params) if changed else trader.clone()
+
+
+def _cut_panel(panel: Panel, row: int) -> Panel:
+    """Candles before ``row`` and only the open of candle ``row`` (the price at ``t``)."""
+    part = panel.slice_rows(0, min(row + 1, panel.n_times))
+    if row >= panel.n_times:
+        return part
+    fields = {}
+    for name in FIELDS:
+        values = np.array(getattr(part, name), dtype=np.float64, order="F")
+        if name != "open":
+            values[row] = np.nan
+        fields[name] = values
+    return part.with_fields(**fields)
+
+
+def _orders_before(frame: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
+    if not len(frame):
+        return pd.DataFrame(columns=[*COMPARED, "quantity"])
+    part = frame.loc[pd.DatetimeIndex(frame["created_at"]) <= t].copy()
+    part["quantity"] = part["quantity"].where(part["quote_quantity"].isna())
+    return part[[*COMPARED, "quantity"]].reset_index(drop=True)
+
+
+def check_trader(trader: Any, data: Any, *, n_times: int = 5, seed: int = 0,
+                 broker: Any = None, start: Any = None, end: Any = None,
+                 initial_cash: float | None = None) -> list[pd.Timestamp]:
+    """Assert that ``trader`` decides the same up to ``t`` whether or not later data exist.
+
+    The trader is replayed on all of ``data``, then, for ``n_times`` sampled times ``t``
+    (times at which it placed orders, seeded), on the data cut at ``t``: every candle that
+    closed by ``t`` plus the open of the candle starting at ``t`` (the price its market
+    orders fill at). Parameters of the trader that hold candles (a DataFrame with a
+    ``timestamp`` column, a Panel, a dict of them) are cut at ``t`` as well. The orders
+    placed up to ``t`` must be equal (ids, symbols, sides, types, sizes, prices, tags,
+    times).
+
+    Parameters
+    ----------
+    trader : Trader
+    data : Panel, dict of candle frames, or (store, symbols, timeframe)
+    n_times : int
+        How many cut times to check.
+    seed : int
+        Seed of the sampling.
+    broker : SimBroker, optional
+        Its fee and fill model is reused (a fresh copy per replay).
+    start, end, initial_cash
+        As in :func:`~core_engine.trading.events.replay`.
+
+    Returns
+    -------
+    list of pandas.Timestamp
+        The times checked.
+
+    Raises
+    ------
+    LookaheadError
+        When an order placed before ``t`` changes with the data after ``t`` (names the
+        trader, the time and the order).
+    ConfigError
+        If the trader placed no order on ``data`` (nothing to check) or ``n_times < 1``.
+    """
+    from core_engine.backtest.engine import load_panel
+    from core_engine.trading import SimBroker, replay
+
+    if isinstance(n_times, bool) or not isinstance(n_times, int) or n_times < 1:
+        raise ConfigError(f"The 'n_times' parameter of check_trader must be a positive "
+                          f"integer. Got {n_times!r}.")
+    panel = load_panel(data)
+    template = broker if broker is not None else SimBroker()
+    run_end = pd.Timestamp(int(panel.index.asi8[-1]) + panel.step_ns, tz="UTC") \
+        if end is None else end
+    full = replay(trader.clone(), panel, template.clone(), start=start, end=run_end,
+                  initial_cash=initial_cash)
+    orders = full.orders
+    if not len(orders):
+        raise ConfigError(f"check_trader: {trader!r} placed no order on these data; nothing "
+                          "to compare. Give it data where it trades.")
+    times = pd.DatetimeIndex(orders["created_at"]).unique().sort_values()
+    rng = np.random.default_rng(seed)
+    chosen = times[np.sort(rng.choice(len(times), size=min(n_times, len(times)),
+                                      replace=False))]
+    index = panel.index.asi8
+    for t in chosen:
+        row = int(np.searchsorted(index, t.value, "left"))
+        cut = replay(_cut_trader(trader, t, panel.step_ns), _cut_panel(panel, row),
+                     template.clone(), start=start, end=run_end, initial_cash=initial_cash)
+        expected, got = _orders_before(orders, t), _orders_before(cut.orders, t)
+        if len(expected) != len(got) or not expected.equals(got):
+            n = min(len(expected), len(got))
+            diff = next((i for i in range(n) if not expected.iloc[i].equals(got.iloc[i])), n)
+            what = (expected.iloc[diff].to_dict() if diff < len(expected)
+                    else got.iloc[diff].to_dict())
+            raise LookaheadError(
+                f"Trader {trader!r} placed different orders up to {t:%Y-%m-%d %H:%M} UTC "
+                f"when the data after that time were removed: {len(expected)} orders with all "
+                f"data, {len(got)} without; first difference at order {diff}: {what}. It "
+                "reads data from after its decision time.")
+    return list(chosen)
