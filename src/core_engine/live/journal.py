@@ -146,7 +146,7 @@ def _now() -> str:
 
 def _json_default(value: object) -> object:
     if hasattr(value, "item"):  # numpy scalars
-        return value.item()  # type: ignore[attr-defined]
+        return value.item()
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     return str(value)
@@ -287,6 +287,13 @@ class Journal:
                  _text(notes if notes is not None else []), _now()))
             return int(cursor.lastrowid)  # type: ignore[arg-type]
 
+    def annotate_decision(self, decision_id: int, *, notes: object,
+                          scores: Mapping[str, float]) -> None:
+        """Add what the trader noted while deciding (written after ``on_bar`` returns)."""
+        with self._tx() as conn:
+            conn.execute("UPDATE decisions SET notes = ?, scores = ? WHERE id = ?",
+                         (_text(notes), _text(dict(scores)), decision_id))
+
     def decisions(self, limit: int = 20) -> list[dict[str, Any]]:
         """The last ``limit`` decisions, newest first."""
         rows = self._query("SELECT id, time, trader_id, inputs_fingerprint, scores, notes FROM "
@@ -346,7 +353,7 @@ class Journal:
         rows = self._query("SELECT spec FROM orders WHERE client_id = ?", (client_id,))
         if not rows:
             raise JournalError(f"Order {client_id} is not in the journal {self.path}.")
-        return json.loads(rows[0][0])  # type: ignore[no-any-return]
+        return json.loads(rows[0][0])
 
     def record_event(self, client_id: str, event: str, detail: object = None,
                      time: object = None) -> None:

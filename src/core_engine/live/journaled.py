@@ -29,7 +29,7 @@ import pandas as pd
 from core_engine.errors import BrokerUnavailable, OrderNotFound, OrderRejected, RateLimited
 from core_engine.live.journal import Journal, OrderRow
 from core_engine.live.keys import SCRUBBER
-from core_engine.trading.orders import Fill, Order, OrderStatus
+from core_engine.trading.orders import Fill, Order, OrderSide, OrderStatus, OrderType
 
 __all__ = ["JournaledBroker", "order_from_row"]
 
@@ -51,7 +51,8 @@ def order_from_row(row: OrderRow, spec: dict[str, Any]) -> Order:
     """Rebuild an :class:`Order` from its journal row (status and fills included)."""
     quantity = row.quantity if row.quantity and not spec.get("quote_quantity") else None
     order = Order(
-        client_id=row.client_id, symbol=row.symbol, side=row.side, type=spec["type"],
+        client_id=row.client_id, symbol=row.symbol, side=OrderSide(row.side),
+        type=OrderType(spec["type"]),
         quantity=quantity, quote_quantity=spec.get("quote_quantity"),
         lot_step=spec.get("lot_step"), min_value=spec.get("min_value"),
         limit_price=row.limit_price, stop_price=row.stop_price,
@@ -98,14 +99,14 @@ class JournaledBroker:
         return self._now()
 
     def balances(self) -> dict[str, float]:
-        return self.broker.balances()  # type: ignore[no-any-return]
+        return self.broker.balances()
 
     def candles(self, symbol: str, timeframe: str, since: Any = None,
                 limit: int | None = None) -> pd.DataFrame:
-        return self.broker.candles(symbol, timeframe, since, limit)  # type: ignore[no-any-return]
+        return self.broker.candles(symbol, timeframe, since, limit)
 
     def fills(self, since: Any = None) -> list[Fill]:
-        return self.broker.fills(since)  # type: ignore[no-any-return]
+        return self.broker.fills(since)
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         out = []
