@@ -155,7 +155,7 @@ class LiveView:
     def causal(self, key: str, fn: Any) -> tuple[Any, int]:
         if ("causal", key) not in self._cache:
             panel = self.panel()
-            self._cache[("causal", key)] = (fn(panel), panel.n_times - 1)  # type: ignore[index]
+            self._cache[("causal", key)] = (fn(panel), panel.n_times - 1)
         return self._cache[("causal", key)]
 
     def last_prices(self) -> np.ndarray:
