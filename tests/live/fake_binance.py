@@ -187,15 +187,7 @@ class FakeBinance:
 
     def configure(self, exchange: Any) -> Any:
         """Point a ccxt ``binance`` instance at this server (spot only, no currency call)."""
-        api = dict(exchange.urls["api"])
-        api["public"] = api["private"] = f"{self.url}/api/v3"
-        exchange.urls["api"] = api
-        exchange.options["fetchMarkets"] = {"types": ["spot"]}
-        exchange.options["fetchCurrencies"] = False
-        exchange.options["fetchMargins"] = False
-        exchange.options["defaultType"] = "spot"
-        exchange.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
-        return exchange
+        return point_ccxt_at(exchange, self.url)
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -512,7 +504,26 @@ class FakeBinance:
                 return self.my_trades(q)
             if method == "GET" and path == "/api/v3/account":
                 return self.account()
+            if path == "/control/now":  # the test's clock (never faulted)
+                return {"now_ms": self.now_ms}
+            if method == "POST" and path == "/control/advance":
+                while self.now_ms < int(q["to_ms"]):
+                    self.advance()
+                return {"now_ms": self.now_ms}
         raise BinanceError(404, -1000, f"No endpoint {method} {path} in the fake.")
+
+
+def point_ccxt_at(exchange: Any, url: str) -> Any:
+    """Point a ccxt ``binance`` instance at a fake at ``url`` (spot only, no currency call)."""
+    api = dict(exchange.urls["api"])
+    api["public"] = api["private"] = f"{url}/api/v3"
+    exchange.urls["api"] = api
+    exchange.options["fetchMarkets"] = {"types": ["spot"]}
+    exchange.options["fetchCurrencies"] = False
+    exchange.options["fetchMargins"] = False
+    exchange.options["defaultType"] = "spot"
+    exchange.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
+    return exchange
 
 
 SIGNED = {"/api/v3/order", "/api/v3/openOrders", "/api/v3/myTrades", "/api/v3/account"}

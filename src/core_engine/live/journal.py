@@ -452,7 +452,12 @@ class Journal:
                 "quantity, fee, fee_asset, liquidity, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (symbol, str(trade_id), client_id, side, _ts(time), float(price),
                  float(quantity), float(fee), fee_asset, liquidity, _now()))
-            return cursor.rowcount == 1
+            if cursor.rowcount == 1:
+                return True
+            if client_id is not None:  # a trade first seen before its order was known
+                conn.execute("UPDATE fills SET client_id = ? WHERE symbol = ? AND trade_id = ? "
+                             "AND client_id IS NULL", (client_id, symbol, str(trade_id)))
+            return False
 
     def fills(self, since: object = None, symbol: str | None = None) -> list[FillRow]:
         """Fills in time order (``since`` inclusive)."""

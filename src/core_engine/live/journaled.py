@@ -123,6 +123,9 @@ class JournaledBroker:
                 return None
             order = order_from_row(row, self.journal.order_spec(client_id))
             self._orders[client_id] = order
+            track = getattr(self.broker, "track", None)
+            if track is not None:
+                track(order)
         return order
 
     def _merge(self, theirs: Order) -> Order:
@@ -162,10 +165,21 @@ class JournaledBroker:
         if existing is not None:
             _log.info("order %s is already journaled (%s); not sent again",
                       order.client_id, existing.status.value)
-            return self.refresh(order.client_id)
+            return self.fetch_order(order.client_id)
+        if (getattr(self.broker, "exit_cancels_group", False) and order.group
+                and order.side is OrderSide.SELL and order.type is OrderType.MARKET):
+            self._cancel_group(order)
         prepare = getattr(self.broker, "prepare", None)
         if prepare is not None:
-            order = prepare(order)
+            try:
+                order = prepare(order)
+            except OrderRejected as exc:  # refused before sending: journaled all the same
+                self.journal.record_order(order, bar_time=self._now(),
+                                          decision_id=self._decision_id(), spec=_spec(order),
+                                          time=self._now())
+                self._orders[order.client_id] = order
+                self._mark(order, OrderStatus.REJECTED, "refused", exc)
+                raise
         self.journal.record_order(order, bar_time=self._now(), decision_id=self._decision_id(),
                                   spec=_spec(order), time=self._now())
         self._orders[order.client_id] = order
@@ -181,6 +195,13 @@ class JournaledBroker:
             self._mark(order, OrderStatus.UNKNOWN, "create_unknown", exc)
             return order
         return self._merge(placed) if placed is not order else self._ack(order)
+
+    def _cancel_group(self, order: Order) -> None:
+        """Cancel the open sells of ``order``'s group (its stop) before the exit itself."""
+        for row in self.journal.orders(final=False):
+            if row.parent_client_id == order.group and row.side == "sell" \
+                    and row.status is not OrderStatus.UNKNOWN:
+                self.cancel(row.client_id)
 
     def _ack(self, order: Order) -> Order:
         self._journal_status(order, "ack")
@@ -211,13 +232,22 @@ class JournaledBroker:
             return ours
         return self._merge(theirs)
 
-    def refresh(self, client_id: str) -> Order:
-        """The order as the broker knows it now (journaled); unknown stays unknown."""
+    def refresh(self, client_id: str, *, strict: bool = True) -> Order:
+        """The order as the broker knows it now (journaled); unknown stays unknown.
+
+        ``strict=False`` returns the journaled order when the broker cannot be reached or
+        does not find it (a lagging exchange); the runner's resolution uses ``strict=True``
+        to count the misses.
+        """
         ours = self.known(client_id)
         try:
             theirs = self.broker.fetch_order(client_id)
         except BrokerUnavailable:
             if ours is None:
+                raise
+            return ours
+        except OrderNotFound:
+            if strict or ours is None:
                 raise
             return ours
         return self._merge(theirs)
@@ -226,4 +256,4 @@ class JournaledBroker:
         ours = self.known(client_id)
         if ours is not None and ours.is_final:
             return ours
-        return self.refresh(client_id)
+        return self.refresh(client_id, strict=False)

@@ -138,9 +138,12 @@ class LiveView:
         return frame[frame["timestamp"] + self.step <= self._now].reset_index(drop=True)
 
     def candles(self, symbol: str, n: int | None) -> pd.DataFrame:
-        frame = self._closed(self.broker.candles(symbol, self.timeframe, None,
-                                                 n if n is not None else self.history))
-        return frame if n is None else frame.tail(n).reset_index(drop=True)
+        key = ("candles", symbol, n)
+        if key not in self._cache:
+            frame = self._closed(self.broker.candles(symbol, self.timeframe, None,
+                                                     n if n is not None else self.history))
+            self._cache[key] = frame if n is None else frame.tail(n).reset_index(drop=True)
+        return self._cache[key]
 
     def panel(self) -> Panel:
         if "panel" not in self._cache:
@@ -250,6 +253,7 @@ class Runner:
         self.records = Records()
         self.ctx = Context(self.broker, self.view, trader, self.records)
         self.fill_cursor = 0
+        self._in_sync = False
         self.fill_margin = pd.Timedelta(timeframe_ns(timeframe), unit="ns") * 12
         self._fills_since: pd.Timestamp | None = None
         self.last_tick: pd.Timestamp | None = None
@@ -347,7 +351,7 @@ class Runner:
                 symbol=fill.symbol, trade_id=fill.trade_id, side=OrderSide(fill.side).value,
                 time=fill.time, price=fill.price, quantity=fill.quantity, fee=fill.fee,
                 fee_asset=getattr(fill, "fee_asset", None) or quote.split(":")[0],
-                client_id=fill.client_id, liquidity=fill.liquidity)
+                client_id=fill.client_id or None, liquidity=fill.liquidity)
             # re-read a margin back: an exchange may report a trade late
             since = fill.time - self.fill_margin
             if self._fills_since is None or since > self._fills_since:
@@ -355,7 +359,13 @@ class Runner:
         self._dispatch()
 
     def _dispatch(self) -> None:
-        """Call ``on_fill`` for every journaled fill after the cursor, in journal order."""
+        """Call ``on_fill`` for every journaled fill after the cursor, in journal order.
+
+        Outside a paper sync, ``ctx.now`` is the fill's time while ``on_fill`` runs, so the
+        orders it places (a stop after an entry) get the same client ids when a restart
+        dispatches the fill again.
+        """
+        tick = self.now
         for rowid, row in self.journal.fills_after(self.fill_cursor):
             self.fill_cursor = rowid
             cid = row.client_id
@@ -371,15 +381,30 @@ class Runner:
                 "fill", f"{row.side} {row.quantity:g} {row.symbol} at {row.price:g}", row.time,
                 {"client_id": row.client_id, "trade_id": row.trade_id, "fee": row.fee,
                  "fee_asset": row.fee_asset}), self.journal)
-            self._on_fill(fill)
+            if not self._in_sync:
+                self.now = row.time
+            try:
+                self._on_fill(fill)
+            finally:
+                self.now = tick
 
     def _on_fill(self, fill: Fill) -> None:
-        self.ctx._call("on_fill", lambda: self.trader.on_fill(self.ctx, fill))
+        try:
+            self.ctx._call("on_fill", lambda: self.trader.on_fill(self.ctx, fill))
+        except (BrokerUnavailable, ExchangeError):
+            raise
+        except CoreEngineError as exc:  # a failing trader halts the runner
+            self._error("trader", exc)
+            self._set_state(RunnerState.HALTED, f"trader failed: {type(exc).__name__}")
 
     def _on_broker_step(self) -> None:
         """During a paper sync: fills at the time of the candle that produced them."""
-        self.now = self.broker.broker.now()
-        self._import_fills()
+        self._in_sync = True
+        try:
+            self.now = self.broker.broker.now()
+            self._import_fills()
+        finally:
+            self._in_sync = False
 
     # -- one tick ---------------------------------------------------------------------------
 
@@ -419,6 +444,9 @@ class Runner:
             self.start()
         self.now = t
         self.view.begin_tick(t)
+        invalidate = getattr(self.broker.broker, "invalidate", None)
+        if invalidate is not None:
+            invalidate()
         try:
             state = self._read_kill_switch()
             sync = getattr(self.broker.broker, "sync", None)
