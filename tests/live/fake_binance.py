@@ -161,7 +161,7 @@ class FakeBinance:
 
     def start(self) -> FakeBinance:
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -524,6 +524,11 @@ def point_ccxt_at(exchange: Any, url: str) -> Any:
     exchange.options["defaultType"] = "spot"
     exchange.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
     return exchange
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out and left (a fault we injected) is not an error."""
 
 
 SIGNED = {"/api/v3/order", "/api/v3/openOrders", "/api/v3/myTrades", "/api/v3/account"}

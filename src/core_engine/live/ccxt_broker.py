@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from core_engine.data.timeframes import timeframe_ns
@@ -63,6 +64,8 @@ class CCXTBroker:
         The universe (fills and open orders are read per symbol).
     clock : object with ``now()``, optional
         Default: the wall clock.
+    price_timeframe : str, default "1m"
+        Candles whose last close prices a quote-amount order.
     session : CCXTSession, optional
         A prepared session (tests point one at a local fake exchange).
     **session_options
@@ -74,7 +77,7 @@ class CCXTBroker:
 
     def __init__(self, exchange_id: str, *, keys: KeyRing | None = None, sandbox: bool = False,
                  symbols: list[str], clock: Any = None, session: CCXTSession | None = None,
-                 **session_options: Any) -> None:
+                 price_timeframe: str = "1m", **session_options: Any) -> None:
         if not symbols:
             raise ConfigError("CCXTBroker needs its 'symbols' (the universe it trades).")
         self.exchange_id = exchange_id
@@ -85,6 +88,7 @@ class CCXTBroker:
         self.exchange = session.exchange
         self.symbols = list(symbols)
         self.clock = clock
+        self.price_timeframe = price_timeframe
         self.quote = self.symbols[0].split("/")[1]
         self._orders: dict[str, Order] = {}
         self._by_exchange_id: dict[str, str] = {}
@@ -137,7 +141,15 @@ class CCXTBroker:
     # -- sizing -----------------------------------------------------------------------------
 
     def _floor(self, symbol: str, quantity: float) -> float:
-        return float(self.exchange.amount_to_precision(symbol, quantity)) if quantity > 0 else 0.0
+        """``quantity`` rounded down to the lot step (0.0 when below one step)."""
+        import ccxt
+
+        if quantity <= 0:
+            return 0.0
+        try:
+            return float(self.exchange.amount_to_precision(symbol, quantity))
+        except ccxt.InvalidOrder:  # below the smallest step
+            return 0.0
 
     def prepare(self, order: Order) -> Order:
         """The order as it will be sent: a base quantity within the balance and lot step.
@@ -169,13 +181,10 @@ class CCXTBroker:
         return replace(order, quantity=quantity, quote_quantity=None)
 
     def _last_price(self, symbol: str) -> float:
-        rows = self._call("ohlcv", "fetch_ohlcv", symbol, self._timeframe_hint(), None, 2)
+        rows = self._call("ohlcv", "fetch_ohlcv", symbol, self.price_timeframe, None, 2)
         if not rows:
             raise OrderRejected(f"No recent price for {symbol} on {self.exchange_id}.")
         return float(rows[-1][4])
-
-    def _timeframe_hint(self) -> str:
-        return "1m" if "1m" in (self.exchange.timeframes or {}) else "5m"
 
     # -- the Broker protocol ----------------------------------------------------------------
 
@@ -289,14 +298,19 @@ class CCXTBroker:
     def candles(self, symbol: str, timeframe: str, since: Any = None,
                 limit: int | None = None) -> pd.DataFrame:
         since_ms = None if since is None else int(pd.Timestamp(since).value // 1_000_000)
+        # one more than asked: the exchange's last candle is usually the forming one
         rows = self._call("ohlcv", "fetch_ohlcv", symbol, timeframe, since_ms,
-                          min(limit or 1000, 1000))
-        frame = pd.DataFrame(rows, columns=["timestamp", "open", "high", "low", "close",
-                                            "volume"])
-        frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
-        frame = frame.astype({c: float for c in ("open", "high", "low", "close", "volume")})
-        step = pd.Timedelta(timeframe_ns(timeframe), unit="ns")
-        closed = frame[frame["timestamp"] + step <= self.now()]  # never the forming candle
+                          min((limit or 999) + 1, 1000))
+        values = np.asarray(rows, dtype=float).reshape(-1, 6)
+        step_ms = timeframe_ns(timeframe) // 1_000_000
+        now_ms = self.now().value // 1_000_000
+        values = values[values[:, 0] + step_ms <= now_ms]  # never the forming candle
+        if limit is not None and since is None:
+            values = values[-int(limit):]
+        closed = pd.DataFrame({
+            "timestamp": pd.to_datetime(values[:, 0].astype(np.int64), unit="ms", utc=True),
+            "open": values[:, 1], "high": values[:, 2], "low": values[:, 3],
+            "close": values[:, 4], "volume": values[:, 5]})
         return closed.reset_index(drop=True)
 
 

@@ -423,15 +423,25 @@ class Journal:
                            (client_id,))
         return _order_row(rows[0]) if rows else None
 
-    def orders(self, *, final: bool | None = None, symbol: str | None = None) -> list[OrderRow]:
+    def orders(self, *, final: bool | None = None, symbol: str | None = None,
+               group: str | None = None) -> list[OrderRow]:
         """Orders in creation order; ``final=False`` gives those not yet final."""
-        rows = [_order_row(r) for r in self._query(
-            f"SELECT {_ORDER_COLUMNS} FROM orders ORDER BY created_at, rowid")]
+        clauses: list[str] = []
+        args: list[Any] = []
+        finals = tuple(s.value for s in FINAL_STATUSES)
         if final is not None:
-            rows = [r for r in rows if r.is_final == final]
+            clauses.append(f"status {'IN' if final else 'NOT IN'} ({','.join('?' * len(finals))})")
+            args += finals
         if symbol is not None:
-            rows = [r for r in rows if r.symbol == symbol]
-        return rows
+            clauses.append("symbol = ?")
+            args.append(symbol)
+        if group is not None:
+            clauses.append("parent_client_id = ?")
+            args.append(group)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return [_order_row(r) for r in self._query(
+            f"SELECT {_ORDER_COLUMNS} FROM orders{where} ORDER BY created_at, rowid",
+            tuple(args))]
 
     def order_events(self, client_id: str) -> list[tuple[str, str]]:
         """``(event, status)`` pairs of one order, oldest first."""
@@ -474,6 +484,11 @@ class Journal:
         rows = self._query(sql + " ORDER BY time, rowid", tuple(args))
         return [FillRow(r[0], r[1], r[2], r[3], pd.Timestamp(r[4]), r[5], r[6], r[7], r[8], r[9])
                 for r in rows]
+
+    def last_fill_time(self) -> pd.Timestamp | None:
+        """The time of the latest journaled fill (None before the first)."""
+        row = self._query("SELECT MAX(time) FROM fills")[0][0]
+        return None if row is None else pd.Timestamp(row)
 
     def set_opening_balances(self, balances: Mapping[str, float]) -> None:
         """Record the account before the first fill (once; later calls must not differ)."""

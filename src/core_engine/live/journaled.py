@@ -26,7 +26,13 @@ from typing import Any
 
 import pandas as pd
 
-from core_engine.errors import BrokerUnavailable, OrderNotFound, OrderRejected, RateLimited
+from core_engine.errors import (
+    BrokerUnavailable,
+    ExchangeError,
+    OrderNotFound,
+    OrderRejected,
+    RateLimited,
+)
 from core_engine.live.journal import Journal, OrderRow
 from core_engine.live.keys import SCRUBBER
 from core_engine.trading.orders import Fill, Order, OrderSide, OrderStatus, OrderType
@@ -89,6 +95,7 @@ class JournaledBroker:
         self._now = now
         self._decision_id = decision_id
         self._orders: dict[str, Order] = {}
+        self.writes = 0  # creates and cancels sent (the runner re-reads fills after some)
 
     # -- what the context reads -------------------------------------------------------------
 
@@ -183,6 +190,7 @@ class JournaledBroker:
         self.journal.record_order(order, bar_time=self._now(), decision_id=self._decision_id(),
                                   spec=_spec(order), time=self._now())
         self._orders[order.client_id] = order
+        self.writes += 1
         try:
             placed = self.broker.place(order)
         except OrderRejected as exc:
@@ -224,11 +232,17 @@ class JournaledBroker:
         if ours.is_final:
             return ours
         self.journal.record_event(client_id, "cancel_intent", time=self._now())
+        self.writes += 1
         try:
             theirs = self.broker.cancel(client_id)
-        except BrokerUnavailable as exc:
+        except BrokerUnavailable as exc:  # the cancel may or may not have happened
             self.journal.record_event(client_id, "cancel_unknown",
                                       detail=SCRUBBER.scrub(str(exc)), time=self._now())
+            return ours
+        except ExchangeError as exc:  # refused (rate limit) or not found right now
+            self.journal.record_event(client_id, "cancel_failed",
+                                      detail=SCRUBBER.scrub(f"{type(exc).__name__}: {exc}"),
+                                      time=self._now())
             return ours
         return self._merge(theirs)
 

@@ -138,12 +138,15 @@ class LiveView:
         return frame[frame["timestamp"] + self.step <= self._now].reset_index(drop=True)
 
     def candles(self, symbol: str, n: int | None) -> pd.DataFrame:
-        key = ("candles", symbol, n)
-        if key not in self._cache:
-            frame = self._closed(self.broker.candles(symbol, self.timeframe, None,
-                                                     n if n is not None else self.history))
-            self._cache[key] = frame if n is None else frame.tail(n).reset_index(drop=True)
-        return self._cache[key]
+        """The last ``n`` closed candles (one broker read per symbol and tick)."""
+        want = None if self.history is None else max(n or 0, self.history)
+        key = ("candles", symbol)
+        cached = self._cache.get(key)
+        if cached is None or (cached[0] is not None and (want is None or want > cached[0])):
+            frame = self._closed(self.broker.candles(symbol, self.timeframe, None, want))
+            self._cache[key] = cached = (want, frame)
+        frame = cached[1]
+        return frame if n is None else frame.tail(n).reset_index(drop=True)
 
     def panel(self) -> Panel:
         if "panel" not in self._cache:
@@ -162,8 +165,16 @@ class LiveView:
         return self._cache[("causal", key)]
 
     def last_prices(self) -> np.ndarray:
-        panel = self.panel()
+        """The last closed candle's close of each symbol (NaN when it has none)."""
         out = np.full(len(self.symbols), np.nan)
+        if "panel" not in self._cache and not hasattr(getattr(self.broker, "broker", None),
+                                                      "known_panel"):
+            for j, symbol in enumerate(self.symbols):
+                frame = self.candles(symbol, 1)
+                if len(frame):
+                    out[j] = float(frame["close"].iloc[-1])
+            return out
+        panel = self.panel()
         for j, symbol in enumerate(self.symbols):
             closes = np.asarray(panel.close)[:, panel.column(symbol)]
             present = closes[~np.isnan(closes)]
@@ -254,6 +265,7 @@ class Runner:
         self.ctx = Context(self.broker, self.view, trader, self.records)
         self.fill_cursor = 0
         self._in_sync = False
+        self.fill_every = 12
         self.fill_margin = pd.Timedelta(timeframe_ns(timeframe), unit="ns") * 12
         self._fills_since: pd.Timestamp | None = None
         self.last_tick: pd.Timestamp | None = None
@@ -319,9 +331,31 @@ class Runner:
                                                     {"differences": bad}), self.journal)
             raise ReconciliationError(message)
 
-    def _resolve_orders(self) -> None:
-        """Look up every non-final order by client id (bounded misses for unknown ones)."""
-        for row in self.journal.orders(final=False):
+    def _resolve_orders(self) -> bool:
+        """Bring every non-final order up to date; returns whether any of them changed.
+
+        One ``open_orders`` call covers the resting orders that did not move; the others
+        (gone from the open list, or ``new``/``unknown``) are looked up by client id, with
+        bounded misses for those whose create timed out.
+        """
+        rows = self.journal.orders(final=False)
+        if not rows:
+            return False
+        try:
+            listed = {o.client_id: o for o in self.broker.broker.open_orders()}
+        except ExchangeError as exc:
+            self._error("resolve", exc)
+            return True
+        changed = False
+        for row in rows:
+            theirs = listed.get(row.client_id)
+            if theirs is not None and row.status in (OrderStatus.SUBMITTED,
+                                                      OrderStatus.PARTIALLY_FILLED):
+                if theirs.filled_quantity != row.filled_quantity or theirs.status != row.status:
+                    changed = True
+                    self.broker._merge(theirs)
+                continue
+            changed = True
             try:
                 self.broker.refresh(row.client_id)
             except OrderNotFound:
@@ -338,13 +372,14 @@ class Runner:
                         order.status, order.reason = OrderStatus.REJECTED, "not_placed"
             except ExchangeError as exc:
                 self._error("resolve", exc)
+        return changed
 
     # -- fills ------------------------------------------------------------------------------
 
     def _import_fills(self) -> None:
         if self._fills_since is None:
-            last = self.journal.fills()
-            self._fills_since = last[-1].time - pd.Timedelta("1D") if last else None
+            last = self.journal.last_fill_time()
+            self._fills_since = last - self.fill_margin if last is not None else None
         for fill in self.broker.fills(self._fills_since):
             base, quote = fill.symbol.split("/")
             self.journal.record_fill(
@@ -373,7 +408,7 @@ class Runner:
             if cid is None or order is None:
                 continue  # not one of this trader's orders (a manual trade)
             if not order.is_final:
-                self.broker.refresh(cid)
+                self.broker.refresh(cid, strict=False)
             fill = Fill(trade_id=row.trade_id, client_id=cid, symbol=row.symbol,
                         side=OrderSide(row.side), time=row.time, price=row.price,
                         quantity=row.quantity, fee=row.fee, liquidity=row.liquidity or "taker")
@@ -391,11 +426,17 @@ class Runner:
     def _on_fill(self, fill: Fill) -> None:
         try:
             self.ctx._call("on_fill", lambda: self.trader.on_fill(self.ctx, fill))
-        except (BrokerUnavailable, ExchangeError):
-            raise
-        except CoreEngineError as exc:  # a failing trader halts the runner
-            self._error("trader", exc)
-            self._set_state(RunnerState.HALTED, f"trader failed: {type(exc).__name__}")
+        except CoreEngineError as exc:
+            self._trader_failed("on_fill", exc)
+
+    def _trader_failed(self, hook: str, exc: CoreEngineError) -> None:
+        """An exchange failure inside a hook is journaled and the hook runs again at the next
+        tick; any other failure of the trader halts the runner."""
+        self._error("trader", exc)
+        if isinstance(exc, ExchangeError) or isinstance(exc.__cause__, ExchangeError):
+            self.view.wake_at(self.now + pd.Timedelta(self.poll_ns, unit="ns"))
+            return
+        self._set_state(RunnerState.HALTED, f"trader failed in {hook}: {type(exc).__name__}")
 
     def _on_broker_step(self) -> None:
         """During a paper sync: fills at the time of the candle that produced them."""
@@ -454,18 +495,21 @@ class Runner:
                 sync(t, on_step=self._on_broker_step)
                 self.now = t
                 self.view.begin_tick(t)
-            self._resolve_orders()
-            self._import_fills()
+            moved = self._resolve_orders()
+            if moved or self.ticks % self.fill_every == 0 or sync is not None:
+                self._import_fills()  # something executed (or the periodic safety read)
             self._cancel_orphans()
             self._auto_resume(state)
             self._mark_and_check_breakers()  # on the account at t, before any new entry
             state = self.journal.state()[0]
             due = self._due(t)
+            writes = self.broker.writes
             if state is RunnerState.RUNNING and due and self.view.panel().n_times > 0:
                 self._decide(t)  # (no closed candle yet: nothing to decide on)
             elif state is RunnerState.FLATTEN:
                 self._flatten()
-            self._import_fills()
+            if self.broker.writes != writes:  # orders went out: read their fills now
+                self._import_fills()
         except (BrokerUnavailable, ExchangeError) as exc:
             self._error("tick", exc)
         self.journal.record_checkpoint(t, self.trader.get_state(), self.fill_cursor,
@@ -481,9 +525,8 @@ class Runner:
                                                       self.view.fingerprint())
         try:
             self.ctx._call("on_bar", lambda: self.trader.on_bar(self.ctx))
-        except CoreEngineError as exc:  # a failing trader halts the runner
-            self._error("trader", exc)
-            self._set_state(RunnerState.HALTED, f"trader failed: {type(exc).__name__}")
+        except CoreEngineError as exc:
+            self._trader_failed("on_bar", exc)
         finally:
             notes = self.records.notes[notes_before:]
             self.journal.annotate_decision(self._decision, notes=[
@@ -499,7 +542,7 @@ class Runner:
         open_rows = self.journal.orders(final=False)
         groups = {r.parent_client_id for r in open_rows if r.parent_client_id}
         for group in groups:
-            members = [o for o in self.journal.orders() if o.parent_client_id == group]
+            members = self.journal.orders(group=group)
             if any(m.status is OrderStatus.FILLED and m.side == "sell" for m in members):
                 for m in members:
                     if not m.is_final and m.status is not OrderStatus.UNKNOWN:
