@@ -138,6 +138,7 @@ def _strategy_params(pairs: list[str]) -> dict:
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from core_engine.backtest import walk_forward
+    from core_engine.backtest.portfolio_cli import portfolio_kwargs
     from core_engine.data import Panel
     from core_engine.data.providers import load_sample
     from core_engine.data.store import ParquetStore
@@ -153,17 +154,20 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         panel = Panel.from_frames(load_sample(symbols), "5m")
     strategy = get_strategy(args.strategy, **_strategy_params(args.param))
     exits = ExitRules(stop_loss_pct=args.stop_loss_pct, take_profit_pct=args.take_profit_pct,
-                      trailing_pct=args.trailing_pct)
+                      trailing_pct=args.trailing_pct, stop_fill=args.stop_fill,
+                      stop_fill_range=args.stop_fill_range)
     result = walk_forward(
         panel, strategy, window=args.window, shift=args.shift, start=args.start, end=args.end,
         fee_bps=args.fee_bps, slippage_bps=args.slippage_bps, max_positions=args.max_positions,
         exits=exits if exits.active else None, audit=args.audit,
+        max_exit_delay=_param_value(args.max_exit_delay) if args.max_exit_delay else None,
+        **portfolio_kwargs(args),
     )
     print(f"data: {source}")
     print(result.summary())
     if args.out != "-":
         out = args.out or f"runs/{strategy.name}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"
-        print(f"\nsaved run: {result.save(out)}")
+        print(f"\nsaved run: {result.save(out, overwrite=args.overwrite)}")
     return 0
 
 
@@ -186,8 +190,20 @@ def _add_backtest_command(commands) -> None:
     bt.add_argument("--stop-loss-pct", type=float)
     bt.add_argument("--take-profit-pct", type=float)
     bt.add_argument("--trailing-pct", type=float)
+    bt.add_argument("--stop-fill", default="level", choices=("level", "low", "range"),
+                    help="fill of a stop reached inside a candle: its level (default), the "
+                         "candle's low, or the level less a share of the candle's range")
+    bt.add_argument("--stop-fill-range", type=float,
+                    help="share of the candle's range lost with --stop-fill range (default 0.5)")
+    bt.add_argument("--max-exit-delay", metavar="CANDLES|DURATION",
+                    help="cap on how long a time exit waits for a price after an outage, "
+                         "e.g. 12 or 1h (default: wait for the first open)")
     bt.add_argument("--audit", type=int, default=0, help="lookahead audit of K random decision times")
     bt.add_argument("--out", help="directory for the saved run (default runs/<strategy>-<time>; '-' to skip)")
+    bt.add_argument("--overwrite", action="store_true", help="replace a run already saved in --out")
+    from core_engine.backtest.portfolio_cli import add_portfolio_arguments
+
+    add_portfolio_arguments(bt)
     bt.set_defaults(func=_cmd_backtest)
 
 

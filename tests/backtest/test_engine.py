@@ -40,7 +40,7 @@ class LastReturn(Strategy):
 
 
 def reference_run(panel: Panel, strategy: LastReturn, *, window_c: int, shift_c: int, n: int,
-                  fee: float, slip: float, exits: dict, atr=None):
+                  fee: float, slip: float, exits: dict, atr=None, max_delay=None):
     """Decision times, scores, top-n and trades with plain loops (no engine code).
 
     ``window_c`` and ``shift_c`` are in 5m candles."""
@@ -69,7 +69,8 @@ def reference_run(panel: Panel, strategy: LastReturn, *, window_c: int, shift_c:
                 tr = reference_trade(panel.open[:, j].tolist(), panel.high[:, j].tolist(),
                                      panel.low[:, j].tolist(), panel.close[:, j].tolist(), i, W,
                                      fee, slip, step=step, time0=t0,
-                                     atr=None if atr is None else float(atr[i, j]), **exits)
+                                     atr=None if atr is None else float(atr[i, j]),
+                                     max_delay=max_delay, **exits)
                 if tr is not None:
                     tr.update(symbol=sym, rank=rank, score=-neg, decision_time=t)
                     trades.append(tr)
@@ -122,6 +123,8 @@ def assert_trades_match(trades, expected, weight):
                       "max_drawdown"):
             assert getattr(row, field) == pytest.approx(ref[field], rel=1e-12, abs=1e-12)
         assert row.ambiguous == ref["ambiguous"] and row.gaps_in_window == ref["gaps"]
+        assert row.exit_delayed_by == ref["delayed_by"]
+        assert row.exit_delay_capped == ref["capped"] and row.exit_at_last_close == ref["last_close"]
         assert row.weight == pytest.approx(weight)
 
 
@@ -155,13 +158,14 @@ def gappy_runs(draw):
     frames = {k: v for k, v in frames.items() if len(v) > 1}
     shift_c = draw(st.sampled_from([1, 3, 6, 12]))
     window_c = draw(st.sampled_from([1, 2, 6, 12, 24]))
-    return frames, shift_c, window_c, draw(st.sampled_from(EXIT_CHOICES)), draw(st.integers(1, 3))
+    return (frames, shift_c, window_c, draw(st.sampled_from(EXIT_CHOICES)), draw(st.integers(1, 3)),
+            draw(st.sampled_from([None, 0, 2])))
 
 
 @settings(max_examples=30, deadline=None)
 @given(case=gappy_runs(), length=st.integers(1, 12))
 def test_walk_forward_equals_reference_on_gappy_synthetic_panels(case, length):
-    frames, shift_c, window_c, exits, n = case
+    frames, shift_c, window_c, exits, n, max_delay = case
     assume(frames)
     panel = Panel.from_frames(frames, "5m")
     rules = ExitRules(stop_loss_pct=exits.get("stop_pct", 0) * 100 or None,
@@ -171,9 +175,10 @@ def test_walk_forward_equals_reference_on_gappy_synthetic_panels(case, length):
         warnings.simplefilter("ignore", UserWarning)  # too short for any decision: fine here
         result = walk_forward(panel, LastReturn(length=length), window=f"{5 * window_c}m",
                               shift=f"{5 * shift_c}m", fee_bps=10, slippage_bps=1,
-                              max_positions=n, exits=rules)
+                              max_positions=n, exits=rules, max_exit_delay=max_delay)
     expected = reference_run(panel, LastReturn(length=length), window_c=window_c,
-                             shift_c=shift_c, n=n, fee=0.001, slip=0.0001, exits=exits)
+                             shift_c=shift_c, n=n, fee=0.001, slip=0.0001, exits=exits,
+                             max_delay=max_delay)
     assert_trades_match(result.trades, expected, weight=1 / n)
 
 
@@ -282,7 +287,7 @@ def test_saved_engine_run_reloads_identically(real_may, tmp_path):
     ({"fee_bps": -1}, "The 'fee_bps' parameter of walk_forward must be a number in [0, 10000) basis points. Got -1."),
     ({"slippage_bps": float("nan")}, "The 'slippage_bps' parameter of walk_forward must be a number"),
     ({"max_positions": 0}, "The 'max_positions' parameter of walk_forward must be an integer >= 1. Got 0."),
-    ({"mode": "portfolio"}, "mode='portfolio' (compounding) is not implemented yet"),
+    ({"initial_cash": 5000}, "these apply to mode='portfolio' only"),
     ({"mode": "slice"}, "The 'mode' parameter of walk_forward must be one of ['slices', 'portfolio']. Got 'slice'."),
     ({"audit": -1}, "The 'audit' parameter of walk_forward must be an integer >= 0. Got -1."),
     ({"exits": {"stop_loss_pct": 2}}, "The 'exits' parameter of walk_forward must be ExitRules(...) or None."),

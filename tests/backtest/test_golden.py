@@ -7,6 +7,8 @@ and paste them here, explaining the change in the commit message.
 History: Sharpe/Sortino annualised by max(window, shift) instead of shift (overlapping 4h
 returns had been annualised as 2h ones: ÷√2); trades whose exit candle falls in an exchange
 outage now exit at the first open after it, not the close before it (4 trades of case 1).
+Issue 9 added stop_fill_spread_pct and worst_case_total_return_pct (stops inside a candle
+filled at its low); no earlier number changed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ GOLDEN = {
          "sortino": -2.752796941320878, "exposure": 0.625260055478502,
          "ambiguous_trades": 0, "ambiguous_spread_pct": 0.0,
          "best_case_total_return_pct": -73.05538863523967,
+         "stop_fill_spread_pct": 0.0, "worst_case_total_return_pct": -73.05538863523967,
          "exit_reasons": {"window_end": 4054, "stop_loss": 0, "take_profit": 0,
                           "trailing_stop": 0}},
     ),
@@ -46,6 +49,8 @@ GOLDEN = {
          "sortino": -14.62066039972346, "exposure": 0.21196768890943649,
          "ambiguous_trades": 9, "ambiguous_spread_pct": 0.0062917237262056815,
          "best_case_total_return_pct": -89.42261187643027,
+         "stop_fill_spread_pct": 0.24963084950450692,
+         "worst_case_total_return_pct": -98.12988291117381,
          "exit_reasons": {"window_end": 396, "stop_loss": 0, "take_profit": 476,
                           "trailing_stop": 3182}},
     ),

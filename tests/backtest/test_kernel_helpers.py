@@ -67,9 +67,10 @@ def test_exit_after_window_outage_and_cap():
     # the open after the outage is already through the stop / the target
     assert k.exit_after_window(o, c, 2, 1, 104.5, k.TRAILING_STOP, NAN, -1)[2] == k.TRAILING_STOP
     assert k.exit_after_window(o, c, 2, 1, 90.0, k.STOP_LOSS, 103.0, -1)[2] == k.TAKE_PROFIT
-    # no later candle at all
-    assert k.exit_after_window(o[:5], c[:5], 2, 1, NAN, k.STOP_LOSS, NAN, -1) == \
-        (1, 101.5, k.WINDOW_END, k.EXIT_AT_LAST_CLOSE, 0)
+    # no later candle at all: the data ended, with or without a cap
+    for cap in (-1, 0):
+        assert k.exit_after_window(o[:5], c[:5], 2, 1, NAN, k.STOP_LOSS, NAN, cap) == \
+            (1, 101.5, k.WINDOW_END, k.EXIT_AT_LAST_CLOSE, 0)
     # on time
     assert k.exit_after_window(o, c, 1, 0, NAN, k.STOP_LOSS, NAN, 0) == \
         (1, 101.0, k.WINDOW_END, k.EXIT_AT_OPEN, 0)

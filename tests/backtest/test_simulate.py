@@ -162,6 +162,9 @@ EXIT_COMBOS = {
     "trailing_atr": {"trailing_atr": 1.0},
     "all_atr": {"stop_loss_atr": 2.0, "take_profit_atr": 4.0, "trailing_atr": 3.0},
     "mixed": {"stop_loss_atr": 2.0, "take_profit_pct": 1.5, "trailing_pct": 1.5},
+    "stop_at_low": {"stop_loss_pct": 1.0, "take_profit_pct": 1.0, "stop_fill": "low"},
+    "all_range": {"stop_loss_pct": 1.0, "take_profit_pct": 2.0, "trailing_pct": 1.5,
+                  "stop_fill": "range", "stop_fill_range": 0.3},
 }
 
 
@@ -171,7 +174,7 @@ def simple_atr(panel):
     return np.asfortranarray(rng.rolling(14, min_periods=1).mean().to_numpy())
 
 
-def reference_for(panel, picks, window, fee, slip, exits, atr):
+def reference_for(panel, picks, window, fee, slip, exits, atr, max_delay=None):
     kwargs = {}
     for short, rule in (("stop", "stop_loss"), ("target", "take_profit"), ("trail", "trailing")):
         pct = getattr(exits, f"{rule}_pct")
@@ -180,6 +183,9 @@ def reference_for(panel, picks, window, fee, slip, exits, atr):
             kwargs[f"{short}_pct"] = pct / 100
         if mult is not None:
             kwargs[f"{short}_atr"] = mult
+    kwargs["stop_fill"] = exits.stop_fill
+    if exits.stop_fill_range is not None:
+        kwargs["range_frac"] = exits.stop_fill_range
     out = []
     for p in range(len(picks)):
         i, j = int(picks.rows[p]), int(picks.cols[p])
@@ -187,7 +193,7 @@ def reference_for(panel, picks, window, fee, slip, exits, atr):
             panel.open[:, j].tolist(), panel.high[:, j].tolist(), panel.low[:, j].tolist(),
             panel.close[:, j].tolist(), i, window, fee, slip,
             atr=float(atr[i, j]) if atr is not None else None, step=panel.step_ns,
-            time0=int(panel.index.asi8[0]), **kwargs))
+            time0=int(panel.index.asi8[0]), max_delay=max_delay, **kwargs))
     return out
 
 
@@ -207,9 +213,13 @@ def assert_matches_reference(records, expected):
         for field in ("entry_price", "exit_price", "return_pct", "best_return_pct",
                       "max_drawdown"):
             assert rec[field] == pytest.approx(ref[field], rel=1e-12, abs=1e-12), field
+        assert rec["worst_case_return_pct"] == pytest.approx(ref["worst_return_pct"], rel=1e-12,
+                                                             abs=1e-12)
         assert bool(rec["ambiguous"]) == ref["ambiguous"]
         assert rec["gaps_in_window"] == ref["gaps"]
         assert bool(rec["exit_at_last_close"]) == ref["last_close"]
+        assert rec["exit_delayed_by"] == ref["delayed_by"]
+        assert bool(rec["exit_delay_capped"]) == ref["capped"]
 
 
 def every_symbol_picks(panel, first_row, every, window):
@@ -239,8 +249,16 @@ def test_kernel_equals_reference_on_real_data(request, period, combo):
                          ("trailing", "trailing_stop")):
         if any(k.startswith(rule) for k in EXIT_COMBOS[combo]):
             assert reason in reasons, (combo, reasons)
-    if period == "may" and combo in ("stop+target", "all", "mixed"):
+    if period == "may" and combo in ("stop+target", "all", "mixed", "stop_at_low", "all_range"):
         assert records["ambiguous"].any()  # the crash has candles touching both levels
+    traded = records[records["status"] == 0]
+    spread = traded["return_pct"] - traded["worst_case_return_pct"]
+    assert (spread >= -1e-12).all()
+    if exits.stop_fill == "low" or not (exits.stop_loss_pct or exits.stop_loss_atr
+                                        or exits.trailing_pct or exits.trailing_atr):
+        assert (spread == 0).all()
+    else:  # stops inside candles fill above the low: the bound is wider than 0
+        assert (spread > 0).any()
 
 
 def test_parallel_and_serial_kernels_agree(real_may, monkeypatch):
@@ -291,18 +309,20 @@ def gappy_panels(draw):
     picks = Picks(rows=r[keep], cols=c[keep], weights=np.ones(keep.sum()),
                   ranks=np.ones(keep.sum()), scores=np.zeros(keep.sum()))
     combo = draw(st.sampled_from(list(EXIT_COMBOS)))
-    return panel, picks, window, combo
+    max_delay = draw(st.sampled_from([None, 0, 1, 3]))
+    return panel, picks, window, combo, max_delay
 
 
 @settings(max_examples=40, deadline=None)
 @given(case=gappy_panels(), fee_bps=st.sampled_from([0.0, 10.0]), slip=st.sampled_from([0.0, 5.0]))
 def test_kernel_equals_reference_on_gappy_panels(case, fee_bps, slip):
-    panel, picks, window, combo = case
+    panel, picks, window, combo, max_delay = case
     exits = ExitRules(**EXIT_COMBOS[combo])
     atr = np.full((panel.n_times, panel.n_symbols), 0.7)
     before = panel.close.copy()
     records = simulate_picks(panel, picks, window_candles=window, fee_bps=fee_bps,
-                             slippage_bps=slip, exits=exits, atr=atr)
-    expected = reference_for(panel, picks, window, fee_bps / 1e4, slip / 1e4, exits, atr)
+                             slippage_bps=slip, exits=exits, atr=atr, max_exit_delay=max_delay)
+    expected = reference_for(panel, picks, window, fee_bps / 1e4, slip / 1e4, exits, atr,
+                             max_delay)
     assert_matches_reference(records, expected)
     np.testing.assert_array_equal(panel.close, before)

@@ -104,7 +104,9 @@ def test_notebook_runs_top_to_bottom(name, kernel_env, tmp_path):
     if name == "01_quickstart":
         assert "Walk-forward backtest: macd_rsi_confluence" in text
         assert 'data-key="win_rate"' in text and "Data quality" in text
-        assert len(images) == 6  # equity, trades, distribution, 2 breakdowns, comparison
+        # equity, trades, distribution, 2 breakdowns, portfolio account, comparison
+        assert len(images) == 7
+        assert "mode portfolio" in text and "Final equity" in text
         assert (tmp_path / "runs" / "quickstart" / "run.json").is_file()
         assert (tmp_path / "runs" / "quickstart_report.html").stat().st_size > 50_000
     elif name == "02_strategy_test_first":

@@ -56,9 +56,15 @@ def test_equity_plot_has_equity_and_drawdown_lines(baseline_result):
     assert len(curves) == 1
     np.testing.assert_allclose(np.asarray(curves[0].get_ydata(), float), equity["equity"].to_numpy())
     np.testing.assert_allclose(_times(curves[0].get_xdata()), _num(equity["decision_time"]))
-    # no ambiguous candle in this run, so no best-case curve: equity and the 1.0 reference only
+    # no ambiguous candle in this run, so no best-case curve: equity, the 1.0 reference and
+    # the worst case of its stops (filled at the candle's low instead of the level)
     assert baseline_result.metrics["ambiguous_trades"] == 0
-    assert len(ax_eq.lines) == 2
+    assert baseline_result.metrics["stop_fill_spread_pct"] > 0
+    assert len(ax_eq.lines) == 3
+    (worst,) = [ln for ln in ax_eq.lines if ln.get_label().startswith("worst case")]
+    np.testing.assert_allclose(np.asarray(worst.get_ydata(), float),
+                               equity["worst_case_equity"].to_numpy())
+    assert (equity["worst_case_equity"] <= equity["equity"] + 1e-12).all()
     (dd,) = ax_dd.lines
     np.testing.assert_allclose(np.asarray(dd.get_ydata(), float), -equity["drawdown_pct"].to_numpy())
     assert max(np.asarray(dd.get_ydata(), float)) <= 0.0

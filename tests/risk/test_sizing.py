@@ -81,3 +81,69 @@ def test_position_size_never_breaks_a_limit(equity, risk_pct, entry, stop_frac, 
     assert qty >= 0
     assert qty * (entry - stop) <= equity * risk_pct / 100 * (1 + 1e-9)
     assert qty * entry <= equity * max_exposure_pct / 100 * (1 + 1e-9)
+
+
+# ---------------------------------------------------------------------- sizing objects
+def test_sizing_objects_give_equity_fractions():
+    import numpy as np
+
+    from core_engine.risk import (
+        ConfidenceSizing,
+        EqualSlots,
+        FixedFraction,
+        InverseVolatilitySizing,
+        RiskPerTrade,
+    )
+
+    assert EqualSlots().weights(2, 4).tolist() == [0.25, 0.25]
+    assert EqualSlots(slots=5).weights(1, 4).tolist() == [0.2]
+    assert FixedFraction(pct=12.5).weights(1, 3).tolist() == [0.125]
+    assert np.isnan(RiskPerTrade(risk_pct=1).weights(2, 3)).all()  # needs the fill
+    conf = ConfidenceSizing(full_confidence=4).weights(4, 2,
+                                                      confidence=np.array([2, 4, 8, np.nan]))
+    np.testing.assert_allclose(conf, [0.25, 0.5, 0.5, np.nan])
+    vol = InverseVolatilitySizing(target_volatility_pct=0.2).weights(
+        3, 3, volatility=np.array([0.01, 0.0, np.nan]))
+    np.testing.assert_allclose(vol, [0.2, np.nan, np.nan])
+    assert RiskPerTrade(risk_pct=1).describe()["sizing"] == "RiskPerTrade"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("equal", "EqualSlots(max_position_pct=100.0, lot_step=None, slots=None)"),
+    ("equal:5", "EqualSlots(max_position_pct=100.0, lot_step=None, slots=5)"),
+    ("fixed:10", "FixedFraction(max_position_pct=100.0, lot_step=None, pct=10.0)"),
+    ("risk:1", "RiskPerTrade(max_position_pct=100.0, lot_step=None, risk_pct=1.0)"),
+    ("invvol:0.1", "InverseVolatilitySizing(max_position_pct=100.0, lot_step=None, "
+                   "target_volatility_pct=0.1, length=20)"),
+])
+def test_parse_sizing(text, expected):
+    from core_engine.risk import parse_sizing
+
+    assert repr(parse_sizing(text)) == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("rsk:1", "Did you mean 'risk'"), ("risk:x", "needs a number"),
+    ("fixed:0", "'pct'"), ("equal:1.5", "needs a number"),
+])
+def test_parse_sizing_errors(text, message):
+    from core_engine.risk import parse_sizing
+
+    with pytest.raises(ConfigError, match=message):
+        parse_sizing(text)
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "name"), [
+    ("EqualSlots", {"slots": 0}, "slots"), ("FixedFraction", {"pct": 150}, "pct"),
+    ("RiskPerTrade", {"risk_pct": -1}, "risk_pct"),
+    ("EqualSlots", {"max_position_pct": 0}, "max_position_pct"),
+    ("EqualSlots", {"lot_step": 0}, "lot_step"),
+    ("ConfidenceSizing", {"full_confidence": 0}, "full_confidence"),
+    ("InverseVolatilitySizing", {"length": 1}, "length"),
+    ("FixedFraction", {"pcnt": 5}, "Did you mean 'pct'"),
+])
+def test_sizing_objects_reject_bad_values(cls, kwargs, name):
+    import core_engine.risk as risk
+
+    with pytest.raises(ConfigError, match=name):
+        getattr(risk, cls)(**kwargs)

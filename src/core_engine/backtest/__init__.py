@@ -6,15 +6,8 @@
 """
 
 from core_engine.backtest.audit import audit_lookahead, poisoned_panels
-from core_engine.backtest.engine import (
-    MODES,
-    allocate_at,
-    compute_inputs,
-    load_panel,
-    scores_at,
-    walk_forward,
-    warm_up,
-)
+from core_engine.backtest.engine import MODES, load_panel, walk_forward
+from core_engine.backtest.inputs import allocate_at, compute_inputs, scores_at, warm_up
 from core_engine.backtest.metrics import compute_metrics, equity_curve
 from core_engine.backtest.results import BacktestResult, compare
 from core_engine.backtest.schedule import SKIP_REASONS, DecisionSchedule, decision_schedule

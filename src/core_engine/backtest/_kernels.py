@@ -51,7 +51,8 @@ target_level, max_delay) -> (exit_row, raw_price, reason, outcome, delayed_by)``
     wait (in candles, ``-1`` = unlimited): past it the position exits at the close of
     ``last_present`` (the last present candle before the gap; must be ``>= 0``), outcome
     ``EXIT_DELAY_CAPPED``. With no later candle at all (data end, delisting) it exits at
-    that same last close, outcome ``EXIT_AT_LAST_CLOSE``. For both last-close outcomes
+    that same last close, outcome ``EXIT_AT_LAST_CLOSE`` (also when a cap was set: the
+    cap changed nothing). For both last-close outcomes
     ``exit_row = last_present``, the exit time is that candle's close and ``delayed_by``
     is 0.
 
@@ -105,11 +106,14 @@ TRADE_DTYPE = np.dtype([
     ("exit_price", np.float64),
     ("return_pct", np.float64),
     ("best_return_pct", np.float64),
+    ("worst_case_return_pct", np.float64),
     ("max_drawdown", np.float64),
     ("exit_reason", np.int8),
     ("ambiguous", np.bool_),
     ("gaps_in_window", np.int32),
     ("exit_at_last_close", np.bool_),
+    ("exit_delayed_by", np.int64),
+    ("exit_delay_capped", np.bool_),
 ])
 
 
@@ -222,7 +226,13 @@ def exit_after_window(open_, close, due_row, last_present, stop_level, stop_reas
         elif not np.isnan(target_level) and o >= target_level:
             reason = TAKE_PROFIT
         return exit_row, o, reason, EXIT_AT_OPEN, exit_row - due_row
-    outcome = EXIT_AT_LAST_CLOSE if limit >= n else EXIT_DELAY_CAPPED
+    # past the cap: capped if a price comes back later, else the data simply ended
+    outcome = EXIT_AT_LAST_CLOSE
+    while exit_row < n:
+        if not np.isnan(open_[exit_row]):
+            outcome = EXIT_DELAY_CAPPED
+            break
+        exit_row += 1
     return last_present, close[last_present], WINDOW_END, outcome, 0
 
 
@@ -236,6 +246,7 @@ def _no_trade(rec):
     rec.exit_price = np.nan
     rec.return_pct = np.nan
     rec.best_return_pct = np.nan
+    rec.worst_case_return_pct = np.nan
     rec.max_drawdown = np.nan
     rec.exit_reason = WINDOW_END
 
@@ -243,8 +254,13 @@ def _no_trade(rec):
 @njit(cache=True)
 def simulate_one(out, p, open_, high, low, close, row, window, fee, slip,
                  stop_frac, stop_dist, target_frac, target_dist, trail_frac, trail_dist,
-                 index0, step):
-    """Simulate one long pick decided at row ``row`` on one symbol's 1-D series; fill ``out[p]``."""
+                 index0, step, max_delay, stop_fill, stop_fill_frac):
+    """Simulate one long pick decided at row ``row`` on one symbol's 1-D series; fill ``out[p]``.
+
+    ``max_delay``: candles a time exit may wait for a price after an outage (-1 = unlimited).
+    ``stop_fill``, ``stop_fill_frac``: how a stop reached inside a candle fills
+    (:func:`stop_fill_price`); ``worst_case_return_pct`` is the return had it filled at the low.
+    """
     n = open_.shape[0]
     rec = out[p]
     rec.pick = p
@@ -254,6 +270,8 @@ def simulate_one(out, p, open_, high, low, close, row, window, fee, slip,
     rec.ambiguous = False
     rec.gaps_in_window = 0
     rec.exit_at_last_close = False
+    rec.exit_delayed_by = 0
+    rec.exit_delay_capped = False
     if entry_row >= n or np.isnan(open_[entry_row]):
         _no_trade(rec)
         return
@@ -278,11 +296,13 @@ def simulate_one(out, p, open_, high, low, close, row, window, fee, slip,
         eff_stop, stop_reason = stop_in_force(stop_level, highest, trail_frac, trail_dist,
                                               has_trail)
         reason, raw, at_open, ambiguous, worst_raw = exit_on_candle(
-            o, high[k], lo, eff_stop, stop_reason, target_level, STOP_FILL_LEVEL, 0.0)
+            o, high[k], lo, eff_stop, stop_reason, target_level, stop_fill, stop_fill_frac)
         if reason != NO_EXIT:
             exit_time = index0 + (k if at_open else k + 1) * step
             _close_trade(rec, k, raw, exit_time, reason, lowest,
                          exit_candle_low(reason, at_open, raw, lo), entry_price, fee, slip)
+            if worst_raw != raw:
+                rec.worst_case_return_pct = net_return_pct(entry_price, worst_raw, fee, slip)
             if ambiguous:
                 rec.ambiguous = True
                 rec.best_return_pct = net_return_pct(entry_price, target_level, fee, slip)
@@ -294,18 +314,21 @@ def simulate_one(out, p, open_, high, low, close, row, window, fee, slip,
             highest = high[k]
     rec.gaps_in_window = gaps
     # Exit at the open of the candle starting at t + window; through an outage the position
-    # is still held (exiting at the last close before it would need to know it was coming).
+    # is still held (exiting at the last close before it would need to know it was coming),
+    # unless the user capped the wait: then it exits at that last close, flagged.
     eff_stop, stop_reason = stop_in_force(stop_level, highest, trail_frac, trail_dist,
                                           has_trail)
     exit_row, raw, reason, outcome, delayed = exit_after_window(
-        open_, close, last_row + 1, last_present, eff_stop, stop_reason, target_level, -1)
+        open_, close, last_row + 1, last_present, eff_stop, stop_reason, target_level, max_delay)
     if outcome == EXIT_AT_OPEN:
         _close_trade(rec, exit_row, raw, index0 + exit_row * step, reason, lowest, raw,
                      entry_price, fee, slip)
+        rec.exit_delayed_by = delayed
     else:
         _close_trade(rec, exit_row, raw, index0 + (exit_row + 1) * step, reason, lowest, raw,
                      entry_price, fee, slip)
         rec.exit_at_last_close = True
+        rec.exit_delay_capped = outcome == EXIT_DELAY_CAPPED
 
 
 @njit(cache=True)
@@ -318,6 +341,7 @@ def _close_trade(rec, exit_row, raw_exit, exit_time, reason, lowest, exposed_low
     ret = net_return_pct(entry_price, raw_exit, fee, slip)
     rec.return_pct = ret
     rec.best_return_pct = ret
+    rec.worst_case_return_pct = ret
     worst = lowest
     if exposed_low < worst:
         worst = exposed_low
@@ -330,27 +354,29 @@ def _close_trade(rec, exit_row, raw_exit, exit_time, reason, lowest, exposed_low
 @njit(cache=True)
 def simulate_picks_serial(open_, high, low, close, rows, cols, window, fee, slip,
                           stop_frac, stop_dist, target_frac, target_dist, trail_frac, trail_dist,
-                          index0, step, out):
+                          index0, step, max_delay, stop_fill, stop_fill_frac, out):
     """:func:`simulate_one` for every pick ``p`` (row ``rows[p]``, column ``cols[p]``)."""
     for p in range(rows.shape[0]):
         j = cols[p]
         simulate_one(out, p, open_[:, j], high[:, j], low[:, j], close[:, j], rows[p], window,
                      fee, slip, stop_frac[p], stop_dist[p], target_frac[p], target_dist[p],
-                     trail_frac[p], trail_dist[p], index0, step)
+                     trail_frac[p], trail_dist[p], index0, step, max_delay, stop_fill,
+                     stop_fill_frac)
     return out
 
 
 @njit(cache=True, parallel=True)
 def simulate_picks_2d(open_, high, low, close, rows, cols, window, fee, slip,
                       stop_frac, stop_dist, target_frac, target_dist, trail_frac, trail_dist,
-                      index0, step, out):
+                      index0, step, max_delay, stop_fill, stop_fill_frac, out):
     """:func:`simulate_picks_serial` with the picks spread over threads (large jobs only:
     waking the threads costs more than a few thousand picks)."""
     for p in prange(rows.shape[0]):
         j = cols[p]
         simulate_one(out, p, open_[:, j], high[:, j], low[:, j], close[:, j], rows[p], window,
                      fee, slip, stop_frac[p], stop_dist[p], target_frac[p], target_dist[p],
-                     trail_frac[p], trail_dist[p], index0, step)
+                     trail_frac[p], trail_dist[p], index0, step, max_delay, stop_fill,
+                     stop_fill_frac)
     return out
 
 

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core_engine.backtest.engine import scores_at
+from core_engine.backtest.inputs import allocate_at, compute_inputs, scores_at
 from core_engine.data.panel import FIELDS, Panel
 from core_engine.errors import ConfigError, LookaheadError
+from core_engine.risk.allocation import TopNEqual
 
 __all__ = ["audit_lookahead", "poisoned_panels"]
 
@@ -97,9 +98,6 @@ def audit_lookahead(panel: Panel, strategy: Any, rows: np.ndarray, *, k: int,
     LookaheadError
         If any audited decision differs on truncated or poisoned data.
     """
-    from core_engine.backtest.engine import allocate_at, compute_inputs
-    from core_engine.risk.allocation import TopNEqual
-
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ConfigError(f"The 'k' parameter of audit_lookahead must be a positive integer. Got {k!r}.")
     allocator = allocator if allocator is not None else TopNEqual()

@@ -25,18 +25,31 @@ import numpy as np
 
 import core_engine
 from core_engine.backtest._kernels import count_missing_2d
+from core_engine.backtest.audit import audit_lookahead
+from core_engine.backtest.inputs import (
+    allocate_at,
+    compute_inputs,
+    scores_at,
+    warm_up,
+)
 from core_engine.backtest.metrics import compute_metrics, equity_curve
+from core_engine.backtest.portfolio import assemble_portfolio, portfolio_options, run_portfolio
 from core_engine.backtest.results import BacktestResult
 from core_engine.backtest.schedule import decision_schedule
-from core_engine.backtest.simulate import Picks, records_to_frame, simulate_picks
+from core_engine.backtest.simulate import records_to_frame, simulate_picks
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
-from core_engine.errors import ConfigError, StrategyError
-from core_engine.risk.allocation import Allocator, TopNEqual, allocation_extra
+from core_engine.errors import ConfigError
+from core_engine.risk.allocation import Allocator, TopNEqual
 from core_engine.risk.exits import ExitRules
-from core_engine.risk.gates import Gate, apply_gates, gate_features
+from core_engine.risk.gates import Gate
+from core_engine.risk.rules import PortfolioRules
+from core_engine.risk.sizing import Sizing
 
-__all__ = ["MODES", "load_panel", "walk_forward"]
+# compute_inputs, allocate_at, scores_at and warm_up live in backtest.inputs (the audit uses
+# them too); they stay importable from here and from core_engine.backtest.
+__all__ = ["MODES", "allocate_at", "compute_inputs", "load_panel", "scores_at", "walk_forward",
+           "warm_up"]
 
 MODES = ("slices", "portfolio")
 
@@ -68,6 +81,27 @@ def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
             f"The '{name}' parameter of walk_forward must be an integer >= {minimum}. Got {value!r}."
         )
     return int(value)
+
+
+def _exit_delay(value: Any, step_ns: int) -> int | None:
+    """``max_exit_delay`` in candles: None, an integer >= 0 (candles) or a duration."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    expected = ("The 'max_exit_delay' parameter of walk_forward must be None (wait for the "
+                "first price after an outage), a number of candles >= 0 or a duration such "
+                "as '1h' (a multiple of the panel's timeframe).")
+    if isinstance(value, (bool, int, np.integer, float, np.floating)):
+        raise ConfigError(f"{expected} Got {value!r}.")
+    try:
+        ns = timeframe_ns(value, name="max_exit_delay")
+    except ConfigError:
+        raise ConfigError(f"{expected} Got {value!r}.") from None
+    if ns % step_ns:
+        raise ConfigError(f"{expected} Got {value!r}, not a multiple of "
+                          f"{format_timeframe(step_ns)}.")
+    return ns // step_ns
 
 
 def load_panel(data: Any) -> Panel:
@@ -110,24 +144,6 @@ def _resolve_strategy(strategy: Any):
     )
 
 
-def _dedupe(computers: Iterable[Any]) -> list:
-    seen, out = set(), []
-    for comp in computers:
-        key = (type(comp).__qualname__, tuple(getattr(comp, "columns", ()) or ()), repr(comp))
-        if key not in seen:
-            seen.add(key)
-            out.append(comp)
-    return out
-
-
-def _atr_computer(exits: ExitRules | None):
-    if exits is None or not exits.uses_atr:
-        return None
-    from core_engine.features import ATR
-
-    return ATR(length=exits.atr_length)
-
-
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
         return value
@@ -143,7 +159,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _validate(window, shift, start, end, fee_bps, slippage_bps, max_positions, allocator,
-              gates, exits, mode, audit) -> dict:
+              gates, exits, mode, audit, max_exit_delay=None) -> dict:
     window_ns = _duration(window, "window", "4h")
     shift_ns = _duration(shift, "shift", "2h")
     start_ts = None if start is None else to_utc_timestamp(start, name="start")
@@ -184,14 +200,13 @@ def _validate(window, shift, start, end, fee_bps, slippage_bps, max_positions, a
     if mode not in MODES:
         raise ConfigError(f"The 'mode' parameter of walk_forward must be one of {list(MODES)}. "
                           f"Got {mode!r}.")
-    if mode == "portfolio":
-        raise ConfigError("walk_forward mode='portfolio' (compounding) is not implemented yet; "
-                          "use mode='slices'.")
     audit = _positive_int(audit, "audit", minimum=0)
+    _exit_delay(max_exit_delay, 1)  # its form, before any data is loaded
     return {"window_ns": window_ns, "shift_ns": shift_ns, "start": start_ts, "end": end_ts,
             "fee_bps": fee, "slippage_bps": slip, "max_positions": max_positions,
             "allocator": allocator if allocator is not None else TopNEqual(n=max_positions),
-            "gates": gates, "exits": exits, "audit": audit}
+            "gates": gates, "exits": exits, "audit": audit,
+            "max_exit_delay": None}  # in candles: set by walk_forward once the grid is known
 
 
 class _Progress:
@@ -215,8 +230,11 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
                  max_positions: int = 3, allocator: Allocator | None = None,
                  gates: Iterable[Gate] = (), exits: ExitRules | None = None,
                  mode: str = "slices", audit: int = 0, cache: Any = None,
-                 progress: bool | None = False) -> BacktestResult:
-    """Evaluate ``strategy`` on every decision time of ``data`` (slices mode).
+                 progress: bool | None = False, max_exit_delay: Any = None,
+                 initial_cash: float | None = None, sizing: Sizing | None = None,
+                 rules: PortfolioRules | None = None, hold: str = "window",
+                 rebalance: bool = False) -> BacktestResult:
+    """Evaluate ``strategy`` on every decision time of ``data`` (slices or portfolio mode).
 
     Parameters
     ----------
@@ -240,9 +258,10 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
     exits : ExitRules, optional
         Stop/target/trailing; ATR rules make symbols without a finite ATR at the decision
         row ineligible.
-    mode : {"slices"}
-        ``"slices"``: every window independent, no compounding. ``"portfolio"`` is not
-        implemented yet (raises).
+    mode : {"slices", "portfolio"}
+        ``"slices"``: every window independent, no compounding. ``"portfolio"``: one
+        compounding cash account, sized positions and portfolio rules; every rule is stated
+        in :mod:`core_engine.backtest.portfolio`.
     audit : int
         Re-run that many random decision times on truncated and poisoned data and raise
         :class:`~core_engine.errors.LookaheadError` on any difference (0 = off).
@@ -252,6 +271,25 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
         Show a progress bar over the run's stages (features and scores, schedule and
         allocation, simulation, audit, results). ``None`` shows it only in a notebook or an
         interactive terminal, never in CI; the default ``False`` keeps the call silent.
+    max_exit_delay : int or str, optional
+        How long a time exit may wait for a price when its exit candle falls in an outage:
+        a number of candles or a duration (``"1h"``). ``None`` (default): hold to the first
+        open after the outage, however late. Past the cap the position exits at the last
+        close before the gap (``exit_delay_capped`` in the trades, counted in
+        ``data_quality``). Every trade held past its window has ``exit_delayed_by > 0``.
+    initial_cash : float, optional
+        Portfolio mode: the account's starting cash in the quote currency (default 10,000).
+    sizing : Sizing, optional
+        Portfolio mode: how a pick is sized (:mod:`core_engine.risk.sizing`); default
+        ``EqualSlots()`` (``1 / max_positions`` of equity per position).
+    rules : PortfolioRules, optional
+        Portfolio mode: cooldown, daily entries, daily loss limit, drawdown halt, exposure
+        caps, correlation, minimum order value (:mod:`core_engine.risk.rules`).
+    hold : {"window", "until_dropped"}
+        Portfolio mode: exit at ``t + window`` (a re-pick moves it), or hold while the
+        symbol stays among the picks.
+    rebalance : bool
+        Portfolio mode: a re-picked position trades the difference to its new target.
 
     Returns
     -------
@@ -292,7 +330,11 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
     (81, 2)
     """
     cfg = _validate(window, shift, start, end, fee_bps, slippage_bps, max_positions, allocator,
-                    gates, exits, mode, audit)
+                    gates, exits, mode, audit, max_exit_delay)
+    cfg["portfolio"] = portfolio_options(mode, initial_cash=initial_cash, sizing=sizing,
+                                         rules=rules, hold=hold, rebalance=rebalance)
+    if cfg["portfolio"] is not None:
+        cfg["portfolio"].check_exits(cfg["exits"])
     strategy = _resolve_strategy(strategy)
     panel = load_panel(data)
     step = panel.step_ns
@@ -309,11 +351,10 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
                 f"The '{name}' parameter of walk_forward must be a multiple of the panel's "
                 f"{panel.timeframe} timeframe. Got {format_timeframe(ns)!r}."
             )
+    cfg["max_exit_delay"] = _exit_delay(max_exit_delay, step)
     tick = _Progress(progress, stages=5 if cfg["audit"] else 4)
     run = _evaluate(panel, strategy, cfg, cache, tick)
     if cfg["audit"]:
-        from core_engine.backtest.audit import audit_lookahead
-
         audit_lookahead(panel, strategy, run["schedule"].rows, k=cfg["audit"],
                         gates=cfg["gates"], allocator=cfg["allocator"], exits=cfg["exits"],
                         reference=run)
@@ -321,122 +362,6 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
     result = _assemble(panel, strategy, cfg, run, mode)
     tick("done")
     return result
-
-
-def warm_up(strategy: Any, gates: tuple = (), allocator: Allocator | None = None,
-            exits: ExitRules | None = None) -> int:
-    """Candles of warm-up before the first decision: the largest ``lookback`` of the
-    strategy, the gates, the allocator's features and the ATR of ATR exits."""
-    allocator = allocator if allocator is not None else TopNEqual()
-    try:
-        lookbacks = [int(strategy.lookback)]
-    except Exception as exc:
-        raise StrategyError(
-            f"Strategy {strategy!r} failed in lookback: {type(exc).__name__}: {exc}"
-        ) from exc
-    lookbacks += [int(g.lookback) for g in gates]
-    lookbacks += [int(c.lookback) for c in allocator.features()]
-    atr_comp = _atr_computer(exits)
-    if atr_comp is not None:
-        lookbacks.append(int(atr_comp.lookback))
-    return max(lookbacks)
-
-
-def compute_inputs(panel: Panel, strategy: Any, *, gates: tuple = (),
-                   allocator: Allocator | None = None, exits: ExitRules | None = None,
-                   cache: Any = None, rows: np.ndarray | None = None) -> dict:
-    """Features, scores, eligibility (and confidence/ATR) of ``panel``: the causal inputs.
-
-    Parameters
-    ----------
-    rows : numpy.ndarray, optional
-        Evenly spaced decision rows. When given and the strategy declares
-        ``row_local = True`` (its score at row ``i`` reads the features of row ``i`` only,
-        e.g. thresholds and cross-sectional ranks), the strategy scores only these rows
-        instead of all ``T``: same values, a fraction of the work.
-
-    Returns
-    -------
-    dict
-        ``features`` (dict of (T, N)), ``scores`` ((T, N), or one row per ``score_rows``),
-        ``score_rows`` (None = every row), ``eligible`` (T, N bool, ATR availability
-        included when exits use ATR), ``confidence`` (like ``scores``, or None), ``atr``
-        ((T, N) or None), ``lookback`` (int). Read scores with :func:`scores_at`.
-    """
-    from core_engine.features.cache import compute_features
-
-    allocator = allocator if allocator is not None else TopNEqual()
-    atr_comp = _atr_computer(exits)
-    try:
-        declared = list(strategy.features())
-    except Exception as exc:
-        raise StrategyError(
-            f"Strategy {strategy!r} failed in features(): {type(exc).__name__}: {exc}"
-        ) from exc
-    computers = declared + gate_features(gates) + list(allocator.features())
-    if atr_comp is not None:
-        computers.append(atr_comp)
-    computers = _dedupe(computers)
-    features = compute_features(computers, panel, cache=cache)
-    score_rows = None
-    score_panel, score_features = panel, features
-    if rows is not None and len(rows) and getattr(strategy, "row_local", False) is True:
-        # Decision rows lie on one arithmetic grid (shift / step apart) but skipped times
-        # leave holes, so the step is the gcd of the gaps, not the first gap.
-        spacing = int(np.gcd.reduce(np.diff(rows))) if len(rows) > 1 else 1
-        every = slice(int(rows[0]), int(rows[-1]) + 1, spacing)  # views, no copies
-        score_rows = np.arange(every.start, every.stop, spacing)
-        score_panel = _rows_panel(panel, every)
-        score_features = {k: v[every] for k, v in features.items()}
-    scores = strategy.score_panel(score_panel, features=score_features)
-    eligible = apply_gates(gates, features, panel)
-    confidence = None
-    if "confidence" in allocator.required_extra():
-        confidence = strategy.confidence_panel(score_panel, features=score_features)
-    atr = None
-    if atr_comp is not None:
-        atr = features[atr_comp.columns[0]]
-        eligible = eligible & np.isfinite(atr)
-    return {"features": features, "scores": scores, "score_rows": score_rows,
-            "eligible": eligible, "confidence": confidence, "atr": atr,
-            "lookback": warm_up(strategy, gates, allocator, exits)}
-
-
-def _rows_panel(panel: Panel, every: slice) -> Panel:
-    """Evenly spaced rows ``every`` of ``panel`` as a Panel (its step is their spacing)."""
-    fields = {name: getattr(panel, name)[every] for name in ("open", "high", "low", "close",
-                                                             "volume")}
-    return Panel(index=panel.index[every], symbols=panel.symbols,
-                 timeframe=format_timeframe(every.step * panel.step_ns), **fields)
-
-
-def scores_at(inputs: Mapping, rows: np.ndarray, key: str = "scores") -> np.ndarray:
-    """``inputs[key]`` (scores or confidence) on panel ``rows``, shape ``(len(rows), N)``."""
-    values = inputs[key]
-    score_rows = inputs.get("score_rows")
-    if score_rows is None:
-        return values[rows]
-    pos = np.searchsorted(score_rows, rows)
-    if np.any(pos >= len(score_rows)) or np.any(score_rows[np.minimum(pos, len(score_rows) - 1)] != rows):
-        raise ConfigError("scores_at: the strategy was scored on other rows than those asked for.")
-    return values[pos]
-
-
-def allocate_at(inputs: Mapping, rows: np.ndarray, allocator: Allocator,
-                symbols: tuple[str, ...]) -> Picks:
-    """The allocator's picks on decision ``rows``, flattened into :class:`Picks`."""
-    rows = np.asarray(rows, dtype=np.int64)
-    scores = scores_at(inputs, rows)
-    confidence = None if inputs["confidence"] is None else scores_at(inputs, rows, "confidence")
-    needed = {k: inputs["features"][k][rows] for k in allocator.required_extra()
-              if k in inputs["features"]}
-    extra = allocation_extra(allocator, needed, confidence, slice(None))
-    alloc = allocator.allocate(scores, inputs["eligible"][rows], symbols, extra)
-    filled = alloc.picks >= 0
-    d_idx, slot = np.nonzero(filled)
-    cols = alloc.picks[d_idx, slot]
-    return Picks(rows=rows[d_idx], cols=cols, weights=alloc.weights[d_idx, slot],
-                 ranks=alloc.ranks[d_idx, slot], scores=scores[d_idx, cols])
 
 
 def _evaluate(panel: Panel, strategy: Any, cfg: dict, cache: Any, tick) -> dict:
@@ -457,18 +382,41 @@ def _evaluate(panel: Panel, strategy: Any, cfg: dict, cache: Any, tick) -> dict:
             f"{format_timeframe(cfg['shift_ns'])} grid.", stacklevel=3)
     picks = allocate_at(inputs, sched.rows, cfg["allocator"], panel.symbols)
     tick(f"{len(sched.times):,} decision times, {len(picks):,} picks")
+    if cfg.get("portfolio") is not None:
+        account = run_portfolio(panel, strategy, cfg, sched, picks, inputs, cache)
+        tick("account simulated")
+        return {"inputs": inputs, "schedule": sched, "picks": picks, "portfolio": account}
     records = simulate_picks(panel, picks, window_candles=sched.window_candles,
                              fee_bps=cfg["fee_bps"], slippage_bps=cfg["slippage_bps"],
-                             exits=cfg["exits"], atr=inputs["atr"])
+                             exits=cfg["exits"], atr=inputs["atr"],
+                             max_exit_delay=cfg["max_exit_delay"])
     tick("simulated")
     return {"inputs": inputs, "schedule": sched, "picks": picks, "records": records}
 
 
-def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> BacktestResult:
+def _slices_outcome(panel: Panel, cfg: dict, run: dict) -> dict:
+    """Trades, equity, metrics and data-quality counts of a slices run."""
     sched, picks, records = run["schedule"], run["picks"], run["records"]
     trades = records_to_frame(records, picks, panel)
     equity = equity_curve(trades, sched.times, window_ns=cfg["window_ns"], shift_ns=cfg["shift_ns"])
     metrics = compute_metrics(trades, equity, window_ns=cfg["window_ns"], shift_ns=cfg["shift_ns"])
+    traded = records["status"] == 0
+    counts = {
+        "picks_without_entry_candle": int((records["status"] == 1).sum()),
+        "trades_with_gaps": int((records["gaps_in_window"][traded] > 0).sum()),
+        "trades_exit_at_last_close": int(records["exit_at_last_close"].sum()),
+        "trades_exit_delayed": int((records["exit_delayed_by"] > 0).sum()),
+        "exit_delay_candles_max": int(records["exit_delayed_by"].max()) if len(records) else 0,
+        "trades_exit_delay_capped": int(records["exit_delay_capped"].sum()),
+    }
+    return {"trades": trades, "equity": equity, "metrics": metrics, "blocked": None,
+            "counts": counts}
+
+
+def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> BacktestResult:
+    sched, picks = run["schedule"], run["picks"]
+    out = assemble_portfolio(panel, cfg, run) if "portfolio" in run \
+        else _slices_outcome(panel, cfg, run)
     missing = count_missing_2d(panel.close)
     index = panel.index
     data_quality = {
@@ -491,9 +439,7 @@ def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> B
         "first_decision_time": str(sched.times[0]) if len(sched.times) else None,
         "last_decision_time": str(sched.times[-1]) if len(sched.times) else None,
         "picks": len(picks),
-        "picks_without_entry_candle": int((records["status"] == 1).sum()),
-        "trades_with_gaps": int((records["gaps_in_window"][records["status"] == 0] > 0).sum()),
-        "trades_exit_at_last_close": int(records["exit_at_last_close"].sum()),
+        **out["counts"],
     }
     params = strategy.get_params() if hasattr(strategy, "get_params") else {}
     config = {
@@ -511,11 +457,14 @@ def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> B
         "gates": [repr(g) for g in cfg["gates"]],
         "exits": None if cfg["exits"] is None else cfg["exits"].to_dict(),
         "mode": mode,
+        "max_exit_delay": cfg["max_exit_delay"],
+        **({} if cfg.get("portfolio") is None else {"portfolio": cfg["portfolio"].to_dict()}),
         "audit": cfg["audit"],
         "timeframe": panel.timeframe,
         "symbols": list(panel.symbols),
         "library_version": core_engine.__version__,
     }
-    return BacktestResult(trades=trades, equity=equity, metrics=metrics, config=config,
-                          data_quality=data_quality, panel=panel)
+    return BacktestResult(trades=out["trades"], equity=out["equity"], metrics=out["metrics"],
+                          config=config, data_quality=data_quality, panel=panel,
+                          blocked=out["blocked"])
 

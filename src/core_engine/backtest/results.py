@@ -8,42 +8,34 @@ reloaded, reproduced and compared.
 from __future__ import annotations
 
 import copy
-import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from core_engine.backtest.formatting import (
+    SUMMARY_ROWS,
+    format_metric,
+    metrics_html,
+    result_html,
+    summary_rows,
+)
+from core_engine.backtest.persistence import read_blocked, read_run, write_run
+from core_engine.backtest.views import call_view
 from core_engine.errors import ConfigError
 
-__all__ = ["BacktestResult", "compare"]
+__all__ = ["SUMMARY_ROWS", "BacktestResult", "Metrics", "compare", "empty_blocked"]
 
-_FORMAT_VERSION = 1
-#: (metric key, label, format) of the headline metrics, shared by summary() and the reports.
-SUMMARY_ROWS = (
-    ("trades", "Trades", "{:,}"),
-    ("decisions", "Decision times", "{:,}"),
-    ("coverage", "Coverage", "{:.1%}"),
-    ("win_rate", "Win rate", "{:.1%}"),
-    ("avg_return_pct", "Average return", "{:+.3f} %"),
-    ("median_return_pct", "Median return", "{:+.3f} %"),
-    ("profit_factor", "Profit factor", "{:.3f}"),
-    ("total_return_pct", "Total return (equity)", "{:+.2f} %"),
-    ("equity_max_drawdown_pct", "Max drawdown (equity)", "{:.2f} %"),
-    ("max_trade_drawdown_pct", "Max drawdown (one trade)", "{:.2f} %"),
-    ("avg_trade_max_drawdown_pct", "Avg drawdown per trade", "{:.3f} %"),
-    ("sharpe", "Sharpe (annualised)", "{:.3f}"),
-    ("sortino", "Sortino (annualised)", "{:.3f}"),
-    ("exposure", "Exposure", "{:.1%}"),
-    ("avg_holding_minutes", "Avg holding", "{:.1f} min"),
-    ("turnover_per_year", "Turnover per year", "{:.1f}x"),
-    ("ambiguous_trades", "Candles touching stop and target", "{:,}"),
-    ("ambiguous_spread_pct", "Best-case minus worst-case avg", "{:.4f} %"),
-    ("best_case_total_return_pct", "Total return if target first", "{:+.2f} %"),
-    ("trades_with_gaps", "Trades with missing candles", "{:,}"),
-)
+
+def empty_blocked() -> pd.DataFrame:
+    """The ``blocked`` table of a run without blocked picks (slices mode)."""
+    return pd.DataFrame({"decision_time": pd.DatetimeIndex([], tz="UTC"),
+                         "symbol": pd.Series([], dtype=object),
+                         "rank": pd.Series([], dtype="int64"),
+                         "score": pd.Series([], dtype="float64"),
+                         "reason": pd.Series([], dtype=object)})
 
 
 class Metrics(dict):
@@ -51,8 +43,6 @@ class Metrics(dict):
     as a table."""
 
     def _repr_html_(self) -> str:
-        from core_engine.research.report import metrics_html
-
         return metrics_html(self)
 
 
@@ -79,9 +69,19 @@ class BacktestResult:
     data_quality : dict
         Symbols, candles, missing candles, decision times evaluated and skipped (by reason),
         picks without an entry candle.
+    blocked : pandas.DataFrame
+        Portfolio mode: every pick that did not become a position (``decision_time,
+        symbol, rank, score, reason``); empty in slices mode.
+
+    In portfolio mode (``config["mode"] == "portfolio"``, see
+    :mod:`core_engine.backtest.portfolio`) the trades also hold ``quantity, entry_value,
+    fees, pnl`` in the quote currency, the equity is the account's value at every candle
+    close (``time, equity, cash, exposure, positions, drawdown_pct``) and the metrics are
+    the account's (:func:`~core_engine.backtest.metrics.account_metrics`).
     """
 
-    __slots__ = ("_trades", "_equity", "_metrics", "_config", "_data_quality", "_panel")
+    __slots__ = ("_trades", "_equity", "_metrics", "_config", "_data_quality", "_panel",
+                 "_blocked")
     # Set once, through object.__setattr__, in __init__.
     _trades: pd.DataFrame
     _equity: pd.DataFrame
@@ -89,14 +89,29 @@ class BacktestResult:
     _config: dict[str, Any]
     _data_quality: dict[str, Any]
     _panel: Any
+    _blocked: pd.DataFrame
 
     def __init__(self, *, trades: pd.DataFrame, equity: pd.DataFrame, metrics: dict,
-                 config: dict, data_quality: dict, panel: Any = None) -> None:
+                 config: dict, data_quality: dict, panel: Any = None,
+                 blocked: pd.DataFrame | None = None) -> None:
+        if blocked is None:
+            blocked = empty_blocked()
+        for name, value, kind in (("trades", trades, pd.DataFrame),
+                                  ("equity", equity, pd.DataFrame),
+                                  ("metrics", metrics, Mapping), ("config", config, Mapping),
+                                  ("data_quality", data_quality, Mapping),
+                                  ("blocked", blocked, pd.DataFrame)):
+            if not isinstance(value, kind):
+                raise ConfigError(
+                    f"The '{name}' argument of BacktestResult must be a "
+                    f"{'DataFrame' if kind is pd.DataFrame else 'dict'}. "
+                    f"Got {type(value).__name__}."
+                )
         for name, value in (("_trades", trades.copy()), ("_equity", equity.copy()),
-                            ("_metrics", copy.deepcopy(metrics)),
-                            ("_config", copy.deepcopy(config)),
-                            ("_data_quality", copy.deepcopy(data_quality)),
-                            ("_panel", panel)):
+                            ("_metrics", copy.deepcopy(dict(metrics))),
+                            ("_config", copy.deepcopy(dict(config))),
+                            ("_data_quality", copy.deepcopy(dict(data_quality))),
+                            ("_panel", panel), ("_blocked", blocked.copy())):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name, value):
@@ -112,6 +127,15 @@ class BacktestResult:
     @property
     def equity(self) -> pd.DataFrame:
         return self._equity.copy()
+
+    @property
+    def blocked(self) -> pd.DataFrame:
+        return self._blocked.copy()
+
+    @property
+    def mode(self) -> str:
+        """``"slices"`` or ``"portfolio"``."""
+        return str(self._config.get("mode", "slices"))
 
     @property
     def metrics(self) -> Metrics:
@@ -148,54 +172,75 @@ class BacktestResult:
 
     def __repr__(self) -> str:
         m = self._metrics
-        return (f"BacktestResult({self._config.get('strategy', {}).get('name', '?')}, "
-                f"{m.get('trades', 0):,} trades over {m.get('decisions', 0):,} decision times, "
-                f"avg {m.get('avg_return_pct', math.nan):+.3f} %)")
+        if self.mode == "portfolio":
+            return (f"BacktestResult({_strategy(self._config).get('name', '?')}, portfolio, "
+                    f"{_n(m.get('trades', 0))} trades, equity "
+                    f"{format_metric(m.get('initial_cash'), '{:,.2f}')} -> "
+                    f"{format_metric(m.get('final_equity'), '{:,.2f}')})")
+        return (f"BacktestResult({_strategy(self._config).get('name', '?')}, "
+                f"{_n(m.get('trades', 0))} trades over {_n(m.get('decisions', 0))} decision "
+                f"times, avg {format_metric(m.get('avg_return_pct', math.nan), '{:+.3f}')} %)")
 
     # ------------------------------------------------------------------ text
     def summary(self) -> str:
         """A plain-text table of the run's headline metrics and data quality."""
         cfg, dq = self._config, self._data_quality
-        strategy = cfg.get("strategy", {})
+        strategy = _strategy(cfg)
         lines = [
             f"Walk-forward backtest: {strategy.get('name', '?')} {strategy.get('params', {})}",
             f"  window {cfg.get('window')}, shift {cfg.get('shift')}, fee {cfg.get('fee_bps')} bps,"
             f" slippage {cfg.get('slippage_bps')} bps, mode {cfg.get('mode')}",
-            f"  data: {dq.get('n_symbols', 0)} symbols × {dq.get('candles', 0):,} "
+            f"  data: {_n(dq.get('n_symbols', 0))} symbols × {_n(dq.get('candles', 0))} "
             f"{dq.get('timeframe', '')} candles, {_time(dq.get('start'))} .. "
-            f"{_time(dq.get('end'))}, {dq.get('missing_candles', 0):,} missing "
-            f"({dq.get('gap_candles', 0):,} in gaps, the rest before listing or after the end)",
+            f"{_time(dq.get('end'))}, {_n(dq.get('missing_candles', 0))} missing "
+            f"({_n(dq.get('gap_candles', 0))} in gaps, the rest before listing or after the end)",
             "",
         ]
-        width = max(len(label) for _, label, _ in SUMMARY_ROWS)
-        for key, label, fmt in SUMMARY_ROWS:
-            lines.append(f"  {label:<{width}}  {_fmt(self._metrics.get(key), fmt)}")
+        rows = summary_rows(cfg)
+        width = max(len(label) for _, label, _ in rows)
+        for key, label, fmt in rows:
+            lines.append(f"  {label:<{width}}  {format_metric(self._metrics.get(key), fmt)}")
+        if self.mode == "portfolio":
+            lines.insert(2, f"  account: {_account_text(cfg)}")
+            blocked = self._metrics.get("blocked_reasons", {})
+            lines.append(f"  {'Blocked picks by reason':<{width}}  "
+                         f"{format_metric(blocked) if blocked else 'none'}")
         reasons = self._metrics.get("exit_reasons", {})
-        lines.append(f"  {'Exit reasons':<{width}}  " +
-                     ", ".join(f"{k} {v:,}" for k, v in reasons.items()))
+        lines.append(f"  {'Exit reasons':<{width}}  {format_metric(reasons)}")
         skipped = dq.get("skipped_decision_times", {})
-        lines.append(f"  {'Skipped decision times':<{width}}  " +
-                     ", ".join(f"{k} {v:,}" for k, v in skipped.items()))
+        lines.append(f"  {'Skipped decision times':<{width}}  {format_metric(skipped)}")
         lines.append(f"  {'Picks without entry candle':<{width}}  "
-                     f"{dq.get('picks_without_entry_candle', 0):,}")
+                     f"{_n(dq.get('picks_without_entry_candle', 0))}")
+        delayed = dq.get("trades_exit_delayed", 0)
+        held = _n(delayed)
+        if delayed:
+            held += f" (up to {_n(dq.get('exit_delay_candles_max', 0))} candles late)"
+        capped = dq.get("trades_exit_delay_capped", 0)
+        if capped or cfg.get("max_exit_delay") is not None:
+            held += (f"; {_n(capped)} exited at the last close before an outage "
+                     f"(max_exit_delay {cfg.get('max_exit_delay')} candles)")
+        lines.append(f"  {'Exits held past the window':<{width}}  {held}")
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
         """A Markdown report: config, metrics, data quality and the exit-reason breakdown."""
         cfg, m, dq = self._config, self._metrics, self._data_quality
-        strategy = cfg.get("strategy", {})
+        strategy = _strategy(cfg)
         lines = [f"# Walk-forward backtest: {strategy.get('repr', strategy.get('name', '?'))}", "",
                  "## Configuration", "", "| parameter | value |", "|---|---|"]
         for key in ("window", "shift", "start", "end", "fee_bps", "slippage_bps",
-                    "max_positions", "allocator", "gates", "exits", "mode", "audit",
+                    "max_positions", "allocator", "gates", "exits", "mode", "portfolio",
+                    "audit",
                     "library_version", "data_fingerprint"):
             if key in cfg:
                 lines.append(f"| {key} | {cfg[key]} |")
         lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
-        for key, label, fmt in SUMMARY_ROWS:
-            lines.append(f"| {label} | {_fmt(m.get(key), fmt)} |")
-        for reason, count in m.get("exit_reasons", {}).items():
-            lines.append(f"| exits by {reason} | {count:,} |")
+        for key, label, fmt in summary_rows(cfg):
+            lines.append(f"| {label} | {format_metric(m.get(key), fmt)} |")
+        for prefix, name in (("exits by", "exit_reasons"), ("picks blocked by", "blocked_reasons")):
+            counts = m.get(name, {})
+            for reason, count in (counts.items() if isinstance(counts, Mapping) else ()):
+                lines.append(f"| {prefix} {reason} | {_n(count)} |")
         lines += ["", "## Data quality", "", "| item | value |", "|---|---|"]
         for key, value in dq.items():
             if not key.endswith("_by_symbol") and key != "symbols":
@@ -205,39 +250,40 @@ class BacktestResult:
     def report(self, path: str | Path, **kwargs) -> Path:
         """Write one self-contained HTML report (figures, metrics, data quality, config).
 
-        See :func:`core_engine.research.report.write_report` for the options.
+        See :func:`core_engine.research.report.write_report` for the options (the function
+        is found through :mod:`core_engine.backtest.views`).
         """
-        from core_engine.research.report import write_report
-
-        return write_report(self, path, **kwargs)
+        return call_view("report", self, path, **kwargs)
 
     def plot(self, kind: str = "equity", **kwargs):
         """Return a matplotlib ``Figure``: ``kind`` is ``"equity"`` (with drawdown),
         ``"trades"`` (needs ``symbol=``), ``"returns"``, ``"breakdown"`` or ``"comparison"``.
 
-        See :func:`core_engine.research.plots.plot_result`.
+        See :func:`core_engine.research.plots.plot_result` (found through
+        :mod:`core_engine.backtest.views`).
         """
-        from core_engine.research.plots import plot_result
-
-        return plot_result(self, kind=kind, **kwargs)
+        return call_view("plot", self, kind=kind, **kwargs)
 
     def _repr_html_(self) -> str:
-        from core_engine.research.report import result_html
-
         return result_html(self)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
-        """Write the run to directory ``path`` (created if needed); return the path."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the run to directory ``path`` (created if needed); return the path.
+
+        ``run.json`` is strict JSON (see :mod:`core_engine.backtest.persistence`).
+
+        Raises
+        ------
+        ConfigError
+            If ``path`` already holds a saved run and ``overwrite`` is False, is a file, or
+            cannot be written.
+        """
         self.fingerprint  # noqa: B018 - computed and cached into the config before writing
-        self._trades.to_parquet(folder / "trades.parquet", index=False)
-        self._equity.to_parquet(folder / "equity.parquet", index=False)
-        payload = {"format_version": _FORMAT_VERSION, "config": self._config,
-                   "metrics": self._metrics, "data_quality": self._data_quality}
-        (folder / "run.json").write_text(json.dumps(payload, indent=2, default=str))
-        return folder
+        return write_run(path, self._trades, self._equity,
+                         {"config": self._config, "metrics": self._metrics,
+                          "data_quality": self._data_quality}, overwrite=overwrite,
+                         blocked=self._blocked if self.mode == "portfolio" else None)
 
     @classmethod
     def load(cls, path: str | Path) -> BacktestResult:
@@ -246,21 +292,13 @@ class BacktestResult:
         Raises
         ------
         ConfigError
-            If ``path`` is not a saved run directory.
+            If ``path`` is not a saved run directory or one of its files is damaged (the
+            message names the file and the key).
         """
-        folder = Path(path)
-        missing = [n for n in ("trades.parquet", "equity.parquet", "run.json")
-                   if not (folder / n).is_file()]
-        if missing:
-            raise ConfigError(
-                f"'{folder}' is not a saved backtest run: missing {missing}; expected a "
-                "directory written by BacktestResult.save()."
-            )
-        payload = json.loads((folder / "run.json").read_text())
-        return cls(trades=pd.read_parquet(folder / "trades.parquet"),
-                   equity=pd.read_parquet(folder / "equity.parquet"),
-                   metrics=payload["metrics"], config=payload["config"],
-                   data_quality=payload["data_quality"])
+        trades, equity, payload = read_run(path)
+        return cls(trades=trades, equity=equity, metrics=payload["metrics"],
+                   config=payload["config"], data_quality=payload["data_quality"],
+                   blocked=read_blocked(path))
 
     @staticmethod
     def compare(results: Sequence[BacktestResult], names: Iterable[str] | None = None
@@ -272,17 +310,31 @@ class BacktestResult:
 def _time(value) -> str:
     if value is None:
         return "-"
-    return f"{pd.Timestamp(value):%Y-%m-%d %H:%M} UTC"
+    try:
+        return f"{pd.Timestamp(value):%Y-%m-%d %H:%M} UTC"
+    except (ValueError, TypeError):  # a hand-made or edited result: show what is there
+        return str(value)
 
 
-def _fmt(value, fmt: str) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and math.isnan(value):
-        return "n/a"
-    if isinstance(value, float) and math.isinf(value):
-        return "inf"
-    return fmt.format(value)
+def _n(value: Any) -> str:
+    return format_metric(value, "{:,}")
+
+
+def _account_text(config: Mapping) -> str:
+    book = config.get("portfolio", {})
+    book = book if isinstance(book, Mapping) else {}
+    sizing = dict(book.get("sizing", {}) or {})
+    rules = {k: v for k, v in (book.get("rules", {}) or {}).items()
+             if v not in (None, False) and (k, v) != ("min_order_value", 0.0)
+             and k != "correlation_lookback"}
+    return (f"initial cash {format_metric(book.get('initial_cash'), '{:,.2f}')}, sizing "
+            f"{sizing.pop('sizing', '?')} {sizing}, rules {rules or 'none'}, hold "
+            f"{book.get('hold')}, rebalance {book.get('rebalance')}")
+
+
+def _strategy(config: Mapping) -> Mapping:
+    strategy = config.get("strategy", {})
+    return strategy if isinstance(strategy, Mapping) else {"name": str(strategy)}
 
 
 def compare(results: Sequence[BacktestResult], names: Iterable[str] | None = None
@@ -305,5 +357,6 @@ def compare(results: Sequence[BacktestResult], names: Iterable[str] | None = Non
         m = result.metrics
         reasons = m.pop("exit_reasons", {})
         m.update({f"exit_{k}": v for k, v in reasons.items()})
+        m.update({f"blocked_{k}": v for k, v in m.pop("blocked_reasons", {}).items()})
         columns[name] = pd.Series(m, dtype=object)
     return pd.DataFrame(columns)

@@ -20,7 +20,10 @@ Semantics (one long position per pick, each independent of the others):
   counts as ``stop_loss``). In order:
   open at or below the stop → exit at the open (a gap through the stop fills worse than
   the level); open at or above the target → exit at the open (a gap through the target
-  fills better); low at or below the stop → exit at the stop level, and if the same candle's
+  fills better); low at or below the stop → exit at the stop fill (``ExitRules.stop_fill``:
+  the level by default, else the candle's low or ``level − k × (high − low)`` floored at
+  the low; ``worst_case_return_pct`` is the return had it filled at the low), and if the
+  same candle's
   high also reached the target the stop is assumed first, the trade is flagged
   ``ambiguous`` and ``best_return_pct`` holds the return had the target filled instead;
   high at or above the target → exit at the target level. (When the open is already beyond
@@ -29,9 +32,13 @@ Semantics (one long position per pick, each independent of the others):
   ``t + window``). If that candle is missing (an exchange outage), the position is still
   held and exits at the open of the first candle after it that exists; when that open is
   already beyond the stop or the target, the exit is named ``stop_loss``/``trailing_stop``/
-  ``take_profit`` accordingly. Only when no later candle exists at all (end of data,
-  delisting) does it exit at the close of the last present candle, flagged
-  ``exit_at_last_close``.
+  ``take_profit`` accordingly; ``exit_delayed_by`` counts the candles it was held past its
+  window. ``max_exit_delay`` (candles, default unlimited) caps that wait: when no open
+  exists within ``max_exit_delay`` candles after the due one, the position exits at the
+  close of the last present candle before the gap, flagged ``exit_delay_capped`` and
+  ``exit_at_last_close`` (a choice the user makes knowing it peeks at the outage: a live
+  position could not have left then). When no later candle exists at all (end of data,
+  delisting) it exits at that same last close, flagged ``exit_at_last_close``.
 * **Costs**: ``exit_price = raw_exit × (1 − slippage)``;
   ``return = exit_price × (1 − fee) / (entry_price × (1 + fee)) − 1``; ``return_pct`` is in
   percent (1.0 = 1 %).
@@ -55,6 +62,7 @@ import pandas as pd
 from core_engine.backtest._kernels import (
     EXIT_REASON_NAMES,
     STATUS_NAMES,
+    STOP_FILL_NAMES,
     TRADE_DTYPE,
     simulate_picks_2d,
     simulate_picks_serial,
@@ -151,7 +159,8 @@ def resolve_exit_distances(exits: ExitRules | None, picks: Picks,
 
 def simulate_picks(panel: Panel, picks: Picks, *, window_candles: int, fee_bps: float = 10.0,
                    slippage_bps: float = 0.0, exits: ExitRules | None = None,
-                   atr: np.ndarray | None = None) -> np.ndarray:
+                   atr: np.ndarray | None = None, max_exit_delay: int | None = None
+                   ) -> np.ndarray:
     """Simulate every pick over its window; return one :data:`TRADE_DTYPE` record per pick.
 
     Parameters
@@ -168,6 +177,8 @@ def simulate_picks(panel: Panel, picks: Picks, *, window_candles: int, fee_bps: 
         Stop/target/trailing rules; ``None`` exits at the window end only.
     atr : numpy.ndarray, optional
         ``(n_times, n_symbols)`` ATR, required when ``exits`` uses ATR multiples.
+    max_exit_delay : int, optional
+        Candles a time exit may wait for a price after an outage; ``None`` = unlimited.
 
     Returns
     -------
@@ -178,14 +189,21 @@ def simulate_picks(panel: Panel, picks: Picks, *, window_candles: int, fee_bps: 
     Raises
     ------
     ConfigError
-        If ``window_candles`` is not a positive integer, a pick row/column is off the panel,
-        or ATR exits lack a finite ATR.
+        If ``window_candles`` is not a positive integer, ``max_exit_delay`` not None or an
+        integer >= 0, a pick row/column is off the panel, or ATR exits lack a finite ATR.
     """
     if isinstance(window_candles, bool) or not isinstance(window_candles, (int, np.integer)) \
             or window_candles < 1:
         raise ConfigError(
             f"The 'window_candles' parameter of simulate_picks must be a positive integer. "
             f"Got {window_candles!r}."
+        )
+    if max_exit_delay is not None and (
+            isinstance(max_exit_delay, bool) or not isinstance(max_exit_delay, (int, np.integer))
+            or max_exit_delay < 0):
+        raise ConfigError(
+            "The 'max_exit_delay' parameter of simulate_picks must be None (unlimited) or a "
+            f"number of candles >= 0. Got {max_exit_delay!r}."
         )
     n_times, n_symbols = panel.n_times, panel.n_symbols
     if len(picks):
@@ -201,6 +219,8 @@ def simulate_picks(panel: Panel, picks: Picks, *, window_candles: int, fee_bps: 
             raise ConfigError(f"Pick columns must lie in [0, {n_symbols - 1}]. Got "
                               f"{int(picks.cols.min())}..{int(picks.cols.max())}.")
     dist = resolve_exit_distances(exits, picks, atr)
+    stop_fill = STOP_FILL_NAMES.index(exits.stop_fill) if exits is not None else 0
+    stop_fill_frac = float(exits.stop_fill_range or 0.0) if exits is not None else 0.0
     out = np.zeros(len(picks), dtype=TRADE_DTYPE)
     if not len(picks):
         return out
@@ -210,7 +230,9 @@ def simulate_picks(panel: Panel, picks: Picks, *, window_candles: int, fee_bps: 
     kernel(panel.open, panel.high, panel.low, panel.close, picks.rows, picks.cols,
            int(window_candles), float(fee_bps) / 1e4, float(slippage_bps) / 1e4,
            dist["stop_frac"], dist["stop_dist"], dist["target_frac"], dist["target_dist"],
-           dist["trail_frac"], dist["trail_dist"], index0, int(panel.step_ns), out)
+           dist["trail_frac"], dist["trail_dist"], index0, int(panel.step_ns),
+           -1 if max_exit_delay is None else int(max_exit_delay), stop_fill, stop_fill_frac,
+           out)
     return out
 
 
@@ -233,6 +255,7 @@ def records_to_frame(records: np.ndarray, picks: Picks, panel: Panel) -> pd.Data
         "weight": picks.weights[traded],
         "return_pct": rec["return_pct"],
         "best_return_pct": rec["best_return_pct"],
+        "worst_case_return_pct": rec["worst_case_return_pct"],
         "max_drawdown": rec["max_drawdown"],
         "exit_reason": np.asarray(EXIT_REASON_NAMES, dtype=object)[
             rec["exit_reason"].astype(np.int64)],
@@ -241,5 +264,7 @@ def records_to_frame(records: np.ndarray, picks: Picks, panel: Panel) -> pd.Data
         "ambiguous": rec["ambiguous"].astype(bool),
         "gaps_in_window": rec["gaps_in_window"].astype(np.int64),
         "exit_at_last_close": rec["exit_at_last_close"].astype(bool),
+        "exit_delayed_by": rec["exit_delayed_by"].astype(np.int64),
+        "exit_delay_capped": rec["exit_delay_capped"].astype(bool),
     })
     return frame

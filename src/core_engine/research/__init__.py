@@ -10,7 +10,8 @@
 * :mod:`~core_engine.progress` — tqdm progress bars, silent in CI and pipes.
 
 This package sits above ``backtest``: it reads results and panels, never the other way round
-(``BacktestResult.plot``/``report``/``_repr_html_`` import it lazily).
+(importing it registers ``BacktestResult.plot``/``report`` through
+:mod:`core_engine.backtest.views`, which loads it by name on first use).
 """
 
 from core_engine.progress import progress_bar

@@ -11,6 +11,7 @@ Result plots take a :class:`~core_engine.backtest.BacktestResult` (or anything w
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ import pandas as pd
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from core_engine._config import did_you_mean
+from core_engine.backtest.views import register_view
 from core_engine.data.timeframes import to_utc_timestamp
 from core_engine.errors import ConfigError
 
@@ -56,12 +59,37 @@ def _strategy_label(result: Any) -> str:
 
 
 # ---------------------------------------------------------------------------- equity
+def _is_portfolio(result: Any) -> bool:
+    return result.config.get("mode") == "portfolio"
+
+
+def _equity_times(eq: pd.DataFrame) -> pd.DatetimeIndex:
+    """Times of an equity table: candle closes (portfolio) or decision times (slices)."""
+    return pd.DatetimeIndex(eq["time"] if "time" in eq else eq["decision_time"])
+
+
+def _plot_account(result: Any, ax_eq: Any) -> None:
+    """Portfolio mode: the account's equity and cash in the quote currency."""
+    eq = result.equity
+    times = _equity_times(eq)
+    ax_eq.plot(times, eq["equity"].to_numpy(), color="tab:blue", lw=1.2, label="equity")
+    ax_eq.plot(times, eq["cash"].to_numpy(), color="tab:gray", lw=0.7, ls="--", label="cash")
+    ax_eq.axhline(float(result.metrics.get("initial_cash", 0.0)), color="black", lw=0.6,
+                  alpha=0.5)
+    ax_eq.set_ylabel("Account value (quote currency)")
+
+
 def plot_equity(result: Any, *, figsize: tuple[float, float] = (10, 6)) -> Figure:
     """Equity curve (top) with its drawdown from the running peak underneath.
 
     Top axis: one line ``equity`` (starts at 1.0), plus a dashed ``best case`` line when some
-    candle touched both stop and target (ambiguous exits resolved in favour of the target).
+    candle touched both stop and target (ambiguous exits resolved in favour of the target)
+    and a dotted ``worst case`` line when some stop filled inside a candle above its low
+    (those stops filled at the low instead).
     Bottom axis: one line at ``-drawdown_pct`` with the area to 0 filled.
+
+    A portfolio-mode run shows the account instead: ``equity`` and ``cash`` (dashed) in the
+    quote currency at every candle close, a line at the initial cash.
 
     Returns
     -------
@@ -71,23 +99,39 @@ def plot_equity(result: Any, *, figsize: tuple[float, float] = (10, 6)) -> Figur
     eq = result.equity
     fig = _figure(figsize)
     ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
-    times = pd.DatetimeIndex(eq["decision_time"])
-    ax_eq.plot(times, eq["equity"].to_numpy(), color="tab:blue", lw=1.2, label="equity")
-    if result.metrics.get("ambiguous_trades", 0):
-        ax_eq.plot(times, eq["best_case_equity"].to_numpy(), color="tab:green", lw=0.8,
-                   ls="--", label="best case (target first)")
-    ax_eq.axhline(1.0, color="black", lw=0.6, alpha=0.5)
-    ax_eq.set_ylabel("Equity (start = 1)")
+    times = _equity_times(eq)
+    if _is_portfolio(result):
+        _plot_account(result, ax_eq)
+    else:
+        _plot_slices_equity(result, ax_eq)
     ax_eq.set_title(f"Equity — {_strategy_label(result)}")
     ax_eq.legend(loc="upper left")
     ax_eq.grid(alpha=0.3)
     dd = -eq["drawdown_pct"].to_numpy()
     ax_dd.plot(times, dd, color="tab:red", lw=1.0, label="drawdown")
-    ax_dd.fill_between(times, dd, 0.0, color="tab:red", alpha=0.25)
+    if len(times):
+        ax_dd.fill_between(times, dd, 0.0, color="tab:red", alpha=0.25)
+    else:  # matplotlib cannot fill an empty time axis
+        ax_eq.text(0.5, 0.5, "no decision time evaluated", transform=ax_eq.transAxes,
+                   ha="center", va="center")
     ax_dd.set_ylabel("Drawdown (%)")
     ax_dd.set_xlabel(_TIME_LABEL)
     ax_dd.grid(alpha=0.3)
     return fig
+
+
+def _plot_slices_equity(result: Any, ax_eq: Any) -> None:
+    eq = result.equity
+    times = _equity_times(eq)
+    ax_eq.plot(times, eq["equity"].to_numpy(), color="tab:blue", lw=1.2, label="equity")
+    if result.metrics.get("ambiguous_trades", 0):
+        ax_eq.plot(times, eq["best_case_equity"].to_numpy(), color="tab:green", lw=0.8,
+                   ls="--", label="best case (target first)")
+    if result.metrics.get("stop_fill_spread_pct", 0) and "worst_case_equity" in eq:
+        ax_eq.plot(times, eq["worst_case_equity"].to_numpy(), color="tab:red", lw=0.8,
+                   ls=":", label="worst case (stops fill at the candle's low)")
+    ax_eq.axhline(1.0, color="black", lw=0.6, alpha=0.5)
+    ax_eq.set_ylabel("Equity (start = 1)")
 
 
 # ---------------------------------------------------------------------------- trades
@@ -287,7 +331,8 @@ def plot_comparison(results: Sequence[Any], names: Iterable[str] | None = None, 
     """Several runs' equity curves on one axis (top) and their drawdowns (bottom).
 
     One line per run on each axis, labelled with ``names`` (default: the strategy names,
-    numbered when repeated) and the run's total return.
+    numbered when repeated) and the run's total return. Portfolio runs are drawn as a
+    multiple of their initial cash, so both modes share the axis.
     """
     results = list(results)
     if not results:
@@ -297,9 +342,12 @@ def plot_comparison(results: Sequence[Any], names: Iterable[str] | None = None, 
     ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     for label, result in zip(labels, results, strict=True):
         eq = result.equity
-        times = pd.DatetimeIndex(eq["decision_time"])
+        times = _equity_times(eq)
         total = result.metrics.get("total_return_pct", float("nan"))
-        line, = ax_eq.plot(times, eq["equity"].to_numpy(), lw=1.2, label=f"{label} ({total:+.2f} %)")
+        value = eq["equity"].to_numpy()
+        if _is_portfolio(result):  # the account, as a multiple of its initial cash
+            value = value / float(result.metrics.get("initial_cash", 1.0))
+        line, = ax_eq.plot(times, value, lw=1.2, label=f"{label} ({total:+.2f} %)")
         ax_dd.plot(times, -eq["drawdown_pct"].to_numpy(), lw=1.0, color=line.get_color(),
                    label=label)
     ax_eq.axhline(1.0, color="black", lw=0.6, alpha=0.5)
@@ -379,13 +427,16 @@ def plot_result(result: Any, kind: str = "equity", **kwargs: Any) -> Figure:
     --------
     >>> fig = plot_result(result, kind="breakdown", by="hour")  # doctest: +SKIP
     """
+    if not isinstance(kind, str):
+        raise ConfigError(f"The 'kind' parameter of plot must be one of {list(PLOT_KINDS)}. "
+                          f"Got {kind!r}.")
     kind = _ALIASES.get(kind, kind)
     if kind == "comparison":
         others = kwargs.pop("others", None)
         if not others:
             raise ConfigError("plot(kind='comparison') needs others=[result, ...] to compare "
                               "with this run.")
-        return plot_comparison([result, *others], **kwargs)
+        return _call(plot_comparison, kind, [result, *others], **kwargs)
     functions: dict[str, Callable[..., Figure]] = {"equity": plot_equity, "trades": plot_trades,
                  "returns": plot_return_distribution, "breakdown": plot_breakdown}
     if kind not in functions:
@@ -393,4 +444,20 @@ def plot_result(result: Any, kind: str = "equity", **kwargs: Any) -> Figure:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"The 'kind' parameter of plot must be one of {list(PLOT_KINDS)}. "
                           f"Got {kind!r}.{hint}")
-    return functions[kind](result, **kwargs)
+    return _call(functions[kind], kind, result, **kwargs)
+
+
+def _call(function: Callable[..., Figure], kind: str, *args: Any, **kwargs: Any) -> Figure:
+    """``function(*args, **kwargs)``, a wrong keyword being a ConfigError that names it."""
+    signature = inspect.signature(function)
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        valid = [name for name in list(signature.parameters)[1:]]
+        hint = "".join(did_you_mean(key, valid) for key in kwargs if key not in valid)
+        raise ConfigError(f"plot(kind={kind!r}) got invalid arguments ({exc}); its keyword "
+                          f"arguments are {valid}.{hint}") from None
+    return function(*args, **kwargs)
+
+
+register_view("plot", plot_result)

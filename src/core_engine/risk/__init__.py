@@ -1,4 +1,5 @@
-"""core_engine.risk: gates (eligibility), allocation (picks and weights), exits and sizing.
+"""core_engine.risk: gates (eligibility), allocation (picks and weights), exits, sizing and
+the portfolio rules.
 
 The engine's order of work on a panel::
 
@@ -27,32 +28,49 @@ from core_engine.risk.gates import (
     apply_gates,
     gate_features,
 )
+from core_engine.risk.rules import RULE_NAMES, PortfolioRules
 from core_engine.risk.sizing import (
+    ConfidenceSizing,
+    EqualSlots,
+    FixedFraction,
+    InverseVolatilitySizing,
+    RiskPerTrade,
+    Sizing,
     cap_by_balance,
     cap_by_exposure,
+    parse_sizing,
     position_size,
     risk_per_trade_size,
     stop_price,
 )
 
 __all__ = [
+    "RULE_NAMES",
     "Allocation",
     "Allocator",
+    "ConfidenceSizing",
     "ConfidenceWeighted",
     "CustomGate",
+    "EqualSlots",
     "ExitRules",
+    "FixedFraction",
     "Gate",
     "InverseVolatility",
+    "InverseVolatilitySizing",
     "MaxATRPct",
     "MaxSpreadProxy",
     "MinQuoteVolume",
+    "PortfolioRules",
+    "RiskPerTrade",
     "ScoreProportional",
+    "Sizing",
     "TopNEqual",
     "allocation_extra",
     "apply_gates",
     "cap_by_balance",
     "cap_by_exposure",
     "gate_features",
+    "parse_sizing",
     "position_size",
     "risk_per_trade_size",
     "stop_price",

@@ -49,12 +49,12 @@ class Allocation(NamedTuple):
 
     Attributes
     ----------
-    picks : ndarray of int64, shape (D, n)
+    picks : ndarray of int64, shape (D, min(n, N))
         Column positions of the picks, best first; ``-1`` marks an empty slot (always after
         the filled ones).
-    weights : ndarray of float64, shape (D, n)
+    weights : ndarray of float64, shape (D, min(n, N))
         Capital fraction of each pick, ``0.0`` for empty slots; each row sums to ``<= 1``.
-    ranks : ndarray of int64, shape (D, n)
+    ranks : ndarray of int64, shape (D, min(n, N))
         1-based rank of each pick among the row's candidates, ``0`` for empty slots.
     """
 
@@ -137,7 +137,7 @@ class Allocator:
         Returns
         -------
         Allocation
-            ``(picks, weights, ranks)``, each ``(D, n)``.
+            ``(picks, weights, ranks)``, each ``(D, min(n, N))`` (a slot per symbol at most).
 
         Raises
         ------
@@ -158,7 +158,10 @@ class Allocator:
                 )
             extra[key] = _as_2d(f"extra[{key!r}]", extra[key], scores.shape, np.float64)
         mask = np.ascontiguousarray(self._eligible(scores, eligible, extra), dtype=np.bool_)
-        picks = top_n_select_2d(scores, mask, symbol_name_rank(symbols), int(self.n))
+        # at most one slot per symbol: an absurd n (10**12) must not allocate (D, n) arrays;
+        # the weights below still divide by n, so the result is the same for any n >= N
+        slots = min(int(self.n), scores.shape[1])
+        picks = top_n_select_2d(scores, mask, symbol_name_rank(symbols), slots)
         filled = picks >= 0
         safe = np.where(filled, picks, 0)
         picked_scores = np.where(filled, np.take_along_axis(scores, safe, axis=1), np.nan)
@@ -174,7 +177,7 @@ class Allocator:
         k = filled.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             weights = np.where(total > 0, raw / total * (k / self.n), 0.0)
-        ranks = np.where(filled, np.arange(1, self.n + 1, dtype=np.int64)[None, :], 0)
+        ranks = np.where(filled, np.arange(1, slots + 1, dtype=np.int64)[None, :], 0)
         return Allocation(picks, weights, ranks)
 
     def allocate_row(self, scores: np.ndarray, eligible: np.ndarray | None, symbols: Sequence[str],

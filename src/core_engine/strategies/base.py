@@ -327,8 +327,13 @@ class Strategy:
             ) from exc
 
     def _check_output(self, hook: str, values: Any, panel: Panel) -> np.ndarray:
+        if isinstance(values, pd.DataFrame):
+            values = self._aligned(hook, values, panel)
         try:
-            out = np.asarray(values, dtype=np.float64)
+            if isinstance(values, pd.DataFrame):
+                out = values.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                out = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise StrategyError(f"{self!r}.{hook}() must return a float array. Got {exc}.") from exc
         expected = (panel.n_times, panel.n_symbols)
@@ -343,6 +348,37 @@ class Strategy:
                 f"({panel.index[i]:%Y-%m-%d %H:%M} UTC); use NaN for 'not a candidate'."
             )
         return out
+
+    def _aligned(self, hook: str, frame: pd.DataFrame, panel: Panel) -> pd.DataFrame:
+        """A DataFrame output read by label: its columns are the panel's symbols in any order
+        (never taken by position), and a DatetimeIndex must be the panel's timestamps."""
+        columns = list(frame.columns)
+        symbols = list(panel.symbols)
+        if len(set(columns)) != len(columns):
+            dup = sorted({str(c) for c in columns if columns.count(c) > 1})
+            raise StrategyError(f"{self!r}.{hook}() returned a DataFrame with duplicated "
+                                f"columns {dup}; expected one column per symbol {symbols}.")
+        if columns != symbols:
+            missing = [s for s in symbols if s not in columns]
+            extra = [c for c in columns if c not in symbols]
+            if missing or extra:
+                raise StrategyError(
+                    f"{self!r}.{hook}() returned a DataFrame whose columns are not the panel's "
+                    f"symbols: missing {missing}, unexpected {extra}. Columns are matched by "
+                    f"name, never by position; expected the symbols {symbols} in any order."
+                )
+            frame = frame[symbols]
+        index = frame.index
+        if isinstance(index, pd.DatetimeIndex) and not index.equals(panel.index):
+            if len(index) == panel.n_times and index.sort_values().equals(panel.index):
+                frame = frame.loc[panel.index]
+            else:
+                raise StrategyError(
+                    f"{self!r}.{hook}() returned a DataFrame indexed by {len(index):,} times "
+                    f"that are not the panel's {panel.n_times:,} candle times; return one row "
+                    "per candle of the panel (rows are matched by time), or a plain array."
+                )
+        return frame
 
     # ------------------------------------------------------------------ one-off path
     def scores_at(self, features_by_symbol: Mapping[str, pd.DataFrame] | Panel, current_time: Any,

@@ -131,6 +131,8 @@ class _Clock:
     def _cadence(self, row: int) -> int:
         if self.every is None:
             return row
+        if self.every == 0:
+            return self.n + 2  # no cadence: fills and wake-ups only
         t = self.index0 + row * self.step
         due = -(-t // self.every) * self.every
         return int(row + -(-(due - t) // self.step))
@@ -142,7 +144,7 @@ class _Clock:
         wakes = self.view.wakes
         if wakes:
             best = min(best, max(wakes[0], row))
-        return int(self.next_open[best]) if best < self.n else best
+        return int(self.next_open[best]) if best < self.n else min(best, self.n + 1)
 
     def due_at(self, row: int) -> bool:
         """Whether a call is due exactly at ``row`` (used for the call at the end time)."""
@@ -215,7 +217,8 @@ def replay(trader: Trader, data: Any = None, broker: SimBroker | None = None, *,
     return build_result(trader, panel, broker, records, loop.snapshots,
                         start_row=start_row, end_row=end_row,
                         config={"start": None if start is None else str(start),
-                                "end": None if end is None else str(end), "skip": skip})
+                                "end": None if end is None else str(end), "skip": skip},
+                        calls=loop.calls)
 
 
 class _Loop:
@@ -228,6 +231,7 @@ class _Loop:
         self.view = view
         self.clock = _Clock(panel, trader.every_ns, view)
         self.seen_fills = 0
+        self.calls = 0
         self.snapshots: list[tuple[int, float, np.ndarray]] = []
 
     def dispatch(self) -> None:
@@ -290,6 +294,7 @@ class _Loop:
         self.dispatch()
         if called:
             self.clock.consume(row)
+            self.calls += 1
             ctx._call("on_bar", lambda: self.trader.on_bar(ctx))
             self.dispatch()
         broker.match_row(row)

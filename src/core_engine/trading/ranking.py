@@ -145,8 +145,20 @@ class RankingTrader(Trader):
 
     # ------------------------------------------------------------------ inputs
     def _inputs(self, panel: Panel) -> dict:
-        return compute_inputs(panel, self._strategy, gates=self._gates,
-                              allocator=self._allocator, exits=self.exits)
+        """The engine's inputs and the allocator's picks on every row that closes on the
+        shift grid (each row's picks read that row only: a causal computation)."""
+        inputs = compute_inputs(panel, self._strategy, gates=self._gates,
+                                allocator=self._allocator, exits=self.exits)
+        closes = panel.index.asi8 + panel.step_ns
+        rows = np.flatnonzero((closes % self._shift_ns == 0)
+                              & (np.arange(panel.n_times) >= self._lookback))
+        picks = allocate_at(inputs, rows, self._allocator, panel.symbols)
+        bounds = np.searchsorted(picks.rows, rows, "left"), np.searchsorted(picks.rows, rows,
+                                                                             "right")
+        inputs["picks"] = picks
+        inputs["pick_slices"] = {int(r): (int(a), int(b))
+                                 for r, a, b in zip(rows, bounds[0], bounds[1], strict=True)}
+        return inputs
 
     def _picks(self, ctx: Context) -> tuple[list[dict], dict | None, int]:
         t = ctx.now
@@ -155,11 +167,12 @@ class RankingTrader(Trader):
             return [], inputs, row
         if ctx.end is not None and t.value + self._window_ns > ctx.end.value:
             return [], inputs, row
-        picks = allocate_at(inputs, np.array([row]), self._allocator, tuple(ctx.symbols))
-        out: list[dict[str, Any]] = [{"symbol": ctx.symbols[int(c)], "col": int(c), "rank": int(k), "score": float(s),
-                "weight": float(w)}
-               for c, k, s, w in zip(picks.cols, picks.ranks, picks.scores, picks.weights,
-                                     strict=True)]
+        lo, hi = inputs["pick_slices"].get(row, (0, 0))
+        picks = inputs["picks"]
+        out: list[dict[str, Any]] = [
+            {"symbol": ctx.symbols[int(picks.cols[p])], "col": int(picks.cols[p]),
+             "rank": int(picks.ranks[p]), "score": float(picks.scores[p]),
+             "weight": float(picks.weights[p])} for p in range(lo, hi)]
         out.sort(key=lambda p: int(p["rank"]))
         return out, inputs, row
 

@@ -226,7 +226,8 @@ class SimBroker:
             raise ConfigError(f"SimBroker holds {panel.timeframe} candles; asked for "
                               f"{timeframe!r}. Resample them with core_engine.data.resample.")
         known = panel.slice_rows(0, self._row)
-        frame = known.frame(self._col(symbol, error=ConfigError))
+        self._col(symbol, error=ConfigError)
+        frame = known.frame(symbol)
         if since is not None:
             frame = frame.loc[frame["timestamp"] >= to_utc_timestamp(since, name="since")]
         if limit is not None:
@@ -449,6 +450,13 @@ class SimBroker:
         o, h, lo = self._candle(col, row)
         if open_only:
             h = lo = o
+        # a cheap pre-check (the helpers below decide): most resting orders are far away
+        if order.type is OrderType.LIMIT:
+            limit = _price(order.limit_price)
+            if (lo > limit) if order.side is OrderSide.BUY else (h < limit):
+                return
+        elif order.side is OrderSide.BUY and h < _price(order.stop_price):
+            return
         if order.side is OrderSide.BUY:
             if order.type is OrderType.LIMIT:
                 hit, raw, at_open = limit_buy_on_candle(o, lo, _price(order.limit_price))

@@ -149,14 +149,20 @@ class Trader:
     @property
     def trader_id(self) -> str:
         """A short stable id from the class and parameters (client order ids use it)."""
-        digest = hashlib.sha256(repr(self).encode()).hexdigest()[:8]
-        return f"{self.name}-{digest}"
+        cached = self.__dict__.get("_trader_id")
+        if cached is None:  # parameters are stored unchanged, so the id is computed once
+            cached = f"{self.name}-{hashlib.sha256(repr(self).encode()).hexdigest()[:8]}"
+            self.__dict__["_trader_id"] = cached
+        return cached
 
     @property
     def every_ns(self) -> int | None:
-        """The cadence of :meth:`on_bar` in nanoseconds (None: every candle)."""
+        """The cadence of :meth:`on_bar` in nanoseconds (None: every candle; 0: never — a
+        trader that does not override :meth:`on_bar` acts on fills and wake-ups only)."""
         every = getattr(self, "every", None)
-        return None if every is None else timeframe_ns(every, name="every")
+        if every is None:
+            return 0 if type(self).on_bar is Trader.on_bar else None
+        return timeframe_ns(every, name="every")
 
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict:
@@ -190,7 +196,8 @@ class Records:
         return pd.DataFrame(self.notes, columns=["time", "text", "values", "orders"])
 
     def blocked_frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self.blocked, columns=["time", "symbol", "rank", "score", "reason"])
+        frame = pd.DataFrame(self.blocked, columns=["decision_time", "symbol", "rank", "score",
+                                                    "reason"])
         return frame.astype({"rank": np.int64, "score": np.float64}) if len(frame) else frame
 
 
@@ -420,7 +427,8 @@ class Context:
 
     def block(self, symbol: str, reason: str, *, rank: int = 0, score: float = math.nan) -> None:
         """Record a pick that did not become a position, and why (``result.blocked``)."""
-        self.records.blocked.append({"time": self.now, "symbol": symbol, "rank": int(rank),
+        self.records.blocked.append({"decision_time": self.now, "symbol": symbol,
+                                     "rank": int(rank),
                                      "score": float(score), "reason": str(reason)})
 
     def _last_price(self, symbol: str) -> float:

@@ -1,0 +1,147 @@
+"""W9 of BENCHMARKS.md: the event world's replay, timed beside the vectorised engine.
+
+* W9-rank — ``replay(RankingTrader(baseline, exits))`` on 20 symbols × 105,120 synthetic 5m
+  candles (one year), beside ``walk_forward`` (slices mode) of the same strategy and exits
+  in the same run, and beside the same replay with ``skip=False`` (the trader called and
+  the broker visited on every candle). The RankingTrader reads the strategy's inputs
+  through ``ctx.causal`` (computed once on the data, read at each decision row).
+* W9-rest — a trader that only holds resting orders (a 20-level limit ladder that re-arms
+  each level with its take-profit, a grid in miniature) on 1 symbol × 105,120 candles: the
+  skipping replay jumps from fill to fill with the numba search; beside ``skip=False`` and
+  ``walk_forward`` of the baseline on the same symbol.
+
+The skipping replays must equal their ``skip=False`` twins (same fills; checked here) and be
+at least 20× faster on W9-rest. First call reported apart (JIT or numba cache), then best of 3.
+
+    python benchmarks/bench_replay.py [--symbols 20] [--candles 105120] [--slow-candles 105120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+from core_engine.backtest import walk_forward
+from core_engine.data.panel import Panel
+from core_engine.risk import ExitRules
+from core_engine.strategies import MacdRsiConfluence
+from core_engine.trading import RankingTrader, SimBroker, Trader, replay
+
+
+def synthetic_panel(n_symbols: int, n_candles: int, seed: int = 7) -> Panel:
+    rng = np.random.default_rng(seed)
+    ret = rng.normal(0.0, 0.002, (n_candles, n_symbols))
+    close = 100.0 * np.exp(np.cumsum(ret, axis=0))
+    open_ = np.vstack([np.full((1, n_symbols), 100.0), close[:-1]])
+    wick = np.abs(rng.normal(0.0, 0.0015, (2, n_candles, n_symbols)))
+    high = np.maximum(open_, close) * (1 + wick[0])
+    low = np.minimum(open_, close) * (1 - wick[1])
+    volume = rng.lognormal(3.0, 1.0, (n_candles, n_symbols))
+    index = pd.date_range("2022-01-01", periods=n_candles, freq="5min", tz="UTC")
+    return Panel(index=index, symbols=tuple(f"S{j:03d}/USDT" for j in range(n_symbols)),
+                 timeframe="5m", open=open_, high=high, low=low, close=close, volume=volume)
+
+
+class Ladder(Trader):
+    """Limit buys ``levels`` steps of ``step_pct`` below the first price; each fill rests a
+    take-profit one step up, whose fill re-arms the buy. Nothing happens between fills."""
+
+    def __init__(self, symbol="S000/USDT", levels=20, step_pct=0.5, value=400.0):
+        self.symbol = symbol
+        self.levels = levels
+        self.step_pct = step_pct
+        self.value = value
+
+    def on_start(self, ctx):
+        ref = float(ctx.candles(self.symbol, 1)["close"].iloc[-1])
+        self.state["prices"] = [ref * (1 - k * self.step_pct / 100)
+                                for k in range(1, self.levels + 1)]
+        for k, price in enumerate(self.state["prices"]):
+            ctx.buy(self.symbol, value=self.value, type="limit", price=price, leg=f"b{k}",
+                    meta={"level": k})
+
+    def on_fill(self, ctx, fill):
+        order = ctx.broker.fetch_order(fill.client_id)
+        if order.is_open:
+            return
+        k = order.meta["level"]
+        price = self.state["prices"][k]
+        if fill.side == "buy":
+            ctx.sell(self.symbol, order.filled_quantity, type="limit",
+                     price=price * (1 + self.step_pct / 100), leg=f"s{k}", meta={"level": k})
+        else:
+            ctx.buy(self.symbol, value=self.value, type="limit", price=price, leg=f"b{k}",
+                    meta={"level": k})
+
+
+def timed(fn, repeats=3):
+    t0 = time.perf_counter()
+    out = fn()
+    first = time.perf_counter() - t0
+    best = first
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return first, best, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--symbols", type=int, default=20)
+    ap.add_argument("--candles", type=int, default=105_120)
+    ap.add_argument("--slow-candles", type=int, default=105_120,
+                    help="candles of the skip=False runs (the slow reference)")
+    args = ap.parse_args()
+    print(f"load average {os.getloadavg()}  (2 shared cores: noisy; best of 3)")
+    exits = ExitRules(stop_loss_pct=1.5, take_profit_pct=3.0, trailing_pct=1.0)
+    rows = []
+
+    panel = synthetic_panel(args.symbols, args.candles)
+    strategy = MacdRsiConfluence()
+    f, b, wf = timed(lambda: walk_forward(panel, strategy, exits=exits))
+    rows.append(("W9-rank", "walk_forward slices (vectorised)", f, b, len(wf.trades)))
+    trader = RankingTrader(strategy, exits=exits)
+    f, b, fast = timed(lambda: replay(trader.clone(), panel, SimBroker()))
+    rows.append(("W9-rank", "replay RankingTrader, skipping", f, b, len(fast.trades)))
+    slow_panel = panel.slice_rows(0, min(args.slow_candles, args.candles))
+    t0 = time.perf_counter()
+    slow = replay(trader.clone(), slow_panel, SimBroker(), skip=False)
+    s = time.perf_counter() - t0
+    rows.append(("W9-rank", f"replay, every candle ({slow_panel.n_times:,} candles)", s, s,
+                 len(slow.trades)))
+    if slow_panel.n_times == panel.n_times:
+        pd.testing.assert_frame_equal(fast.fills, slow.fills)
+    rank_ratio = s / b * (panel.n_times / slow_panel.n_times)
+
+    one = synthetic_panel(1, args.candles, seed=11)
+    f, b1, wf1 = timed(lambda: walk_forward(one, strategy, exits=exits))
+    rows.append(("W9-rest", "walk_forward slices (vectorised)", f, b1, len(wf1.trades)))
+    f, b2, lad = timed(lambda: replay(Ladder(), one, SimBroker(fee_bps=2), start=one.index[1]))
+    rows.append(("W9-rest", "replay resting orders, skipping", f, b2, len(lad.fills)))
+    slow_one = one.slice_rows(0, min(args.slow_candles, args.candles))
+    t0 = time.perf_counter()
+    lad_slow = replay(Ladder(), slow_one, SimBroker(fee_bps=2), start=one.index[1],
+                      skip=False)
+    s2 = time.perf_counter() - t0
+    rows.append(("W9-rest", f"replay, every candle ({slow_one.n_times:,} candles)", s2, s2,
+                 len(lad_slow.fills)))
+    if slow_one.n_times == one.n_times:
+        pd.testing.assert_frame_equal(lad.fills, lad_slow.fills)
+    rest_ratio = s2 / b2 * (one.n_times / slow_one.n_times)
+
+    print(f"\n{'workload':<8} {'run':<44} {'first s':>8} {'best s':>8} {'trades/fills':>12}")
+    for w, name, first, best, n in rows:
+        print(f"{w:<8} {name:<44} {first:8.3f} {best:8.3f} {n:12,}")
+    print(f"\nW9-rank: skipping replay {rank_ratio:.1f}x faster than every candle; "
+          f"{b / rows[0][3]:.1f}x the vectorised engine's time")
+    print(f"W9-rest: skipping replay {rest_ratio:.1f}x faster than every candle "
+          f"(target >= 20x): {'PASS' if rest_ratio >= 20 else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
