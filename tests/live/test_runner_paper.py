@@ -1,13 +1,14 @@
 """The Runner on a simulated clock with the PaperBroker over recorded candles (real Binance
-sample): the same fills as ``replay`` of the same trader (itself proven equal to
-``walk_forward(mode="portfolio")`` by the trading tests), restarts that resume exactly,
-reconciliation that refuses to trade, the kill switch and the breakers."""
+sample): the same trades as ``walk_forward(mode="portfolio")`` and the same fills as
+``replay`` of the same trader, restarts that resume exactly, reconciliation that refuses to
+trade, the kill switch and the breakers."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
+from core_engine.backtest import walk_forward
 from core_engine.data import Panel, load_sample
 from core_engine.live.journal import Journal
 from core_engine.live.keys import Secret
@@ -16,6 +17,7 @@ from core_engine.live.paper import PaperBroker
 from core_engine.live.runner import Breakers, ReconciliationError, Runner, SimulatedClock
 from core_engine.live.state import RunnerState
 from core_engine.risk import ExitRules
+from core_engine.strategies import get_strategy
 from core_engine.trading import RankingTrader, SimBroker, replay
 
 from .local_servers import SMTPSink, WebhookReceiver
@@ -31,9 +33,12 @@ def panel():
     return Panel.from_frames(frames, "5m")
 
 
+EXITS = ExitRules(stop_loss_pct=1.0, take_profit_pct=2.0)
+
+
 def _trader():
     return RankingTrader("macd_rsi_confluence", window="4h", shift="2h", max_positions=2,
-                         exits=ExitRules(stop_loss_pct=1.0, take_profit_pct=2.0))
+                         exits=EXITS)
 
 
 def _end(panel):
@@ -59,11 +64,27 @@ def replayed(panel):
     return _fills(fills.itertuples())
 
 
-def test_runner_with_paper_broker_equals_replay(panel, replayed, tmp_path):
+def test_runner_with_paper_broker_equals_walk_forward_portfolio(panel, replayed, tmp_path):
     runner = _runner(panel, tmp_path / "j.sqlite")
     runner.run(until=_end(panel))
-    assert len(replayed) > 50
-    assert _fills(runner.journal.fills()) == replayed
+    fills = runner.journal.fills()
+    wf = walk_forward(panel, get_strategy("macd_rsi_confluence"), mode="portfolio",
+                      exits=EXITS, max_positions=2, fee_bps=10, window="4h", shift="2h")
+    trades = wf.trades[~wf.trades["exit_at_last_close"]]  # the end of the data, not a fill
+    assert len(trades) > 40
+
+    def key(symbol, time, price, quantity):
+        return (symbol, time, round(price, 6), round(quantity, 9))
+
+    buys = sorted(key(f.symbol, f.time, f.price, f.quantity) for f in fills if f.side == "buy")
+    sells = sorted(key(f.symbol, f.time, f.price, f.quantity) for f in fills
+                   if f.side == "sell")
+    assert buys == sorted(key(t.symbol, t.entry_time, t.entry_price, t.quantity)
+                          for t in wf.trades.itertuples())
+    assert sells == sorted(key(t.symbol, t.exit_time, t.exit_price, t.quantity)
+                           for t in trades.itertuples())
+    # and fill for fill (client ids, times, prices, quantities) with replay
+    assert _fills(fills) == replayed
     # every order went through the journal: intent first, then the broker's answers
     for order in runner.journal.orders():
         assert runner.journal.order_events(order.client_id)[0] == ("intent", "new")
