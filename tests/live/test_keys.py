@@ -71,6 +71,16 @@ def test_keyring_reads_numbered_keys_and_rotates_round_robin():
         pickle.dumps(ring)
 
 
+def test_retired_keys_are_skipped_by_rotation():
+    ring = KeyRing.from_env("binance", environ=_env(3))
+    assert ring.retire("refused").key == "key-2-abcdefgh"
+    assert ring.rotate("rate limited").key == "key-3-abcdefgh"
+    assert ring.rotate("rate limited").key == "key-2-abcdefgh"  # key 1 is skipped
+    ring.retire("refused")
+    with pytest.raises(ConfigError, match="Every API key for 'binance' was refused"):
+        ring.retire("refused")
+
+
 def test_keyring_unnumbered_pair_and_password():
     ring = KeyRing.from_env("kraken", environ={"CORE_ENGINE_KRAKEN_KEY": "kk-12345",
                                                "CORE_ENGINE_KRAKEN_SECRET": "ks-12345",

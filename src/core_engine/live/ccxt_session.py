@@ -268,9 +268,11 @@ class CCXTSession:
                     self.backoff(attempt)
                 elif kind is BrokerUnavailable and _is_auth(exc):
                     auth_failures += 1
-                    if self.keys is None or auth_failures >= len(self.keys):
+                    if self.keys is None or self.keys.usable <= 1 or auth_failures > len(
+                            self.keys):
                         raise BrokerUnavailable(message) from None
-                    self.rotate_key("authentication failed")
+                    self.keys.retire("authentication failed")
+                    self._install_key()
                 else:
                     raise kind(message) from None
                 attempt += 1

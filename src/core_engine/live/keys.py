@@ -163,6 +163,7 @@ class KeyRing:
         self._index = 0
         self._lock = threading.Lock()
         self.rotations: list[tuple[float, str, str]] = []
+        self.retired: set[str] = set()
 
     @classmethod
     def from_env(cls, exchange: str, environ: Mapping[str, str] | None = None,
@@ -209,14 +210,37 @@ class KeyRing:
         """The key in use."""
         return self._keys[self._index]
 
+    @property
+    def usable(self) -> int:
+        """How many keys are not retired."""
+        return sum(1 for k in self._keys if k.label not in self.retired)
+
     def rotate(self, reason: str) -> ApiKey:
-        """Move to the next key (round robin) and record why; returns the new key."""
+        """Move to the next key not retired (round robin) and record why; returns it."""
         with self._lock:
             old = self.current.label
-            self._index = (self._index + 1) % len(self._keys)
+            for _ in range(len(self._keys)):
+                self._index = (self._index + 1) % len(self._keys)
+                if self.current.label not in self.retired:
+                    break
             self.rotations.append((time.time(), old, reason))
         _log.info("%s: rotated from %s to %s (%s)", self.exchange, old, self.current.label, reason)
         return self.current
+
+    def retire(self, reason: str) -> ApiKey:
+        """Stop using the current key (the exchange refused it) and move to the next one.
+
+        Raises
+        ------
+        ConfigError
+            Every key of the ring is retired.
+        """
+        with self._lock:
+            self.retired.add(self.current.label)
+        if self.usable == 0:
+            raise ConfigError(f"Every API key for {self.exchange!r} was refused by the "
+                              f"exchange ({reason}); check the keys and their permissions.")
+        return self.rotate(reason)
 
     def secrets(self) -> list[Secret]:
         """Every secret of the ring (for scrubbers of other channels)."""
