@@ -65,5 +65,19 @@ def test_bad_input_names_the_parameter(args, fragment):
         client_order_id(*args)
     with pytest.raises(ConfigError, match="'attempt'"):
         client_order_id("t", T, "BTC/USDT", "entry", attempt=-1)
-    with pytest.raises(ConfigError, match="client_order_id"):
-        kraken_userref("not-ours")
+    with pytest.raises(ConfigError, match="non-empty string"):
+        kraken_userref("")
+
+
+def test_kraken_client_id_takes_short_ids_and_hex_ids_as_uuids():
+    import uuid
+
+    from core_engine.live.client_ids import kraken_client_id
+    from core_engine.trading.orders import client_order_id as trading_id
+
+    short = client_order_id("t", T, "BTC/USD", "entry", exchange="kraken")
+    assert kraken_client_id(short) == short
+    long = trading_id("t", T, "BTC/USD", "entry")
+    assert str(uuid.UUID(kraken_client_id(long))) == kraken_client_id(long)
+    with pytest.raises(ConfigError, match="18 characters or a UUID"):
+        kraken_client_id("x" * 30)

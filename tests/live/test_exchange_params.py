@@ -90,6 +90,17 @@ def test_kraken_stop_loss_is_a_stop_loss_order_at_the_trigger_price():
     assert dict(parse_qsl(sent[-1]["body"]))["ordertype"] == "take-profit"
 
 
+def test_kraken_takes_the_trading_layers_ids_as_uuids():
+    from core_engine.trading.orders import client_order_id as trading_id
+
+    exchange, sent = _recording_kraken()
+    cid = trading_id("ranking-1", "2021-03-01T10:00Z", "BTC/USD", "entry")
+    exchange.create_order(**create_call("kraken", client_id=cid, symbol="BTC/USD", side="buy",
+                                        order_type="market", quantity=0.01).kwargs())
+    body = dict(parse_qsl(sent[-1]["body"]))
+    assert body["cl_ord_id"] == f"{cid[:8]}-{cid[8:12]}-{cid[12:16]}-{cid[16:20]}-{cid[20:]}"
+
+
 def test_kraken_cancel_by_client_id():
     exchange, sent = _recording_kraken()
     exchange.cancel_order(None, "BTC/USD", lookup_params("kraken", "ceabcdefghijklmnop"))

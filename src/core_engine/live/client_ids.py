@@ -24,12 +24,12 @@ import pandas as pd
 
 from core_engine.errors import ConfigError
 
-__all__ = ["CLIENT_ID_LENGTH", "client_order_id", "kraken_userref"]
+__all__ = ["CLIENT_ID_LENGTH", "client_order_id", "kraken_client_id", "kraken_userref"]
 
 PREFIX = "ce"
 CLIENT_ID_LENGTH = {"binance": 26, "kraken": 18}
 """Length of the ids per exchange; any other exchange gets the Binance form."""
-_CHARSET = re.compile(r"^[a-z2-7]+$")
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _bar_nanoseconds(bar_time: object) -> int:
@@ -102,10 +102,26 @@ def kraken_userref(client_id: str) -> int:
     >>> kraken_userref("ce2a3b4c5d6e7f2a3b")
     -1177132672
     """
-    if not isinstance(client_id, str) or not client_id.startswith(PREFIX) or not _CHARSET.match(
-            client_id[len(PREFIX):]):
-        raise ConfigError(
-            f"The 'client_id' of kraken_userref must be an id made by client_order_id. "
-            f"Got {client_id!r}.")
+    if not isinstance(client_id, str) or not client_id:
+        raise ConfigError(f"The 'client_id' of kraken_userref must be a non-empty string. "
+                          f"Got {client_id!r}.")
     value = int.from_bytes(hashlib.sha256(client_id.encode()).digest()[:4], "big")
     return value - (1 << 32) if value >= (1 << 31) else value
+
+
+def kraken_client_id(client_id: str) -> str:
+    """Our client id in a form Kraken's ``cl_ord_id`` accepts: as is up to 18 characters, a
+    32-hex-digit id (the trading layer's ``client_order_id``) as a UUID.
+
+    Examples
+    --------
+    >>> kraken_client_id("ce12a8ea383a30700228eca90a058e1c")
+    'ce12a8ea-383a-3070-0228-eca90a058e1c'
+    """
+    if isinstance(client_id, str) and 0 < len(client_id) <= 18:
+        return client_id
+    if isinstance(client_id, str) and _HEX32.match(client_id):
+        return "-".join((client_id[:8], client_id[8:12], client_id[12:16], client_id[16:20],
+                         client_id[20:]))
+    raise ConfigError(f"Kraken's cl_ord_id takes up to 18 characters or a UUID; the client id "
+                      f"{client_id!r} is neither (use client_order_id(..., exchange='kraken')).")

@@ -10,7 +10,8 @@ builds from them.
 * Binance spot: ``newClientOrderId``; a stop is ``STOP_LOSS`` (market on trigger) through
   ccxt's ``stopLossPrice``; a target is ``TAKE_PROFIT`` through ``takeProfitPrice``; orders
   are found and cancelled by ``origClientOrderId``.
-* Kraken spot: ``cl_ord_id`` (ccxt's ``clientOrderId``) plus a ``userref`` derived from it;
+* Kraken spot: ``cl_ord_id`` (ccxt's ``clientOrderId``; a 32-hex id as a UUID) plus a
+  ``userref`` derived from it;
   a stop is ``stop-loss`` (``price`` = trigger), a target ``take-profit``; orders are found by
   ``cl_ord_id`` among open and closed orders, cancelled by ``cl_ord_id``.
 """
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core_engine.errors import ConfigError
-from core_engine.live.client_ids import kraken_userref
+from core_engine.live.client_ids import kraken_client_id, kraken_userref
 
 __all__ = ["ORDER_TYPES", "SUPPORTED_EXCHANGES", "CreateCall", "create_call", "lookup_params"]
 
@@ -86,7 +87,8 @@ def _binance(client_id: str, symbol: str, side: str, order_type: str, quantity: 
 
 def _kraken(client_id: str, symbol: str, side: str, order_type: str, quantity: float,
             limit_price: float | None, stop_price: float | None) -> CreateCall:
-    params: dict[str, Any] = {"clientOrderId": client_id, "userref": kraken_userref(client_id)}
+    params: dict[str, Any] = {"clientOrderId": kraken_client_id(client_id),
+                              "userref": kraken_userref(client_id)}
     if order_type == "stop":
         params["stopLossPrice"] = stop_price
     elif order_type == "take_profit":
@@ -148,6 +150,6 @@ def lookup_params(exchange_id: str, client_id: str) -> dict[str, Any]:
     if exchange_id == "binance":
         return {"origClientOrderId": client_id}
     if exchange_id == "kraken":
-        return {"cl_ord_id": client_id}
+        return {"cl_ord_id": kraken_client_id(client_id)}
     raise ConfigError(f"Finding orders by client id on {exchange_id!r} is not supported; "
                       f"supported: {', '.join(SUPPORTED_EXCHANGES)}.")
