@@ -85,7 +85,7 @@ def simulate(panel, picks, dec_rows, *, window, fee, slip, hold="window", slots=
                     continue
 
                 def block(reason, sym=sym, rank=rank, score=score, t=t):
-                    blocked.append({"time": pd.Timestamp(t, tz="UTC"), "symbol": sym,
+                    blocked.append({"decision_time": pd.Timestamp(t, tz="UTC"), "symbol": sym,
                                     "rank": rank, "score": score, "reason": reason})
                 if math.isnan(OPEN[k, j]):
                     block("no_entry_candle")

@@ -83,7 +83,7 @@ def assert_parity(result, expected):
     b = result.blocked
     assert list(b["symbol"]) == list(blocked.get("symbol", [])) and \
         list(b["reason"]) == list(blocked.get("reason", []))
-    mine = result.equity.set_index("decision_time")["value"]
+    mine = result.equity.set_index("time")["equity"]
     theirs = equity.set_index("time")["equity"]
     common = theirs.index.intersection(mine.index)
     assert len(common) > 0.9 * len(theirs)

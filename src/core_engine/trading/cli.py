@@ -2,6 +2,7 @@
 
 Registered in :mod:`core_engine.cli` by :func:`add_replay_command`. The replay equals
 ``core-engine backtest --mode portfolio`` trade for trade; it also prints the order flow.
+With ``--bot NAME`` it replays a bot of :mod:`core_engine.trading.bots` instead.
 """
 
 from __future__ import annotations
@@ -12,10 +13,37 @@ from typing import Any
 __all__ = ["add_replay_command"]
 
 
+def _value(text: str) -> Any:
+    """``--param`` values as int, float, bool or None where they look like one (as the
+    ``backtest`` command reads them)."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _params(pairs: list[str]) -> dict:
+    from core_engine.errors import ConfigError
+
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param must look like name=value, e.g. rsi_low=45. Got {pair!r}.")
+        params[key.strip()] = _value(value.strip())
+    return params
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core_engine.cli import _strategy_params, _symbols
     from core_engine.data import Panel
     from core_engine.data.providers import load_sample
     from core_engine.data.store import ParquetStore
@@ -27,7 +55,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if args.mode != "portfolio":
         raise ConfigError(f"core-engine replay runs --mode portfolio (one account). Got "
                           f"{args.mode!r}.")
-    symbols = _symbols(args.symbols)
+    symbols = None if args.symbols is None else \
+        [x.strip() for x in args.symbols.split(",") if x.strip()]
     bot = None
     if args.bot:  # a bot of core_engine.trading.bots instead of a ranking strategy
         from core_engine.trading.bots.cli import bot_from_args
@@ -42,7 +71,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if bot is not None:
         trader, name = bot, bot.name
     else:
-        strategy = get_strategy(args.strategy, **_strategy_params(args.param))
+        strategy = get_strategy(args.strategy, **_params(args.param))
         exits = ExitRules(stop_loss_pct=args.stop_loss_pct, take_profit_pct=args.take_profit_pct,
                           trailing_pct=args.trailing_pct)
         trader = RankingTrader(strategy, exits=exits if exits.active else None,

@@ -217,7 +217,8 @@ def replay(trader: Trader, data: Any = None, broker: SimBroker | None = None, *,
     return build_result(trader, panel, broker, records, loop.snapshots,
                         start_row=start_row, end_row=end_row,
                         config={"start": None if start is None else str(start),
-                                "end": None if end is None else str(end), "skip": skip})
+                                "end": None if end is None else str(end), "skip": skip},
+                        calls=loop.calls)
 
 
 class _Loop:
@@ -230,6 +231,7 @@ class _Loop:
         self.view = view
         self.clock = _Clock(panel, trader.every_ns, view)
         self.seen_fills = 0
+        self.calls = 0
         self.snapshots: list[tuple[int, float, np.ndarray]] = []
 
     def dispatch(self) -> None:
@@ -292,6 +294,7 @@ class _Loop:
         self.dispatch()
         if called:
             self.clock.consume(row)
+            self.calls += 1
             ctx._call("on_bar", lambda: self.trader.on_bar(ctx))
             self.dispatch()
         broker.match_row(row)

@@ -14,10 +14,12 @@ exit); ``max_drawdown``, ``ambiguous``, ``best_return_pct``, ``gaps_in_window`` 
 ``rank``, ``score`` and ``weight`` come from the entry order's ``meta`` when the trader set
 them (the RankingTrader does).
 
-**Equity** has one row per candle of the replay: ``decision_time`` (the candle's close,
-when the value holds; named as in slices mode so the plots read it), ``value`` (the
-account in quote currency), ``equity`` (``value / initial_cash``), ``cash``,
-``exposure`` (quote value of the holdings), ``drawdown_pct`` (from the running peak, >= 0).
+**Equity** has one row per candle of the replay, as portfolio mode's: ``time`` (the
+candle's close, when the value holds), ``equity`` (the account in quote currency),
+``cash``, ``exposure`` (quote value of the holdings), ``positions`` and ``drawdown_pct``
+(from the running peak, >= 0). The result's ``config["mode"]`` is ``"portfolio"`` (with
+``config["engine"] == "replay"``), so summary, plots, reports and save/load treat it as an
+account.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ TRADE_COLUMNS = ["symbol", "decision_time", "entry_time", "exit_time", "entry_pr
                  "exit_price", "direction", "weight", "return_pct", "best_return_pct",
                  "max_drawdown", "exit_reason", "rank", "score", "ambiguous", "gaps_in_window",
                  "exit_at_last_close", "quantity", "entry_value", "fees", "pnl"]
-_EXTRA = ("orders", "fills", "notes", "blocked")
+_EXTRA = ("orders", "fills", "notes")
 
 
 class ReplayResult(BacktestResult):
@@ -69,11 +71,10 @@ class ReplayResult(BacktestResult):
         Picks that did not become positions: time, symbol, rank, score, reason.
     """
 
-    __slots__ = ("_orders", "_fills", "_notes", "_blocked")
+    __slots__ = ("_orders", "_fills", "_notes")
     _orders: pd.DataFrame
     _fills: pd.DataFrame
     _notes: pd.DataFrame
-    _blocked: pd.DataFrame
 
     def __init__(self, *, trades: pd.DataFrame, equity: pd.DataFrame, metrics: dict,
                  config: dict, data_quality: dict, panel: Any = None,
@@ -81,9 +82,8 @@ class ReplayResult(BacktestResult):
                  notes: pd.DataFrame | None = None, blocked: pd.DataFrame | None = None
                  ) -> None:
         super().__init__(trades=trades, equity=equity, metrics=metrics, config=config,
-                         data_quality=data_quality, panel=panel)
-        for name, value in (("_orders", orders), ("_fills", fills), ("_notes", notes),
-                            ("_blocked", blocked)):
+                         data_quality=data_quality, panel=panel, blocked=blocked)
+        for name, value in (("_orders", orders), ("_fills", fills), ("_notes", notes)):
             object.__setattr__(self, name, pd.DataFrame() if value is None else value.copy())
 
     @property
@@ -97,10 +97,6 @@ class ReplayResult(BacktestResult):
     @property
     def notes(self) -> pd.DataFrame:
         return self._notes.copy(deep=True)
-
-    @property
-    def blocked(self) -> pd.DataFrame:
-        return self._blocked.copy()
 
     def __repr__(self) -> str:
         m = self._metrics
@@ -121,10 +117,10 @@ class ReplayResult(BacktestResult):
                  f"notes {len(self._notes):,}, blocked picks {len(self._blocked):,}"]
         return "\n".join(lines).replace("Walk-forward backtest:", "Replay:", 1)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the run (as :meth:`BacktestResult.save`) plus orders, fills, notes and
-        blocked picks as Parquet."""
-        folder = super().save(path)
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the run (as :meth:`BacktestResult.save`) plus orders, fills and notes as
+        Parquet."""
+        folder = super().save(path, overwrite=overwrite)
         for name in _EXTRA:
             frame = getattr(self, f"_{name}").copy()
             for col in frame.columns:
@@ -145,7 +141,8 @@ class ReplayResult(BacktestResult):
                 raise ConfigError(f"'{folder}' is not a saved replay: missing {file.name}.")
             extra[name] = pd.read_parquet(file)
         return cls(trades=base.trades, equity=base.equity, metrics=base.metrics,
-                   config=base.config, data_quality=base.data_quality, **extra)
+                   config=base.config, data_quality=base.data_quality, blocked=base.blocked,
+                   **extra)
 
 
 # ---------------------------------------------------------------------------- trades
@@ -265,9 +262,8 @@ def equity_frame(panel: Panel, snapshots: list[tuple[int, float, np.ndarray]], s
     with np.errstate(invalid="ignore", divide="ignore"):
         drawdown = np.where(peak > 0, (1.0 - value / peak) * 100.0, 0.0)
     times = pd.DatetimeIndex(panel.index.asi8[rows] + panel.step_ns, tz="UTC")
-    return pd.DataFrame({"decision_time": times, "value": value,
-                         "equity": value / initial_cash if initial_cash > 0 else np.nan,
-                         "cash": cash[pick], "exposure": exposure,
+    return pd.DataFrame({"time": times, "equity": value, "cash": cash[pick],
+                         "exposure": exposure, "positions": (held > 0).sum(axis=1),
                          "drawdown_pct": np.maximum(drawdown, 0.0)})
 
 
@@ -280,8 +276,8 @@ def account_metrics(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: fl
     """Metrics of the account (CAGR, daily Sharpe/Sortino, Calmar, drawdown and its
     duration, exposure, turnover, fees) and of its trades (count, win rate, returns,
     profit factor, holding time, exit reasons)."""
-    value = equity["value"].to_numpy()
-    times = pd.DatetimeIndex(equity["decision_time"])
+    value = equity["equity"].to_numpy()
+    times = pd.DatetimeIndex(equity["time"])
     n = len(value)
     years = n * step_ns / _YEAR_NS
     final = float(value[-1]) if n else initial_cash
@@ -344,8 +340,8 @@ def account_metrics(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: fl
 
 
 def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Records,
-                 snapshots: list, *, start_row: int, end_row: int, config: dict
-                 ) -> ReplayResult:
+                 snapshots: list, *, start_row: int, end_row: int, config: dict,
+                 calls: int = 0) -> ReplayResult:
     fills = list(broker._fills)
     orders = {o.client_id: o for o in records.orders}
     for cid, order in broker._orders.items():
@@ -359,7 +355,7 @@ def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Recor
     statuses = orders_df["status"].value_counts() if len(orders_df) else pd.Series(dtype=int)
     fills_df = pd.DataFrame([f.to_record() for f in fills])
     fees_all = float(fills_df["fee"].sum()) if len(fills_df) else 0.0
-    metrics.update({"orders": len(order_rows), "fills": len(fills),
+    metrics.update({"decisions": int(calls), "orders": len(order_rows), "fills": len(fills),
                     "rejected_orders": int(statuses.get("rejected", 0)),
                     "cancelled_orders": int(statuses.get("cancelled", 0)),
                     "fees_paid": fees_all})
@@ -377,7 +373,7 @@ def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Recor
         "strategy": {"name": str(getattr(trader, "name", type(trader).__name__)),
                      "class": f"{type(trader).__module__}:{type(trader).__qualname__}",
                      "params": params, "repr": repr(trader)},
-        "mode": "replay", "quote": broker.quote,
+        "mode": "portfolio", "engine": "replay", "quote": broker.quote,
         "fee_bps": broker.taker_fee * 1e4, "maker_bps": broker.maker_fee * 1e4,
         "slippage_bps": broker.slippage * 1e4, "max_volume_share": broker.max_volume_share,
         "initial_cash": initial, "timeframe": panel.timeframe,

@@ -196,7 +196,8 @@ class Records:
         return pd.DataFrame(self.notes, columns=["time", "text", "values", "orders"])
 
     def blocked_frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self.blocked, columns=["time", "symbol", "rank", "score", "reason"])
+        frame = pd.DataFrame(self.blocked, columns=["decision_time", "symbol", "rank", "score",
+                                                    "reason"])
         return frame.astype({"rank": np.int64, "score": np.float64}) if len(frame) else frame
 
 
@@ -426,7 +427,8 @@ class Context:
 
     def block(self, symbol: str, reason: str, *, rank: int = 0, score: float = math.nan) -> None:
         """Record a pick that did not become a position, and why (``result.blocked``)."""
-        self.records.blocked.append({"time": self.now, "symbol": symbol, "rank": int(rank),
+        self.records.blocked.append({"decision_time": self.now, "symbol": symbol,
+                                     "rank": int(rank),
                                      "score": float(score), "reason": str(reason)})
 
     def _last_price(self, symbol: str) -> float:
