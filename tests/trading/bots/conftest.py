@@ -118,7 +118,7 @@ def check_consistency(result, panel, initial_cash: float) -> None:
     last = {s: float(pd.Series(panel.close[:, panel.column(s)]).dropna().iloc[-1]) for s in held}
     pnl = ((sells.price * sells.quantity).sum() - (buys.price * buys.quantity).sum()
            - fills.fee.sum() + sum(q * last[s] for s, q in held.items()))
-    final = float(equity["value"].iloc[-1])
+    final = float(equity["equity"].iloc[-1])
     assert math.isclose(final - initial_cash, pnl, rel_tol=1e-9, abs_tol=1e-6)
     assert math.isclose(result.metrics["fees_paid"], fills.fee.sum(), rel_tol=1e-12)
     by_order = fills.groupby("client_id").agg(quantity=("quantity", "sum"), fee=("fee", "sum"))

@@ -69,6 +69,12 @@ def test_grid_cycles_gap_and_range_exit_up():
     assert sorted(cancelled.limit_price) == [90, 95, 100, 105]
     assert set(cancelled.updated_at) == {t(7)}
     assert (orders.status == "submitted").sum() == 0
+    # a fill inside candle r is acted on at its close (the open of r + 1), a fill at an open
+    # at once: the sell after the buy at 100 in candle 2 is placed at 00:15, the two sells
+    # after the gap buys at the open of candle 4 at 00:20
+    sells = orders[orders.tag == "grid_sell"]
+    assert list(zip(sells.limit_price, sells.created_at)) == [
+        (110.0, t(1)), (105.0, t(3)), (100.0, t(4)), (105.0, t(4))]
     profit = CYCLE_1 + CYCLE_2 + CYCLE_3 + CYCLE_4
     report = bot.report(price=100.0)
     assert report["status"] == "stopped" and report["cycles"] == 4

@@ -1,6 +1,6 @@
 """DCATrader: dollar-cost averaging — buy a fixed amount every day (or week, or any period).
 
-In the trader's words: "Every Monday... every day at midnight I buy 100 USDT of BTC, no
+In the trader's words: "Every day at midnight (or every week) I buy 100 USDT of BTC, no
 matter the price. If I want, only when the price is below its 200-candle average. If I set
 a take-profit, I sell the whole pile once it is that much above what it cost me on
 average, and start again."

@@ -19,6 +19,7 @@ import pandas as pd
 
 from core_engine.errors import ConfigError
 from core_engine.trading.bots._common import (
+    ActsOnKnownFills,
     check_choice,
     check_int,
     check_number,
@@ -29,7 +30,7 @@ from core_engine.trading.bots._common import (
     filled_proceeds,
     is_done,
 )
-from core_engine.trading.orders import Fill, OrderSide
+from core_engine.trading.orders import OrderSide
 from core_engine.trading.trader import Context, Trader
 
 __all__ = ["GridTrader", "grid_levels"]
@@ -56,7 +57,7 @@ def grid_levels(low: float, high: float, levels: int, spacing: str = "arithmetic
     return out
 
 
-class GridTrader(Trader):
+class GridTrader(ActsOnKnownFills, Trader):
     """A spot grid on one pair: resting limit buys below the price, sells above it.
 
     Parameters
@@ -93,10 +94,13 @@ class GridTrader(Trader):
     completely filled.
 
     **Range exit.** After the grid's outermost order fills (the buy at ``low`` or the sell
-    at ``high``), the bot reads the close of the first candle that ends after it learned of
-    the fill: below ``low`` or above ``high``, the price has left the range and ``on_exit``
-    applies. (A price that later drifts out without taking an outermost order is not
-    watched: nothing rests there, and the grid simply waits.)
+    at ``high``), the bot reads the close of the candle where it filled: below ``low`` or
+    above ``high``, the price has left the range and ``on_exit`` applies at the next open.
+    (A price that later drifts out without taking an outermost order is not watched:
+    nothing rests there, and the grid simply waits with its orders in place.)
+
+    **Fills inside a candle** are acted on at the next open, when the candle has closed
+    (as a live runner learns of them); fills at an open are acted on at once.
 
     **Reports.** :meth:`report` separates the *grid profit* (every completed buy-then-sell
     of a slot, fees of both legs deducted; the start's market buy counts as the buy of the
@@ -224,40 +228,49 @@ class GridTrader(Trader):
         st["orders"][order.client_id] = i
 
     # ------------------------------------------------------------------ events
-    def on_fill(self, ctx: Context, fill: Fill) -> None:
+    def on_known_fill(self, ctx: Context, client_id: str, closed: bool) -> None:
         st = self.state
-        order = ctx.broker.fetch_order(fill.client_id)
+        order = ctx.broker.fetch_order(client_id)
         if not is_done(order):
             return
-        st["fees"] = st.get("fees", 0.0) + float(order.fees)
         inventory = st.get("inventory")
-        if inventory is not None and fill.client_id == inventory["order"]:
+        if inventory is not None and client_id == inventory["order"]:
+            st["fees"] += float(order.fees)
             self._inventory_filled(ctx, order)
             return
-        if fill.client_id == st.get("exit_order"):
+        if client_id == st.get("exit_order"):
+            st["fees"] += float(order.fees)
             st["exit_pnl"] += filled_proceeds(order) - st.pop("exit_cost")
             return
-        i = st.get("orders", {}).pop(fill.client_id, None)
-        if i is None or st["status"] == "stopped":
+        i = st.get("orders", {}).pop(client_id, None)
+        if i is None:
             return
+        st["fees"] += float(order.fees)
         slot = st["slots"][i]
-        last = len(st["slots"]) - 1
+        running = st["status"] == "running"
         if order.side is OrderSide.BUY:
-            slot["cost"] = filled_cost(order)
-            self._place(ctx, i, OrderSide.SELL)
+            slot.update(side="sell", cost=filled_cost(order), order=None)
             edge = "low" if i == 0 else None
         else:
             profit = filled_proceeds(order) - slot["cost"]
             st["grid_profit"] += profit
             st["cycles"] += 1
-            slot["cost"] = 0.0
+            slot.update(side="buy", cost=0.0, order=None)
             ctx.note("grid cycle", slot=i, profit=profit)
-            self._place(ctx, i, OrderSide.BUY)
-            edge = "high" if i == last else None
+            edge = "high" if i == len(st["slots"]) - 1 else None
+        if not running:  # filled while the grid stopped: counted, not replaced
+            return
+        self._place(ctx, i, OrderSide.SELL if order.side is OrderSide.BUY else OrderSide.BUY)
         if edge is not None and self.on_exit != "continue":
-            step = closed_candles(ctx, self.symbol).step
-            st["watch"] = {"edge": edge, "at": ctx.now.value + step}
-            ctx.wake_at(ctx.now + pd.Timedelta(step, "ns"))
+            self._watch(ctx, edge, closed)
+
+    def _watch(self, ctx: Context, edge: str, closed: bool) -> None:
+        """Check the close of the candle where the outermost order filled: at once when it
+        has closed (after every fill known now is handled), else (a fill at this open) at
+        the next open."""
+        step = 0 if closed else closed_candles(ctx, self.symbol).step
+        self.state["watch"] = {"edge": edge, "at": ctx.now.value + step}
+        ctx.wake_at(ctx.now + pd.Timedelta(step, "ns"))
 
     def _inventory_filled(self, ctx: Context, order: Any) -> None:
         st = self.state
@@ -273,14 +286,21 @@ class GridTrader(Trader):
         if st.get("status") == "waiting":
             self._setup(ctx)
             return
+        self.flush_fills(ctx)
         watch = st.get("watch")
-        if watch is None or st.get("status") != "running" or ctx.now.value < watch["at"]:
+        if watch is None or ctx.now.value < watch["at"]:
             return
         del st["watch"]
+        self._check_range(ctx, watch["edge"])
+
+    def _check_range(self, ctx: Context, edge: str) -> None:
+        st = self.state
+        if st.get("status") != "running":
+            return
         close = closed_candles(ctx, self.symbol).price
         low, high = st["prices"][0], st["prices"][-1]
-        if (watch["edge"] == "high" and close > high) or (watch["edge"] == "low" and close < low):
-            self._exit(ctx, close, watch["edge"])
+        if (edge == "high" and close > high) or (edge == "low" and close < low):
+            self._exit(ctx, close, edge)
 
     def _exit(self, ctx: Context, close: float, edge: str) -> None:
         st = self.state

@@ -14,8 +14,15 @@ import pandas as pd
 
 from core_engine.errors import ConfigError
 from core_engine.strategies.base import did_you_mean
-from core_engine.trading.bots._common import check_number, check_symbol, closed_candles, is_done
-from core_engine.trading.orders import Fill, OrderSide
+from core_engine.trading.bots._common import (
+    ActsOnKnownFills,
+    check_number,
+    check_symbol,
+    closed_candles,
+    is_done,
+    iso,
+)
+from core_engine.trading.orders import OrderSide
 from core_engine.trading.trader import Context, Trader
 
 __all__ = ["PriceTriggerTrader"]
@@ -52,7 +59,7 @@ def _check_levels(symbol: str, levels: Any) -> None:
                           f"({buy!r}).")
 
 
-class PriceTriggerTrader(Trader):
+class PriceTriggerTrader(ActsOnKnownFills, Trader):
     """User-set buy, sell, stop-loss and take-profit levels per symbol, each firing once.
 
     Parameters
@@ -110,6 +117,7 @@ class PriceTriggerTrader(Trader):
         self.on_bar(ctx)
 
     def on_bar(self, ctx: Context) -> None:
+        self.flush_fills(ctx)
         for symbol, levels in self.triggers.items():  # type: ignore[union-attr]
             if self.state[symbol]["status"] == "waiting":
                 self._arm(ctx, symbol, levels)
@@ -154,15 +162,15 @@ class PriceTriggerTrader(Trader):
         if not st["orders"]:
             st["status"] = "done"
 
-    def on_fill(self, ctx: Context, fill: Fill) -> None:
-        order = ctx.broker.fetch_order(fill.client_id)
+    def on_known_fill(self, ctx: Context, client_id: str, closed: bool) -> None:
+        order = ctx.broker.fetch_order(client_id)
         if not is_done(order):
             return
-        for symbol, st in self.state.items():
-            key = st["orders"].pop(fill.client_id, None)
+        for symbol, st in self._symbols():
+            key = st["orders"].pop(client_id, None)
             if key is None:
                 continue
-            st["fired"].append({"level": key, "time": fill.time.isoformat(),
+            st["fired"].append({"level": key, "time": iso(order.updated_at.value),
                                 "price": float(order.average_price),
                                 "quantity": float(order.filled_quantity)})
             ctx.note(f"{key} fired", symbol=symbol, price=float(order.average_price))
@@ -178,4 +186,7 @@ class PriceTriggerTrader(Trader):
         """Per symbol: ``status`` (waiting, armed, done), the levels still resting and the
         ``fired`` ones with time, price and quantity."""
         return {symbol: {"status": st["status"], "resting": sorted(st["orders"].values()),
-                         "fired": list(st["fired"])} for symbol, st in self.state.items()}
+                         "fired": list(st["fired"])} for symbol, st in self._symbols()}
+
+    def _symbols(self) -> list[tuple[str, dict]]:
+        return [(s, self.state[s]) for s in self.triggers or {} if s in self.state]
