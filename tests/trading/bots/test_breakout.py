@@ -20,7 +20,7 @@ FEE = 0.001
 # 62.5, 31.25, 65.6, then +3: avg gain 1.75, loss 0.1641 → 91.4 >= 70 (no); volume z-score
 # over (10, 10, 40): (40 − 20) / 14.14 = 1.41 > 1 (yes). Two of three.
 HEAD = [(c, c + 0.5, c - 0.5, c, v) for c, v in
-        zip([100, 99, 100, 99, 100, 99, 100, 103], [10] * 7 + [40])]
+        zip([100, 99, 100, 99, 100, 99, 100, 103], [10] * 7 + [40], strict=True)]
 STRATEGY = Breakout(length=3, ema_fast=2, ema_slow=3, rsi_length=2, volume_length=3,
                     volume_spike=1.0, min_confirmations=1)
 VALUE = 10_000 * 2 / 3          # ConfidenceSizing(full_confidence=3): 2/3 of the equity

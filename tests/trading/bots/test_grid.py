@@ -73,7 +73,7 @@ def test_grid_cycles_gap_and_range_exit_up():
     # at once: the sell after the buy at 100 in candle 2 is placed at 00:15, the two sells
     # after the gap buys at the open of candle 4 at 00:20
     sells = orders[orders.tag == "grid_sell"]
-    assert list(zip(sells.limit_price, sells.created_at)) == [
+    assert list(zip(sells.limit_price, sells.created_at, strict=True)) == [
         (110.0, t(1)), (105.0, t(3)), (100.0, t(4)), (105.0, t(4))]
     profit = CYCLE_1 + CYCLE_2 + CYCLE_3 + CYCLE_4
     report = bot.report(price=100.0)

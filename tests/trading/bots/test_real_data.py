@@ -28,7 +28,7 @@ from tests.trading.bots.conftest import check_consistency
 CASH = 10_000.0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sample(start: str, end: str) -> Panel:
     return Panel.from_frames(load_sample(["BTC/USDT", "ETH/USDT"], start, end), "5m")
 
