@@ -91,3 +91,28 @@ def test_bot_on_real_data_is_consistent_and_causal(name):
         assert report["realized_pnl"] + held == pytest.approx(change)
     assert check_trader(bot, panel, n_times=3, broker=SimBroker(fee_bps=10,
                                                                   initial_cash=CASH))
+
+
+SHORT = {  # three days around the 2021-05-19 crash
+    "grid": lambda: GridTrader(low=30_000, high=50_000, levels=20, spacing="geometric",
+                               amount_per_level=450, on_exit="liquidate"),
+    "dca": lambda: DCATrader(amount=100, interval="4h", ma_length=48, take_profit_pct=3),
+    "cycle": lambda: CycleTrader(symbol="ETH/USDT", amount=2_000, buy_drop_pct=3),
+    "triggers": lambda: PriceTriggerTrader({
+        "BTC/USDT": {"buy": 40_000, "amount": 3_000, "stop_loss": 35_000,
+                     "take_profit": 41_000}}),
+    "scalp": lambda: ScalpTrader(amount=2_000),
+    "breakout": lambda: BreakoutTrader(),
+}
+
+
+@pytest.mark.parametrize("name", list(SHORT))
+def test_bot_decides_alike_called_at_every_candle(name):
+    """``replay(skip=False)`` calls ``on_bar`` at every candle: each bot keeps its own
+    cadence and wake-ups, so the fills equal those of the skipping replay."""
+    panel = sample("2021-05-18", "2021-05-21")
+    fast = replay(SHORT[name](), panel, SimBroker(initial_cash=CASH))
+    slow = replay(SHORT[name](), panel, SimBroker(initial_cash=CASH), skip=False)
+    assert len(fast.fills) >= 2
+    pd.testing.assert_frame_equal(fast.fills, slow.fills)
+    pd.testing.assert_frame_equal(fast.orders, slow.orders)

@@ -227,3 +227,21 @@ class ActsOnKnownFills:
             ctx.wake_at(fill.time)
             return
         self.on_known_fill(ctx, fill.client_id, fill.time.value < ctx.now.value)
+
+
+def cadence_due(state: dict, now_ns: int, every_ns: int) -> bool:
+    """Whether a decision of cadence ``every_ns`` is due at ``now_ns``, and if so book it.
+
+    Decisions fall on the multiples of ``every_ns`` since the epoch; a call between them
+    (a runner or ``replay(skip=False)`` calling at every candle) is not one, a call late
+    (a decision postponed by an outage) is. ``state["next_due"]`` remembers the next one,
+    so a restart keeps the rhythm.
+    """
+    due = state.get("next_due")
+    if due is None:
+        due = -(-now_ns // every_ns) * every_ns
+    if now_ns < due:
+        state["next_due"] = int(due)
+        return False
+    state["next_due"] = int((now_ns // every_ns + 1) * every_ns)
+    return True

@@ -17,6 +17,7 @@ from core_engine.data.timeframes import timeframe_ns
 from core_engine.errors import ConfigError
 from core_engine.trading.bots._common import (
     Candles,
+    cadence_due,
     check_number,
     check_symbol,
     closed_candles,
@@ -109,11 +110,13 @@ class CycleTrader(Trader):
     def on_start(self, ctx: Context) -> None:
         self.state = {"phase": "buy", "high": None, "low": None, "seen": None, "pending": None,
                       "quantity": 0.0, "cost": 0.0, "entry_price": None, "last_buy": None,
-                      "last_sell": None, "cycles": 0, "realized": 0.0}
+                      "last_sell": None, "cycles": 0, "realized": 0.0, "next_due": None}
 
     # ------------------------------------------------------------------ decisions
     def on_bar(self, ctx: Context) -> None:
         st = self.state
+        if not cadence_due(st, ctx.now.value, int(self.every_ns or 0)):
+            return
         candles = closed_candles(ctx, self.symbol)
         if not candles.ready or self._waiting(ctx):
             return

@@ -14,6 +14,7 @@ import pandas as pd
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import timeframe_ns
 from core_engine.trading.bots._common import (
+    cadence_due,
     check_int,
     check_number,
     check_symbol,
@@ -97,7 +98,8 @@ class DCATrader(Trader):
 
     def on_start(self, ctx: Context) -> None:
         self.state = {"buys": 0, "quantity": 0.0, "cost": 0.0, "value": 0.0, "position_buys": 0,
-                      "skipped": 0, "take_profits": 0, "realized": 0.0, "target": None}
+                      "skipped": 0, "take_profits": 0, "realized": 0.0, "target": None,
+                      "next_due": None}
 
     def _candles(self, ctx: Context):
         if self.ma_length is None:
@@ -107,6 +109,8 @@ class DCATrader(Trader):
 
     def on_bar(self, ctx: Context) -> None:
         st = self.state
+        if not cadence_due(st, ctx.now.value, int(self.every_ns or 0)):
+            return
         candles = self._candles(ctx)
         price = candles.price
         if not candles.ready:
