@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from core_engine.errors import ConfigError
+from core_engine.risk import PortfolioRules
 from core_engine.trading import SimBroker, replay
 from core_engine.trading.bots import ScalpTrader
 from tests.trading.bots.conftest import SYM, candles, fills_of, t
@@ -85,3 +86,29 @@ def test_scalp_errors_name_the_parameter():
         ScalpTrader(stop_pct=0)
     with pytest.raises(ConfigError, match="'cooldown' parameter must be"):
         ScalpTrader(cooldown="soon")
+
+
+@pytest.mark.parametrize("rules, entries, blocked", [
+    (PortfolioRules(max_entries_per_day=1), [t(6)], [(t(10), "max_entries_per_day")]),
+    (PortfolioRules(cooldown="1h"), [t(6)], [(t(10), "cooldown")]),
+    (PortfolioRules(min_order_value=2_000), [], [(t(r), "min_order_value") for r in range(6, 11)]),
+])
+def test_portfolio_rules_around_the_scalper(rules, entries, blocked):
+    trader = ScalpTrader(**{**bot().get_params(), "rules": rules})
+    result = replay(trader, candles(ROWS), SimBroker(fee_bps=10, initial_cash=10_000.0))
+    assert [f[1] for f in fills_of(result) if f[0] == "buy"] == entries
+    got = result.blocked
+    assert list(zip(got.decision_time, got.reason, strict=True))[:len(blocked)] == blocked
+    assert (got.symbol == SYM).all()
+
+
+def test_exposure_cap_sizes_the_entry_and_account_rules_are_refused():
+    trader = ScalpTrader(**{**bot().get_params(), "amount": None,
+                            "rules": PortfolioRules(max_exposure_pct=25)})
+    result = replay(trader, candles(ROWS), SimBroker(fee_bps=10, initial_cash=10_000.0))
+    first = result.fills.iloc[0]
+    assert first.price * first.quantity == pytest.approx(2_500)   # 25 % of the 10,000 marked
+    with pytest.raises(ConfigError, match="cannot hold \\['max_drawdown_pct'\\]"):
+        ScalpTrader(rules=PortfolioRules(max_drawdown_pct=10))
+    with pytest.raises(ConfigError, match="'rules' parameter of ScalpTrader"):
+        ScalpTrader(rules={"cooldown": "1h"})

@@ -7,6 +7,8 @@ stop-loss and take-profit go on the exchange, and the stop trails the price up."
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from core_engine.data.panel import Panel
@@ -14,7 +16,7 @@ from core_engine.errors import ConfigError
 from core_engine.risk.sizing import ConfidenceSizing, Sizing
 from core_engine.strategies.breakout import Breakout
 from core_engine.trading.bots._common import check_number, check_symbol, closed_candles
-from core_engine.trading.bots._entry import SignalBot
+from core_engine.trading.bots._entry import SignalBot, check_rules
 from core_engine.trading.trader import Context
 
 __all__ = ["BreakoutTrader"]
@@ -40,6 +42,9 @@ class BreakoutTrader(SignalBot):
         The exits, from the entry fill: rested as orders right after it fills (a stop at the
         higher of the fixed stop and the trail, a take-profit limit, one OCO group; on a
         live exchange they are exchange-side orders). At least one is needed.
+    rules : PortfolioRules, optional
+        Rules around the entry (cooldown, entries per day, exposure caps, minimum order
+        value); see :mod:`core_engine.trading.bots._entry`.
 
     Notes
     -----
@@ -56,18 +61,20 @@ class BreakoutTrader(SignalBot):
 
     def __init__(self, symbol: str = "BTC/USDT", strategy: Breakout | None = None,
                  sizing: Sizing | None = None, stop_loss_pct: float | None = 2.0,
-                 take_profit_pct: float | None = 4.0, trailing_pct: float | None = 1.5
-                 ) -> None:
+                 take_profit_pct: float | None = 4.0, trailing_pct: float | None = 1.5,
+                 rules: Any = None) -> None:
         self.symbol = symbol
         self.strategy = strategy
         self.sizing = sizing
         self.stop_loss_pct = stop_loss_pct
         self.take_profit_pct = take_profit_pct
         self.trailing_pct = trailing_pct
+        self.rules = rules
 
     def _validate_params(self) -> None:
         owner = "BreakoutTrader"
         check_symbol(owner, self.symbol)
+        check_rules(owner, self.rules)
         if self.strategy is not None and not isinstance(self.strategy, Breakout):
             raise ConfigError("The 'strategy' parameter of BreakoutTrader must be a Breakout(...) "
                               f"or None. Got {self.strategy!r}.")

@@ -13,6 +13,8 @@ few candles and look again."
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from core_engine.data.panel import Panel
@@ -26,7 +28,7 @@ from core_engine.trading.bots._common import (
     closed_candles,
     quote_to_spend,
 )
-from core_engine.trading.bots._entry import SignalBot
+from core_engine.trading.bots._entry import SignalBot, check_rules
 from core_engine.trading.trader import Context
 
 __all__ = ["ScalpTrader"]
@@ -53,6 +55,9 @@ class ScalpTrader(SignalBot):
         No new entry until this long after an exit (default ``"15m"``).
     amount : float, optional
         Quote value of each entry; all the cash (less the fee) when None.
+    rules : PortfolioRules, optional
+        Rules around the entry (cooldown, entries per day, exposure caps, minimum order
+        value); see :mod:`core_engine.trading.bots._entry`.
 
     Notes
     -----
@@ -71,7 +76,7 @@ class ScalpTrader(SignalBot):
     def __init__(self, symbol: str = "BTC/USDT", fast: int = 9, slow: int = 21,
                  volume_fast: int = 3, volume_slow: int = 20, target_pct: float = 0.5,
                  stop_pct: float = 0.3, cooldown: str | None = "15m",
-                 amount: float | None = None) -> None:
+                 amount: float | None = None, rules: Any = None) -> None:
         self.symbol = symbol
         self.fast = fast
         self.slow = slow
@@ -81,6 +86,7 @@ class ScalpTrader(SignalBot):
         self.stop_pct = stop_pct
         self.cooldown = cooldown
         self.amount = amount
+        self.rules = rules
 
     def _validate_params(self) -> None:
         owner = "ScalpTrader"
@@ -96,6 +102,7 @@ class ScalpTrader(SignalBot):
         if self.cooldown is not None:
             timeframe_ns(self.cooldown, name="cooldown")
         check_number(owner, "amount", self.amount, optional=True)
+        check_rules(owner, self.rules)
 
     def breakeven_win_rate(self, fee_bps: float = 10.0) -> float:
         """The share of winning trades at which the bot breaks even, fees on both sides."""
