@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_backtest_command(commands)
     __import__("core_engine.trading.cli", fromlist=["_"]).add_replay_command(commands)
+    __import__("core_engine.live.cli", fromlist=["_"]).add_live_command(commands)
     return parser
 
 

@@ -1,0 +1,667 @@
+"""Runner: the live loop — reconcile, then at each bar close act, journaling everything first.
+
+``Runner(trader, broker, journal, clock=...)`` drives any :class:`~core_engine.trading.Trader`
+through any :class:`~core_engine.trading.broker.Broker` (:class:`PaperBroker`,
+:class:`CCXTBroker`). The broker is wrapped in a :class:`JournaledBroker`, so every order
+intent is journaled before its network call. A tick at time ``t`` (a bar close of the
+trader's cadence or a time it asked for, plus ``settle`` seconds on a wall clock):
+
+1. the kill switch: the journal's runner state (``core-engine live halt|flatten|resume``
+   writes it) and the files ``<journal>.halt`` / ``<journal>.flatten`` (consumed when read);
+2. the broker's clock moves to ``t`` (a paper broker matches the candles that closed);
+3. every order not final in the journal is looked up by client id; an ``unknown`` or ``new``
+   one not found ``max_misses`` times over at least ``min_miss_age`` is marked ``rejected``
+   ("not placed");
+4. fills are imported by trade id (applied once) and ``on_fill`` is called for each new one;
+5. ``running``: the decision is journaled and ``on_bar`` called when due; ``halted``:
+   nothing new; ``flatten``: every open order cancelled and every position sold;
+6. the account is marked (journal), the breakers (drawdown, daily loss) checked, a
+   checkpoint (the trader's state, the fill cursor, pending wake-ups) written and the HTML
+   status page rewritten.
+
+On start the runner **reconciles** before it trades: it resolves every non-final order,
+imports the fills missed while it was down, restores the trader from its checkpoint and
+compares the broker's balances with the journal's positions; beyond ``tolerance`` it raises
+:class:`ReconciliationError` and sends nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import logging
+import math
+import time as _time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core_engine.data.panel import Panel
+from core_engine.data.timeframes import timeframe_ns
+from core_engine.errors import (
+    BrokerUnavailable,
+    ConfigError,
+    CoreEngineError,
+    ExchangeError,
+    OrderNotFound,
+    OrderRejected,
+)
+from core_engine.live.journal import Journal
+from core_engine.live.journaled import JournaledBroker
+from core_engine.live.keys import SCRUBBER, protect_logging
+from core_engine.live.notify import Notification, Notifier, notify_all
+from core_engine.live.state import RunnerState
+from core_engine.live.status import write_status_page
+from core_engine.trading.orders import Fill, Order, OrderSide, OrderStatus, client_order_id
+from core_engine.trading.trader import Context, Records, Trader
+
+__all__ = ["Breakers", "LiveView", "ReconciliationError", "Runner", "SimulatedClock",
+           "WallClock"]
+
+_log = logging.getLogger(__name__)
+
+
+class ReconciliationError(CoreEngineError, RuntimeError):
+    """The broker and the journal disagree beyond the tolerance: the runner will not trade."""
+
+
+class SimulatedClock:
+    """A clock that jumps: ``sleep_until`` moves time, nothing waits (replays, tests)."""
+
+    def __init__(self, start: Any) -> None:
+        self._now = pd.Timestamp(start)
+
+    def now(self) -> pd.Timestamp:
+        return self._now
+
+    def sleep_until(self, t: pd.Timestamp) -> None:
+        self._now = max(self._now, pd.Timestamp(t))
+
+
+class WallClock:
+    """The real UTC time; ``sleep_until`` sleeps in short steps (so a stop is quick)."""
+
+    def now(self) -> pd.Timestamp:
+        return pd.Timestamp.now(tz="UTC")
+
+    def sleep_until(self, t: pd.Timestamp) -> None:
+        while (left := (pd.Timestamp(t) - self.now()).total_seconds()) > 0:
+            _time.sleep(min(left, 1.0))
+
+
+@dataclass(frozen=True)
+class Breakers:
+    """Drawdown and daily-loss breakers (the fields of ``PortfolioRules``)."""
+
+    max_drawdown_pct: float | None = None
+    liquidate_on_drawdown: bool = False
+    drawdown_halt_for: str | None = None
+    daily_loss_limit_pct: float | None = None
+    liquidate_on_daily_loss: bool = False
+
+    @classmethod
+    def from_rules(cls, rules: Any) -> Breakers:
+        """Read the breaker fields of a ``PortfolioRules`` (or any object having them)."""
+        if rules is None or isinstance(rules, Breakers):
+            return rules or cls()
+        values: dict[str, Any] = {name: getattr(rules, name) for name in
+                                  cls.__dataclass_fields__ if hasattr(rules, name)}
+        return cls(**values)
+
+
+class LiveView:
+    """Market data of the runner's context, read through the broker (closed candles only)."""
+
+    def __init__(self, broker: Any, symbols: Iterable[str], timeframe: str,
+                 history: int | None = 500, end: Any = None) -> None:
+        self.broker = broker
+        self.symbols = tuple(symbols)
+        self.timeframe = timeframe
+        self.step = pd.Timedelta(timeframe_ns(timeframe), unit="ns")
+        self.history = history
+        self.end = None if end is None else pd.Timestamp(end)
+        self.wakes: list[int] = []
+        self._cache: dict[Any, Any] = {}
+        self._now: pd.Timestamp | None = None
+
+    def begin_tick(self, now: pd.Timestamp) -> None:
+        self._now = now
+        self._cache.clear()
+
+    def _closed(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self._now is None or frame.empty:
+            return frame
+        return frame[frame["timestamp"] + self.step <= self._now].reset_index(drop=True)
+
+    def candles(self, symbol: str, n: int | None) -> pd.DataFrame:
+        """The last ``n`` closed candles (one broker read per symbol and tick)."""
+        want = None if self.history is None else max(n or 0, self.history)
+        key = ("candles", symbol)
+        cached = self._cache.get(key)
+        if cached is None or (cached[0] is not None and (want is None or want > cached[0])):
+            frame = self._closed(self.broker.candles(symbol, self.timeframe, None, want))
+            self._cache[key] = cached = (want, frame)
+        frame = cached[1]
+        return frame if n is None else frame.tail(n).reset_index(drop=True)
+
+    def panel(self) -> Panel:
+        if "panel" not in self._cache:
+            known = getattr(getattr(self.broker, "broker", None), "known_panel", None)
+            if known is not None:
+                self._cache["panel"] = known()
+            else:
+                frames = {s: self.candles(s, None) for s in self.symbols}
+                self._cache["panel"] = Panel.from_frames(frames, self.timeframe)
+        return self._cache["panel"]
+
+    def causal(self, key: str, fn: Any) -> tuple[Any, int]:
+        if ("causal", key) not in self._cache:
+            panel = self.panel()
+            self._cache[("causal", key)] = (fn(panel), panel.n_times - 1)
+        return self._cache[("causal", key)]
+
+    def last_prices(self) -> np.ndarray:
+        """The last closed candle's close of each symbol (NaN when it has none)."""
+        out = np.full(len(self.symbols), np.nan)
+        if "panel" not in self._cache and not hasattr(getattr(self.broker, "broker", None),
+                                                      "known_panel"):
+            for j, symbol in enumerate(self.symbols):
+                frame = self.candles(symbol, 1)
+                if len(frame):
+                    out[j] = float(frame["close"].iloc[-1])
+            return out
+        panel = self.panel()
+        for j, symbol in enumerate(self.symbols):
+            closes = np.asarray(panel.close)[:, panel.column(symbol)]
+            present = closes[~np.isnan(closes)]
+            if present.size:
+                out[j] = present[-1]
+        return out
+
+    def wake_at(self, t: pd.Timestamp) -> None:
+        heapq.heappush(self.wakes, int(pd.Timestamp(t).value))
+
+    def fingerprint(self) -> str:
+        """A short hash of what the trader can see now (last closed candle of each symbol)."""
+        panel = self.panel()
+        last = panel.slice_rows(max(panel.n_times - 1, 0), panel.n_times)
+        digest = hashlib.sha256(str(panel.n_times).encode())
+        for array in (last.index.asi8, last.open, last.high, last.low, last.close, last.volume):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()[:16]
+
+
+class Runner:
+    """Run ``trader`` on ``broker``, journaling to ``journal`` (see the module docstring).
+
+    Parameters
+    ----------
+    trader : Trader
+    broker : Broker
+        A :class:`~core_engine.live.paper.PaperBroker`, a
+        :class:`~core_engine.live.ccxt_broker.CCXTBroker` or any Broker.
+    journal : Journal or str or Path
+    clock : SimulatedClock or WallClock, optional
+        Default: the wall clock.
+    symbols : list of str
+        The universe the trader sees.
+    timeframe : str, default "5m"
+        The candles' timeframe.
+    poll : str, optional
+        How often the runner wakes between the trader's decisions (default: its cadence).
+    settle : str, default "2s"
+        Wait after a bar close before acting (the exchange finishes the candle).
+    history : int, optional
+        Closed candles read per tick (default 500; None: all the broker has).
+    rules : PortfolioRules or Breakers, optional
+        Drawdown / daily-loss breakers; they move the runner to ``halted`` (``flatten`` when
+        the rule liquidates), journaled and notified.
+    notifiers : iterable of Notifier
+    tolerance : float, default 1e-6
+        Balance agreement needed at start: ``|broker - journal| <= tolerance * max(1, |x|)``.
+    max_misses : int, default 3
+        Lookups that must fail (spread over ``min_miss_age``) before an order whose create
+        timed out is declared never placed.
+    min_miss_age : str, default "0s"
+    end : time, optional
+        The last time of a bounded run (a replay); the trader sees it as ``ctx.end``.
+    status_page : bool, default True
+        Rewrite ``<journal>.html`` after every tick.
+    """
+
+    def __init__(self, trader: Trader, broker: Any, journal: Journal | str | Path, *,
+                 clock: Any = None, symbols: Iterable[str], timeframe: str = "5m",
+                 poll: str | None = None, settle: str = "2s", history: int | None = 500,
+                 rules: Any = None, notifiers: Iterable[Notifier] = (),
+                 tolerance: float = 1e-6, max_misses: int = 3, min_miss_age: str = "0s",
+                 end: Any = None, status_page: bool = True) -> None:
+        if not isinstance(trader, Trader):
+            raise ConfigError(f"Runner needs a Trader. Got {type(trader).__name__}.")
+        self.trader = trader
+        self.journal = journal if isinstance(journal, Journal) else Journal(journal)
+        self.clock = clock if clock is not None else WallClock()
+        self.timeframe = timeframe
+        self.step_ns = timeframe_ns(timeframe, name="timeframe")
+        every = trader.every_ns
+        self.poll_ns = timeframe_ns(poll, name="poll") if poll else (every or self.step_ns)
+        self.every_ns = every or self.step_ns
+        self.settle = pd.Timedelta(settle)
+        self.breakers = Breakers.from_rules(rules)
+        self.notifiers = list(notifiers)
+        self.tolerance = float(tolerance)
+        self.max_misses = int(max_misses)
+        self.min_miss_age = pd.Timedelta(min_miss_age)
+        self.status_page = status_page
+        self.now: pd.Timestamp = pd.Timestamp(self.clock.now())
+        self._decision: int | None = None
+        self.broker = JournaledBroker(broker, self.journal, lambda: self.now,
+                                      lambda: self._decision)
+        self.view = LiveView(self.broker, symbols, timeframe, history, end)
+        self.records = Records()
+        self.ctx = Context(self.broker, self.view, trader, self.records)
+        self.fill_cursor = 0
+        self._in_sync = False
+        self.fill_every = 12
+        self.fill_margin = pd.Timedelta(timeframe_ns(timeframe), unit="ns") * 12
+        self._fills_since: pd.Timestamp | None = None
+        self.last_tick: pd.Timestamp | None = None
+        self.started = False
+        self.ticks = 0
+
+    # -- start and reconciliation -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Reconcile with the broker, restore the trader, call ``on_start`` on a first run.
+
+        Raises
+        ------
+        ReconciliationError
+            Balances and journal positions disagree beyond the tolerance (nothing is sent).
+        """
+        protect_logging()
+        journal = self.journal
+        journal.set_meta("trader_id", self.trader.trader_id)
+        journal.set_meta("broker", type(self.broker.broker).__name__)
+        sync = getattr(self.broker.broker, "sync", None)
+        if sync is not None:
+            sync(self.now, on_step=None)
+        first_run = journal.last_checkpoint() is None and not journal.orders()
+        if not journal.opening_balances():
+            journal.set_opening_balances(self.broker.balances())
+        checkpoint = journal.last_checkpoint()
+        if checkpoint is not None:
+            self.trader.set_state(checkpoint["trader_state"])
+            self.fill_cursor = checkpoint["last_fill"]
+            self.view.wakes = list(checkpoint["wakes"])
+            heapq.heapify(self.view.wakes)
+            self.last_tick = checkpoint["time"]
+        for order in journal.orders(final=False):  # crashed between intent and answer
+            if order.status is OrderStatus.NEW:
+                journal.update_order(order.client_id, OrderStatus.UNKNOWN, event="restart",
+                                     detail="the runner stopped between intent and answer",
+                                     time=self.now)
+        self._resolve_orders()
+        self._import_fills()
+        self._check_balances()
+        self.view.begin_tick(self.now)
+        if first_run:
+            self.ctx._call("on_start", lambda: self.trader.on_start(self.ctx))
+            self._import_fills()
+        self.started = True
+
+    def _check_balances(self) -> None:
+        held = self.broker.balances()
+        journal = self.journal.positions()
+        bad = []
+        for asset in sorted(set(held) | set(journal)):
+            a, b = float(held.get(asset, 0.0)), float(journal.get(asset, 0.0))
+            if abs(a - b) > self.tolerance * max(1.0, abs(a), abs(b)):
+                bad.append(f"{asset}: broker {a:.10g}, journal {b:.10g}")
+        if bad:
+            message = ("Reconciliation failed: the broker's balances differ from the journal's "
+                       "positions beyond the tolerance " f"{self.tolerance:g} (" + "; ".join(bad)
+                       + "). Nothing was sent. Find the cause (a manual trade, a deposit, a "
+                       "journal of another account) before trading again.")
+            self.journal.record_error("reconcile", "ReconciliationError", message, time=self.now)
+            notify_all(self.notifiers, Notification("error", "reconciliation failed", self.now,
+                                                    {"differences": bad}), self.journal)
+            raise ReconciliationError(message)
+
+    def _resolve_orders(self) -> bool:
+        """Bring every non-final order up to date; returns whether any of them changed.
+
+        One ``open_orders`` call covers the resting orders that did not move; the others
+        (gone from the open list, or ``new``/``unknown``) are looked up by client id, with
+        bounded misses for those whose create timed out.
+        """
+        rows = self.journal.orders(final=False)
+        if not rows:
+            return False
+        try:
+            listed = {o.client_id: o for o in self.broker.broker.open_orders()}
+        except ExchangeError as exc:
+            self._error("resolve", exc)
+            return True
+        changed = False
+        for row in rows:
+            theirs = listed.get(row.client_id)
+            if theirs is not None and row.status in (OrderStatus.SUBMITTED,
+                                                      OrderStatus.PARTIALLY_FILLED):
+                if theirs.filled_quantity != row.filled_quantity or theirs.status != row.status:
+                    changed = True
+                    self.broker._merge(theirs)
+                continue
+            changed = True
+            try:
+                self.broker.refresh(row.client_id)
+            except OrderNotFound:
+                if row.status not in (OrderStatus.UNKNOWN, OrderStatus.NEW):
+                    continue
+                misses = self.journal.record_miss(row.client_id, time=self.now)
+                age = self.now - pd.Timestamp(row.bar_time)
+                if misses >= self.max_misses and age >= self.min_miss_age:
+                    self.journal.update_order(
+                        row.client_id, OrderStatus.REJECTED, event="not_placed",
+                        detail=f"not found by client id in {misses} lookups", time=self.now)
+                    order = self.broker.known(row.client_id)
+                    if order is not None:
+                        order.status, order.reason = OrderStatus.REJECTED, "not_placed"
+            except ExchangeError as exc:
+                self._error("resolve", exc)
+        return changed
+
+    # -- fills ------------------------------------------------------------------------------
+
+    def _import_fills(self) -> None:
+        if self._fills_since is None:
+            last = self.journal.last_fill_time()
+            self._fills_since = last - self.fill_margin if last is not None else None
+        for fill in self.broker.fills(self._fills_since):
+            base, quote = fill.symbol.split("/")
+            self.journal.record_fill(
+                symbol=fill.symbol, trade_id=fill.trade_id, side=OrderSide(fill.side).value,
+                time=fill.time, price=fill.price, quantity=fill.quantity, fee=fill.fee,
+                fee_asset=getattr(fill, "fee_asset", None) or quote.split(":")[0],
+                client_id=fill.client_id or None, liquidity=fill.liquidity)
+            # re-read a margin back: an exchange may report a trade late
+            since = fill.time - self.fill_margin
+            if self._fills_since is None or since > self._fills_since:
+                self._fills_since = since
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Call ``on_fill`` for every journaled fill after the cursor, in journal order.
+
+        Outside a paper sync, ``ctx.now`` is the fill's time while ``on_fill`` runs, so the
+        orders it places (a stop after an entry) get the same client ids when a restart
+        dispatches the fill again.
+        """
+        tick = self.now
+        for rowid, row in self.journal.fills_after(self.fill_cursor):
+            self.fill_cursor = rowid
+            cid = row.client_id
+            order = self.broker.known(cid) if cid else None
+            if cid is None or order is None:
+                continue  # not one of this trader's orders (a manual trade)
+            if not order.is_final:
+                self.broker.refresh(cid, strict=False)
+            fill = Fill(trade_id=row.trade_id, client_id=cid, symbol=row.symbol,
+                        side=OrderSide(row.side), time=row.time, price=row.price,
+                        quantity=row.quantity, fee=row.fee, liquidity=row.liquidity or "taker")
+            notify_all(self.notifiers, Notification(
+                "fill", f"{row.side} {row.quantity:g} {row.symbol} at {row.price:g}", row.time,
+                {"client_id": row.client_id, "trade_id": row.trade_id, "fee": row.fee,
+                 "fee_asset": row.fee_asset}), self.journal)
+            if not self._in_sync:
+                self.now = row.time
+            try:
+                self._on_fill(fill)
+            finally:
+                self.now = tick
+
+    def _on_fill(self, fill: Fill) -> None:
+        try:
+            self.ctx._call("on_fill", lambda: self.trader.on_fill(self.ctx, fill))
+        except CoreEngineError as exc:
+            self._trader_failed("on_fill", exc)
+
+    def _trader_failed(self, hook: str, exc: CoreEngineError) -> None:
+        """An exchange failure inside a hook is journaled and the hook runs again at the next
+        tick; any other failure of the trader halts the runner."""
+        self._error("trader", exc)
+        if isinstance(exc, ExchangeError) or isinstance(exc.__cause__, ExchangeError):
+            self.view.wake_at(self.now + pd.Timedelta(self.poll_ns, unit="ns"))
+            return
+        self._set_state(RunnerState.HALTED, f"trader failed in {hook}: {type(exc).__name__}")
+
+    def _on_broker_step(self) -> None:
+        """During a paper sync: fills at the time of the candle that produced them."""
+        self._in_sync = True
+        try:
+            self.now = self.broker.broker.now()
+            self._import_fills()
+        finally:
+            self._in_sync = False
+
+    # -- one tick ---------------------------------------------------------------------------
+
+    def kill_switch_path(self, action: str) -> Path:
+        """``<journal>.halt`` or ``<journal>.flatten``: create the file to pull the switch."""
+        return self.journal.path.with_name(self.journal.path.name + f".{action}")
+
+    def _read_kill_switch(self) -> RunnerState:
+        for action, state in (("flatten", RunnerState.FLATTEN), ("halt", RunnerState.HALTED)):
+            path = self.kill_switch_path(action)
+            if path.exists():
+                reason = path.read_text(encoding="utf-8", errors="replace").strip() or \
+                    f"kill switch file {path.name}"
+                self._set_state(state, reason[:500])
+                path.unlink(missing_ok=True)
+                break
+        return self.journal.state()[0]
+
+    def _set_state(self, state: RunnerState, reason: str) -> None:
+        if self.journal.set_state(state, reason, time=self.now):
+            notify_all(self.notifiers, Notification("state", f"runner {state.value}", self.now,
+                                                    {"reason": reason}), self.journal)
+
+    def _due(self, t: pd.Timestamp) -> bool:
+        due = t.value % self.every_ns == 0
+        wakes = self.view.wakes
+        while wakes and wakes[0] <= t.value:
+            heapq.heappop(wakes)
+            due = True
+        return due
+
+    def tick(self, t: Any) -> None:
+        """Run one tick at decision time ``t`` (see the module docstring)."""
+        t = pd.Timestamp(t)
+        if not self.started:
+            self.now = t
+            self.start()
+        self.now = t
+        self.view.begin_tick(t)
+        invalidate = getattr(self.broker.broker, "invalidate", None)
+        if invalidate is not None:
+            invalidate()
+        try:
+            state = self._read_kill_switch()
+            sync = getattr(self.broker.broker, "sync", None)
+            if sync is not None:
+                sync(t, on_step=self._on_broker_step)
+                self.now = t
+                self.view.begin_tick(t)
+            moved = self._resolve_orders()
+            if moved or self.ticks % self.fill_every == 0 or sync is not None:
+                self._import_fills()  # something executed (or the periodic safety read)
+            self._cancel_orphans()
+            self._auto_resume(state)
+            self._mark_and_check_breakers()  # on the account at t, before any new entry
+            state = self.journal.state()[0]
+            due = self._due(t)
+            writes = self.broker.writes
+            if state is RunnerState.RUNNING and due and self.view.panel().n_times > 0:
+                self._decide(t)  # (no closed candle yet: nothing to decide on)
+            elif state is RunnerState.FLATTEN:
+                self._flatten()
+            if self.broker.writes != writes:  # orders went out: read their fills now
+                self._import_fills()
+        except (BrokerUnavailable, ExchangeError) as exc:
+            self._error("tick", exc)
+        self.journal.record_checkpoint(t, self.trader.get_state(), self.fill_cursor,
+                                       sorted(self.view.wakes))
+        self.last_tick = t
+        self.ticks += 1
+        if self.status_page:
+            write_status_page(self.journal, now=t)
+
+    def _decide(self, t: pd.Timestamp) -> None:
+        notes_before = len(self.records.notes)
+        self._decision = self.journal.record_decision(t, self.trader.trader_id,
+                                                      self.view.fingerprint())
+        try:
+            self.ctx._call("on_bar", lambda: self.trader.on_bar(self.ctx))
+        except CoreEngineError as exc:
+            self._trader_failed("on_bar", exc)
+        finally:
+            notes = self.records.notes[notes_before:]
+            self.journal.annotate_decision(self._decision, notes=[
+                {"text": n["text"], "values": n["values"], "orders": n["orders"]}
+                for n in notes], scores=_scores(notes))
+            self._decision = None
+
+    def _cancel_orphans(self) -> None:
+        """Emulate one-cancels-the-other where the broker does not: once an order of a group
+        is filled (the position closed or protected), cancel the group's other open orders."""
+        if getattr(self.broker.broker, "handles_groups", False):
+            return
+        open_rows = self.journal.orders(final=False)
+        groups = {r.parent_client_id for r in open_rows if r.parent_client_id}
+        for group in groups:
+            members = self.journal.orders(group=group)
+            if any(m.status is OrderStatus.FILLED and m.side == "sell" for m in members):
+                for m in members:
+                    if not m.is_final and m.status is not OrderStatus.UNKNOWN:
+                        self.broker.cancel(m.client_id)
+
+    def _flatten(self) -> None:
+        """Cancel every open order, sell every position of the universe."""
+        for row in self.journal.orders(final=False):
+            if row.status is not OrderStatus.UNKNOWN:
+                self.broker.cancel(row.client_id)
+        balances = self.broker.balances()
+        for symbol in self.view.symbols:
+            base = symbol.partition("/")[0]
+            qty = float(balances.get(base, 0.0))
+            if qty <= 0:
+                continue
+            cid = client_order_id(self.trader.trader_id, self.now, symbol, "flatten")
+            if self.journal.order(cid) is not None:
+                continue
+            try:
+                self.broker.place(Order(client_id=cid, symbol=symbol, side=OrderSide.SELL,
+                                        quantity=qty, tag="flatten"))
+            except OrderRejected as exc:  # e.g. below the exchange minimum: dust stays
+                self._error("flatten", exc)
+
+    def _auto_resume(self, state: RunnerState) -> None:
+        if state is not RunnerState.HALTED:
+            return
+        _, reason, since = self.journal.state()
+        if reason.startswith("breaker daily_loss_limit_pct") and \
+                self.now.floor("D") > pd.Timestamp(since).floor("D"):
+            self._set_state(RunnerState.RUNNING, "daily loss limit reset: a new UTC day")
+        halt_for = self.breakers.drawdown_halt_for
+        if reason.startswith("breaker max_drawdown_pct") and halt_for is not None and \
+                self.now >= pd.Timestamp(since) + pd.Timedelta(halt_for):
+            self._set_state(RunnerState.RUNNING, f"drawdown halt of {halt_for} over")
+
+    def equity(self) -> tuple[float, float, dict[str, float]]:
+        """(equity, cash, marks): balances marked at the last closed candles."""
+        balances = self.broker.balances()
+        quote = str(getattr(self.broker.broker, "quote", None) or
+                    self.view.symbols[0].split("/")[1])
+        prices = self.view.last_prices()
+        marks = {s: float(p) for s, p in zip(self.view.symbols, prices, strict=True)
+                 if math.isfinite(p)}
+        value = float(balances.get(quote, 0.0))
+        for symbol, price in marks.items():
+            value += float(balances.get(symbol.partition("/")[0], 0.0)) * price
+        return value, float(balances.get(quote, 0.0)), marks
+
+    def _mark_and_check_breakers(self) -> None:
+        value, cash, marks = self.equity()
+        self.journal.record_equity(self.now, value, cash, marks)
+        if self.journal.state()[0] is not RunnerState.RUNNING:
+            return
+        curve = self.journal.equity()
+        b = self.breakers
+        if b.max_drawdown_pct is not None and len(curve):
+            peak = float(curve.max())
+            drawdown = (peak - value) / peak * 100 if peak > 0 else 0.0
+            if drawdown >= b.max_drawdown_pct:
+                self._trip("max_drawdown_pct", b.liquidate_on_drawdown,
+                           {"drawdown_pct": round(drawdown, 4), "limit_pct": b.max_drawdown_pct,
+                            "peak": peak, "equity": value})
+                return
+        if b.daily_loss_limit_pct is not None and len(curve):
+            before = curve[curve.index <= self.now.floor("D")]
+            start = float(before.iloc[-1]) if len(before) else float(curve.iloc[0])
+            loss = (start - value) / start * 100 if start > 0 else 0.0
+            if loss >= b.daily_loss_limit_pct:
+                self._trip("daily_loss_limit_pct", b.liquidate_on_daily_loss,
+                           {"loss_pct": round(loss, 4), "limit_pct": b.daily_loss_limit_pct,
+                            "day_start_equity": start, "equity": value})
+
+    def _trip(self, rule: str, liquidate: bool, detail: dict[str, Any]) -> None:
+        state = RunnerState.FLATTEN if liquidate else RunnerState.HALTED
+        self.journal.record_breaker(rule, state.value, detail, time=self.now)
+        self._set_state(state, f"breaker {rule} tripped: {detail}")
+        notify_all(self.notifiers, Notification("breaker", f"{rule} breaker tripped", self.now,
+                                                {"action": state.value, **detail}),
+                   self.journal)
+        if liquidate:
+            self._flatten()
+
+    def _error(self, source: str, exc: BaseException) -> None:
+        message = SCRUBBER.scrub(f"{type(exc).__name__}: {exc}")
+        _log.warning("%s: %s", source, message)
+        self.journal.record_error(source, type(exc).__name__, message, time=self.now)
+        notify_all(self.notifiers, Notification("error", f"{source} failed", self.now,
+                                                {"error": message}), self.journal)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def next_tick(self) -> pd.Timestamp:
+        """The next bar close of the poll cadence, or an earlier requested wake-up."""
+        after = self.last_tick.value if self.last_tick is not None else self.clock.now().value - 1
+        nxt = (after // self.poll_ns + 1) * self.poll_ns
+        if self.view.wakes:
+            nxt = min(nxt, max(self.view.wakes[0], after + 1))
+        return pd.Timestamp(nxt, tz="UTC")
+
+    def run(self, until: Any = None, max_ticks: int | None = None) -> int:
+        """Tick until ``until`` (a time) or ``max_ticks``; returns the number of ticks."""
+        stop = None if until is None else pd.Timestamp(until)
+        done = 0
+        while max_ticks is None or done < max_ticks:
+            t = self.next_tick()
+            if stop is not None and t > stop:
+                break
+            self.clock.sleep_until(t + self.settle)
+            self.tick(t)
+            done += 1
+        return done
+
+
+def _scores(notes: list[dict]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for note in notes:
+        for pick in note["values"].get("picks", []) or []:
+            if isinstance(pick, list | tuple) and len(pick) >= 3:
+                out[str(pick[0])] = float(pick[2])
+    return out

@@ -1,0 +1,157 @@
+"""The soak: ccxt's real code path against the fake exchange with faults injected at random,
+and the runner process SIGKILLed between journal and network call and at other points,
+then restarted. It must end with zero duplicate orders, zero lost or double-counted fills,
+and journal positions equal to the exchange's balances."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core_engine.live.journal import Journal
+
+from .fake_binance import FakeBinance
+
+ROOT = Path(__file__).resolve().parents[2]
+TICKS = 520
+KEYS = {"soak-key-one-0123456789": "soak-secret-one-abcdefghij",
+        "soak-key-two-0123456789": "soak-secret-two-abcdefghij"}
+FAULTS = {"timeout_after": 0.004, "timeout_before": 0.002, "drop_after": 0.008,
+          "drop_before": 0.008, "http_429": 0.008, "http_503": 0.004, "not_found": 0.03}
+KILLS = {"after_intent": 0.03, "after_write": 0.03, "after_fill": 0.01}
+
+
+class Zygote:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "live.soak"], cwd=ROOT / "tests", env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.strip())
+
+    def run(self, args: dict, kill_after: float | None) -> int:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(args) + "\n")
+        self.process.stdin.flush()
+        pid = int(self.lines.get(timeout=60).split()[1])
+        try:
+            line = self.lines.get(timeout=kill_after if kill_after is not None else 120)
+        except queue.Empty:
+            os.kill(pid, signal.SIGKILL)
+            line = self.lines.get(timeout=60)
+            assert int(line.split()[2]) == -signal.SIGKILL
+            return -999  # killed by the test
+        return int(line.split()[2])
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_soak_faults_and_kills(make_candles, tmp_path):
+    rng = random.Random(12)
+    candles = {"BTC/USDT": make_candles(TICKS + 120, seed=21, price=30000.0),
+               "ETH/USDT": make_candles(TICKS + 120, seed=22, price=2000.0)}
+    start = candles["BTC/USDT"]["timestamp"].iloc[40]
+    until = start + pd.Timedelta(minutes=5 * (TICKS - 1))
+    journal_path = tmp_path / "soak.sqlite"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests'}"}
+    for i, (key, secret) in enumerate(KEYS.items(), 1):
+        env[f"CORE_ENGINE_BINANCE_KEY_{i}"] = key
+        env[f"CORE_ENGINE_BINANCE_SECRET_{i}"] = secret
+    outcomes: Counter[str] = Counter()
+    began = time.monotonic()
+    with FakeBinance(candles, balances={"USDT": 10000.0}, keys=KEYS, start=start,
+                     max_volume_share=0.00005, timeout_sleep=0.16, seed=5) as fake:
+        fake.random_faults(FAULTS)
+        zygote = Zygote(env)
+        base = {"url": fake.url, "journal": str(journal_path), "symbols": list(candles),
+                "until": str(until), "timeout_ms": 120, "kills": KILLS,
+                "kill_log": str(tmp_path / "kills.log"), "log": str(tmp_path / "runner.log")}
+        try:
+            for session in range(200):
+                kill_after = rng.uniform(0.05, 1.5) if rng.random() < 0.3 else None
+                code = zygote.run({**base, "seed": session}, kill_after)
+                outcomes[{0: "finished", -999: "killed_by_test", -9: "killed_itself",
+                          3: "refused_to_trade"}.get(code, f"exit_{code}")] += 1
+                if code in (0, 3):
+                    break
+            fake.random_faults({})  # the end: a clean reconciliation must agree
+            final = zygote.run({**base, "seed": 10**6, "kills": {}, "reconcile_only": True},
+                               None)
+        finally:
+            zygote.close()
+        elapsed = time.monotonic() - began
+
+        with Journal(journal_path) as journal:
+            ticks = sqlite3.connect(journal_path).execute(
+                "SELECT COUNT(DISTINCT time) FROM checkpoints").fetchone()[0]
+            journal_orders = {o.client_id: o for o in journal.orders()}
+            exchange_ids = Counter(o.client_id for o in fake.orders)
+            duplicates = {cid: n for cid, n in exchange_ids.items() if n > 1}
+            not_journaled = [cid for cid in exchange_ids if cid not in journal_orders]
+            exchange_trades = {(t["symbol"], str(t["id"])): t for t in fake.trades}
+            journal_fills = Counter((f.symbol.replace("/", ""), f.trade_id)
+                                    for f in journal.fills())
+            lost = [k for k in exchange_trades if k not in journal_fills]
+            double = [k for k, n in journal_fills.items() if n > 1 or k not in exchange_trades]
+            positions = journal.positions()
+            balances = fake.total_balances()
+            diffs = {a: abs(positions.get(a, 0.0) - balances.get(a, 0.0))
+                     for a in set(positions) | set(balances)}
+            unknown_left = [o.client_id for o in journal.orders(final=False)
+                            if o.status.value in ("new", "unknown")]
+            kills = Counter(Path(tmp_path / "kills.log").read_text().split()) \
+                if (tmp_path / "kills.log").exists() else Counter()
+            not_placed = sum(1 for o in journal_orders.values()
+                             if journal.order_events(o.client_id)[-1][0] == "not_placed")
+            html = journal_path.with_suffix(".html").read_text()
+            state = journal.state()
+            trader_errors = [e for e in journal.errors(10**6) if e["source"] == "trader"
+                             and "Error: binance" not in e["message"]]
+
+    print(f"\nsoak: {ticks} ticks in {elapsed:.1f}s, sessions {dict(outcomes)}, "
+          f"self-kills {dict(kills)}, faults fired {dict(fake.faults_fired)}")
+    print(f"soak: {len(exchange_ids)} exchange orders, {len(journal_orders)} journaled "
+          f"({not_placed} proven not placed), {len(exchange_trades)} exchange trades, "
+          f"{len(journal_fills)} journaled fills; duplicate orders {len(duplicates)}, orders "
+          f"sent without intent {len(not_journaled)}, lost fills {len(lost)}, double-counted "
+          f"fills {len(double)}, |journal position - exchange balance| "
+          f"{ {a: f'{d:.1e}' for a, d in sorted(diffs.items())} }")
+    assert final == 0, (tmp_path / "runner.log").read_text()[-3000:]
+    assert outcomes["finished"] == 1 and outcomes["refused_to_trade"] == 0, outcomes
+    assert ticks >= 500
+    assert sum(kills.values()) + outcomes["killed_by_test"] >= 5  # the kills did happen
+    assert fake.faults_fired["timeout_after"] + fake.faults_fired["drop_after"] >= 3
+    assert duplicates == {} and not_journaled == []
+    assert lost == [] and double == []
+    # base assets exactly (8-decimal quantities and fees); the quote within the exchange's
+    # rounding of each trade's value to 8 decimals (the journal multiplies price x quantity)
+    assert diffs["BTC"] < 1e-10 and diffs["ETH"] < 1e-10, diffs
+    assert diffs["USDT"] < 5e-9 * len(exchange_trades), diffs
+    assert unknown_left == []
+    assert len(exchange_trades) > 100 and "STOP_LOSS" in {o.type for o in fake.orders}
+    assert any(o.status == "PARTIALLY_FILLED" or (o.status == "CANCELED" and o.executed > 0)
+               or len(o.fills) > 1 for o in fake.orders)
+    assert "soak" in html
+    assert state[0].value == "running" and trader_errors == [], (state, trader_errors[:3])
