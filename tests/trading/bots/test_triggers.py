@@ -76,6 +76,14 @@ def test_exits_without_a_buy_and_without_a_position_do_nothing():
     assert "the exits have no position" in result.notes.text.iloc[0]
 
 
+def test_a_buy_level_the_cash_cannot_pay_is_noted_not_left_hanging():
+    bot = PriceTriggerTrader({SYM: {"buy": 95, "amount": 50_000}})
+    result = replay(bot, GAP, broker())
+    assert result.orders.status.tolist() == ["rejected"] and len(result.fills) == 0
+    assert bot.report()[SYM]["status"] == "done"
+    assert result.notes["values"].iloc[0]["reason"] == "insufficient_funds"
+
+
 def test_triggers_restart_while_the_exits_rest():
     bot = PriceTriggerTrader({SYM: {"buy": 95, "amount": 950, "stop_loss": 90,
                                     "take_profit": 105}})

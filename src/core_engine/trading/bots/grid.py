@@ -45,7 +45,7 @@ def grid_levels(low: float, high: float, levels: int, spacing: str = "arithmetic
 
     >>> grid_levels(100, 200, 3).tolist()
     [100.0, 150.0, 200.0]
-    >>> [round(p, 6) for p in grid_levels(100, 400, 3, "geometric")]
+    >>> grid_levels(100, 400, 3, "geometric").round(6).tolist()
     [100.0, 200.0, 400.0]
     """
     k = np.arange(levels, dtype=np.float64) / (levels - 1)

@@ -136,6 +136,10 @@ class PriceTriggerTrader(ActsOnKnownFills, Trader):
             size = ({"value": float(levels["amount"])} if levels.get("amount") is not None
                     else {"quantity": float(levels["quantity"])})
             order = ctx.buy(symbol, type=kind, price=buy, leg="buy", tag="buy", **size)
+            if order.status.value == "rejected":  # the account cannot pay it: say so, stop
+                st["status"] = "done"
+                ctx.note("buy level rejected", symbol=symbol, reason=order.reason)
+                return
             st["orders"][order.client_id] = "buy"
             ctx.note("buy level placed", symbol=symbol, level=buy, kind=kind, price=price)
         elif ctx.position(symbol) > 0:
