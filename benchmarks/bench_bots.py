@@ -6,8 +6,8 @@
   warm), beside the same replay with ``skip=False`` (the bot called and the broker visited
   on every candle).
 * W9-dca — ``DCATrader`` buying 10 USDT daily over the same year (target < 0.2 s warm),
-  and with a 200-day... a 2-day moving-average filter and a 10 % take-profit, beside
-  ``skip=False``.
+  and again with a 2-day (576-candle) moving-average filter and a 10 % take-profit; each
+  beside ``skip=False``.
 
 The skipping replays must equal their ``skip=False`` twins (same fills; checked here). First
 call reported apart (JIT or numba cache), then best of 3. The machine is shared: the load
