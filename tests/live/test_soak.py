@@ -133,7 +133,8 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
     print(f"\nsoak: {ticks} ticks in {elapsed:.1f}s, sessions {dict(outcomes)}, "
           f"self-kills {dict(kills)}, faults fired {dict(fake.faults_fired)}")
     print(f"soak: {len(exchange_ids)} exchange orders, {len(journal_orders)} journaled "
-          f"({not_placed} proven not placed), {len(exchange_trades)} exchange trades, "
+          f"({not_placed} proven not placed, {len(unknown_left)} still unknown), "
+          f"{len(exchange_trades)} exchange trades, "
           f"{len(journal_fills)} journaled fills; duplicate orders {len(duplicates)}, orders "
           f"sent without intent {len(not_journaled)}, lost fills {len(lost)}, double-counted "
           f"fills {len(double)}, |journal position - exchange balance| "
@@ -149,7 +150,9 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
     # rounding of each trade's value to 8 decimals (the journal multiplies price x quantity)
     assert diffs["BTC"] < 1e-10 and diffs["ETH"] < 1e-10, diffs
     assert diffs["USDT"] < 5e-9 * len(exchange_trades), diffs
-    assert unknown_left == []
+    # an order whose create failed in the last ticks may still be 'unknown' (it takes
+    # max_misses lookups over time to be declared not placed): it must not exist on the exchange
+    assert not set(unknown_left) & set(exchange_ids), unknown_left
     assert len(exchange_trades) > 100 and "STOP_LOSS" in {o.type for o in fake.orders}
     assert any(o.status == "PARTIALLY_FILLED" or (o.status == "CANCELED" and o.executed > 0)
                or len(o.fills) > 1 for o in fake.orders)

@@ -37,7 +37,7 @@ from core_engine.errors import (
     OrderRejected,
     RateLimited,
 )
-from core_engine.live.keys import SCRUBBER, KeyRing
+from core_engine.live.keys import SCRUBBER, KeyRing, protect_logging
 from core_engine.trading.orders import OrderStatus
 
 __all__ = [
@@ -188,6 +188,8 @@ class CCXTSession:
         self.sleep = sleep
         self._rng = random.Random(seed)
         self.slept: list[float] = []
+        if keys is not None:
+            protect_logging()  # ccxt's DEBUG log prints request headers, the API key among them
         options = {"enableRateLimit": True, "timeout": 10_000, **dict(config or {})}
         self.exchange = getattr(ccxt, exchange_id)(options)
         if sandbox:
