@@ -4,6 +4,8 @@
   paper-trades on live public candles (``--provider``, default binance; no keys needed), or,
   with ``--store DIR``, replays the stored candles on a simulated clock (a dry run of the
   whole live machinery, fast);
+* ``--bot NAME [--param k=v ...] [--symbol A]`` runs a bot of :mod:`core_engine.trading.bots`
+  instead of a strategy (``core-engine live --paper --bot grid --param low=20000 ...``);
 * ``core-engine live --exchange binance --strategy NAME ... --journal PATH`` trades for real
   with the keys of ``CORE_ENGINE_BINANCE_KEY_1`` / ``..._SECRET_1`` (``--sandbox``: testnet);
 * ``core-engine live status --journal PATH`` — state, positions, open orders, today's P&L,
@@ -132,9 +134,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.paper == bool(args.exchange):
         raise CoreEngineError("core-engine live: give --paper or --exchange NAME (one of them).")
     symbols = [s.strip() for s in (args.symbols or "").split(",") if s.strip()]
-    if not symbols:
+    if args.bot:  # a bot of core_engine.trading.bots instead of a ranking strategy
+        from core_engine.trading.bots.cli import bot_from_args
+
+        trader, symbols = bot_from_args(args.bot, args.param, symbols or None)
+    elif not symbols:
         raise CoreEngineError("core-engine live needs --symbols, e.g. BTC/USDT,ETH/USDT.")
-    trader = _trader(args)
+    else:
+        trader = _trader(args)
     broker, clock, until = _broker_and_clock(args, symbols)
     breakers = Breakers(max_drawdown_pct=args.max_drawdown_pct,
                         daily_loss_limit_pct=args.daily_loss_pct,
@@ -169,8 +176,10 @@ def add_live_command(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     mode.add_argument("--strategy", default="macd_rsi_confluence",
                       help="registry name or module:Class")
     mode.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                      help="strategy parameter, repeatable")
-    mode.add_argument("--symbols", help="comma-separated universe, e.g. BTC/USDT,ETH/USDT")
+                      help="strategy (or --bot) parameter, repeatable")
+    mode.add_argument("--bot", help="run a bot of core_engine.trading.bots (grid, dca, cycle, "
+                                    "triggers, scalp, breakout) instead of --strategy")
+    mode.add_argument("--symbols", "--symbol", help="comma-separated universe, e.g. BTC/USDT,ETH/USDT")
     mode.add_argument("--timeframe", default="5m")
     mode.add_argument("--window", default="4h")
     mode.add_argument("--shift", default="2h")

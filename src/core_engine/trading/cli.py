@@ -2,6 +2,7 @@
 
 Registered in :mod:`core_engine.cli` by :func:`add_replay_command`. The replay equals
 ``core-engine backtest --mode portfolio`` trade for trade; it also prints the order flow.
+With ``--bot NAME`` it replays a bot of :mod:`core_engine.trading.bots` instead.
 """
 
 from __future__ import annotations
@@ -56,17 +57,27 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                           f"{args.mode!r}.")
     symbols = None if args.symbols is None else \
         [x.strip() for x in args.symbols.split(",") if x.strip()]
+    bot = None
+    if args.bot:  # a bot of core_engine.trading.bots instead of a ranking strategy
+        from core_engine.trading.bots.cli import bot_from_args
+
+        bot, symbols = bot_from_args(args.bot, args.param, symbols)
     if args.store:
         source = f"store {args.store}"
         panel = Panel.from_store(ParquetStore(args.store), symbols, args.timeframe)
     else:
         source = "the bundled real Binance sample"
         panel = Panel.from_frames(load_sample(symbols), "5m")
-    strategy = get_strategy(args.strategy, **_params(args.param))
-    exits = ExitRules(stop_loss_pct=args.stop_loss_pct, take_profit_pct=args.take_profit_pct,
-                      trailing_pct=args.trailing_pct)
-    trader = RankingTrader(strategy, exits=exits if exits.active else None, window=args.window,
-                           shift=args.shift, hold=args.hold, max_positions=args.max_positions)
+    if bot is not None:
+        trader, name = bot, bot.name
+    else:
+        strategy = get_strategy(args.strategy, **_params(args.param))
+        exits = ExitRules(stop_loss_pct=args.stop_loss_pct, take_profit_pct=args.take_profit_pct,
+                          trailing_pct=args.trailing_pct)
+        trader = RankingTrader(strategy, exits=exits if exits.active else None,
+                               window=args.window, shift=args.shift, hold=args.hold,
+                               max_positions=args.max_positions)
+        name = strategy.name
     broker = SimBroker(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps,
                        max_volume_share=args.max_volume_share)
     result = replay(trader, panel, broker, start=args.start, end=args.end,
@@ -74,7 +85,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     print(f"data: {source}")
     print(result.summary())
     if args.out != "-":
-        out = args.out or f"runs/replay-{strategy.name}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"
+        out = args.out or f"runs/replay-{name}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}"
         print(f"\nsaved run: {result.save(out)}")
     return 0
 
@@ -86,13 +97,15 @@ def add_replay_command(commands: Any) -> None:
                        "fills; equals backtest --mode portfolio)")
     rp.add_argument("--mode", default="portfolio", help="portfolio (the only mode of a replay)")
     rp.add_argument("--store", help="read candles from this store instead of the bundled sample")
-    rp.add_argument("--symbols", help="comma-separated symbols (default: all)")
+    rp.add_argument("--symbols", "--symbol", help="comma-separated symbols (default: all)")
     rp.add_argument("--timeframe", default="5m")
     rp.add_argument("--start", help="first time the trader acts, UTC")
     rp.add_argument("--end", help="end of the replay, UTC")
     rp.add_argument("--strategy", default="macd_rsi_confluence", help="registry name or module:Class")
     rp.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                    help="strategy parameter, repeatable")
+                    help="strategy (or --bot) parameter, repeatable")
+    rp.add_argument("--bot", help="replay a bot of core_engine.trading.bots (grid, dca, cycle, "
+                                  "triggers, scalp, breakout) instead of --strategy")
     rp.add_argument("--window", default="4h")
     rp.add_argument("--shift", default="2h")
     rp.add_argument("--hold", default="window", choices=["window", "until_dropped"])
