@@ -1,0 +1,59 @@
+"""core_engine.optimize: splitters, sweeps, executors and overfitting statistics (DESIGN.md §9).
+
+>>> from core_engine.optimize import Sweep, WalkForward, walk_forward_optimize  # doctest: +SKIP
+>>> sweep = Sweep("macd_rsi_confluence", {"rsi_low": "35:50:5",
+...               "exits.stop_loss_pct": [1.0, 2.0]}, panel, window="4h", shift="2h")
+>>> wfo = walk_forward_optimize(sweep, WalkForward(train="60d", test="14d"))  # doctest: +SKIP
+>>> wfo.result.summary(), wfo.folds, print(wfo.overfitting_report())  # doctest: +SKIP
+
+Dask and optuna are optional (``pip install 'core-engine[dask]'``, ``'core-engine[optuna]'``)
+and imported only when a DaskExecutor or an optuna search is created.
+"""
+
+from core_engine.optimize.executors import DaskExecutor, Executor, LocalExecutor
+from core_engine.optimize.overfitting import (
+    OverfittingReport,
+    PBOResult,
+    deflated_sharpe_ratio,
+    expected_max_sharpe,
+    overfitting_report,
+    probabilistic_sharpe_ratio,
+    probability_of_backtest_overfitting,
+)
+from core_engine.optimize.results import ResultStore, config_id
+from core_engine.optimize.space import Choice, IntUniform, Space, Uniform
+from core_engine.optimize.splitters import (
+    CombinatorialPurgedCV,
+    PurgedKFold,
+    WalkForward,
+    decision_times_of,
+)
+from core_engine.optimize.sweep import Sweep, SweepResult
+from core_engine.optimize.walk import WalkForwardOptimization, walk_forward_optimize
+
+__all__ = [
+    "Choice",
+    "CombinatorialPurgedCV",
+    "DaskExecutor",
+    "Executor",
+    "IntUniform",
+    "LocalExecutor",
+    "OverfittingReport",
+    "PBOResult",
+    "PurgedKFold",
+    "ResultStore",
+    "Space",
+    "Sweep",
+    "SweepResult",
+    "Uniform",
+    "WalkForward",
+    "WalkForwardOptimization",
+    "config_id",
+    "decision_times_of",
+    "deflated_sharpe_ratio",
+    "expected_max_sharpe",
+    "overfitting_report",
+    "probabilistic_sharpe_ratio",
+    "probability_of_backtest_overfitting",
+    "walk_forward_optimize",
+]
