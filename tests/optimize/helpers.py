@@ -68,3 +68,22 @@ class PickColumn(Strategy):
         scores = np.full((panel.n_times, panel.n_symbols), np.nan)
         scores[:, self.column] = 1.0
         return scores
+
+
+def regime_panel(n_symbols: int = 6, n_blocks: int = 120, first: int = 1, second: int = 4,
+                 switch: int = 60, drift: float = 0.0015, seed: int = 8) -> Panel:
+    """Hourly blocks of independent noise; symbol ``first`` drifts up before block ``switch``
+    and symbol ``second`` from it on (decisions as in :func:`block_panel`)."""
+    rng = np.random.default_rng(seed)
+    block = 12
+    steps = rng.normal(0.0, 0.003, (n_blocks, block, n_symbols))
+    steps[:switch, :, first] += drift
+    steps[switch:, :, second] += drift
+    log_returns = np.vstack([np.zeros((block, n_symbols)), steps.reshape(-1, n_symbols)])
+    close = 100.0 * np.exp(np.cumsum(log_returns, axis=0))
+    open_ = np.vstack([np.full((1, n_symbols), 100.0), close[:-1]])
+    index = pd.date_range("2021-01-01", periods=len(close), freq="5min", tz="UTC")
+    return Panel(index=index, symbols=tuple(f"R{j}/USDT" for j in range(n_symbols)),
+                 timeframe="5m", open=open_, high=np.maximum(open_, close) * 1.0005,
+                 low=np.minimum(open_, close) * 0.9995, close=close,
+                 volume=np.full(close.shape, 1_000.0))
