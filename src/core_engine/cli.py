@@ -14,6 +14,7 @@ import pandas as pd
 
 from core_engine import __version__
 from core_engine.errors import CoreEngineError
+from core_engine.optimize.cli import add_sweep_command
 
 DEFAULT_STORE = "core-engine-store"
 
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=_cmd_data_info)
 
     _add_backtest_command(commands)
+    add_sweep_command(commands)
     return parser
 
 

@@ -200,9 +200,13 @@ def _describe(sweep: Sweep, pieces: Sequence[tuple[int, Any, BacktestResult]], s
     strategy = sweep.strategy
     base = pieces[0][2] if pieces else None
     config: dict[str, Any] = dict(base.config) if base is not None else {}
+    chosen: dict[str, list[Any]] = {name: [] for name in sweep.space.names}
+    for _, spec, _ in pieces:
+        for name in chosen:
+            chosen[name].append(spec.params.get(name))
     config["strategy"] = {"name": f"{strategy.name} (walk-forward optimised)",
                           "class": f"{type(strategy).__module__}:{type(strategy).__qualname__}",
-                          "params": None, "repr": repr(strategy)}
+                          "params": chosen, "repr": repr(strategy)}
     config["start"] = str(all_times[0]) if len(all_times) else None
     config["end"] = str(all_times[-1] + pd.Timedelta(sweep.window_ns, unit="ns")) \
         if len(all_times) else None
