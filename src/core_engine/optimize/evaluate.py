@@ -223,9 +223,14 @@ def _evaluate_batched(panel: Panel, specs: Sequence[RunSpec], cache: FeatureCach
     return out
 
 
+def _ns(times: Any) -> np.ndarray:
+    """int64 nanoseconds of times, whatever the unit pandas stored them in."""
+    return np.asarray(pd.DatetimeIndex(times).as_unit("ns").asi8, dtype=np.int64)
+
+
 def _picks_from_trades(trades: pd.DataFrame, panel: Panel) -> Picks:
     """The traded picks of a run, in its order (decision row = the candle closing at t)."""
-    decided = pd.DatetimeIndex(trades["decision_time"]).asi8
+    decided = _ns(trades["decision_time"])
     rows = (decided - int(panel.index.asi8[0])) // panel.step_ns - 1
     column = {symbol: j for j, symbol in enumerate(panel.symbols)}
     return Picks(rows=rows, cols=trades["symbol"].map(column).to_numpy(dtype=np.int64),
@@ -283,9 +288,9 @@ def scope_metrics(trades: pd.DataFrame, times: pd.DatetimeIndex, scope: np.ndarr
     """Metrics and equity of the decisions of ``times`` that lie in ``scope`` (int64 ns
     decision times; None = all), with the trades decided there."""
     if scope is not None:
-        keep = np.isin(times.asi8, scope)
+        keep = np.isin(_ns(times), scope)
         times = times[keep]
-        trades = trades.loc[np.isin(pd.DatetimeIndex(trades["decision_time"]).asi8, scope)]
+        trades = trades.loc[np.isin(_ns(trades["decision_time"]), scope)]
     equity = equity_curve(trades, times, window_ns=window_ns, shift_ns=shift_ns)
     if not len(times):
         return {}, equity
@@ -318,7 +323,7 @@ def _scope_rows(spec: RunSpec, outcome: Mapping[str, Any], scopes: Mapping[str, 
         row = _base_row(spec, name, elapsed)
         if name == ALL and scope is None:
             row.update(_flatten(outcome["metrics"]))
-            row["period_times"] = times.asi8.copy()
+            row["period_times"] = _ns(times).copy()
             row["period_returns"] = _period_returns(equity)
         else:
             metrics, _ = scope_metrics(outcome["trades"], times, scope,

@@ -102,7 +102,7 @@ def walk_forward_optimize(sweep: Sweep, splitter: Any, *, select: str | None = N
         raise ConfigError(f"{splitter!r} leaves no fold on the {len(times)} decision times "
                           f"{_span(times)}; shorten its periods or give more data.")
     token = _token(splitter, times, sweep.window_ns)
-    scopes = {f"{token}/{k}/{side}": times[pos].asi8
+    scopes = {f"{token}/{k}/{side}": times[pos].as_unit("ns").asi8
               for k, (train, test) in enumerate(splits)
               for side, pos in (("train", train), ("test", test))}
     with _Run(sweep, executor, results, progress, callback) as run:
@@ -132,7 +132,7 @@ def _span(times: pd.DatetimeIndex) -> str:
 
 def _token(splitter: Any, times: pd.DatetimeIndex, window_ns: int) -> str:
     digest = hashlib.sha256(repr(splitter).encode())
-    digest.update(np.ascontiguousarray(times.asi8).tobytes())
+    digest.update(np.ascontiguousarray(times.as_unit("ns").asi8).tobytes())
     digest.update(str(window_ns).encode())
     return digest.hexdigest()[:10]
 
