@@ -35,6 +35,7 @@ are the backtest's simulation; what is written here is the gluing and the cache.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -92,6 +93,8 @@ class ModelCache:
     def __repr__(self) -> str:
         return f"ModelCache({len(self)} models, {self.hits} hits, {self.misses} fits)"
 
+
+_NO_MODEL = ("no model",)
 
 #: The process-wide cache every SklearnStrategy uses.
 MODEL_CACHE = ModelCache()
@@ -162,6 +165,10 @@ def _digest(*arrays: np.ndarray) -> str:
 
 class SklearnStrategy(Strategy):
     """A Strategy whose score is a scikit-learn model's probability or prediction.
+
+    After scoring, ``models_`` lists the fits of the last :meth:`score` call (one
+    :class:`FittedModel` per retrain time; a ``walk_forward`` audit scores again on
+    truncated data, so inspect the models of a run made without ``audit``).
 
     Parameters
     ----------
@@ -305,6 +312,14 @@ class SklearnStrategy(Strategy):
 
     __hash__ = Strategy.__hash__
 
+    def clone(self) -> SklearnStrategy:
+        """A new, equal strategy: parameters deep-copied except the estimator, which is
+        shared — it is never fitted in place (every fit fits ``sklearn.base.clone`` of it),
+        and an estimator has no equality but identity."""
+        params = self.get_params()
+        estimator = params.pop("estimator")
+        return type(self)(estimator=estimator, **copy.deepcopy(params))
+
     # ------------------------------------------------------------------ scoring
     def score(self, features: Mapping[str, np.ndarray], panel: Panel) -> np.ndarray:
         """The model scores of every row (see the module docstring)."""
@@ -379,9 +394,9 @@ class SklearnStrategy(Strategy):
                _digest(X, y, *((ret, times, ends) if tune else ())))
         cached = MODEL_CACHE.get(key)
         if cached is not None:
-            return cached
+            return None if cached is _NO_MODEL else cached
         fitted = self._fit_new(X, y, ret, times, ends) if tune else self._fit_plain(X, y)
-        MODEL_CACHE.put(key, fitted)
+        MODEL_CACHE.put(key, fitted if fitted is not None else _NO_MODEL)
         return fitted
 
     def _fit_plain(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, float | None]:
@@ -393,7 +408,7 @@ class SklearnStrategy(Strategy):
         return model, threshold
 
     def _fit_new(self, X: np.ndarray, y: np.ndarray, ret: np.ndarray, times: np.ndarray,
-                 ends: np.ndarray) -> tuple[Any, float | None]:
+                 ends: np.ndarray) -> tuple[Any, float | None] | None:
         import sklearn
         from sklearn.base import clone
         from sklearn.model_selection import TunedThresholdClassifierCV
@@ -405,7 +420,14 @@ class SklearnStrategy(Strategy):
         with sklearn.config_context(enable_metadata_routing=True):
             model = TunedThresholdClassifierCV(clone(self.estimator), scoring=trading_scorer(),
                                                cv=cv, refit=True)
-            model.fit(X, y, return_pct=ret)
+            try:
+                model.fit(X, y, return_pct=ret)
+            except ValueError as exc:
+                # a model that predicts one probability for every row has no threshold to
+                # tune: the period gets no model, like one with a single class
+                if "constant predictions" in str(exc):
+                    return None
+                raise
         return model, float(model.best_threshold_)
 
     def _predict(self, model: Any, threshold: float | None, values: Mapping[str, np.ndarray],
