@@ -11,8 +11,8 @@ at the next decision time.
 
 **Actions.** ``action="discrete"``: ``Discrete(n_symbols + 1)``, 0 = flat, ``j + 1`` = all
 in symbol ``j``. ``action="weights"``: ``Box(0, 1, (n_symbols,))`` target weights of
-equity (scaled down to sum to 1 when they sum to more; weights below ``min_weight`` count
-as 0). Positions are held while their symbol keeps a weight (``hold="until_dropped"``) and,
+equity (weights below ``min_weight`` count as 0, then the rest is scaled down to sum to 1
+when it sums to more). Positions are held while their symbol keeps a weight (``hold="until_dropped"``) and,
 with weights, re-sized to the new target at each step (``rebalance=True``); a pick the cash
 cannot cover shrinks, exactly as in the engine.
 
@@ -71,6 +71,7 @@ from core_engine.data.panel import Panel
 from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
 from core_engine.ml.replay import ScheduledWeights
 from core_engine.risk.allocation import TopNEqual
+from core_engine.risk.gates import Gate
 from core_engine.risk.sizing import ConfidenceSizing
 from core_engine.strategies.base import rank_candidates
 
@@ -158,7 +159,7 @@ class TradingEnv(gym.Env):
         self.observation_window = int(observation_window)
         self.costs = {"fee_bps": float(fee_bps), "slippage_bps": float(slippage_bps)}
         self.rules, self.exits = rules, exits
-        self.gates = (gates,) if hasattr(gates, "eligible") else tuple(gates or ())
+        self.gates = (gates,) if isinstance(gates, Gate) else tuple(gates or ())
         self.penalties = (float(drawdown_penalty), float(turnover_penalty))
         self.ruin_pct = float(ruin_pct)
         self.min_weight = float(min_weight)
@@ -327,11 +328,9 @@ class TradingEnv(gym.Env):
             raise ConfigError(f"TradingEnv action must be {n_sym} finite weights in [0, 1]. "
                               f"Got {action!r}.")
         weights = np.clip(weights, 0.0, 1.0)
-        total = weights.sum()
-        if total > 1.0:
-            weights = weights / total
         weights[weights < self.min_weight] = 0.0
-        return weights
+        total = weights.sum()
+        return weights / total if total > 1.0 else weights
 
     def _choose(self, row: int, target: np.ndarray) -> int:
         """Record the picks of ``target`` at decision ``row``: the eligible symbols with a
