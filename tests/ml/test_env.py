@@ -9,7 +9,6 @@ import importlib
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 from gymnasium.utils.env_checker import check_env
 

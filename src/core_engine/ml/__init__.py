@@ -26,7 +26,24 @@ _EXPORTS = {
     "TradingEnv": "env",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Dataset",
+    "FittedModel",
+    "ForwardReturn",
+    "Labels",
+    "MODEL_CACHE",
+    "ModelCache",
+    "ScheduledWeights",
+    "SklearnStrategy",
+    "TradingEnv",
+    "TripleBarrier",
+    "binary_label",
+    "decision_rows",
+    "forward_return_label",
+    "make_dataset",
+    "trading_scorer",
+    "triple_barrier_label",
+]
 
 if TYPE_CHECKING:
     from core_engine.ml.dataset import Dataset, make_dataset

@@ -139,8 +139,8 @@ def make_dataset(panel: Any, features: Sequence[Any], label: Any,
     ...                                       "2021-01-08"), "5m")
     >>> ds = make_dataset(panel, [RSI(14), Momentum(12)], ForwardReturn(window="4h"),
     ...                   ranks=True)
-    >>> list(ds.X.columns), ds.X.index.names
-    (['rsi_14', 'return_12', 'rsi_14_rank', 'return_12_rank'], ['decision_time', 'symbol'])
+    >>> list(ds.X.columns), list(ds.X.index.names), len(ds) > 0
+    (['rsi_14', 'return_12', 'rsi_14_rank', 'return_12_rank'], ['decision_time', 'symbol'], True)
     """
     from core_engine.backtest.engine import load_panel
     from core_engine.features.cache import compute_features

@@ -365,7 +365,8 @@ class TradingEnv(gym.Env):
         run = simulate_portfolio(panel or self.panel, picks, rows,
                                  window_candles=self.window_ns // self.panel.step_ns,
                                  options=self.options, weights=weights, exits=self.exits,
-                                 atr=self._inputs["atr"], **self.costs)
+                                 atr=self._inputs["atr"], fee_bps=self.costs["fee_bps"],
+                                 slippage_bps=self.costs["slippage_bps"])
         return run, picks
 
     def _positions(self, run: Any, row: int, equity: float) -> np.ndarray:
@@ -405,7 +406,7 @@ class TradingEnv(gym.Env):
                     self._trial_panel, trial, np.array([row]),
                     window_candles=self.window_ns // self.panel.step_ns, options=self.options,
                     weights=np.zeros(n_sym), exits=self.exits, atr=self._inputs["atr"],
-                    **self.costs)
+                    fee_bps=self.costs["fee_bps"], slippage_bps=self.costs["slippage_bps"])
                 picks = trial
         finally:
             self._trial_open[entry] = self.panel.open[entry]

@@ -53,7 +53,7 @@ class ScheduledWeights(Strategy):
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return bool(self.weights.equals(other.weights))  # type: ignore[attr-defined]
+        return bool(self.weights.equals(other.weights))
 
     def __hash__(self) -> int:
         return hash((type(self).__qualname__, self.weights.shape))

@@ -223,7 +223,7 @@ class SklearnStrategy(Strategy):
                  sample_every: str | None = None, ranks: Any = False,
                  min_train_rows: int = 50, tune_splits: int = 3) -> None:
         self.estimator = estimator
-        self.features = features  # type: ignore[assignment]
+        self.features = features
         self.label = label
         self.retrain_every = retrain_every
         self.train_window = train_window
@@ -237,7 +237,7 @@ class SklearnStrategy(Strategy):
         self.models_: list[FittedModel] = []
 
     # ------------------------------------------------------------------ parameters
-    @property  # type: ignore[override]
+    @property
     def features(self) -> _FeatureList:
         return self._features
 
@@ -308,7 +308,7 @@ class SklearnStrategy(Strategy):
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return _canonical(self.get_params()) == _canonical(other.get_params())  # type: ignore[attr-defined]
+        return _canonical(self.get_params()) == _canonical(other.get_params())
 
     __hash__ = Strategy.__hash__
 
