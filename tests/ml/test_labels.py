@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core_engine.backtest import poisoned_panels, walk_forward
 from core_engine.data import Panel
@@ -194,3 +196,46 @@ def test_a_label_is_known_at_its_end_and_not_before(sample, spec):
                 assert again.end[0, j] == full.end[k, j], label
             earlier = spec.compute(sample.known_at(end - pd.Timedelta("5min")), times[[k]])
             assert np.isnan(earlier.values[0, j]) or full.exit_reason[k, j] != 0
+
+
+def _reference_forward(opens, window, fee, slip):
+    """Plain-Python forward-return labels (no engine code): entry at the next open, exit at
+    the first open at or after ``window`` candles later, unknown past the data."""
+    out = []
+    n = len(opens)
+    for i in range(n):
+        entry = i + 1
+        if entry >= n or opens[entry] != opens[entry]:
+            out.append((None, None))
+            continue
+        k = entry + window
+        while k < n and opens[k] != opens[k]:
+            k += 1
+        if k >= n:
+            out.append((None, None))
+            continue
+        value = (opens[k] * (1 - slip) * (1 - fee) / (opens[entry] * (1 + slip) * (1 + fee))
+                 - 1) * 100
+        out.append((value, k))
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(50.0, 150.0), min_size=6, max_size=30), st.integers(1, 4),
+       st.lists(st.integers(0, 29), max_size=6), st.integers(0, 30), st.integers(0, 20))
+def test_forward_labels_equal_a_plain_reference(prices, window, holes, fee_bps, slip_bps):
+    opens = list(prices)
+    for h in holes:
+        if h < len(opens):
+            opens[h] = NAN
+    closes = [o * 1.001 if o == o else NAN for o in opens]
+    panel = hand_panel(opens, [c * 1.01 if c == c else NAN for c in closes],
+                       [o * 0.99 if o == o else NAN for o in opens], closes)
+    labels = forward_return_label(panel, f"{window}h", fee_bps=fee_bps, slippage_bps=slip_bps)
+    expected = _reference_forward(opens, window, fee_bps / 1e4, slip_bps / 1e4)
+    for i, (value, exit_row) in enumerate(expected):
+        if value is None:
+            assert np.isnan(labels.values[i, 0])
+        else:
+            assert labels.values[i, 0] == pytest.approx(value, rel=1e-12, abs=1e-12)
+            assert labels.end[i, 0] == ts(exit_row + 1).value
