@@ -14,6 +14,7 @@ import pandas as pd
 
 from core_engine import __version__
 from core_engine.errors import CoreEngineError
+from core_engine.optimize.cli import add_sweep_command
 
 DEFAULT_STORE = "core-engine-store"
 
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backtest_command(commands)
     __import__("core_engine.trading.cli", fromlist=["_"]).add_replay_command(commands)
     __import__("core_engine.live.cli", fromlist=["_"]).add_live_command(commands)
+    add_sweep_command(commands)
     return parser
 
 

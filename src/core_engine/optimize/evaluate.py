@@ -1,0 +1,352 @@
+"""Evaluating configurations: the work an executor runs, in a worker process or inline.
+
+A *unit* is a list of configurations evaluated together:
+
+* **batched** — the configurations share everything the engine computes before the
+  simulation (strategy and parameters, gates, allocator, window, shift, span, costs, and
+  whether exits read ATR), so they share features, scores, the decision schedule and the
+  picks, and differ only in their exit rules. The first runs through
+  :func:`~core_engine.backtest.walk_forward` (its validation, schedule, scores and
+  allocation exactly as the engine makes them); the picks it traded are then simulated
+  under every configuration's exits at once, and each configuration's trades, equity and
+  metrics are assembled with the engine's own public functions. Picks that found no entry
+  candle never trade under any exit rule, so the traded picks are all there is to
+  re-simulate; the result equals an independent ``walk_forward`` call exactly.
+* **solo** — a configuration with anything the batched path does not model (another mode,
+  an audit, an argument of a newer engine) runs through ``walk_forward`` alone.
+
+Features are computed once per worker process and data set: a :class:`SweepFeatureCache`
+keyed by feature parameters and the data fingerprint (given by the sweep, so a worker never
+re-hashes the panel).
+
+Every configuration yields one row per *scope* (a set of decision times): its metrics over
+those decisions (trades decided there, the equity of those decisions, by
+:func:`~core_engine.backtest.compute_metrics`), and for the scope ``"all"`` its per-period
+returns. In slices mode every window is independent, so the metrics of a contiguous scope
+equal those of ``walk_forward(start=first, end=last + window)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core_engine.backtest import (
+    Picks,
+    compute_metrics,
+    equity_curve,
+    records_to_frame,
+    resolve_exit_distances,
+    simulate_picks,
+    walk_forward,
+)
+from core_engine.data.panel import Panel
+from core_engine.data.timeframes import timeframe_ns
+from core_engine.errors import CoreEngineError
+from core_engine.features.cache import FeatureCache
+from core_engine.optimize.results import canonical
+
+__all__ = ["ALL", "BATCHABLE", "RunSpec", "SharedData", "SweepFeatureCache", "Task", "Unit",
+           "batch_key", "error_rows", "run_task", "scope_metrics", "simulate_exit_variants"]
+
+#: walk_forward arguments the batched path models; any other one makes a configuration solo.
+BATCHABLE = frozenset({"window", "shift", "start", "end", "fee_bps", "slippage_bps",
+                       "max_positions", "allocator", "gates", "exits", "mode", "audit"})
+ALL = "all"
+
+
+class SweepFeatureCache(FeatureCache):
+    """A :class:`~core_engine.features.cache.FeatureCache` whose data fingerprint is given,
+    not computed: the sweep hashes the panel once and every worker reuses that hash."""
+
+    def __init__(self, fingerprint: str, max_bytes: int = 2 * 1024**3) -> None:
+        super().__init__(max_bytes=max_bytes)
+        self.fingerprint = fingerprint
+
+    def key(self, feature: Any, panel: Panel) -> tuple:  # type: ignore[override]
+        cls = type(feature)
+        return (f"{cls.__module__}.{cls.__qualname__}", repr(feature), self.fingerprint)
+
+
+@dataclass(frozen=True)
+class SharedData:
+    """What every task reads: the panel and its fingerprint (scattered once per sweep)."""
+
+    panel: Panel
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One configuration: its id, its point of the space and the built objects."""
+
+    config_id: str
+    params: dict[str, Any]
+    strategy: Any
+    backtest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Configurations evaluated together (see the module docstring)."""
+
+    specs: tuple[RunSpec, ...]
+    batched: bool
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def split(self, size: int) -> list[Unit]:
+        """Chunks of at most ``size`` configurations (each chunk shares its own picks)."""
+        return [Unit(self.specs[i:i + size], self.batched)
+                for i in range(0, len(self.specs), size)]
+
+
+@dataclass(frozen=True)
+class Task:
+    """What one executor call evaluates: units and the scopes to measure."""
+
+    units: tuple[Unit, ...]
+    scopes: Mapping[str, np.ndarray | None] = field(default_factory=lambda: {ALL: None})
+    keep_trades: bool = False
+
+    @property
+    def size(self) -> int:
+        return sum(len(u) for u in self.units)
+
+
+def batch_key(strategy: Any, backtest: Mapping[str, Any]) -> str | None:
+    """The key shared by configurations that can be simulated together, or None (solo)."""
+    if not set(backtest) <= BATCHABLE or backtest.get("mode", "slices") != "slices" \
+            or backtest.get("audit", 0):
+        return None
+    shared = {k: v for k, v in backtest.items() if k != "exits"}
+    exits = backtest.get("exits")
+    shared["_atr"] = exits.atr_length if exits is not None and exits.uses_atr else None
+    return json.dumps({"strategy": canonical(strategy), "backtest": canonical(shared)},
+                      sort_keys=True)
+
+
+# ---------------------------------------------------------------------------- worker state
+_CACHES: dict[str, SweepFeatureCache] = {}
+
+
+def _cache(fingerprint: str) -> SweepFeatureCache:
+    """The process's feature cache of this data set (one data set at a time)."""
+    cache = _CACHES.get(fingerprint)
+    if cache is None:
+        _CACHES.clear()
+        cache = _CACHES[fingerprint] = SweepFeatureCache(fingerprint)
+    return cache
+
+
+def run_task(shared: SharedData, task: Task) -> dict[str, Any]:
+    """Evaluate every unit of ``task`` on ``shared.panel``: the executors' work function.
+
+    Returns
+    -------
+    dict
+        ``rows`` (one dict per configuration and scope, ready for the result store),
+        ``configs`` (how many configurations), ``elapsed`` (seconds) and, with
+        ``keep_trades``, ``trades`` ({config_id: trades DataFrame}).
+    """
+    start = time.perf_counter()
+    cache = _cache(shared.fingerprint)
+    rows: list[dict[str, Any]] = []
+    trades: dict[str, pd.DataFrame] = {}
+    for unit in task.units:
+        began = time.perf_counter()
+        try:
+            outcomes = (_evaluate_batched if unit.batched and len(unit) > 1 else _evaluate_solo)(
+                shared.panel, unit.specs, cache)
+        except CoreEngineError as exc:
+            outcomes = [(spec, exc) for spec in unit.specs]
+        each = (time.perf_counter() - began) / max(len(unit), 1)
+        for spec, outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                rows += error_rows(spec, outcome, task.scopes, each)
+                continue
+            rows += _scope_rows(spec, outcome, task.scopes, each)
+            if task.keep_trades:
+                trades[spec.config_id] = outcome["trades"]
+    result: dict[str, Any] = {"rows": rows, "configs": task.size,
+                              "elapsed": time.perf_counter() - start}
+    if task.keep_trades:
+        result["trades"] = trades
+    return result
+
+
+# ---------------------------------------------------------------------------- evaluation
+def _evaluate_solo(panel: Panel, specs: Sequence[RunSpec], cache: FeatureCache) -> list:
+    out: list[tuple[RunSpec, Any]] = []
+    for spec in specs:
+        try:
+            result = walk_forward(panel, spec.strategy, **spec.backtest, cache=cache)
+        except CoreEngineError as exc:
+            out.append((spec, exc))
+            continue
+        config = result.config
+        out.append((spec, {"trades": result.trades, "equity": result.equity,
+                           "metrics": dict(result.metrics),
+                           "window_ns": timeframe_ns(config["window"]),
+                           "shift_ns": timeframe_ns(config["shift"])}))
+    return out
+
+
+def _evaluate_batched(panel: Panel, specs: Sequence[RunSpec], cache: FeatureCache) -> list:
+    first = specs[0]
+    base = walk_forward(panel, first.strategy, **first.backtest, cache=cache)
+    config = base.config
+    window_ns, shift_ns = timeframe_ns(config["window"]), timeframe_ns(config["shift"])
+    picks = _picks_from_trades(base.trades, panel)
+    times = pd.DatetimeIndex(base.equity["decision_time"])
+    exits = [spec.backtest.get("exits") for spec in specs]
+    atr = _atr(panel, exits, cache)
+    records = simulate_exit_variants(panel, picks, exits, window_candles=window_ns // panel.step_ns,
+                                     fee_bps=config["fee_bps"],
+                                     slippage_bps=config["slippage_bps"], atr=atr)
+    out = []
+    for spec, rec in zip(specs, records, strict=True):
+        trades = records_to_frame(rec, picks, panel)
+        equity = equity_curve(trades, times, window_ns=window_ns, shift_ns=shift_ns)
+        out.append((spec, {"trades": trades, "equity": equity,
+                           "metrics": compute_metrics(trades, equity, window_ns=window_ns,
+                                                      shift_ns=shift_ns),
+                           "window_ns": window_ns, "shift_ns": shift_ns}))
+    return out
+
+
+def _ns(times: Any) -> np.ndarray:
+    """int64 nanoseconds of times, whatever the unit pandas stored them in."""
+    return np.asarray(pd.DatetimeIndex(times).as_unit("ns").asi8, dtype=np.int64)
+
+
+def _picks_from_trades(trades: pd.DataFrame, panel: Panel) -> Picks:
+    """The traded picks of a run, in its order (decision row = the candle closing at t)."""
+    decided = _ns(trades["decision_time"])
+    rows = (decided - int(panel.index.asi8[0])) // panel.step_ns - 1
+    column = {symbol: j for j, symbol in enumerate(panel.symbols)}
+    return Picks(rows=rows, cols=trades["symbol"].map(column).to_numpy(dtype=np.int64),
+                 weights=trades["weight"].to_numpy(), ranks=trades["rank"].to_numpy(),
+                 scores=trades["score"].to_numpy())
+
+
+def _atr(panel: Panel, exits: Sequence[Any], cache: FeatureCache) -> np.ndarray | None:
+    atr_rules = [e for e in exits if e is not None and e.uses_atr]
+    if not atr_rules:
+        return None
+    from core_engine.features import ATR
+    from core_engine.features.cache import compute_features
+
+    computer = ATR(length=atr_rules[0].atr_length)
+    return compute_features([computer], panel, cache=cache)[computer.columns[0]]
+
+
+def _accepts_distances() -> bool:
+    return "distances" in inspect.signature(simulate_picks).parameters
+
+
+def simulate_exit_variants(panel: Panel, picks: Picks, exits: Sequence[Any], *,
+                           window_candles: int, fee_bps: float, slippage_bps: float,
+                           atr: np.ndarray | None) -> list[np.ndarray]:
+    """Simulate the same picks under several exit rules; one record array per rule.
+
+    When :func:`~core_engine.backtest.simulate_picks` takes per-pick exit distances
+    (``distances=``, the hook proposed for the engine), the picks of every distinct rule are
+    concatenated with their distances into one kernel call; until then each distinct rule
+    is one call (identical rules are simulated once).
+    """
+    distinct: dict[str, int] = {}
+    order = [distinct.setdefault(repr(e), len(distinct)) for e in exits]
+    unique = [exits[order.index(k)] for k in range(len(distinct))]
+    common: dict[str, Any] = {"window_candles": int(window_candles), "fee_bps": fee_bps,
+                              "slippage_bps": slippage_bps}
+    if _accepts_distances() and len(unique) > 1 and len(picks):
+        n = len(picks)
+        parts = [resolve_exit_distances(e, picks, atr) for e in unique]
+        stacked = Picks(**{k: np.tile(getattr(picks, k), len(unique))
+                           for k in ("rows", "cols", "weights", "ranks", "scores")})
+        distances = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        hooked: Any = simulate_picks  # the engine's signature gains distances= with the hook
+        records = hooked(panel, stacked, distances=distances, **common)
+        results = [records[k * n:(k + 1) * n] for k in range(len(unique))]
+    else:
+        results = [simulate_picks(panel, picks, exits=e, atr=atr, **common) for e in unique]
+    return [results[k] for k in order]
+
+
+# ---------------------------------------------------------------------------- rows
+def scope_metrics(trades: pd.DataFrame, times: pd.DatetimeIndex, scope: np.ndarray | None, *,
+                  window_ns: int, shift_ns: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Metrics and equity of the decisions of ``times`` that lie in ``scope`` (int64 ns
+    decision times; None = all), with the trades decided there."""
+    if scope is not None:
+        keep = np.isin(_ns(times), scope)
+        times = times[keep]
+        trades = trades.loc[np.isin(_ns(trades["decision_time"]), scope)]
+    equity = equity_curve(trades, times, window_ns=window_ns, shift_ns=shift_ns)
+    if not len(times):
+        return {}, equity
+    return compute_metrics(trades, equity, window_ns=window_ns, shift_ns=shift_ns), equity
+
+
+def _flatten(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, Mapping):
+            out.update({f"{key}_{k}" if key != "exit_reasons" else f"exit_{k}": v
+                        for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+def _base_row(spec: RunSpec, scope: str, elapsed: float) -> dict[str, Any]:
+    return {"config_id": spec.config_id, "scope": scope,
+            "params": json.dumps(spec.params, default=repr),
+            "error": None, "elapsed_s": elapsed}
+
+
+def _scope_rows(spec: RunSpec, outcome: Mapping[str, Any], scopes: Mapping[str, Any],
+                elapsed: float) -> list[dict[str, Any]]:
+    rows = []
+    equity = outcome["equity"]
+    times = pd.DatetimeIndex(equity["decision_time"])
+    for name, scope in scopes.items():
+        row = _base_row(spec, name, elapsed)
+        if name == ALL and scope is None:
+            row.update(_flatten(outcome["metrics"]))
+            row["period_times"] = _ns(times).copy()
+            row["period_returns"] = _period_returns(equity)
+        else:
+            metrics, _ = scope_metrics(outcome["trades"], times, scope,
+                                       window_ns=outcome["window_ns"],
+                                       shift_ns=outcome["shift_ns"])
+            row.update(_flatten(metrics))
+        rows.append(row)
+    return rows
+
+
+def _period_returns(equity: pd.DataFrame) -> np.ndarray:
+    if "period_return_pct" in equity:
+        return equity["period_return_pct"].to_numpy(dtype=np.float64) / 100.0
+    values = equity["equity"].to_numpy(dtype=np.float64)
+    return np.diff(np.concatenate([[1.0], values])) / np.concatenate([[1.0], values[:-1]])
+
+
+def error_rows(spec: RunSpec, error: BaseException, scopes: Mapping[str, Any],
+               elapsed: float) -> list[dict[str, Any]]:
+    """One row per scope recording why ``spec`` could not run (its metrics stay empty)."""
+    rows = []
+    for name in scopes:
+        row = _base_row(spec, name, elapsed)
+        row["error"] = f"{type(error).__name__}: {error}"
+        rows.append(row)
+    return rows
