@@ -22,13 +22,9 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import os
-import threading
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import numba
 import numpy as np
 import pandas as pd
 
@@ -36,7 +32,7 @@ from core_engine.data.candles import validate_candles
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import format_timeframe
 from core_engine.errors import ConfigError, FeatureError
-from core_engine.features import _kernels
+from core_engine.features._runner import run_kernel_features
 
 __all__ = ["FeatureComputer", "KernelFeature", "run_kernel_features"]
 
@@ -339,139 +335,3 @@ class FastSlowFeature(KernelFeature):
 
     def _kernel_params(self):
         return (self.fast, self.slow), ()
-
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_PID = 0
-_POOL_LOCK = threading.Lock()
-# cost per row of each kernel kind (ms per million rows, measured; only balances threads)
-_COST = np.array([1.6, 2.5, 1.9, 3.1, 2.5, 7.2, 10.0, 10.0, 4.0, 10.0, 1.0, 3.0, 5.0, 3.0])
-
-
-def _pool() -> ThreadPoolExecutor:
-    """The worker threads, created lazily, and again in a forked child (a pool inherited
-    through ``fork`` has no live threads: work submitted to it would never run)."""
-    global _POOL, _POOL_PID
-    with _POOL_LOCK:
-        if _POOL is None or _POOL_PID != os.getpid():
-            # numba.config sets its NUMBA_* attributes at runtime (through globals()).
-            n_threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-            _POOL = ThreadPoolExecutor(max_workers=n_threads,
-                                       thread_name_prefix="core_engine_features")
-            _POOL_PID = os.getpid()
-        return _POOL
-
-
-def run_kernel_features(
-    features: Iterable[KernelFeature],
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    volume: np.ndarray,
-    *,
-    out: Sequence[Sequence[np.ndarray]] | None = None,
-) -> list[tuple[np.ndarray, ...]]:
-    """Run kernel features on ``(T, N)`` arrays, in parallel over symbols and features.
-
-    Parameters
-    ----------
-    features : iterable of KernelFeature
-    high, low, close, volume : numpy.ndarray
-        ``(T, N)`` float64 (Fortran order avoids a copy); a row with NaN close is a missing
-        candle.
-    out : sequence of sequences of numpy.ndarray, optional
-        Buffers to reuse, shaped like the result (one ``(T, N)`` float64 Fortran array per
-        output of each feature); every element is overwritten. Reusing buffers avoids the
-        page faults of fresh allocations, which dominate on large panels.
-
-    Returns
-    -------
-    list of tuple of numpy.ndarray
-        Per feature, its outputs in :attr:`~FeatureComputer.columns` order, each a
-        ``(T, N)`` float64 Fortran array. Each output is its own array, so keeping one
-        column alive does not keep the others. Runs on ``numba.get_num_threads()``
-        threads (the kernels release the GIL).
-    """
-    features = list(features)
-    arrays = [np.asfortranarray(a, dtype=np.float64) for a in (high, low, close, volume)]
-    shape = arrays[2].shape
-    results = _output_buffers(features, shape, out)
-    n_symbols = shape[1]
-    if shape[0] == 0 or n_symbols == 0 or not features:
-        return results
-    fields_t = [a.T for a in arrays]
-    calls = []
-    for feature, outputs in zip(features, results, strict=True):
-        ints, floats = feature._kernel_params()
-        ip = np.asarray((tuple(ints) + (0, 0, 0))[:3], dtype=np.int64)
-        fp = np.asarray((tuple(floats) + (0.0,))[:1], dtype=np.float64)
-        outs_t = [o.T for o in outputs]
-        outs_t += [outs_t[0]] * (4 - len(outs_t))
-        calls.append((feature._kind, ip, fp, fields_t, outs_t))
-    n_tasks = len(features) * n_symbols
-    n_threads = min(numba.get_num_threads(), n_tasks)
-    if n_threads <= 1:
-        _run_share(calls, [(f, np.arange(n_symbols, dtype=np.int64)) for f in range(len(calls))])
-        return results
-    costs = np.repeat(_COST[[c[0] for c in calls]], n_symbols)
-    shares = _balance(costs, n_threads, n_symbols)
-    futures = [_pool().submit(_run_share, calls, share) for share in shares[1:]]
-    _run_share(calls, shares[0])
-    for future in futures:
-        future.result()
-    return results
-
-
-def _output_buffers(features, shape, out) -> list[tuple[np.ndarray, ...]]:
-    if out is None:
-        return [tuple(np.empty(shape, order="F") for _ in f.columns) for f in features]
-    if isinstance(out, np.ndarray) or len(out) != len(features):
-        raise ConfigError(
-            f"The 'out' buffers must be one sequence of arrays per feature ({len(features)} "
-            f"features). Got {type(out).__name__} of length {len(out)}."
-        )
-    out = [tuple(o) for o in out]
-    expected = [len(f.columns) for f in features]
-    if [len(o) for o in out] != expected:
-        raise ConfigError(
-            f"The 'out' buffers must hold {expected} arrays per feature. "
-            f"Got {[len(o) for o in out]}."
-        )
-    for outputs in out:
-        for array in outputs:
-            if (not isinstance(array, np.ndarray) or array.shape != shape
-                    or array.dtype != np.float64 or not array.flags.f_contiguous
-                    or not array.flags.writeable):
-                raise ConfigError(
-                    f"Each 'out' buffer must be a writeable float64 Fortran array of shape "
-                    f"{shape}. Got {getattr(array, 'dtype', type(array).__name__)} "
-                    f"{getattr(array, 'shape', '')}."
-                )
-    return out
-
-
-def _run_share(calls, share) -> None:
-    """Run ``(feature index, symbol columns)`` items on this thread."""
-    for f, columns in share:
-        kind, ip, fp, fields_t, outs_t = calls[f]
-        _kernels.run_tasks(kind, ip, fp, columns, *fields_t, *outs_t)
-
-
-def _balance(costs: np.ndarray, n_threads: int, n_symbols: int):
-    """Longest-processing-time-first assignment of (feature, symbol) tasks to threads.
-
-    Returns, per thread, a list of (feature index, symbol columns) items.
-    """
-    loads = np.zeros(n_threads)
-    chosen: list[list[int]] = [[] for _ in range(n_threads)]
-    for t in np.argsort(-costs, kind="stable"):
-        k = int(np.argmin(loads))
-        chosen[k].append(int(t))
-        loads[k] += costs[t]
-    shares = []
-    for tasks in chosen:
-        tasks_array = np.sort(np.asarray(tasks, dtype=np.int64))
-        features, columns = np.divmod(tasks_array, n_symbols)
-        share = [(int(f), columns[features == f]) for f in np.unique(features)]
-        shares.append(share)
-    return shares
