@@ -42,7 +42,7 @@ _COST = np.array([1.6, 2.5, 1.9, 3.1, 2.5, 7.2, 10.0, 10.0, 4.0, 10.0, 1.0, 3.0,
 
 # How each kind calls its dense kernel: (ints, floats, high, low, close, volume, outputs).
 _Dense = Callable[[tuple, tuple, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                   Sequence[np.ndarray]], None]
+                   Sequence[np.ndarray]], object]
 _DENSE: dict[int, _Dense] = {
     k.SMA: lambda i, f, h, lo, c, v, o: k.sma_dense(c, i[0], o[0]),
     k.EMA: lambda i, f, h, lo, c, v, o: k.ema_dense(c, i[0], i[0] - 1, o[0]),
