@@ -562,7 +562,8 @@ def cross_sectional_rank_2d(values, pct):
 def cross_sectional_zscore_2d(values):
     """``(x - mean) / std`` (ddof=0) over the non-NaN values of each row.
 
-    NaN where the value is NaN, where fewer than 2 values are present or std is 0.
+    NaN where the value is NaN, where fewer than 2 values are present or std is 0 (all
+    values equal: exactly, not through the rounding of their mean).
     """
     # serial: memory-bound, and a prange version costs ~2 s more compilation for nothing
     n_times, n_cols = values.shape
@@ -570,18 +571,24 @@ def cross_sectional_zscore_2d(values):
     for t in range(n_times):
         total = 0.0
         m = 0
+        first = np.nan
+        constant = True
         for j in range(n_cols):
             x = values[t, j]
             if not np.isnan(x):
                 total += x
                 m += 1
+                if m == 1:
+                    first = x
+                elif x != first:
+                    constant = False
         mean = total / m if m > 0 else np.nan
         m2 = 0.0
         for j in range(n_cols):
             x = values[t, j]
             if not np.isnan(x):
                 m2 += (x - mean) * (x - mean)
-        std = np.sqrt(m2 / m) if m > 1 else 0.0
+        std = np.sqrt(m2 / m) if m > 1 and not constant else 0.0
         for j in range(n_cols):
             x = values[t, j]
             out[t, j] = (x - mean) / std if (std > 0.0 and not np.isnan(x)) else np.nan

@@ -311,6 +311,11 @@ class FeatureComputer:
             return self._compute_frame
         return lambda candles: hook(self, candles)
 
+    def _gap_free(self, candles: pd.DataFrame) -> bool:
+        """True when ``candles`` have no gap in the unit :attr:`lookback` counts (rows:
+        evenly spaced); where it holds, rows before the lookback must be NaN."""
+        return is_gap_free(candles)
+
     def _declared(self, attribute: str) -> bool:
         return getattr(type(self), attribute) is not getattr(FeatureComputer, attribute)
 
@@ -362,7 +367,7 @@ def _run_checked(feature: FeatureComputer, candles: pd.DataFrame,
     columns = feature.columns
     frame = conform(_call_hook(feature, hook, candles, symbol), candles, owner, columns)
     lookback = feature.lookback
-    if lookback > 0 and is_gap_free(candles):
+    if lookback > 0 and feature._gap_free(candles):
         early = first_value_row(frame.iloc[:lookback])
         if early is not None:
             column = next(c for c in frame.columns if not np.isnan(frame[c].iloc[early]))

@@ -30,6 +30,12 @@ def as_panel(data: Any, who: str, timeframe: str | None = None) -> Panel:
     if isinstance(data, Mapping):
         if not data:
             raise ConfigError(f"The 'data' argument of {who} is an empty dict; expected {FORMS}.")
+        for symbol, frame in data.items():
+            if not isinstance(frame, pd.DataFrame):
+                raise ConfigError(
+                    f"The 'data' argument of {who} must be {FORMS}; its value for {symbol!r} "
+                    f"is a {type(frame).__name__}, not a candle frame."
+                )
         return Panel.from_frames(dict(data), timeframe)
     if isinstance(data, tuple) and len(data) == 3 and hasattr(data[0], "read_panel"):
         store, symbols, frame_timeframe = data
