@@ -163,14 +163,22 @@ def _check_shape(computer, candles: pd.DataFrame, full: pd.DataFrame) -> None:
     for column in full.columns:
         if full[column].dtype != np.float64:
             _fail(f"{name}: column {column!r} is {full[column].dtype}; expected float64.")
-    ns = pd.DatetimeIndex(candles["timestamp"]).asi8
-    if np.unique(np.diff(ns)).size > 1:
+    if not _gap_free(computer, candles):
         return  # lookback is defined on gap-free data (time-based features count time)
     warm = full.iloc[: computer.lookback].to_numpy(dtype=np.float64)
     if warm.size and not np.isnan(warm).all():
         row, col = np.argwhere(~np.isnan(warm))[0]
         _fail(f"{name}: row {row} of column {full.columns[col]!r} has a value although "
               f"lookback is {computer.lookback} (rows before lookback must be NaN).")
+
+
+def _gap_free(computer, candles: pd.DataFrame) -> bool:
+    """Gap-free in the unit the feature's lookback counts: its own rule when it has one
+    (a FeatureComputer; MultiTimeframe counts base-timeframe candles), else evenly spaced."""
+    rule = getattr(computer, "_gap_free", None)
+    if rule is not None:
+        return bool(rule(candles))
+    return bool(np.unique(np.diff(pd.DatetimeIndex(candles["timestamp"]).asi8)).size <= 1)
 
 
 def _garbage_after(candles: pd.DataFrame, stop: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -260,7 +268,7 @@ def _check_errors(computer, candles) -> None:
         else:
             _fail(f"{name}.compute on a frame with a NaN close must raise DataValidationError.")
     short = min(computer.lookback, len(candles))
-    regular = np.unique(np.diff(pd.DatetimeIndex(candles["timestamp"]).asi8)).size <= 1
+    regular = _gap_free(computer, candles)
     if short > 0 and regular:
         out = computer.compute(candles.iloc[:short])
         if len(out) != short or not np.isnan(out.to_numpy(dtype=np.float64)).all():
