@@ -46,6 +46,7 @@ def candle_frames(draw, max_rows=40):
                          "low": rows[:, 0], "close": rows[:, 2], "volume": np.array(volumes, dtype=np.float64)})
 
 
+@pytest.mark.filterwarnings("ignore::core_engine.data.DiscontinuityWarning")  # random prices
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(first=candle_frames(), second=candle_frames())
 def test_upsert_is_idempotent_and_newest_wins(first, second):

@@ -52,3 +52,165 @@ def resample_ohlcv_2d(open_, high, low, close, volume, offset, ratio, n_out):
             for b in range(n_out):
                 result[k, b, j] = one[b, k]
     return result
+
+
+# ---------------------------------------------------------------- candle contract
+# Fault codes of fill_column (0: no fault).
+FAULT_CANDLE = 1  # a price/volume rule of the candle contract
+FAULT_ORDER = 2  # timestamp not after the previous one (unsorted or duplicate)
+FAULT_GRID = 3  # timestamp off the timeframe's epoch grid
+FAULT_RANGE = 4  # timestamp outside the panel's rows (a caller bug; never from valid input)
+
+
+@njit(cache=True)
+def candle_ok(o, h, lo, c, v):
+    """Whether one candle keeps the price/volume contract of a candle frame.
+
+    Finite positive prices, finite non-negative volume, ``low <= min(open, close)`` and
+    ``high >= max(open, close)``. Written as one chain of comparisons: NaN fails every
+    comparison, and ``0 < low <= open, close <= high < inf`` bounds all four prices.
+    """
+    return (0.0 < lo and lo <= o and lo <= c and o <= h and c <= h and h < np.inf
+            and 0.0 <= v and v < np.inf)
+
+
+@njit(cache=True)
+def first_bad_candle(ns, o, h, lo, c, v, step):
+    """Position of the first row breaking the candle contract, or -1.
+
+    Checks each row's prices and volume (:func:`candle_ok`) and, when ``ns`` is not empty,
+    that timestamps strictly increase and (``step > 0``) are multiples of ``step``. Equals
+    the earliest bad row of :func:`core_engine.data.validate_candles`.
+    """
+    check_time = ns.shape[0] > 0
+    for i in range(o.shape[0]):
+        if not candle_ok(o[i], h[i], lo[i], c[i], v[i]):
+            return i
+        if check_time:
+            if i > 0 and ns[i] <= ns[i - 1]:
+                return i
+            # one step after an on-grid candle is on the grid: skip the slow modulo
+            on_next = i > 0 and ns[i] - ns[i - 1] == step
+            if step > 0 and not on_next and ns[i] % step != 0:
+                return i
+    return -1
+
+
+@njit(cache=True, parallel=True)
+def panel_faults(o, h, lo, c, v):
+    """Per column of a panel: the first row breaking the contract (-1 if none), and candles.
+
+    A row whose five fields are all NaN is a missing candle and is fine; any other row must
+    pass :func:`candle_ok` (so a partly NaN candle is a fault). Returns ``(first_bad, present)``,
+    two int64 arrays of length ``n_symbols`` (``present`` counts candles up to a fault).
+    """
+    n_rows, n_cols = o.shape
+    first_bad = np.full(n_cols, -1, dtype=np.int64)
+    present = np.zeros(n_cols, dtype=np.int64)
+    for j in prange(n_cols):
+        count = 0
+        for i in range(n_rows):
+            if (np.isnan(o[i, j]) and np.isnan(h[i, j]) and np.isnan(lo[i, j])
+                    and np.isnan(c[i, j]) and np.isnan(v[i, j])):
+                continue
+            if not candle_ok(o[i, j], h[i, j], lo[i, j], c[i, j], v[i, j]):
+                first_bad[j] = i
+                break
+            count += 1
+        present[j] = count
+    return first_bad, present
+
+
+@njit(cache=True, nogil=True)
+def fill_column(ns, o, h, lo, c, v, out_o, out_h, out_l, out_c, out_v, first, step,
+                lo_ns, hi_ns, check, last_row):
+    """Write one series into a panel column (five 1-D outputs), NaN on the rows it skips.
+
+    Row of a candle: ``(ns - first) // step``. Candles outside ``[lo_ns, hi_ns)`` are left out.
+    Rows must strictly increase (always checked: the NaN fill between written rows relies
+    on it); with ``check`` every candle must also pass :func:`candle_ok` and lie on the epoch
+    grid of ``step``. ``last_row`` is the last row already written (-1 for none), so a series
+    can be written in consecutive chunks.
+
+    Returns ``(fault, position, last_row)``: a fault code (0 for none) with the input
+    position where it was found, and the last row written. Rows after ``last_row`` are not
+    touched; the caller fills them with NaN when the series is complete.
+    """
+    n_rows = out_o.shape[0]
+    # the next candle of a gap-free run sits one step after the last: no integer division
+    next_t = first + (last_row + 1) * step
+    for i in range(ns.shape[0]):
+        t = ns[i]
+        if t < lo_ns or t >= hi_ns:
+            continue
+        if check and not candle_ok(o[i], h[i], lo[i], c[i], v[i]):
+            return FAULT_CANDLE, i, last_row
+        if t == next_t and last_row >= 0:
+            row = last_row + 1
+        else:
+            if check and t % step != 0:
+                return FAULT_GRID, i, last_row
+            row = (t - first) // step
+            if row <= last_row:
+                return FAULT_ORDER, i, last_row
+            for r in range(last_row + 1, min(row, n_rows)):
+                out_o[r] = np.nan
+                out_h[r] = np.nan
+                out_l[r] = np.nan
+                out_c[r] = np.nan
+                out_v[r] = np.nan
+        if row >= n_rows:
+            return FAULT_RANGE, i, last_row
+        out_o[row] = o[i]
+        out_h[row] = h[i]
+        out_l[row] = lo[i]
+        out_c[row] = c[i]
+        out_v[row] = v[i]
+        last_row = row
+        next_t = t + step
+    return 0, -1, last_row
+
+
+@njit(cache=True, parallel=True)
+def close_jumps(close, factor):
+    """Price discontinuities of a panel's closes: consecutive present closes whose ratio
+    exceeds ``factor`` or falls below ``1 / factor`` (adjacent, or across missing candles).
+
+    Returns an ``(n_jumps, 3)`` int64 array of ``(column, row_before, row_after)``, ordered
+    by column then row.
+    """
+    n_rows, n_cols = close.shape
+    counts = np.zeros(n_cols, dtype=np.int64)
+    for j in prange(n_cols):
+        prev = -1
+        for i in range(n_rows):
+            x = close[i, j]
+            if np.isnan(x):
+                continue
+            if prev >= 0:
+                ratio = x / close[prev, j]
+                if ratio > factor or ratio * factor < 1.0:
+                    counts[j] += 1
+            prev = i
+    offsets = np.zeros(n_cols + 1, dtype=np.int64)
+    for j in range(n_cols):
+        offsets[j + 1] = offsets[j] + counts[j]
+    out = np.empty((offsets[n_cols], 3), dtype=np.int64)
+    for j in prange(n_cols):
+        k = offsets[j]
+        if counts[j] == 0:
+            continue
+        prev = -1
+        for i in range(n_rows):
+            x = close[i, j]
+            if np.isnan(x):
+                continue
+            if prev >= 0:
+                ratio = x / close[prev, j]
+                if ratio > factor or ratio * factor < 1.0:
+                    out[k, 0] = j
+                    out[k, 1] = prev
+                    out[k, 2] = i
+                    k += 1
+            prev = i
+    return out
