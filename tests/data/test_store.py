@@ -29,7 +29,8 @@ def test_round_trip_real_data_is_bit_identical(tmp_path, btc_5m):
     back = store.read_one("BTC/USDT", "5m")
     pd.testing.assert_frame_equal(back, btc_5m, check_exact=True)
     assert store.symbols("5m") == ["BTC/USDT"]
-    assert (tmp_path / "5m" / "BTC_USDT.parquet").exists()
+    assert store.path("BTC/USDT", "5m") == tmp_path / "5m" / "BTC_USDT.11b4defb0e96.parquet"
+    assert store.path("BTC/USDT", "5m").exists()
     assert store.timeframes() == ["5m"]
 
 

@@ -26,10 +26,11 @@ from core_engine.data.providers import (
     load_sample,
 )
 from core_engine.data.resample import align_to_base, resample
-from core_engine.data.store import IngestReport, ParquetStore
+from core_engine.data.store import BrokenFile, IngestReport, ParquetStore, StoreWarning
 from core_engine.data.timeframes import is_utc, parse_timeframe, timeframe_ns
 
 __all__ = [
+    "BrokenFile",
     "CANDLE_COLUMNS",
     "CCXTProvider",
     "DEFAULT_DISCONTINUITY_FACTOR",
@@ -46,6 +47,7 @@ __all__ = [
     "SyntheticProvider",
     "RepairReport",
     "SplitReport",
+    "StoreWarning",
     "align_to_base",
     "drop_duplicate_timestamps",
     "drop_invalid_rows",
