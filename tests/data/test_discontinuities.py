@@ -128,7 +128,7 @@ def _reference(close: np.ndarray, factor: float) -> list[tuple[int, int, int]]:
     return out
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), factor=st.floats(1.01, 3.0), holes=st.floats(0, 0.6))
 def test_outages_and_discontinuities_panel_equals_a_plain_loop(seed, factor, holes):
     rng = np.random.default_rng(seed)

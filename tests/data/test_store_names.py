@@ -38,7 +38,7 @@ def test_store_names_collide_no_more_on_a_case_insensitive_disk(tmp_path):
     assert names[0].startswith("BTC_USDT.")  # still readable by a human
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.text(alphabet=string.ascii_letters + string.digits + "/_:-. éß", min_size=1,
                         max_size=12), min_size=2, max_size=6, unique=True))
 def test_store_names_collide_never_even_ignoring_case(symbols):

@@ -254,7 +254,10 @@ class Panel:
                    start=None, end=None) -> Panel:
         """Read ``symbols`` (all stored ones when omitted) from a ParquetStore into a Panel.
 
-        The store only holds validated candles, so they are not validated again.
+        Every file is checked while it is copied into the panel (see
+        :meth:`ParquetStore.read_panel <core_engine.data.ParquetStore.read_panel>`): a
+        broken file is left out with a warning when ``symbols`` is omitted, and is an error
+        when it is asked for.
         """
         return store.read_panel(symbols, timeframe, start=start, end=end)
 
