@@ -94,5 +94,9 @@ def test_store_trusts_foreign_files_no_more_but_reads_its_own_bit_identical(tmp_
     store = ParquetStore(tmp_path)
     store.write(SYMBOL, "5m", btc_5m)
     pd.testing.assert_frame_equal(store.read_one(SYMBOL, "5m"), btc_5m, check_exact=True)
+    from core_engine.data import Panel
+
+    whole = store.read_panel([SYMBOL], "5m")  # three row groups, six outages: both fill paths
+    assert whole.fingerprint() == Panel.from_frames({SYMBOL: btc_5m}, "5m").fingerprint()
     week = store.read_panel([SYMBOL], "5m", start="2021-03-01", end="2021-03-08")
     assert week.n_times == 7 * 288 and int(np.isnan(week.close).sum()) == 18

@@ -122,6 +122,25 @@ def panel_faults(o, h, lo, c, v):
 
 
 @njit(cache=True, nogil=True)
+def gap_free(ns, step):
+    """Whether consecutive timestamps are exactly ``step`` apart (a branch-free count)."""
+    breaks = 0
+    for i in range(1, ns.shape[0]):
+        breaks += ns[i] - ns[i - 1] != step
+    return breaks == 0
+
+
+@njit(cache=True, nogil=True)
+def all_candles_ok(o, h, lo, c, v):
+    """Whether every candle passes :func:`candle_ok` (non-short-circuit, so it vectorises)."""
+    bad = 0
+    for i in range(o.shape[0]):
+        bad += not ((0.0 < lo[i]) & (lo[i] <= o[i]) & (lo[i] <= c[i]) & (o[i] <= h[i])
+                    & (c[i] <= h[i]) & (h[i] < np.inf) & (0.0 <= v[i]) & (v[i] < np.inf))
+    return bad == 0
+
+
+@njit(cache=True, nogil=True)
 def fill_column(ns, o, h, lo, c, v, out_o, out_h, out_l, out_c, out_v, first, step,
                 lo_ns, hi_ns, check, last_row):
     """Write one series into a panel column (five 1-D outputs), NaN on the rows it skips.
@@ -137,9 +156,30 @@ def fill_column(ns, o, h, lo, c, v, out_o, out_h, out_l, out_c, out_v, first, st
     touched; the caller fills them with NaN when the series is complete.
     """
     n_rows = out_o.shape[0]
+    n = ns.shape[0]
+    if n and lo_ns <= ns[0] and ns[n - 1] < hi_ns:
+        # The common case, a gap-free valid run: check it with branch-free (vectorised)
+        # passes, then copy it as five slices; anything else takes the row loop below,
+        # which also finds where the fault is.
+        row0 = (ns[0] - first) // step
+        fits = row0 > last_row and row0 + n <= n_rows and (ns[0] - first) % step == 0
+        if fits and gap_free(ns, step) and (not check or (ns[0] % step == 0
+                                                          and all_candles_ok(o, h, lo, c, v))):
+            for r in range(last_row + 1, row0):
+                out_o[r] = np.nan
+                out_h[r] = np.nan
+                out_l[r] = np.nan
+                out_c[r] = np.nan
+                out_v[r] = np.nan
+            out_o[row0:row0 + n] = o
+            out_h[row0:row0 + n] = h
+            out_l[row0:row0 + n] = lo
+            out_c[row0:row0 + n] = c
+            out_v[row0:row0 + n] = v
+            return 0, -1, row0 + n - 1
     # the next candle of a gap-free run sits one step after the last: no integer division
     next_t = first + (last_row + 1) * step
-    for i in range(ns.shape[0]):
+    for i in range(n):
         t = ns[i]
         if t < lo_ns or t >= hi_ns:
             continue
