@@ -118,7 +118,7 @@ def test_ambiguous_input_poisoned_and_derived_panels_keep_working(monkeypatch):
     def refuse(*args):
         raise AssertionError("a panel derived from a checked panel was checked again")
 
-    monkeypatch.setattr(panel_module, "panel_faults", refuse)
+    monkeypatch.setattr(panel_module, "all_candles_ok", refuse)
     assert panel.slice_rows(1, 4).n_times == 3
     assert panel.select(["B/USDT"]).symbols == ("B/USDT",)
     assert panel.known_at("2021-01-01 00:20").n_times == 4

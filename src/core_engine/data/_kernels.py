@@ -74,53 +74,6 @@ def candle_ok(o, h, lo, c, v):
             and 0.0 <= v and v < np.inf)
 
 
-@njit(cache=True)
-def first_bad_candle(ns, o, h, lo, c, v, step):
-    """Position of the first row breaking the candle contract, or -1.
-
-    Checks each row's prices and volume (:func:`candle_ok`) and, when ``ns`` is not empty,
-    that timestamps strictly increase and (``step > 0``) are multiples of ``step``. Equals
-    the earliest bad row of :func:`core_engine.data.validate_candles`.
-    """
-    check_time = ns.shape[0] > 0
-    for i in range(o.shape[0]):
-        if not candle_ok(o[i], h[i], lo[i], c[i], v[i]):
-            return i
-        if check_time:
-            if i > 0 and ns[i] <= ns[i - 1]:
-                return i
-            # one step after an on-grid candle is on the grid: skip the slow modulo
-            on_next = i > 0 and ns[i] - ns[i - 1] == step
-            if step > 0 and not on_next and ns[i] % step != 0:
-                return i
-    return -1
-
-
-@njit(cache=True, parallel=True)
-def panel_faults(o, h, lo, c, v):
-    """Per column of a panel: the first row breaking the contract (-1 if none), and candles.
-
-    A row whose five fields are all NaN is a missing candle and is fine; any other row must
-    pass :func:`candle_ok` (so a partly NaN candle is a fault). Returns ``(first_bad, present)``,
-    two int64 arrays of length ``n_symbols`` (``present`` counts candles up to a fault).
-    """
-    n_rows, n_cols = o.shape
-    first_bad = np.full(n_cols, -1, dtype=np.int64)
-    present = np.zeros(n_cols, dtype=np.int64)
-    for j in prange(n_cols):
-        count = 0
-        for i in range(n_rows):
-            if (np.isnan(o[i, j]) and np.isnan(h[i, j]) and np.isnan(lo[i, j])
-                    and np.isnan(c[i, j]) and np.isnan(v[i, j])):
-                continue
-            if not candle_ok(o[i, j], h[i, j], lo[i, j], c[i, j], v[i, j]):
-                first_bad[j] = i
-                break
-            count += 1
-        present[j] = count
-    return first_bad, present
-
-
 @njit(cache=True, nogil=True)
 def gap_free(ns, step):
     """Whether consecutive timestamps are exactly ``step`` apart (a branch-free count)."""
@@ -131,12 +84,21 @@ def gap_free(ns, step):
 
 
 @njit(cache=True, nogil=True)
-def all_candles_ok(o, h, lo, c, v):
-    """Whether every candle passes :func:`candle_ok` (non-short-circuit, so it vectorises)."""
+def all_candles_ok(o, h, lo, c, v, allow_missing):
+    """Whether every candle passes :func:`candle_ok`; with ``allow_missing`` a candle NaN in
+    all five fields (a panel's missing candle) passes too.
+
+    Written without short-circuits so that LLVM vectorises it: the check costs about a
+    third of copying the arrays. The caller finds the first bad row only when this fails.
+    """
     bad = 0
     for i in range(o.shape[0]):
-        bad += not ((0.0 < lo[i]) & (lo[i] <= o[i]) & (lo[i] <= c[i]) & (o[i] <= h[i])
-                    & (c[i] <= h[i]) & (h[i] < np.inf) & (0.0 <= v[i]) & (v[i] < np.inf))
+        ok = ((0.0 < lo[i]) & (lo[i] <= o[i]) & (lo[i] <= c[i]) & (o[i] <= h[i])
+              & (c[i] <= h[i]) & (h[i] < np.inf) & (0.0 <= v[i]) & (v[i] < np.inf))
+        if allow_missing:
+            ok = ok | (np.isnan(o[i]) & np.isnan(h[i]) & np.isnan(lo[i]) & np.isnan(c[i])
+                       & np.isnan(v[i]))
+        bad += not ok
     return bad == 0
 
 
@@ -164,18 +126,25 @@ def fill_column(ns, o, h, lo, c, v, out_o, out_h, out_l, out_c, out_v, first, st
         row0 = (ns[0] - first) // step
         fits = row0 > last_row and row0 + n <= n_rows and (ns[0] - first) % step == 0
         if fits and gap_free(ns, step) and (not check or (ns[0] % step == 0
-                                                          and all_candles_ok(o, h, lo, c, v))):
+                                                          and all_candles_ok(o, h, lo, c, v, False))):
             for r in range(last_row + 1, row0):
                 out_o[r] = np.nan
                 out_h[r] = np.nan
                 out_l[r] = np.nan
                 out_c[r] = np.nan
                 out_v[r] = np.nan
-            out_o[row0:row0 + n] = o
-            out_h[row0:row0 + n] = h
-            out_l[row0:row0 + n] = lo
-            out_c[row0:row0 + n] = c
-            out_v[row0:row0 + n] = v
+            # five plain copy loops (LLVM turns each into a memcpy; slice assignment would
+            # cost seconds of compile time on a cold start)
+            for i in range(n):
+                out_o[row0 + i] = o[i]
+            for i in range(n):
+                out_h[row0 + i] = h[i]
+            for i in range(n):
+                out_l[row0 + i] = lo[i]
+            for i in range(n):
+                out_c[row0 + i] = c[i]
+            for i in range(n):
+                out_v[row0 + i] = v[i]
             return 0, -1, row0 + n - 1
     # the next candle of a gap-free run sits one step after the last: no integer division
     next_t = first + (last_row + 1) * step
@@ -211,7 +180,7 @@ def fill_column(ns, o, h, lo, c, v, out_o, out_h, out_l, out_c, out_v, first, st
     return 0, -1, last_row
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def close_jumps(close, factor):
     """Price discontinuities of a panel's closes: consecutive present closes whose ratio
     exceeds ``factor`` or falls below ``1 / factor`` (adjacent, or across missing candles).
@@ -221,7 +190,7 @@ def close_jumps(close, factor):
     """
     n_rows, n_cols = close.shape
     counts = np.zeros(n_cols, dtype=np.int64)
-    for j in prange(n_cols):
+    for j in range(n_cols):
         prev = -1
         for i in range(n_rows):
             x = close[i, j]
@@ -236,7 +205,7 @@ def close_jumps(close, factor):
     for j in range(n_cols):
         offsets[j + 1] = offsets[j] + counts[j]
     out = np.empty((offsets[n_cols], 3), dtype=np.int64)
-    for j in prange(n_cols):
+    for j in range(n_cols):
         k = offsets[j]
         if counts[j] == 0:
             continue

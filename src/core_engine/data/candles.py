@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from core_engine.data._kernels import first_bad_candle
+from core_engine.data._kernels import all_candles_ok, gap_free
 from core_engine.data.timeframes import format_timeframe, is_utc, timeframe_ns
 from core_engine.errors import ConfigError, DataValidationError
 
@@ -214,8 +214,8 @@ def validate_candles(
     step = 0 if timeframe is None else timeframe_ns(timeframe)
     o, h, lo, c, v = (read_only(frame[name].to_numpy(dtype=np.float64))
                       for name in CANDLE_COLUMNS[1:])
-    bad = int(first_bad_candle(read_only_ns(ns), o, h, lo, c, v, step))
-    if bad >= 0:
+    if not (all_candles_ok(o, h, lo, c, v, False) and _times_ok(ns, step)):
+        bad = first_bad_row(ns, o, h, lo, c, v, step)
         raise DataValidationError(
             f"{_row_text(frame, bad, symbol)} {_row_problem(frame, bad, step)}."
         )
@@ -225,6 +225,35 @@ def validate_candles(
         if before.size:
             _warn_jumps(ns, c, before, after, factor, step, symbol)
     return frame
+
+
+def _times_ok(ns: np.ndarray, step: int) -> bool:
+    """Strictly increasing timestamps, on the ``step`` grid when ``step`` (cheap when gap-free)."""
+    if ns.size < 2:
+        return not step or ns.size == 0 or ns[0] % step == 0
+    if step and gap_free(read_only_ns(ns), step):
+        return ns[0] % step == 0
+    return bool((np.diff(ns) > 0).all()) and not (step and (ns % step).any())
+
+
+def first_bad_row(ns: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray,
+                  v: np.ndarray, step: int, allow_missing: bool = False) -> int:
+    """The first row breaking the candle contract (vectorised; -1 if none).
+
+    ``ns`` may be empty (no time checks); ``step`` 0 skips the grid check; with
+    ``allow_missing`` a row NaN in all five fields passes.
+    """
+    with np.errstate(invalid="ignore"):
+        bad = ~((0 < lo) & (lo <= o) & (lo <= c) & (o <= h) & (c <= h) & (h < np.inf)
+                & (0 <= v) & (v < np.inf))
+    if allow_missing:
+        bad &= ~(np.isnan(o) & np.isnan(h) & np.isnan(lo) & np.isnan(c) & np.isnan(v))
+    if ns.size:
+        bad[1:] |= np.diff(ns) <= 0
+        if step:
+            bad |= ns % step != 0
+    hits = np.flatnonzero(bad)
+    return int(hits[0]) if hits.size else -1
 
 
 def read_only_ns(ns: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core_engine.data._kernels import close_jumps, fill_column, panel_faults
+from core_engine.data._kernels import all_candles_ok, close_jumps, fill_column
 from core_engine.data.candles import (
     CANDLE_COLUMNS,
     DEFAULT_DISCONTINUITY_FACTOR,
@@ -24,6 +24,7 @@ from core_engine.data.candles import (
     candle_problem,
     check_candle_columns,
     check_factor,
+    first_bad_row,
     read_only,
     read_only_ns,
     timestamps_ns,
@@ -129,14 +130,15 @@ class Panel:
             object.__setattr__(self, name, values)
 
     def _check_contract(self) -> None:
-        """Every candle is all-NaN (missing) or valid: one numba pass over the five fields."""
+        """Every candle is all-NaN (missing) or valid: one vectorised numba pass per symbol
+        (the kernel fill_column uses, so a cold start compiles nothing more for it)."""
         if self.n_times == 0 or self.n_symbols == 0:
             return
-        first_bad, _ = panel_faults(self.open, self.high, self.low, self.close, self.volume)
-        broken = np.flatnonzero(first_bad >= 0)
-        if broken.size:
-            j = int(broken[0])
-            raise DataValidationError(self._fault_text(int(first_bad[j]), j))
+        for j in range(self.n_symbols):
+            o, h, lo, c, v = (getattr(self, name)[:, j] for name in FIELDS)
+            if not all_candles_ok(o, h, lo, c, v, True):
+                row = first_bad_row(np.empty(0, dtype=np.int64), o, h, lo, c, v, 0, True)
+                raise DataValidationError(self._fault_text(row, j))
 
     def _fault_text(self, row: int, j: int) -> str:
         values = [float(getattr(self, name)[row, j]) for name in FIELDS]
