@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from core_engine.errors import LookaheadError
+from core_engine.errors import FeatureError, LookaheadError
 from core_engine.features import (
     MACD,
     RSI,
@@ -109,25 +109,24 @@ class WrongLookback(FeatureComputer):
         return pd.DataFrame({"close_copy": candles["close"].to_numpy()})
 
 
-class SilentOnNaN(FeatureComputer):
-    """Skips validation: a NaN price goes through without the documented error."""
+class SilentOnNaN:
+    """Duck-typed (not a FeatureComputer, whose compute always validates): a NaN price goes
+    through without the documented error."""
 
-    name = "silent"
-    _defaults: ClassVar[dict] = {}
-    lookback = 0
     columns = ("close_copy",)
+    lookback = 0
+
+    def __repr__(self):
+        return "SilentOnNaN()"
 
     def compute(self, candles):
-        out = pd.DataFrame({"close_copy": candles["close"].to_numpy()},
-                           index=pd.DatetimeIndex(candles["timestamp"], name="timestamp"))
         if len(candles) == 0:
-            from core_engine.errors import FeatureError
-
             raise FeatureError("empty")
-        return out
+        return pd.DataFrame({"close_copy": candles["close"].to_numpy()},
+                            index=pd.DatetimeIndex(candles["timestamp"], name="timestamp"))
 
-    def _compute_frame(self, candles):
-        return pd.DataFrame({"close_copy": candles["close"].to_numpy()})
+    def compute_panel(self, panel):
+        return {"close_copy": np.array(panel.close, order="F")}
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +162,10 @@ def test_panel_disagreeing_with_compute_is_caught(candles):
 
 
 def test_wrong_lookback_is_caught():
+    # compute itself refuses it now (before issue 9 check_feature's shape check did)
     gap_free = synthetic_candles(100, seed=5)
-    with pytest.raises(AssertionError, match="rows before lookback must be NaN"):
+    with pytest.raises(FeatureError, match=r"WrongLookback\(\) declares lookback = 5, but .* "
+                                           r"'close_copy' has a value at row 0"):
         check_feature(WrongLookback(), gap_free)
 
 

@@ -29,7 +29,9 @@ def pandas_zscore(values):
     mean = frame.mean(axis=1)
     std = frame.std(axis=1, ddof=0)
     count = frame.count(axis=1)
-    out = frame.sub(mean, axis=0).div(std.where((std > 0) & (count > 1)), axis=0)
+    # a row of equal values has std 0 exactly (pandas may return rounding noise, ~1e-11)
+    constant = frame.max(axis=1) == frame.min(axis=1)
+    out = frame.sub(mean, axis=0).div(std.where((std > 0) & (count > 1) & ~constant), axis=0)
     return out.to_numpy()
 
 

@@ -264,7 +264,7 @@ def test_space_names_reach_strategy_backtest_and_nested_configs(panel):
 @pytest.mark.parametrize("space,kwargs,message", [
     ({"rsi_lwo": [1]}, {}, "Did you mean 'rsi_low'"),
     ({"exits.stop_loss": [1.0]}, {}, "ExitRules has no field 'stop_loss'.*Did you mean"),
-    ({"rules.cooldown": ["1h"]}, {}, "not a parameter of the strategy"),
+    ({"rules.cooldwn": ["1h"]}, {}, "PortfolioRules has no field 'cooldwn'.*Did you mean"),
     ({"allocator.n": [2]}, {}, "which the sweep does not give. Pass a base object"),
     ({"rsi_low": [40]}, {"cache": None}, "a sweep manages"),
     ({"rsi_low": [40]}, {"windwo": "4h"}, "Did you mean 'window'"),

@@ -25,7 +25,9 @@ def test_walk_forward_sweep_prints_folds_report_and_resumes(tmp_path, capsys):
     assert (tmp_path / "oos" / "run.json").is_file()
     stored = pd.read_parquet(results)
     assert stored["config_id"].nunique() == 6 and (stored["scope"] == "all").sum() == 6
-    assert main(args) == 0
+    assert main(args) == 1 + 1  # the saved run is not replaced without --overwrite
+    assert "already holds a saved run" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0
     assert "6 configurations ran (0 computed now, 6 found in" in capsys.readouterr().out
 
 

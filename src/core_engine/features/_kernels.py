@@ -9,15 +9,16 @@ Layout, from the bottom up:
   but equivalent form pays (Wilder smoothing as two multiplications instead of a division
   on the loop-carried chain, O(1) rolling variance with exact re-anchoring) results agree
   with TA-Lib to ~1e-15 relative, far inside the 1e-9 the tests demand.
-* :func:`run_tasks`: the one parallel driver. A *task* is (feature kind, parameters, symbol
-  column, first output slot). The driver runs all tasks with ``prange`` — over symbols and
-  over features at once, so one series with six indicators still uses every core. A column
-  with missing candles (NaN rows) is gathered into a compact buffer, computed dense and
+* :func:`scan_present`, :func:`gather_present`, :func:`scatter_present`: a series with
+  missing candles (NaN rows) is gathered into a compact buffer, computed dense and
   scattered back with NaN at the missing rows: state carries over a missing candle and the
   values at present candles are exactly those of the symbol's own frame without the gaps.
+  There is no numba driver: :mod:`core_engine.features._runner` calls the dense kernels of
+  the features a run uses, on worker threads, so only those compile.
 * Cross-sectional kernels (rank, z-score across the columns of each row).
 
-Every kernel is ``@njit(cache=True)``; nothing here validates input beyond shapes.
+Every kernel is ``@njit(cache=True)`` (the dense ones release the GIL); nothing here
+validates input beyond shapes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-# Feature kinds (int constants so the driver stays in nopython mode).
+# Feature kinds (int constants, indexing the tables below and features._runner's).
 SMA = 0
 EMA = 1
 RSI = 2
@@ -52,7 +53,7 @@ def _fill_nan(out, stop):
         out[i] = np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sma_dense(x, length, out):
     """Simple moving average; running total as TA-Lib SMA. Warm-up ``length - 1``."""
     n = x.shape[0]
@@ -68,7 +69,7 @@ def sma_dense(x, length, out):
         total -= x[i - length + 1]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def ema_dense(x, length, start, out):
     """EMA with ``k = 2 / (length + 1)`` seeded by the mean of ``x[start - length + 1 .. start]``.
 
@@ -90,7 +91,7 @@ def ema_dense(x, length, start, out):
         out[i] = prev
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rsi_dense(close, length, out):
     """Wilder RSI, equals TA-Lib RSI (0 when average gain and loss are both zero). Warm-up ``length``."""
     n = close.shape[0]
@@ -122,7 +123,7 @@ def rsi_dense(close, length, out):
         out[i] = 100.0 * (gain / total) if total != 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def macd_dense(close, fast, slow, signal, line, sig, hist, slope):
     """MACD line, signal, histogram and histogram slope, as TA-Lib MACD.
 
@@ -183,7 +184,7 @@ def _true_range(high, low, close, i):
     return max(high[i] - low[i], abs(prev - high[i]), abs(prev - low[i]))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def atr_dense(high, low, close, length, atr, atr_pct):
     """Wilder ATR as TA-Lib ATR (seed: mean of true ranges 1..length) and ``100 * ATR / close``.
 
@@ -221,7 +222,7 @@ def _window_mean_m2(x, stop, length):
     return mean, m2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def bbands_dense(close, length, width, upper, middle, lower, bandwidth):
     """Bollinger Bands as TA-Lib BBANDS (SMA middle, population std) and bandwidth.
 
@@ -274,7 +275,7 @@ def bbands_dense(close, length, width, upper, middle, lower, bandwidth):
         bandwidth[i] = (up - down) / mid
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def volatility_dense(close, length, out):
     """Rolling sample std (ddof=1) of log returns over ``length`` returns. Warm-up ``length``."""
     n = close.shape[0]
@@ -290,7 +291,7 @@ def volatility_dense(close, length, out):
         out[i] = np.sqrt(m2 / (length - 1))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def volume_zscore_dense(volume, length, out):
     """``(v - mean) / std`` over the last ``length`` volumes (ddof=0); NaN when std is 0.
 
@@ -304,7 +305,7 @@ def volume_zscore_dense(volume, length, out):
         out[i] = (volume[i] - mean) / std if std > 0.0 else np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rolling_sum_dense(x, length, out):
     """Rolling sum of ``length`` values of a non-negative series. Warm-up ``length - 1``.
 
@@ -334,7 +335,7 @@ def rolling_sum_dense(x, length, out):
         out[i] = 0.0 if zeros == length else total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def volume_trend_dense(volume, fast, slow, out):
     """``mean(volume, fast) / mean(volume, slow) - 1``; NaN when the slow mean is 0.
 
@@ -352,7 +353,7 @@ def volume_trend_dense(volume, fast, slow, out):
         out[i] = (sum_fast[i] / fast) / denominator - 1.0 if denominator > 0.0 else np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def trend_slope_dense(close, length, out):
     """Least-squares slope over ``length`` closes divided by their mean: the fractional
     change per candle (TA-Lib LINEARREG_SLOPE / SMA). Warm-up ``length - 1``.
@@ -375,7 +376,7 @@ def trend_slope_dense(close, length, out):
         out[i] = (sum_xy / sum_xx) / (sum_y / length)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def momentum_dense(close, length, out):
     """``(close[i] - close[i-length]) / close[i-length]`` as TA-Lib ROCP. Warm-up ``length``."""
     n = close.shape[0]
@@ -385,7 +386,7 @@ def momentum_dense(close, length, out):
         out[i] = (close[i] - prev) / prev
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rolling_max_dense(x, length, out):
     """Highest value of rows ``i-length+1 .. i`` (TA-Lib MAX). Warm-up ``length - 1``."""
     n = x.shape[0]
@@ -407,7 +408,7 @@ def rolling_max_dense(x, length, out):
         out[i] = best
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rolling_min_dense(x, length, out):
     """Lowest value of rows ``i-length+1 .. i`` (TA-Lib MIN). Warm-up ``length - 1``."""
     n = x.shape[0]
@@ -429,7 +430,7 @@ def rolling_min_dense(x, length, out):
         out[i] = best
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def ema_distance_dense(close, fast, slow, out):
     """``(EMA(fast) - EMA(slow)) / EMA(slow)``, each TA-Lib EMA. Warm-up ``max(fast, slow) - 1``."""
     n = close.shape[0]
@@ -443,7 +444,7 @@ def ema_distance_dense(close, fast, slow, out):
         out[i] = (ema_fast[i] - ema_slow[i]) / ema_slow[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def quote_volume_dense(close, volume, length, out):
     """Rolling sum of ``close * volume`` over ``length`` rows. Warm-up ``length - 1``."""
     n = close.shape[0]
@@ -453,127 +454,75 @@ def quote_volume_dense(close, volume, length, out):
     rolling_sum_dense(traded, length, out)
 
 
-# --------------------------------------------------------------------------- driver
-@njit(cache=True)
-def _dense(kind, ip, fp, high, low, close, volume, o0, o1, o2, o3):
-    if kind == SMA:
-        sma_dense(close, ip[0], o0)
-    elif kind == EMA:
-        ema_dense(close, ip[0], ip[0] - 1, o0)
-    elif kind == RSI:
-        rsi_dense(close, ip[0], o0)
-    elif kind == MACD:
-        macd_dense(close, ip[0], ip[1], ip[2], o0, o1, o2, o3)
-    elif kind == ATR:
-        atr_dense(high, low, close, ip[0], o0, o1)
-    elif kind == BBANDS:
-        bbands_dense(close, ip[0], fp[0], o0, o1, o2, o3)
-    elif kind == VOLATILITY:
-        volatility_dense(close, ip[0], o0)
-    elif kind == VOLUME_ZSCORE:
-        volume_zscore_dense(volume, ip[0], o0)
-    elif kind == VOLUME_TREND:
-        volume_trend_dense(volume, ip[0], ip[1], o0)
-    elif kind == TREND_SLOPE:
-        trend_slope_dense(close, ip[0], o0)
-    elif kind == MOMENTUM:
-        momentum_dense(close, ip[0], o0)
-    elif kind == HIGH_LOW:
-        rolling_max_dense(high, ip[0], o0)
-        rolling_min_dense(low, ip[0], o1)
-    elif kind == EMA_DISTANCE:
-        ema_distance_dense(close, ip[0], ip[1], o0)
-    elif kind == QUOTE_VOLUME:
-        quote_volume_dense(close, volume, ip[0], o0)
+# --------------------------------------------------------------------------- missing candles
+# The caller (``features._runner``) calls the dense kernel of each (feature, symbol) task
+# itself, on the symbol's own rows when no candle is missing, else on the present candles
+# gathered by :func:`gather_present` and put back by :func:`scatter_present`. There is no
+# numba driver: a driver branching on the kind compiled every kernel (twice) on each cold
+# start (~19 s), and one driver per kind compiled each kernel's code a second time.
+
+READS_RANGE = 1  # the kind reads high and low
+READS_VOLUME = 2  # the kind reads volume
+# What each kind reads besides close (a bit mask), indexed by kind: a row where any of it is
+# NaN is a missing candle for that kind.
+READS = np.array([0, 0, 0, 0, 1, 0, 0, 2, 2, 0, 0, 1, 0, 2], dtype=np.int64)
 
 
 @njit(cache=True, inline="always")
-def _is_present(high, low, close, volume, i, uses_range, uses_volume):
+def _is_present(h, lo, c, v, i, reads):
     # Inlined and branch-free: a NaN in any input the feature reads makes the sum NaN.
     # (Short-circuit tests here made the gap-free scan ~3x slower than the ATR itself.)
-    x = close[i]
-    if uses_range:
-        x += high[i] + low[i]
-    if uses_volume:
-        x += volume[i]
+    x = c[i]
+    if reads & READS_RANGE:
+        x += h[i] + lo[i]
+    if reads & READS_VOLUME:
+        x += v[i]
     return not np.isnan(x)
 
 
-@njit(cache=True)
-def _run_task(kind, ip, fp, h, lo, c, v, o0, o1, o2, o3):
-    # One feature on one symbol. All arrays are contiguous 1-D rows (see run_tasks), so
-    # there is one compiled signature and loops LLVM can optimise. Outputs a kind does not
-    # have are aliases of o0 that are never written.
+@njit(cache=True, nogil=True)
+def scan_present(h, lo, c, v, reads):
+    """``(count, first, last)`` of the rows present for a kind reading ``reads``.
+
+    ``first = n, last = -1`` when none is present.
+    """
     n = c.shape[0]
-    uses_range = kind == ATR or kind == HIGH_LOW
-    uses_volume = kind == VOLUME_ZSCORE or kind == VOLUME_TREND or kind == QUOTE_VOLUME
-    present = 0
+    count = 0
+    first = n
+    last = -1
     for i in range(n):
-        if _is_present(h, lo, c, v, i, uses_range, uses_volume):
-            present += 1
-    if present == n:
-        _dense(kind, ip, fp, h, lo, c, v, o0, o1, o2, o3)
-    else:
-        _run_task_with_gaps(kind, ip, fp, h, lo, c, v, o0, o1, o2, o3, present, uses_range,
-                            uses_volume)
+        if _is_present(h, lo, c, v, i, reads):
+            count += 1
+            last = i
+            if first == n:
+                first = i
+    return count, first, last
 
 
-@njit(cache=True)
-def _scatter(values, target, h, lo, c, v, uses_range, uses_volume):
+@njit(cache=True, nogil=True)
+def gather_present(h, lo, c, v, reads, into):
+    """Copy the present rows of ``h, lo, c, v`` to the first columns of rows 0-3 of ``into``."""
     r = 0
     for i in range(c.shape[0]):
-        if _is_present(h, lo, c, v, i, uses_range, uses_volume):
+        if _is_present(h, lo, c, v, i, reads):
+            into[0, r] = h[i]
+            into[1, r] = lo[i]
+            into[2, r] = c[i]
+            into[3, r] = v[i]
+            r += 1
+
+
+@njit(cache=True, nogil=True)
+def scatter_present(values, target, h, lo, c, v, reads):
+    """Write ``values`` (one per present row, in order) at the present rows of ``target``
+    and NaN at the others."""
+    r = 0
+    for i in range(c.shape[0]):
+        if _is_present(h, lo, c, v, i, reads):
             target[i] = values[r]
             r += 1
         else:
             target[i] = np.nan
-
-
-@njit(cache=True)
-def _run_task_with_gaps(kind, ip, fp, h, lo, c, v, o0, o1, o2, o3, present, uses_range,
-                        uses_volume):
-    # Kept out of _run_task: with these allocations inlined there, LLVM compiled the
-    # gap-free path ~10x slower (measured).
-    n_out = N_OUTPUTS[kind]
-    inputs = np.empty((4, present))
-    results = np.empty((n_out, present))
-    r = 0
-    for i in range(c.shape[0]):
-        if _is_present(h, lo, c, v, i, uses_range, uses_volume):
-            inputs[0, r] = h[i]
-            inputs[1, r] = lo[i]
-            inputs[2, r] = c[i]
-            inputs[3, r] = v[i]
-            r += 1
-    top = n_out - 1
-    _dense(kind, ip, fp, inputs[0], inputs[1], inputs[2], inputs[3], results[0],
-           results[min(1, top)], results[min(2, top)], results[min(3, top)])
-    _scatter(results[0], o0, h, lo, c, v, uses_range, uses_volume)
-    if n_out > 1:
-        _scatter(results[1], o1, h, lo, c, v, uses_range, uses_volume)
-    if n_out > 2:
-        _scatter(results[2], o2, h, lo, c, v, uses_range, uses_volume)
-    if n_out > 3:
-        _scatter(results[3], o3, h, lo, c, v, uses_range, uses_volume)
-
-
-@njit(cache=True, nogil=True)
-def run_tasks(kind, ip, fp, columns, high_t, low_t, close_t, volume_t, o0_t, o1_t, o2_t, o3_t):
-    """Run one feature (``kind`` with parameters ``ip``, ``fp``) on the symbols ``columns``.
-
-    ``high_t, low_t, close_t, volume_t`` are the ``(N, T)`` C-contiguous transposes of the
-    panel's ``(T, N)`` Fortran fields, ``o0_t .. o3_t`` those of the feature's ``(T, N)``
-    Fortran outputs (pass ``o0_t`` again for outputs the kind does not have), so each
-    series is one contiguous row. Passing transposes from Python keeps one 'C' signature
-    even for a single symbol, whose ``(T, 1)`` array numba would type as C-ordered.
-    Releases the GIL: the caller runs calls on several threads over disjoint
-    (feature, symbol) sets (see ``features.base``); a ``prange`` driver was measured to
-    add ~10 s of compilation for no run-time gain.
-    """
-    for q in range(columns.shape[0]):
-        j = columns[q]
-        _run_task(kind, ip, fp, high_t[j], low_t[j], close_t[j], volume_t[j], o0_t[j],
-                  o1_t[j], o2_t[j], o3_t[j])
 
 
 # --------------------------------------------------------------------------- cross-section
@@ -613,7 +562,8 @@ def cross_sectional_rank_2d(values, pct):
 def cross_sectional_zscore_2d(values):
     """``(x - mean) / std`` (ddof=0) over the non-NaN values of each row.
 
-    NaN where the value is NaN, where fewer than 2 values are present or std is 0.
+    NaN where the value is NaN, where fewer than 2 values are present or std is 0 (all
+    values equal: exactly, not through the rounding of their mean).
     """
     # serial: memory-bound, and a prange version costs ~2 s more compilation for nothing
     n_times, n_cols = values.shape
@@ -621,18 +571,24 @@ def cross_sectional_zscore_2d(values):
     for t in range(n_times):
         total = 0.0
         m = 0
+        first = np.nan
+        constant = True
         for j in range(n_cols):
             x = values[t, j]
             if not np.isnan(x):
                 total += x
                 m += 1
+                if m == 1:
+                    first = x
+                elif x != first:
+                    constant = False
         mean = total / m if m > 0 else np.nan
         m2 = 0.0
         for j in range(n_cols):
             x = values[t, j]
             if not np.isnan(x):
                 m2 += (x - mean) * (x - mean)
-        std = np.sqrt(m2 / m) if m > 1 else 0.0
+        std = np.sqrt(m2 / m) if m > 1 and not constant else 0.0
         for j in range(n_cols):
             x = values[t, j]
             out[t, j] = (x - mean) / std if (std > 0.0 and not np.isnan(x)) else np.nan

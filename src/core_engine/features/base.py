@@ -21,35 +21,79 @@ missing rows.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
-import os
-import threading
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-import numba
 import numpy as np
 import pandas as pd
 
 from core_engine.data.candles import validate_candles
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import format_timeframe
-from core_engine.errors import ConfigError, FeatureError
-from core_engine.features import _kernels
+from core_engine.errors import ConfigError, CoreEngineError, FeatureError
+from core_engine.features._contract import (
+    PROBE_ROWS,
+    check_columns,
+    check_lookback,
+    conform,
+    first_value_row,
+    is_gap_free,
+    probe_candles,
+)
+from core_engine.features._runner import run_kernel_features
 
-__all__ = ["FeatureComputer", "KernelFeature", "run_kernel_features"]
+__all__ = ["FeatureComputer", "KernelFeature", "checked_panel_values", "run_kernel_features"]
 
 
 class FeatureComputer:
-    """Base class of every feature.
+    """Base class of every feature: subclass it and write :meth:`compute`.
 
-    Subclasses set ``name`` (snake case), ``_defaults`` (ordered parameter defaults), and
-    implement :attr:`lookback`, :attr:`columns` and at least one of
-    :meth:`_compute_frame` (one symbol) or :meth:`compute_panel` (all symbols); the other
-    is derived. Override :meth:`_check_params` to validate parameters.
+    >>> import pandas as pd
+    >>> class RangePct(FeatureComputer):
+    ...     '''High-low range of each candle, in percent of its close.'''
+    ...     name = "range_pct"
+    ...
+    ...     def compute(self, candles):
+    ...         spread = candles["high"] - candles["low"]
+    ...         return pd.DataFrame({"range_pct": 100 * spread / candles["close"]})
+    >>> RangePct().columns, RangePct().lookback
+    (('range_pct',), 0)
 
-    Parameters may be given by keyword or, in the order of ``_defaults``, by position.
+    That is enough: :meth:`compute` receives one symbol's validated candle frame (never
+    empty) and returns one row per candle; the base class checks and normalises what it
+    returns (float64 columns indexed by the candles' timestamps), derives
+    :meth:`compute_panel` (missing candles skipped), and infers :attr:`columns` and
+    :attr:`lookback` by running it once on a 600-candle synthetic probe when they are not
+    declared. Declare them (class attributes, or properties when they depend on the
+    parameters) to state them explicitly; they are then checked against what ``compute``
+    returns.
+
+    Parameters are declared in ``defaults`` (ordered ``{name: default}``), given by keyword
+    or by position, stored unchanged as attributes (``self.length``) and validated by
+    overriding :meth:`_check_params`::
+
+        class VolumeSpike(FeatureComputer):
+            name = "volume_spike"
+            defaults = {"length": 20}
+
+            @property
+            def columns(self):
+                return (f"volume_spike_{self.length}",)
+
+            @property
+            def lookback(self):
+                return self.length - 1
+
+            def compute(self, candles):
+                volume = candles["volume"]
+                mean = volume.rolling(self.length).mean()
+                return pd.DataFrame({self.columns[0]: volume / mean})
+
+    A feature may instead implement :meth:`compute_panel` (all symbols at once); then
+    :meth:`compute` is derived from it. The built-ins implement ``_compute_frame`` or
+    ``compute_panel`` with ``_defaults``; they go through the same checks.
     """
 
     name: ClassVar[str] = "feature"
@@ -57,6 +101,14 @@ class FeatureComputer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "defaults" in cls.__dict__:
+            defaults = cls.__dict__["defaults"]
+            if not isinstance(defaults, dict) or not all(isinstance(k, str) for k in defaults):
+                raise ConfigError(
+                    f"The 'defaults' of {cls.__name__} must be a dict of parameter name -> "
+                    f"default value, such as {{'length': 20}}. Got {defaults!r}."
+                )
+            cls._defaults = dict(defaults)
         clash = sorted(k for k in cls._defaults if hasattr(FeatureComputer, k))
         if clash:
             raise TypeError(
@@ -68,6 +120,21 @@ class FeatureComputer:
                 [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v)
                  for k, v in cls._defaults.items()]
             )
+        for attribute, check in (("columns", check_columns), ("lookback", check_lookback)):
+            declared = cls.__dict__.get(attribute)
+            if declared is not None and not isinstance(declared, property):
+                check(declared, cls.__name__)  # a class attribute: wrong already
+        hook = cls.__dict__.get("compute")
+        if hook is not None and getattr(hook, "_core_engine_hook", None) is None:
+            cls.compute = _checked_compute(hook)  # type: ignore[method-assign]
+
+    @classmethod
+    def _compute_hook(cls) -> Callable[..., Any] | None:
+        """The user's own ``compute(self, candles)`` when the class overrides it, else None."""
+        compute = cls.compute
+        if compute is FeatureComputer.compute:
+            return None
+        return getattr(compute, "_core_engine_hook", compute)
 
     def __init__(self, *args: Any, **params: Any) -> None:
         names = list(self._defaults)
@@ -150,13 +217,17 @@ class FeatureComputer:
     # ------------------------------------------------------------------ contract
     @property
     def lookback(self) -> int:
-        """Warm-up candles: on gap-free data, rows before this index are NaN."""
-        raise NotImplementedError
+        """Warm-up candles: on gap-free data, rows before this index are NaN.
+
+        Inferred, when a subclass does not declare it, as the first row with a value on a
+        600-candle gap-free probe.
+        """
+        return self._inferred()[1]
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """Names of the output columns, in order."""
-        raise NotImplementedError
+        """Names of the output columns, in order (inferred from a probe when not declared)."""
+        return self._inferred()[0]
 
     def compute(self, candles: pd.DataFrame) -> pd.DataFrame:
         """Compute the feature on one symbol's candle frame.
@@ -179,27 +250,29 @@ class FeatureComputer:
         DataValidationError
             If ``candles`` breaks the candle contract (e.g. a NaN price).
         FeatureError
-            If ``candles`` has no rows.
+            If ``candles`` has no rows, or the feature's output breaks the contract (wrong
+            rows, other columns than declared, non-numbers, a value before the declared
+            lookback).
         """
-        validate_candles(candles)
-        if len(candles) == 0:
-            raise FeatureError(
-                f"{self!r} cannot be computed on an empty candle frame; expected at least one "
-                f"candle (and {self.lookback + 1} for a first value)."
-            )
-        out = self._compute_frame(candles)
-        out.index = pd.DatetimeIndex(candles["timestamp"], name="timestamp")
-        return out
+        return _run_checked(self, candles, self._compute_frame)
 
     def _compute_frame(self, candles: pd.DataFrame) -> pd.DataFrame:
         """Compute on a validated, non-empty frame (default: through a one-symbol panel)."""
+        if type(self).compute_panel is FeatureComputer.compute_panel:
+            raise FeatureError(
+                f"{type(self).__name__} must implement compute(self, candles) returning a "
+                "DataFrame with one row per candle (or compute_panel(self, panel))."
+            )
         panel = Panel.from_frames({"_": candles}, _frame_timeframe(candles), validate=False)
         values = self.compute_panel(panel)
         rows = _frame_rows(candles, panel)
-        return pd.DataFrame({c: values[c][rows, 0] for c in self.columns})
+        return pd.DataFrame({c: np.asarray(values[c])[rows, 0] for c in values})
 
     def compute_panel(self, panel: Panel) -> dict[str, np.ndarray]:
         """Compute the feature for every symbol of ``panel``.
+
+        The default runs :meth:`compute` on each symbol's candles without its missing rows,
+        so at every present candle the value equals :meth:`compute` on that frame.
 
         Returns
         -------
@@ -210,24 +283,120 @@ class FeatureComputer:
         Raises
         ------
         FeatureError
-            If the panel has no rows.
+            If the panel has no rows, or ``compute`` fails on a symbol (named).
         """
         _check_panel(self, panel)
-        if type(self)._compute_frame is FeatureComputer._compute_frame:
-            raise NotImplementedError(
-                f"{type(self).__name__} must implement _compute_frame or compute_panel."
+        if self._compute_hook() is None and type(self)._compute_frame is FeatureComputer._compute_frame:
+            raise FeatureError(
+                f"{type(self).__name__} must implement compute(self, candles) returning a "
+                "DataFrame with one row per candle (or compute_panel(self, panel))."
             )
-        out = {c: np.full((panel.n_times, panel.n_symbols), np.nan, order="F")
-               for c in self.columns}
+        columns = self.columns
+        out = {c: np.full((panel.n_times, panel.n_symbols), np.nan, order="F") for c in columns}
         present = panel.present
         for j, symbol in enumerate(panel.symbols):
             rows = np.flatnonzero(present[:, j])
             if rows.size == 0:
                 continue
-            frame = self._compute_frame(panel.frame(symbol))
-            for c in self.columns:
-                out[c][rows, j] = frame[c].to_numpy(dtype=np.float64)
+            frame = _run_checked(self, panel.frame(symbol), self._own_compute(), symbol=symbol)
+            for c in columns:
+                out[c][rows, j] = frame[c].to_numpy()
         return out
+
+    # ------------------------------------------------------------------ checks
+    def _own_compute(self) -> Callable[[pd.DataFrame], Any]:
+        """The hook that computes one validated frame: the user's compute or _compute_frame."""
+        hook = self._compute_hook()
+        if hook is None:
+            return self._compute_frame
+        return lambda candles: hook(self, candles)
+
+    def _gap_free(self, candles: pd.DataFrame) -> bool:
+        """True when ``candles`` have no gap in the unit :attr:`lookback` counts (rows:
+        evenly spaced); where it holds, rows before the lookback must be NaN."""
+        return is_gap_free(candles)
+
+    def _declared(self, attribute: str) -> bool:
+        return getattr(type(self), attribute) is not getattr(FeatureComputer, attribute)
+
+    def _inferred(self) -> tuple[tuple[str, ...], int]:
+        """(columns, lookback) found by running the feature on the synthetic probe."""
+        cached = self.__dict__.get("_probe_result")
+        if cached is not None:
+            return cached
+        probe = probe_candles()
+        columns = self.columns if self._declared("columns") else None
+        raw = _call_hook(self, self._own_compute(), probe.copy(), None)
+        frame = conform(raw, probe, repr(self), columns)
+        first = first_value_row(frame)
+        if self._declared("lookback"):
+            lookback = self.lookback
+        elif first is None:
+            raise FeatureError(
+                f"Cannot infer the lookback of {self!r}: its compute gave no value on a "
+                f"{PROBE_ROWS}-candle gap-free probe. Declare 'lookback' (candles of warm-up)."
+            )
+        else:
+            lookback = first
+        result = (tuple(frame.columns), lookback)
+        self.__dict__["_probe_result"] = result
+        return result
+
+
+def _checked_compute(hook: Callable[..., Any]) -> Callable[..., pd.DataFrame]:
+    """Wrap a user's ``compute(self, candles)`` with the contract's checks."""
+
+    @functools.wraps(hook)
+    def compute(self: FeatureComputer, candles: pd.DataFrame) -> pd.DataFrame:
+        return _run_checked(self, candles, lambda frame: hook(self, frame))
+
+    compute._core_engine_hook = hook  # type: ignore[attr-defined]
+    return compute
+
+
+def _run_checked(feature: FeatureComputer, candles: pd.DataFrame,
+                 hook: Callable[[pd.DataFrame], Any], symbol: str | None = None) -> pd.DataFrame:
+    """Validate ``candles``, run ``hook`` on them and check its output (see _contract)."""
+    validate_candles(candles, symbol=symbol)
+    if len(candles) == 0:
+        raise FeatureError(
+            f"{feature!r} cannot be computed on an empty candle frame; expected at least one "
+            f"candle (and {feature.lookback + 1} for a first value)."
+        )
+    owner = repr(feature)
+    columns = feature.columns
+    frame = conform(_call_hook(feature, hook, candles, symbol), candles, owner, columns)
+    lookback = feature.lookback
+    if lookback > 0 and feature._gap_free(candles):
+        early = first_value_row(frame.iloc[:lookback])
+        if early is not None:
+            column = next(c for c in frame.columns if not np.isnan(frame[c].iloc[early]))
+            how = "declares" if feature._declared("lookback") else \
+                f"was inferred (on a {PROBE_ROWS}-candle probe) to need"
+            raise FeatureError(
+                f"{owner} {how} lookback = {lookback}, but on {len(candles)} gap-free candles"
+                f"{_of(symbol)} its column {column!r} has a value at row {early} "
+                f"({frame.index[early]:%Y-%m-%d %H:%M} UTC); rows before the lookback must be "
+                f"NaN. Declare lookback = {early}{' (or less)' if early else ''}."
+            )
+    return frame
+
+
+def _call_hook(feature: FeatureComputer, hook: Callable[[pd.DataFrame], Any],
+               candles: pd.DataFrame, symbol: str | None) -> Any:
+    try:
+        return hook(candles)
+    except CoreEngineError:
+        raise
+    except Exception as error:  # the user's code: reported with the feature and the data
+        raise FeatureError(
+            f"{feature!r}.compute failed on {len(candles)} candles{_of(symbol)}: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+
+def _of(symbol: str | None) -> str:
+    return "" if symbol is None else f" of {symbol}"
 
 
 def _unknown_parameter_message(owner: str, key: str, names: Sequence[str]) -> str:
@@ -243,6 +412,38 @@ def _check_panel(feature: FeatureComputer, panel: Panel) -> None:
         )
     if panel.n_times == 0:
         raise FeatureError(f"{feature!r} cannot be computed on a panel with no rows.")
+
+
+def checked_panel_values(feature: FeatureComputer, panel: Panel, values: Any) -> dict[str, np.ndarray]:
+    """Check what ``feature.compute_panel(panel)`` returned: exactly :attr:`columns`, each a
+    ``(T, N)`` array of numbers. Returns them as float64 arrays (not copied when they are).
+
+    Raises
+    ------
+    FeatureError
+        Naming the feature, the column and what was wrong.
+    """
+    owner = repr(feature)
+    if not isinstance(values, Mapping):
+        raise FeatureError(f"{owner}.compute_panel must return a dict of column -> (T, N) "
+                           f"array. Got {type(values).__name__}.")
+    columns = feature.columns
+    if set(values) != set(columns):
+        raise FeatureError(
+            f"{owner}.compute_panel returned columns {list(values)}; expected "
+            f"{list(columns)}."
+        )
+    shape = (panel.n_times, panel.n_symbols)
+    out = {}
+    for column in columns:
+        array = np.asarray(values[column])
+        if array.shape != shape or array.dtype.kind not in "fiub":
+            raise FeatureError(
+                f"{owner}.compute_panel returned {column!r} as {array.dtype} {array.shape}; "
+                f"expected numbers of shape {shape} (times x symbols)."
+            )
+        out[column] = array if array.dtype == np.float64 else np.asfortranarray(array, np.float64)
+    return out
 
 
 def _frame_timeframe(candles: pd.DataFrame) -> str:
@@ -283,7 +484,14 @@ class KernelFeature(FeatureComputer):
         (outputs,) = run_kernel_features([self], *fields)
         return pd.DataFrame({c: o[:, 0] for c, o in zip(self.columns, outputs, strict=True)})
 
+    @property
+    def runs_kernel(self) -> bool:
+        """False for a subclass that overrides ``compute`` (then its compute is the truth)."""
+        return self._compute_hook() is None
+
     def compute_panel(self, panel: Panel) -> dict[str, np.ndarray]:
+        if not self.runs_kernel:
+            return super().compute_panel(panel)
         _check_panel(self, panel)
         (outputs,) = run_kernel_features([self], panel.high, panel.low, panel.close,
                                          panel.volume)
@@ -339,139 +547,3 @@ class FastSlowFeature(KernelFeature):
 
     def _kernel_params(self):
         return (self.fast, self.slow), ()
-
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_PID = 0
-_POOL_LOCK = threading.Lock()
-# cost per row of each kernel kind (ms per million rows, measured; only balances threads)
-_COST = np.array([1.6, 2.5, 1.9, 3.1, 2.5, 7.2, 10.0, 10.0, 4.0, 10.0, 1.0, 3.0, 5.0, 3.0])
-
-
-def _pool() -> ThreadPoolExecutor:
-    """The worker threads, created lazily, and again in a forked child (a pool inherited
-    through ``fork`` has no live threads: work submitted to it would never run)."""
-    global _POOL, _POOL_PID
-    with _POOL_LOCK:
-        if _POOL is None or _POOL_PID != os.getpid():
-            # numba.config sets its NUMBA_* attributes at runtime (through globals()).
-            n_threads = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-            _POOL = ThreadPoolExecutor(max_workers=n_threads,
-                                       thread_name_prefix="core_engine_features")
-            _POOL_PID = os.getpid()
-        return _POOL
-
-
-def run_kernel_features(
-    features: Iterable[KernelFeature],
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    volume: np.ndarray,
-    *,
-    out: Sequence[Sequence[np.ndarray]] | None = None,
-) -> list[tuple[np.ndarray, ...]]:
-    """Run kernel features on ``(T, N)`` arrays, in parallel over symbols and features.
-
-    Parameters
-    ----------
-    features : iterable of KernelFeature
-    high, low, close, volume : numpy.ndarray
-        ``(T, N)`` float64 (Fortran order avoids a copy); a row with NaN close is a missing
-        candle.
-    out : sequence of sequences of numpy.ndarray, optional
-        Buffers to reuse, shaped like the result (one ``(T, N)`` float64 Fortran array per
-        output of each feature); every element is overwritten. Reusing buffers avoids the
-        page faults of fresh allocations, which dominate on large panels.
-
-    Returns
-    -------
-    list of tuple of numpy.ndarray
-        Per feature, its outputs in :attr:`~FeatureComputer.columns` order, each a
-        ``(T, N)`` float64 Fortran array. Each output is its own array, so keeping one
-        column alive does not keep the others. Runs on ``numba.get_num_threads()``
-        threads (the kernels release the GIL).
-    """
-    features = list(features)
-    arrays = [np.asfortranarray(a, dtype=np.float64) for a in (high, low, close, volume)]
-    shape = arrays[2].shape
-    results = _output_buffers(features, shape, out)
-    n_symbols = shape[1]
-    if shape[0] == 0 or n_symbols == 0 or not features:
-        return results
-    fields_t = [a.T for a in arrays]
-    calls = []
-    for feature, outputs in zip(features, results, strict=True):
-        ints, floats = feature._kernel_params()
-        ip = np.asarray((tuple(ints) + (0, 0, 0))[:3], dtype=np.int64)
-        fp = np.asarray((tuple(floats) + (0.0,))[:1], dtype=np.float64)
-        outs_t = [o.T for o in outputs]
-        outs_t += [outs_t[0]] * (4 - len(outs_t))
-        calls.append((feature._kind, ip, fp, fields_t, outs_t))
-    n_tasks = len(features) * n_symbols
-    n_threads = min(numba.get_num_threads(), n_tasks)
-    if n_threads <= 1:
-        _run_share(calls, [(f, np.arange(n_symbols, dtype=np.int64)) for f in range(len(calls))])
-        return results
-    costs = np.repeat(_COST[[c[0] for c in calls]], n_symbols)
-    shares = _balance(costs, n_threads, n_symbols)
-    futures = [_pool().submit(_run_share, calls, share) for share in shares[1:]]
-    _run_share(calls, shares[0])
-    for future in futures:
-        future.result()
-    return results
-
-
-def _output_buffers(features, shape, out) -> list[tuple[np.ndarray, ...]]:
-    if out is None:
-        return [tuple(np.empty(shape, order="F") for _ in f.columns) for f in features]
-    if isinstance(out, np.ndarray) or len(out) != len(features):
-        raise ConfigError(
-            f"The 'out' buffers must be one sequence of arrays per feature ({len(features)} "
-            f"features). Got {type(out).__name__} of length {len(out)}."
-        )
-    out = [tuple(o) for o in out]
-    expected = [len(f.columns) for f in features]
-    if [len(o) for o in out] != expected:
-        raise ConfigError(
-            f"The 'out' buffers must hold {expected} arrays per feature. "
-            f"Got {[len(o) for o in out]}."
-        )
-    for outputs in out:
-        for array in outputs:
-            if (not isinstance(array, np.ndarray) or array.shape != shape
-                    or array.dtype != np.float64 or not array.flags.f_contiguous
-                    or not array.flags.writeable):
-                raise ConfigError(
-                    f"Each 'out' buffer must be a writeable float64 Fortran array of shape "
-                    f"{shape}. Got {getattr(array, 'dtype', type(array).__name__)} "
-                    f"{getattr(array, 'shape', '')}."
-                )
-    return out
-
-
-def _run_share(calls, share) -> None:
-    """Run ``(feature index, symbol columns)`` items on this thread."""
-    for f, columns in share:
-        kind, ip, fp, fields_t, outs_t = calls[f]
-        _kernels.run_tasks(kind, ip, fp, columns, *fields_t, *outs_t)
-
-
-def _balance(costs: np.ndarray, n_threads: int, n_symbols: int):
-    """Longest-processing-time-first assignment of (feature, symbol) tasks to threads.
-
-    Returns, per thread, a list of (feature index, symbol columns) items.
-    """
-    loads = np.zeros(n_threads)
-    chosen: list[list[int]] = [[] for _ in range(n_threads)]
-    for t in np.argsort(-costs, kind="stable"):
-        k = int(np.argmin(loads))
-        chosen[k].append(int(t))
-        loads[k] += costs[t]
-    shares = []
-    for tasks in chosen:
-        tasks_array = np.sort(np.asarray(tasks, dtype=np.int64))
-        features, columns = np.divmod(tasks_array, n_symbols)
-        share = [(int(f), columns[features == f]) for f in np.unique(features)]
-        shares.append(share)
-    return shares

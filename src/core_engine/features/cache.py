@@ -1,13 +1,16 @@
 """In-memory feature cache and :func:`compute_features`, the engine's entry point.
 
 A sweep over strategy parameters asks for the same indicators on the same data again and
-again; :class:`FeatureCache` keeps computed outputs keyed by (feature class, parameters,
-panel fingerprint) with a least-recently-used policy under a byte cap. Nothing is written
+again; :class:`FeatureCache` keeps computed outputs keyed by (feature class and its code,
+parameters, panel fingerprint) with a least-recently-used policy under a byte cap. Nothing is written
 to disk (DESIGN.md §3).
 """
 
 from __future__ import annotations
 
+import hashlib
+import marshal
+import types
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -16,7 +19,12 @@ import numpy as np
 
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError, FeatureError
-from core_engine.features.base import FeatureComputer, KernelFeature, run_kernel_features
+from core_engine.features.base import (
+    FeatureComputer,
+    KernelFeature,
+    checked_panel_values,
+    run_kernel_features,
+)
 
 __all__ = ["FeatureCache", "compute_features"]
 
@@ -31,6 +39,34 @@ def _fingerprint(panel: Panel) -> str:
         value = panel.fingerprint()
         _FINGERPRINTS[panel] = value
     return value
+
+
+def definition_digest(cls: type) -> str:
+    """SHA-256 of the code and attributes of ``cls`` and its bases (what defines it)."""
+    digest = hashlib.sha256()
+    for klass in cls.__mro__[:-1]:  # without object
+        digest.update(klass.__qualname__.encode())
+        for name, value in sorted(vars(klass).items()):
+            if name in ("__dict__", "__weakref__", "__doc__", "__module__", "_abc_impl",
+                        "__signature__"):
+                continue
+            digest.update(name.encode())
+            for part in _definition_parts(value):
+                digest.update(part)
+    return digest.hexdigest()
+
+
+def _definition_parts(value: object) -> list[bytes]:
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    if isinstance(value, property):
+        return [p for f in (value.fget, value.fset, value.fdel) for p in _definition_parts(f)]
+    code = getattr(value, "__code__", None)
+    if isinstance(code, types.CodeType):
+        hook = getattr(value, "_core_engine_hook", None)
+        parts = [marshal.dumps(code)]
+        return parts + (_definition_parts(hook) if hook is not None else [])
+    return [repr(value).encode()]
 
 
 class FeatureCache:
@@ -68,9 +104,17 @@ class FeatureCache:
 
     @staticmethod
     def key(feature: FeatureComputer, panel: Panel) -> tuple:
-        """The cache key: (class, parameters, data fingerprint)."""
+        """The cache key: (class, digest of its code, parameters, data fingerprint).
+
+        The class object itself, not its name: a notebook cell re-run defines a new class
+        of the same name, which must not be served the old one's values (the entry holds
+        the class, so its identity is never reused while cached). The digest covers the
+        code and attributes of the class and its bases, so a method replaced on the class
+        misses too. A change to a module-level helper the feature calls is not seen: call
+        :meth:`clear` after one.
+        """
         cls = type(feature)
-        return (f"{cls.__module__}.{cls.__qualname__}", repr(feature), _fingerprint(panel))
+        return (cls, definition_digest(cls), repr(feature), _fingerprint(panel))
 
     def get(self, feature: FeatureComputer, panel: Panel) -> dict[str, np.ndarray] | None:
         """Return the cached outputs of ``feature`` on ``panel``, or None."""
@@ -184,7 +228,7 @@ def compute_features(
             results[position] = hit
         else:
             pending.append((position, feature))
-    kernels = [(p, f) for p, f in pending if isinstance(f, KernelFeature)]
+    kernels = [(p, f) for p, f in pending if isinstance(f, KernelFeature) and f.runs_kernel]
     if kernels:
         buffers = None
         if out is not None:
@@ -195,9 +239,10 @@ def compute_features(
                                       panel.close, panel.volume, out=buffers)
         for (position, feature), arrays in zip(kernels, outputs, strict=True):
             results[position] = dict(zip(feature.columns, arrays, strict=True))
+    batched = {p for p, _ in kernels}
     for position, feature in pending:
-        if not isinstance(feature, KernelFeature):
-            results[position] = feature.compute_panel(panel)
+        if position not in batched:
+            results[position] = checked_panel_values(feature, panel, feature.compute_panel(panel))
     if cache is not None:
         for position, feature in pending:
             cache.put(feature, panel, results[position])

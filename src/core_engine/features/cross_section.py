@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError
@@ -113,6 +114,9 @@ class CrossSectional(FeatureComputer):
     @property
     def lookback(self) -> int:
         return self.computer.lookback
+
+    def _gap_free(self, candles: pd.DataFrame) -> bool:
+        return self.computer._gap_free(candles)
 
     @property
     def columns(self) -> tuple[str, ...]:

@@ -90,6 +90,11 @@ class MultiTimeframe(FeatureComputer):
     def lookback(self) -> int:
         return (self.computer.lookback + 1) * self.ratio - 1
 
+    def _gap_free(self, candles: pd.DataFrame) -> bool:
+        # the lookback counts base-timeframe candles: evenly spaced wider is not gap-free
+        ns = candles["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+        return bool(np.all(np.diff(ns) == timeframe_ns(self.base_timeframe)))
+
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(f"{c}_{self.timeframe}" for c in self.computer.columns)

@@ -26,13 +26,13 @@ import numpy as np
 import pandas as pd
 
 from core_engine.errors import ConfigError, FeatureError
+from core_engine.features._contract import PROBE_ROWS, conform, first_value_row, probe_candles
 from core_engine.features.base import FeatureComputer
 
 __all__ = ["PandasTA", "import_pandas_ta", "pandas_ta_indicators"]
 
 _INPUTS = {"open_": "open", "open": "open", "high": "high", "low": "low", "close": "close",
            "volume": "volume"}
-_PROBE_ROWS = 600
 
 
 @lru_cache(maxsize=1)
@@ -90,8 +90,11 @@ class PandasTA(FeatureComputer):
     Raises
     ------
     ConfigError
-        If the indicator is unknown or a parameter is not one of its parameters (with a
-        did-you-mean hint).
+        If the indicator is unknown, a parameter is not one of its parameters (with a
+        did-you-mean hint), or the indicator returns something other than one frame (e.g.
+        ``ichimoku``'s default tuple of two frames; the message says how to get one).
+    FeatureError
+        If the indicator fails or returns rows that are not one per candle or non-numbers.
 
     Examples
     --------
@@ -122,6 +125,7 @@ class PandasTA(FeatureComputer):
         self._function = function
         self._inputs = [p for p in signature.parameters if p in _INPUTS]
         self._probe: tuple[tuple[str, ...], int] | None = None
+        self._probe_output()  # an indicator the adapter cannot serve fails here, not later
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self._params.items() if k != "name")
@@ -138,25 +142,41 @@ class PandasTA(FeatureComputer):
                 for p in self._inputs}
         params = {k: v for k, v in self._params.items() if k != "name"}
         try:
-            result = self._function(**args, **params)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # pandas-ta's own
+                result = self._function(**args, **params)
         except Exception as error:  # a pandas-ta failure, reported with our context
             raise FeatureError(f"{self!r} failed on {len(candles)} candles: {error}") from error
         if result is None:
             return None
+        if isinstance(result, tuple):
+            raise ConfigError(self._tuple_message(result))
         if isinstance(result, pd.Series):
-            result = result.to_frame()
-        result.columns = [str(c).lower() for c in result.columns]
-        return result
+            result = result.to_frame(str(result.name))
+        if not isinstance(result, pd.DataFrame):
+            raise FeatureError(f"{self!r} returned a {type(result).__name__}; expected a "
+                               "DataFrame or Series with one row per candle.")
+        frame = conform(result, candles, repr(self), None) if len(result.columns) else result
+        frame.columns = [str(c).lower() for c in frame.columns]
+        return frame
+
+    def _tuple_message(self, result: tuple) -> str:
+        message = (f"{self!r} returns {len(result)} objects (a tuple); a feature needs one "
+                   "frame with one row per candle.")
+        if self._params["name"] == "ichimoku":
+            message += (" Pass as_dataframe=True for ichimoku's one-frame form, and "
+                        "include_chikou=False: its Chikou span is the close 26 candles "
+                        "later (it reads the future); the forward spans of the second frame "
+                        "lie after the last candle, so no feature can use them.")
+        return message
 
     def _probe_output(self) -> tuple[tuple[str, ...], int]:
         if self._probe is None:
-            result = self._call(_probe_candles())
+            result = self._call(probe_candles())
             if result is None or result.shape[1] == 0:
-                raise ConfigError(f"{self!r} returned nothing on a {_PROBE_ROWS}-candle probe.")
-            values = result.to_numpy(dtype=np.float64)
-            has_value = np.flatnonzero(~np.isnan(values).all(axis=1))
-            first = int(has_value[0]) if has_value.size else _PROBE_ROWS
-            self._probe = (tuple(result.columns), first)
+                raise ConfigError(f"{self!r} returned nothing on a {PROBE_ROWS}-candle probe.")
+            first = first_value_row(result)
+            self._probe = (tuple(result.columns), PROBE_ROWS if first is None else first)
         return self._probe
 
     @property
@@ -175,19 +195,3 @@ class PandasTA(FeatureComputer):
                 if column in result.columns:
                     out[column] = result[column].to_numpy(dtype=np.float64)
         return out
-
-
-@lru_cache(maxsize=1)
-def _probe_candles() -> pd.DataFrame:
-    rng = np.random.default_rng(12345)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, _PROBE_ROWS)))
-    open_ = np.r_[close[0], close[:-1]]
-    spread = np.abs(rng.normal(0.0, 0.005, _PROBE_ROWS))
-    return pd.DataFrame({
-        "timestamp": pd.date_range("2021-01-01", periods=_PROBE_ROWS, freq="5min", tz="UTC"),
-        "open": open_,
-        "high": np.maximum(open_, close) * (1 + spread),
-        "low": np.minimum(open_, close) * (1 - spread),
-        "close": close,
-        "volume": rng.exponential(100.0, _PROBE_ROWS),
-    })

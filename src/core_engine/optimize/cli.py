@@ -133,7 +133,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"\noverfitting report skipped: {exc}")
     if outcome is not None and args.out != "-":
         out = args.out or f"runs/walk-forward-{strategy.name}-{stamp}"
-        print(f"\nsaved out-of-sample run: {outcome.result.save(out)}")
+        print(f"\nsaved out-of-sample run: {outcome.result.save(out, overwrite=args.overwrite)}")
     print(f"results: {results}")
     return 0
 
@@ -203,6 +203,8 @@ def add_sweep_command(commands: Any) -> None:
                        help="run on a dask.distributed cluster, e.g. tcp://host:8786")
     sweep.add_argument("--results", help="Parquet file of the results (re-running resumes)")
     sweep.add_argument("--out", help="directory of the saved out-of-sample run ('-' to skip)")
+    sweep.add_argument("--overwrite", action="store_true",
+                       help="replace an out-of-sample run already saved in --out")
     sweep.add_argument("--top", type=int, default=10, help="configurations to print")
     sweep.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar (default: only on a terminal)")

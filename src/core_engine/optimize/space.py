@@ -303,6 +303,10 @@ def _default_base(argument: str) -> Any:
         from core_engine.risk import ExitRules
 
         return ExitRules()
+    if argument == "rules":
+        from core_engine.risk import PortfolioRules
+
+        return PortfolioRules()
     return None
 
 

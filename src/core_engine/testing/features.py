@@ -2,6 +2,7 @@
 
 >>> from core_engine.testing import check_feature          # doctest: +SKIP
 >>> check_feature(MyFeature(length=10), candles)            # doctest: +SKIP
+>>> check_feature(MyFeature(length=10), panel)              # doctest: +SKIP
 
 It raises on the first problem, with a message naming the feature, the row and the column.
 """
@@ -9,12 +10,14 @@ It raises on the first problem, with a message naming the feature, the row and t
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from core_engine.data.panel import Panel
-from core_engine.errors import DataValidationError, FeatureError, LookaheadError
+from core_engine.errors import ConfigError, DataValidationError, FeatureError, LookaheadError
+from core_engine.testing._data import as_panel
 
 __all__ = ["check_feature"]
 
@@ -41,11 +44,11 @@ def _first_difference(full: pd.DataFrame, part: pd.DataFrame, rtol: float):
     return int(row), str(full.columns[col]), a[row, col], b[row, col]
 
 
-def check_feature(computer, candles: pd.DataFrame, *, n_times: int = 20, seed: int = 0,
+def check_feature(computer, data, *, n_times: int = 20, seed: int = 0,
                   timeframe: str | None = None, rtol: float = 1e-12) -> None:
     """Assert that a feature keeps the contract of :class:`~core_engine.features.FeatureComputer`.
 
-    Checks, in order:
+    Checks, in order, on each symbol's candles:
 
     1. **Shape**: ``compute`` returns :attr:`columns`, float64, indexed by the candles'
        timestamps, and, when the candles have no gaps, every row before :attr:`lookback`
@@ -56,7 +59,8 @@ def check_feature(computer, candles: pd.DataFrame, *, n_times: int = 20, seed: i
        and so does a computation where every row after ``i`` is replaced by other valid
        candles (garbage in the future changes nothing in the past).
     4. **compute vs compute_panel**: a one-symbol panel (also with some candles removed,
-       i.e. NaN rows) gives, at present candles, exactly ``compute`` on the frame.
+       i.e. NaN rows) gives, at present candles, exactly ``compute`` on the frame; with
+       several symbols, so does the panel of all of them.
     5. **Documented errors**: an empty frame raises ``FeatureError``; a NaN price raises
        ``DataValidationError``; a gap-free frame of ``lookback`` rows (too short for a
        first value) returns all-NaN rows without error.
@@ -64,14 +68,16 @@ def check_feature(computer, candles: pd.DataFrame, *, n_times: int = 20, seed: i
     Parameters
     ----------
     computer : FeatureComputer
-    candles : pandas.DataFrame
-        A valid candle frame, preferably longer than ``lookback + n_times``.
+    data : pandas.DataFrame, dict of str to DataFrame, Panel, or (store, symbols, timeframe)
+        One symbol's candle frame, or the forms ``walk_forward`` accepts (every symbol is
+        checked; a Panel's missing candles are dropped from each symbol's frame). Each
+        preferably longer than ``lookback + n_times``.
     n_times : int
-        Number of cut points sampled.
+        Number of cut points sampled per symbol.
     seed : int
         Seed of the sampling and of the garbage.
     timeframe : str, optional
-        The candles' timeframe for the panel check (inferred when omitted).
+        The candles' timeframe for the panel check (inferred when omitted; a Panel's own).
     rtol : float
         Relative tolerance of the comparisons (exact by default up to rounding).
 
@@ -80,9 +86,37 @@ def check_feature(computer, candles: pd.DataFrame, *, n_times: int = 20, seed: i
     LookaheadError
         If a value depends on later candles (an ``AssertionError``).
     AssertionError
-        For any other broken rule.
+        For any other broken rule (the message names the symbol when there are several).
+    ConfigError
+        If ``data`` is none of the accepted forms or holds no candle.
     """
-    rng = np.random.default_rng(seed)
+    frames, timeframe, panel = _frames_of(data, timeframe)
+    for symbol, candles in frames.items():
+        try:
+            _check_frame(computer, candles, np.random.default_rng(seed), n_times, timeframe, rtol)
+        except AssertionError as error:
+            if len(frames) == 1:
+                raise
+            raise type(error)(f"{symbol}: {error}") from error
+    if panel is not None and panel.n_symbols > 1:
+        _check_panel_of_all(computer, panel, frames)
+
+
+def _frames_of(data, timeframe: str | None):
+    """``({symbol: frame}, timeframe, panel or None)`` of the accepted data forms."""
+    if isinstance(data, pd.DataFrame):
+        return {"candles": data}, timeframe, None
+    panel = as_panel(data, "check_feature", timeframe)
+    if isinstance(data, Mapping):
+        frames = {str(s): f for s, f in data.items()}
+    else:
+        frames = {s: f for s, f in panel.to_frames().items() if len(f)}
+    if not frames or panel.n_times == 0:
+        raise ConfigError("check_feature needs at least one candle. Got none.")
+    return frames, panel.timeframe, panel
+
+
+def _check_frame(computer, candles, rng, n_times, timeframe, rtol) -> None:
     name = repr(computer)
     before = copy.deepcopy(candles)
     full = computer.compute(candles)
@@ -93,6 +127,29 @@ def check_feature(computer, candles: pd.DataFrame, *, n_times: int = 20, seed: i
     _check_truncation(computer, candles, full, rng, n_times, rtol)
     _check_panel(computer, candles, full, rng, timeframe)
     _check_errors(computer, candles)
+
+
+def _check_panel_of_all(computer, panel: Panel, frames) -> None:
+    """compute_panel on the whole panel equals compute on each symbol's present candles."""
+    name = repr(computer)
+    values = computer.compute_panel(panel)
+    for j, symbol in enumerate(panel.symbols):
+        own = panel.frame(symbol)
+        present = panel.present[:, j]
+        if not len(own):
+            continue
+        expected = computer.compute(own)
+        for column in computer.columns:
+            got = np.asarray(values[column])[present, j]
+            want = expected[column].to_numpy(dtype=np.float64)
+            if not np.array_equal(got, want, equal_nan=True):
+                row = int(np.flatnonzero(~_same(got, want, 0.0))[0])
+                _fail(f"{name}: compute_panel on the {panel.n_symbols}-symbol panel and compute "
+                      f"on {symbol}'s candles differ at its candle {row}, column {column!r}: "
+                      f"{got[row]!r} != {want[row]!r}.")
+            if not np.isnan(np.asarray(values[column])[~present, j]).all():
+                _fail(f"{name}.compute_panel: column {column!r} of {symbol} has a value at a "
+                      "missing candle.")
 
 
 def _check_shape(computer, candles: pd.DataFrame, full: pd.DataFrame) -> None:
@@ -106,14 +163,22 @@ def _check_shape(computer, candles: pd.DataFrame, full: pd.DataFrame) -> None:
     for column in full.columns:
         if full[column].dtype != np.float64:
             _fail(f"{name}: column {column!r} is {full[column].dtype}; expected float64.")
-    ns = pd.DatetimeIndex(candles["timestamp"]).asi8
-    if np.unique(np.diff(ns)).size > 1:
+    if not _gap_free(computer, candles):
         return  # lookback is defined on gap-free data (time-based features count time)
     warm = full.iloc[: computer.lookback].to_numpy(dtype=np.float64)
     if warm.size and not np.isnan(warm).all():
         row, col = np.argwhere(~np.isnan(warm))[0]
         _fail(f"{name}: row {row} of column {full.columns[col]!r} has a value although "
               f"lookback is {computer.lookback} (rows before lookback must be NaN).")
+
+
+def _gap_free(computer, candles: pd.DataFrame) -> bool:
+    """Gap-free in the unit the feature's lookback counts: its own rule when it has one
+    (a FeatureComputer; MultiTimeframe counts base-timeframe candles), else evenly spaced."""
+    rule = getattr(computer, "_gap_free", None)
+    if rule is not None:
+        return bool(rule(candles))
+    return bool(np.unique(np.diff(pd.DatetimeIndex(candles["timestamp"]).asi8)).size <= 1)
 
 
 def _garbage_after(candles: pd.DataFrame, stop: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -203,7 +268,7 @@ def _check_errors(computer, candles) -> None:
         else:
             _fail(f"{name}.compute on a frame with a NaN close must raise DataValidationError.")
     short = min(computer.lookback, len(candles))
-    regular = np.unique(np.diff(pd.DatetimeIndex(candles["timestamp"]).asi8)).size <= 1
+    regular = _gap_free(computer, candles)
     if short > 0 and regular:
         out = computer.compute(candles.iloc[:short])
         if len(out) != short or not np.isnan(out.to_numpy(dtype=np.float64)).all():

@@ -15,6 +15,7 @@ import pandas as pd
 from core_engine.data.panel import FIELDS, Panel
 from core_engine.errors import ConfigError, LookaheadError
 from core_engine.strategies.base import Strategy, rank_candidates
+from core_engine.testing._data import as_panel
 
 __all__ = ["check_strategy", "POISONS"]
 
@@ -23,7 +24,7 @@ POISONS = ("nan", "huge", "reversed")
 _HUGE = 1e12
 
 
-def check_strategy(strategy: Strategy, data: Panel, *, n_times: int = 10, seed: int = 0,
+def check_strategy(strategy: Strategy, data: Any, *, n_times: int = 10, seed: int = 0,
                    rtol: float = 1e-9, atol: float = 1e-12) -> list[pd.Timestamp]:
     """Assert that ``strategy`` is causal and honours the strategy contract on ``data``.
 
@@ -45,8 +46,9 @@ def check_strategy(strategy: Strategy, data: Panel, *, n_times: int = 10, seed: 
     Parameters
     ----------
     strategy : Strategy
-    data : Panel
-        Should be longer than ``strategy.lookback`` so that some scores are not NaN.
+    data : Panel, dict of str to DataFrame, or (store, symbols, timeframe)
+        The forms ``walk_forward`` accepts. Should be longer than ``strategy.lookback`` so
+        that some scores are not NaN.
     n_times : int
         Number of rows to check.
     seed : int
@@ -68,10 +70,10 @@ def check_strategy(strategy: Strategy, data: Panel, *, n_times: int = 10, seed: 
         If parameters do not round-trip, an input is mutated, ``select_symbols``
         disagrees with the vectorised scores, or a ``row_local`` claim is false.
     ConfigError
-        If ``data`` has fewer than 2 rows or ``n_times < 1``.
+        If ``data`` is none of the accepted forms, has fewer than 2 rows, or
+        ``n_times < 1``.
     """
-    if not isinstance(data, Panel):
-        raise ConfigError(f"check_strategy needs a Panel as 'data'. Got {type(data).__name__}.")
+    data = as_panel(data, "check_strategy")
     if isinstance(n_times, bool) or not isinstance(n_times, int) or n_times < 1:
         raise ConfigError(f"The 'n_times' parameter of check_strategy must be a positive integer. Got {n_times!r}.")
     if data.n_times < 2:

@@ -1,0 +1,148 @@
+"""W10 of BENCHMARKS.md: cold start of ``core-engine backtest`` on the bundled sample.
+
+* cold: a fresh process with an empty numba cache (``NUMBA_CACHE_DIR`` pointing at a new
+  temporary directory, which numba then uses instead of any ``__pycache__`` cache), so every
+  kernel the run needs is compiled, as on a fresh install;
+* warm: the same command again with that cache (what every later run costs).
+
+Each run is ``core-engine backtest --out -`` (the baseline strategy on the 9-symbol 5m
+sample, nothing saved), timed around the subprocess with ``time.perf_counter``; cold and warm
+are best of ``--repeat`` (each cold run with its own empty cache). With ``--profile`` one more
+cold run reports the compile time of every numba dispatcher (numba's compile events;
+exclusive of the dispatchers it calls), which shows where a cold start goes.
+
+Peer: vectorbt's first call (BENCHMARKS.md quotes 20.8 s on W3), timed the same way (fresh
+cache, fresh process, ``Portfolio.from_signals`` of an SMA crossover on 10 × 10,000 candles)
+when vectorbt is installed; otherwise the table says so.
+
+    python benchmarks/bench_coldstart.py [--repeat 3] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BACKTEST = ["backtest", "--out", "-"]
+
+VECTORBT = """
+import numpy as np, pandas as pd, vectorbt as vbt
+rng = np.random.default_rng(0)
+close = pd.DataFrame(100 * np.exp(np.cumsum(rng.normal(0, 0.002, (10_000, 10)), axis=0)))
+fast, slow = close.rolling(20).mean(), close.rolling(50).mean()
+entries = (fast > slow) & (fast.shift(1) <= slow.shift(1))
+exits = (fast < slow) & (fast.shift(1) >= slow.shift(1))
+vbt.Portfolio.from_signals(close, entries, exits, fees=0.001).total_return()
+"""
+
+PROFILE = """
+import sys, time
+from collections import defaultdict
+from numba.core import event
+
+stack, exclusive = [], defaultdict(float)
+
+class Timer(event.Listener):
+    def on_start(self, ev):
+        f = ev.data["dispatcher"].py_func
+        stack.append([f"{f.__module__}.{f.__qualname__}", time.perf_counter(), 0.0])
+
+    def on_end(self, ev):
+        name, start, inner = stack.pop()
+        spent = time.perf_counter() - start
+        exclusive[name] += spent - inner
+        if stack:
+            stack[-1][2] += spent
+
+event.register("numba:compile", Timer())
+from core_engine.cli import main
+main(sys.argv[1:])
+for name, spent in sorted(exclusive.items(), key=lambda kv: -kv[1]):
+    print(f"PROFILE {spent:.3f} {name}", file=sys.stderr)
+"""
+
+
+def core_engine_command() -> list[str]:
+    """The console script beside this interpreter (as a user runs it), else ``-m``."""
+    script = Path(sys.executable).with_name("core-engine")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "core_engine.cli"]
+
+
+def timed_run(command: list[str], cache_dir: str) -> tuple[float, subprocess.CompletedProcess]:
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return seconds, done
+
+
+def measure(command: list[str], repeat: int) -> tuple[float, float]:
+    """(best cold, best warm) seconds; every cold run starts from its own empty cache."""
+    colds, warms = [], []
+    for _ in range(repeat):
+        cache = tempfile.mkdtemp(prefix="numba-cold-")
+        try:
+            colds.append(timed_run(command, cache)[0])
+            warms.append(timed_run(command, cache)[0])
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+    return min(colds), min(warms)
+
+
+def profile() -> list[tuple[float, str]]:
+    cache = tempfile.mkdtemp(prefix="numba-cold-")
+    try:
+        _, done = timed_run([sys.executable, "-c", PROFILE, *BACKTEST], cache)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    rows = []
+    for line in done.stderr.splitlines():
+        if line.startswith("PROFILE "):
+            _, seconds, name = line.split(" ", 2)
+            rows.append((float(seconds), name))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true",
+                        help="also report compile seconds per numba dispatcher (one cold run)")
+    args = parser.parse_args()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    command = core_engine_command()
+    print(f"command: NUMBA_CACHE_DIR=<empty temp dir> {' '.join(command + BACKTEST)}")
+    print(f"best of {args.repeat}; load average before: {load} (2 cores shared: noisy)")
+    cold, warm = measure(command + BACKTEST, args.repeat)
+    rows = [("core_engine backtest (W10)", f"{cold:.2f}", f"{warm:.2f}", "cold <= 10, warm <= 1.5")]
+    if importlib.util.find_spec("vectorbt") is None:
+        rows.append(("vectorbt first call (W3 crossover)", "not installed", "not installed",
+                     "20.8 s quoted in BENCHMARKS.md"))
+    else:
+        v_cold, v_warm = measure([sys.executable, "-c", VECTORBT], args.repeat)
+        rows.append(("vectorbt first call (W3 crossover)", f"{v_cold:.2f}", f"{v_warm:.2f}", ""))
+    print(f"\n{'run':36s} {'cold s':>14s} {'warm s':>14s}  target / note")
+    for name, c, w, note in rows:
+        print(f"{name:36s} {c:>14s} {w:>14s}  {note}")
+    print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.profile:
+        spent = profile()
+        print(f"\ncompile seconds per numba dispatcher, one cold run (total {sum(s for s, _ in spent):.2f}):")
+        for seconds, name in spent:
+            if seconds >= 0.05:
+                print(f"  {seconds:6.2f}  {name}")
+
+
+if __name__ == "__main__":
+    main()
