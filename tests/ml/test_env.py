@@ -195,37 +195,48 @@ def _episode(env, policy, seed):
             return info["final_equity"]
 
 
-def test_a_linear_agent_beats_a_random_agent_on_the_planted_edge(planted):
-    """A contextual-bandit agent (one linear value of each symbol's features, least squares,
-    epsilon-greedy) trained for 3,000 steps on the first two months, then greedy on the
-    third month it never saw, against random agents on that month."""
-    n = planted.n_symbols
-    train = TradingEnv(planted, [Momentum(4)], shift="4h", end="2022-03-01", episode_steps=60)
-    rng = np.random.default_rng(0)
+def train_linear_agent(env, steps=3_000, seed=0):
+    """A contextual-bandit agent: one linear value of each symbol's features (an intercept
+    and its last-4h return, shared by the symbols), fitted by least squares on the rewards
+    of the actions it took, epsilon-greedy (0.2). Returns the coefficients."""
+    n = env.panel.n_symbols
+    rng = np.random.default_rng(seed)
     gram, moment, theta = np.eye(2), np.zeros(2), np.zeros(2)
-    obs, _ = train.reset(seed=0)
-    for _ in range(3_000):
+    obs, _ = env.reset(seed=seed)
+    for _ in range(steps):
         x = _features(obs, n)
-        q = x @ theta
-        greedy = int(np.argmax(q)) + 1 if q.max() > 0 else 0
-        action = int(rng.integers(0, n + 1)) if rng.random() < 0.2 else greedy
-        obs, reward, terminated, truncated, _ = train.step(action)
+        action = int(rng.integers(0, n + 1)) if rng.random() < 0.2 else greedy(theta, n)(obs)
+        obs, reward, terminated, truncated, _ = env.step(action)
         if action:
             gram += np.outer(x[action - 1], x[action - 1])
             moment += reward * 100 * x[action - 1]
             theta = np.linalg.solve(gram, moment)
         if terminated or truncated:
-            obs, _ = train.reset()
-    assert theta[1] > 0.1  # it learned that the last four hours' return carries on
-    test = TradingEnv(planted, [Momentum(4)], shift="4h", start="2022-03-01")
+            obs, _ = env.reset()
+    return theta
 
-    def agent(obs):
+
+def greedy(theta, n):
+    """The agent's policy: the symbol of highest positive value, else flat."""
+    def policy(obs):
         q = _features(obs, n) @ theta
         return int(np.argmax(q)) + 1 if q.max() > 0 else 0
+    return policy
 
-    learned = _episode(test, agent, 0)
-    randoms = []
-    for seed in range(5):
-        pick = np.random.default_rng(100 + seed)
-        randoms.append(_episode(test, lambda obs, pick=pick: int(pick.integers(0, n + 1)), seed))
+
+def random_policy(n, seed):
+    pick = np.random.default_rng(seed)
+    return lambda obs: int(pick.integers(0, n + 1))
+
+
+def test_a_linear_agent_beats_a_random_agent_on_the_planted_edge(planted):
+    """The linear agent trained for 3,000 steps on the first two months, then greedy on the
+    third month it never saw, against random agents on that month."""
+    n = planted.n_symbols
+    train = TradingEnv(planted, [Momentum(4)], shift="4h", end="2022-03-01", episode_steps=60)
+    theta = train_linear_agent(train)
+    assert theta[1] > 0.1  # it learned that the last four hours' return carries on
+    test = TradingEnv(planted, [Momentum(4)], shift="4h", start="2022-03-01")
+    learned = _episode(test, greedy(theta, n), 0)
+    randoms = [_episode(test, random_policy(n, 100 + seed), seed) for seed in range(5)]
     assert learned > 1.3 * 10_000 and learned > 1.5 * max(randoms)
