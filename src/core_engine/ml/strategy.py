@@ -360,7 +360,7 @@ class SklearnStrategy(Strategy):
             return None
         window = self.label_spec.window_ns
         sample = self._ns("sample_every") if self.sample_every is not None else window
-        rows = decision_rows(panel, every=format_ns(sample), lookback=self.lookback)
+        rows = decision_rows(panel, every=_format_ns(sample), lookback=self.lookback)
         if not len(rows):
             return None
         step = panel.step_ns
@@ -395,7 +395,7 @@ class SklearnStrategy(Strategy):
         cached = MODEL_CACHE.get(key)
         if cached is not None:
             return None if cached is _NO_MODEL else cached
-        fitted = self._fit_new(X, y, ret, times, ends) if tune else self._fit_plain(X, y)
+        fitted = self._fit_tuned(X, y, ret, times, ends) if tune else self._fit_plain(X, y)
         MODEL_CACHE.put(key, fitted if fitted is not None else _NO_MODEL)
         return fitted
 
@@ -407,7 +407,7 @@ class SklearnStrategy(Strategy):
         threshold = None if self.threshold is None else float(self.threshold)
         return model, threshold
 
-    def _fit_new(self, X: np.ndarray, y: np.ndarray, ret: np.ndarray, times: np.ndarray,
+    def _fit_tuned(self, X: np.ndarray, y: np.ndarray, ret: np.ndarray, times: np.ndarray,
                  ends: np.ndarray) -> tuple[Any, float | None] | None:
         import sklearn
         from sklearn.base import clone
@@ -468,7 +468,7 @@ class SklearnStrategy(Strategy):
         return frame
 
 
-def format_ns(ns: int) -> str:
+def _format_ns(ns: int) -> str:
     from core_engine.data.timeframes import format_timeframe
 
     return format_timeframe(ns)
