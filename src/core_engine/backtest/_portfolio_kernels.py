@@ -624,6 +624,26 @@ def _mark(k, e, eq, fs, is_, held, ac, ic, fp, ip):
 
 
 @njit(cache=True)
+def _skip_flat(k, last, e, eq, ac, ic, ip):
+    """Marks of rows ``k + 1 .. last`` of an account holding nothing (cash only): equal to
+    the mark of row ``k``; a new UTC day among them opens at that equity. Returns ``e``."""
+    for _ in range(k + 1, last + 1):
+        eq[e, 0] = ac[A_CASH]
+        eq[e, 1] = ac[A_CASH]
+        eq[e, 2] = 0.0
+        eq[e, 3] = 0.0
+        e += 1
+    day = (ip[I_INDEX0] + (last + 1) * ip[I_STEP]) // DAY_NS
+    if day != ic[C_DAY]:
+        ic[C_DAY] = day
+        ac[A_DAY_OPEN] = ac[A_CASH]
+        ic[C_DAY_HALTED] = 0
+        ic[C_ENTRIES_TODAY] = 0
+    ac[A_EQ_PREV] = ac[A_CASH]
+    return e
+
+
+@njit(cache=True)
 def simulate_portfolio_kernel(open_, high, low, close, dec_rows, pick_start, cols, weights,
                               stop_frac, stop_dist, target_frac, target_dist, trail_frac,
                               trail_dist, fp, ip, trades, blocked, eq):
@@ -677,6 +697,10 @@ def simulate_portfolio_kernel(open_, high, low, close, dec_rows, pick_start, col
         e += 1
         if d >= n_dec and ic[C_N_HELD] == 0 and k >= last_row:
             break
+        if ic[C_N_HELD] == 0 and d < n_dec and dec_rows[d] > k:
+            # nothing held until the next decision: the marks stay flat
+            e = _skip_flat(k, dec_rows[d], e, eq, ac, ic, ip)
+            k = dec_rows[d]
         k += 1
     if ic[C_N_HELD] > 0:  # the data ended while positions waited for a price
         while ic[C_N_HELD] > 0:

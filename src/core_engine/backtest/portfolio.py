@@ -20,8 +20,10 @@ decision time.
    why it was due (``window_end``, ``dropped``, ``daily_loss_limit_pct``,
    ``max_drawdown_pct``); a missing candle keeps the position waiting for the first open
    after it (``exit_delayed_by``), at most ``max_exit_delay`` candles when set, then at
-   the last close before the gap (``exit_delay_capped``); when the data end first, at
-   that last close (``exit_at_last_close``; the cash arrives at the end of the run). Other
+   the last close before the gap (the cash arrives at the first open past the cap;
+   ``exit_delay_capped`` is set, as in slices mode, when prices do come back later: that
+   flag alone reads past the exit); when the data end first, at that last close
+   (``exit_at_last_close``; the cash arrives at the end of the run). Other
    held positions whose candle opens through their stop or target leave at the open
    (``exit_on_candle``).
 2. *Decision* (when ``τ`` is an evaluated decision time ``t``). With
