@@ -48,7 +48,10 @@ decision time.
      fills) and to ``cash / (1 + fee)``; the quantity ``value / fill`` is rounded down to
      the sizing's ``lot_step`` (``value = quantity × fill`` then); a quantity of 0 or a
      value below ``min_order_value`` is blocked, named after the last cap that bound
-     (``cash``, ``max_gross_exposure_pct``, ``max_exposure_pct``) or ``min_order_value``.
+     (``cash``, ``max_gross_exposure_pct``, ``max_exposure_pct``) or ``min_order_value``;
+     so is an order worth at most ``1e-9 × E`` (the cash float rounding leaves after the
+     account is fully invested is dust, not a position; the event trader uses the same
+     check, :func:`core_engine.risk._kernels.order_value_ok`).
      The fill is ``open × (1 + slippage)``; cash pays ``value × (1 + fee)`` (if rounding
      makes that exceed the cash, the cash is paid and the fee is the rest: cash never goes
      below 0). Levels are fixed from the fill as in slices mode. The position is due at
@@ -62,7 +65,9 @@ decision time.
    day's first mark, drawdown from the running peak); liquidation orders make every
    position due at the next open.
 
-**End of the run.** After the last decision time ``t_last``, positions are due at
+**End of the run.** After the last decision time ``t_last`` of the grid (the last
+multiple of ``shift`` in ``[start, end − window]`` after the warm-up, evaluated or skipped
+for an outage: whether the market opens then is not known before), positions are due at
 ``t_last + window`` at the latest; the account is marked up to that candle (or to the
 last exit when later). With ``window == shift``, no rules and a sizing that the cash
 always covers, every trade equals the slices trade of the same pick (times, prices,
@@ -247,7 +252,23 @@ def run_portfolio(panel: Panel, strategy: Any, cfg: dict, schedule: Any, picks: 
                               window_candles=schedule.window_candles, options=options,
                               weights=weights, fee_bps=cfg["fee_bps"],
                               slippage_bps=cfg["slippage_bps"], exits=cfg["exits"],
-                              atr=inputs["atr"], max_exit_delay=cfg.get("max_exit_delay"))
+                              atr=inputs["atr"], max_exit_delay=cfg.get("max_exit_delay"),
+                              end_due_row=run_end_row(panel, schedule))
+
+
+def run_end_row(panel: Panel, schedule: Any) -> int | None:
+    """The row at whose open positions still held after the run's last decision time leave:
+    one window after the last time of the decision grid, *scheduled* (evaluated, or skipped
+    because no candle opened then: an outage), so the end does not depend on whether the
+    market happened to be open at that time (the event trader cannot know it beforehand)."""
+    if len(schedule.times) == 0:
+        return None
+    last = int(schedule.times.asi8[-1])
+    skipped = schedule.skipped
+    outage = skipped.loc[skipped["reason"] == "no_entry_candle", "decision_time"]
+    if len(outage):
+        last = max(last, int(pd.DatetimeIndex(outage).asi8.max()))
+    return (last - int(panel.index.asi8[0])) // panel.step_ns + schedule.window_candles
 
 
 def assemble_portfolio(panel: Panel, cfg: dict, run: dict) -> dict:

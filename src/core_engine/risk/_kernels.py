@@ -213,7 +213,7 @@ LIQ_DRAWDOWN = 2
 DAY_NS = 86_400 * 10**9
 NEVER = np.iinfo(np.int64).max // 4
 #: An order worth at most this share of equity is float-rounding dust, not a position.
-DUST = 0.0
+DUST = 1e-9
 
 
 @njit(cache=True)
