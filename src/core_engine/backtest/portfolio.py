@@ -117,7 +117,8 @@ from core_engine.risk.rules import PortfolioRules, rule_params
 from core_engine.risk.sizing import EqualSlots, InverseVolatilitySizing, Sizing
 
 __all__ = ["BLOCK_REASON_NAMES", "HOLD_MODES", "PORTFOLIO_EXIT_REASON_NAMES",
-           "PortfolioOptions", "PortfolioRun", "assemble_portfolio", "portfolio_frames",
+           "PortfolioOptions", "PortfolioRun", "assemble_portfolio", "pick_sizing_values",
+           "portfolio_frames", "run_end_row",
            "portfolio_options", "run_portfolio", "simulate_portfolio", "sizing_weights"]
 
 HOLD_MODES = ("window", "until_dropped")
@@ -220,8 +221,8 @@ def portfolio_options(mode: str, *, initial_cash: Any, sizing: Any, rules: Any, 
                             sizing=sizing, rules=rules, hold=hold, rebalance=rebalance)
 
 
-def _pick_values(panel: Panel, strategy: Any, picks: Picks, inputs: dict, sizing: Sizing,
-                 cache: Any) -> dict:
+def pick_sizing_values(panel: Panel, strategy: Any, picks: Picks, inputs: dict,
+                       sizing: Sizing, cache: Any = None) -> dict:
     """Confidence and volatility of each pick at its decision row, as the sizing needs."""
     from core_engine.backtest.inputs import scores_at
 
@@ -246,7 +247,7 @@ def run_portfolio(panel: Panel, strategy: Any, cfg: dict, schedule: Any, picks: 
     """Portfolio mode of ``walk_forward``: sizing inputs, then :func:`simulate_portfolio`."""
     options: PortfolioOptions = cfg["portfolio"]
     sizing = options.sizing_or_default
-    values = _pick_values(panel, strategy, picks, inputs, sizing, cache)
+    values = pick_sizing_values(panel, strategy, picks, inputs, sizing, cache)
     weights = sizing_weights(sizing, picks, cfg["max_positions"], **values)
     return simulate_portfolio(panel, picks, schedule.rows,
                               window_candles=schedule.window_candles, options=options,

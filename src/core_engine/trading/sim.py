@@ -61,6 +61,7 @@ from core_engine.backtest._kernels import (
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError, InsufficientFunds, OrderNotFound, OrderRejected
+from core_engine.risk._kernels import lot_quantity
 from core_engine.trading._kernels import limit_buy_on_candle, stop_buy_on_candle
 from core_engine.trading.broker import split_symbol
 from core_engine.trading.orders import (
@@ -191,6 +192,7 @@ class SimBroker:
         self._placed_row: dict[str, int] = {}
         self._fills: list[Fill] = []
         self._fill_rows: dict[str, tuple[int, bool]] = {}
+        self._deadlines: dict[str, int] = {}
         self._used: dict[tuple[int, int], float] = {}
         self._row = 0
         self._phase = "open"
@@ -305,6 +307,49 @@ class SimBroker:
         col = self._col(symbol, error=ConfigError)
         return self._row < len(self._index) and not np.isnan(self._open[self._row, col])
 
+    def market_price(self, symbol: str) -> float:
+        """The raw price (before slippage) a market order placed now fills at: the open of
+        the candle starting now, while the trader acts at that open; NaN otherwise (its
+        candle is missing, or the clock is inside a candle). Reading it is no lookahead: it
+        is the price a market order gets at ``now``, not a later one."""
+        col = self._col(symbol, error=ConfigError)
+        if self._phase != "open" or self._row >= len(self._index):
+            return math.nan
+        return float(self._open[self._row, col])
+
+    def cap_wait(self, client_id: str, deadline: Any) -> None:
+        """Simulation only (``walk_forward``'s ``max_exit_delay``): if the market sell
+        ``client_id`` still waits for an open of its symbol (an outage) when the clock
+        reaches ``deadline``, it fills then at the symbol's last close before it was placed,
+        timed at that candle's close (``reason="last_close"``), as the backtest's capped
+        time exit. A live broker has no such thing; traders check for the method."""
+        order = self.fetch_order(client_id)
+        if order.type is not OrderType.MARKET or order.side is not OrderSide.SELL:
+            raise ConfigError(f"SimBroker.cap_wait applies to market sells; order "
+                              f"{client_id!r} is a {order.type.value} {order.side.value}.")
+        if order.is_open:
+            ns = to_utc_timestamp(deadline, name="deadline").value
+            self._deadlines[client_id] = int(np.searchsorted(self._index, ns, "left"))
+
+    def next_deadline_row(self) -> int:
+        """The first row at which a :meth:`cap_wait` deadline falls (a large number if
+        none): the replay must visit it even when nothing else happens there."""
+        return min(self._deadlines.values(), default=np.iinfo(np.int64).max // 4)
+
+    def _expire_waits(self, row: int) -> None:
+        for cid, deadline in list(self._deadlines.items()):
+            order = self._orders[cid]
+            if not order.is_open:
+                del self._deadlines[cid]
+            elif deadline <= row:
+                del self._deadlines[cid]
+                col = self._cols[order.symbol]
+                present = np.flatnonzero(~np.isnan(self._close[: self._placed_row[cid], col]))
+                if present.size:
+                    r = int(present[-1])
+                    self._execute(order, col, r, float(self._close[r, col]), at_open=False,
+                                  reason="last_close")
+
     def equity(self) -> float:
         """Cash plus holdings marked at their last known close."""
         prices = self.last_prices()
@@ -316,20 +361,24 @@ class SimBroker:
         return self.cash - self._reserved_cash(exclude=None)
 
     # ------------------------------------------------------------------ the clock
-    def begin_row(self, row: int) -> None:
+    def begin_row(self, row: int, resting: bool = True) -> None:
         """Move to the open of candle ``row`` (the time the trader acts): mark the account
-        at the last close (:attr:`mark_equity`), then fill the market orders waiting for an
-        open and the resting orders this open crosses (a gap)."""
+        at the last close (:attr:`mark_equity`), fill the market sells whose
+        :meth:`cap_wait` deadline came (at their last close), then the market orders
+        waiting for an open and (``resting``) the resting orders this open crosses (a gap)."""
         self._require()
         self._row = int(row)
         self._phase = "open"
         self.mark_equity = self.equity()
         if self._row >= len(self._index):
             return
+        if self._deadlines:
+            self._expire_waits(self._row)
         for order in list(self._live.values()):
             if order.type is OrderType.MARKET and order.is_open:
                 self._market_at_open(order, self._cols[order.symbol], self._row)
-        self._match_resting(self._row, open_only=True)
+        if resting:
+            self._match_resting(self._row, open_only=True)
 
     def match_row(self, row: int) -> None:
         """Match the resting orders on the rest of candle ``row``; expire IOC orders; raise
@@ -381,6 +430,10 @@ class SimBroker:
                               reason="last_close")
             else:
                 self._close_order(order, OrderStatus.CANCELLED, "data_end")
+
+    def market_orders_waiting(self) -> bool:
+        """Whether a market order waits for an open of its symbol (an outage)."""
+        return any(o.type is OrderType.MARKET and o.is_open for o in self._live.values())
 
     def resting_records(self) -> tuple[np.ndarray, list[str]]:
         """The open orders as :data:`RESTING_DTYPE` records (for the skipping search) and
@@ -529,9 +582,8 @@ class SimBroker:
         rate = self.maker_fee if order.type is OrderType.LIMIT else self.taker_fee
         if order.quantity is None:  # a quote-amount market buy gets its quantity now
             assert order.quote_quantity is not None
-            quantity = order.quote_quantity / price
-            if order.lot_step is not None:
-                quantity = math.floor(quantity / order.lot_step * (1 + 1e-12)) * order.lot_step
+            lot = math.nan if order.lot_step is None else float(order.lot_step)
+            quantity = float(lot_quantity(float(order.quote_quantity), price, lot)[0])
             if quantity <= 0 or (order.min_value is not None
                                  and quantity * price < order.min_value):
                 self._refuse(order, "lot_step" if quantity <= 0 else "min_order_value")
@@ -579,6 +631,7 @@ class SimBroker:
                 order.reason = reason
             self._live.pop(order.client_id, None)
             self._highest.pop(order.client_id, None)
+            self._deadlines.pop(order.client_id, None)
             for sib in self._siblings(order):
                 self._close_order(sib, OrderStatus.CANCELLED, "oco")
 
@@ -598,6 +651,7 @@ class SimBroker:
         order.transition(status, self.now(), reason)
         self._live.pop(order.client_id, None)
         self._highest.pop(order.client_id, None)
+        self._deadlines.pop(order.client_id, None)
 
     def _reject(self, order: Order, reason: str, error: Exception) -> None:
         order.transition(OrderStatus.REJECTED, self.now(), reason)
