@@ -266,3 +266,19 @@ def test_a_capped_wait_fills_at_the_last_close_before_the_gap():
     with pytest.raises(ConfigError, match="market sells"):
         b2.cap_wait(b2.place(order("z", quantity=1.0, type="limit", limit_price=1.0))
                     .client_id, t(4))
+
+
+def test_open_orders_restored_from_a_save_still_hold_their_cash():
+    """A paper account restored by replacing the broker's order book (as the live layer's
+    PaperBroker does) keeps reserving the cash of its open buys."""
+    rows = [(100, 101, 99, 100, 10), (100, 102, 98, 101, 10), (100, 102, 98, 101, 10)]
+    a = broker_on(rows)
+    a.begin_row(1)
+    a.place(order("lim", quantity=8.0, type="limit", limit_price=90.0))  # holds 720
+    b = broker_on(rows)
+    b.begin_row(1)
+    for name in ("cash", "holdings", "_orders", "_live", "_placed_row", "_highest"):
+        setattr(b, name, getattr(a, name))
+    with pytest.raises(InsufficientFunds):
+        b.place(order("more", quantity=3.0, type="limit", limit_price=99.0))  # 297 > 280
+    assert b.free_cash() == pytest.approx(280.0)

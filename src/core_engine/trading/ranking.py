@@ -242,13 +242,25 @@ class RankingTrader(Trader):
 
     def _refresh_book(self, ctx: Context) -> None:
         """What the account holds now (the marks until the next call use it)."""
-        balances = ctx.broker.balances()
+        broker = ctx.broker
+        holdings = getattr(broker, "holdings", None)
+        if isinstance(holdings, np.ndarray) and len(holdings) == len(ctx.symbols):
+            cols = np.flatnonzero(holdings > 0)  # a SimBroker: its own array
+            self._book = (cols.astype(np.int64), holdings[cols].astype(np.float64),
+                          float(broker.cash))
+            return
+        balances = broker.balances()
         held = [(j, float(balances.get(s.partition("/")[0], 0.0)))
                 for j, s in enumerate(ctx.symbols)]
         held = [(j, q) for j, q in held if q > 0]
         self._book = (np.array([j for j, _ in held], dtype=np.int64),
                       np.array([q for _, q in held], dtype=np.float64),
-                      float(balances.get(ctx.broker.quote, 0.0)))
+                      float(balances.get(broker.quote, 0.0)))
+
+    def _held(self, ctx: Context, symbol: str) -> float:
+        """Base quantity held of ``symbol`` (the broker's own lookup when it has one)."""
+        position = getattr(ctx.broker, "position", None)
+        return float(position(symbol)) if position is not None else ctx.position(symbol)
 
     def _sync(self, ctx: Context, inputs: dict, row: int) -> None:
         """Mark the account at every close since the last call (rules included); a
@@ -316,7 +328,7 @@ class RankingTrader(Trader):
         order = ctx.broker.fetch_order(fill.client_id)
         positions = self.state["positions"]
         if fill.side is OrderSide.SELL:
-            if ctx.position(fill.symbol) <= 0:
+            if self._held(ctx, fill.symbol) <= 0:
                 positions.pop(fill.symbol, None)
                 self.state["last_exit"][fill.symbol] = fill.time.value
             return
@@ -360,8 +372,10 @@ class RankingTrader(Trader):
             col = int(picks.cols[p])
             symbol = ctx.symbols[col]
             cols, qty, _ = self._book
-            gross = float(sum(q * marks[j] for j, q in zip(cols, qty, strict=True)
-                              if int(j) not in entered) + sum(entered.values()))
+            # held positions at their last close, this decision's entries at their fill value
+            gross = float(np.dot(qty, marks[cols])) if len(cols) else 0.0
+            for j, value in entered.items():
+                gross += value - float(qty[cols == j].sum() * marks[j])
             pos = positions.get(symbol)
             if pos is not None and not pos.get("exit_sent"):  # held and not due: a re-pick
                 if self.hold == "window":
@@ -427,7 +441,7 @@ class RankingTrader(Trader):
         col = ctx.symbols.index(symbol)
         exact, fill = self._fill_price(ctx, symbol, inputs["close_ffill"][row, col])
         o = fill / (1.0 + self._slip)
-        held = ctx.position(symbol)
+        held = self._held(ctx, symbol)
         stop0 = entry_stop(fill, *inputs["dist"][[0, 1, 4, 5], p])
         qty, value = rk.rebalance_size(equity, ctx.cash, gross, held, o, fill,
                                        inputs["weights"][p], stop0, halted, self._fp)
@@ -447,7 +461,7 @@ class RankingTrader(Trader):
 
     # ------------------------------------------------------------------ orders
     def _exit(self, ctx: Context, symbol: str, pos: dict, reason: str, step: int) -> None:
-        qty = ctx.position(symbol)
+        qty = self._held(ctx, symbol)
         if qty <= 0:
             self.state["positions"].pop(symbol, None)
             return
@@ -471,7 +485,7 @@ class RankingTrader(Trader):
         exits = self.exits
         if exits is None or not exits.active:
             return
-        qty = ctx.position(symbol)
+        qty = self._held(ctx, symbol)
         if qty <= 0:
             return
         dist = inputs["dist"][:, pos["pick"]]
