@@ -214,6 +214,18 @@ class RankingTrader(Trader):
 
     # ------------------------------------------------------------------ the account
     def on_start(self, ctx: Context) -> None:
+        self._setup(ctx)
+        af = np.zeros(rk.N_RULE_FSTATE)
+        ai = np.zeros(rk.N_RULE_ISTATE, dtype=np.int64)
+        rk.rules_reset(af, ai, ctx.equity, ctx.now.value)
+        self.state.update({"af": af, "ai": ai, "marked_to": ctx.now.value,
+                           "equity_t": ctx.equity, "positions": {}, "last_exit": {}})
+        self._refresh_book(ctx)
+
+    def _setup(self, ctx: Context) -> None:
+        """What the trader derives from its parameters and the broker (not state: a live
+        runner that restores the state after a restart calls the hooks without
+        ``on_start``, so each hook sets this up when it is missing)."""
         broker = ctx.broker
         exits = self.exits
         if exits is not None and exits.active and hasattr(broker, "stop_fill"):
@@ -229,15 +241,15 @@ class RankingTrader(Trader):
                                               else "") + ").")
         self._fp, self._ip = rule_params(self.rules, self._sizing, ctx.taker_fee)
         self._slip = float(getattr(broker, "slippage", 0.0))
-        inputs, _ = ctx.causal("ranking-inputs", self._inputs)
-        self._max_delay = _exit_delay(self.max_exit_delay, inputs["step"])
-        lookback = max(int(self._ip[rk.RI_CORR_LOOKBACK]), 2)
-        self._scratch = np.empty((2, lookback))
-        af = np.zeros(rk.N_RULE_FSTATE)
-        ai = np.zeros(rk.N_RULE_ISTATE, dtype=np.int64)
-        rk.rules_reset(af, ai, ctx.equity, ctx.now.value)
-        self.state.update({"af": af, "ai": ai, "marked_to": ctx.now.value,
-                           "equity_t": ctx.equity, "positions": {}, "last_exit": {}})
+        self._max_delay: int | None = None  # in candles, once the data's step is known
+        self._scratch = np.empty((2, max(int(self._ip[rk.RI_CORR_LOOKBACK]), 2)))
+        if "af" not in self.state:  # a state saved before any call
+            self.state.update({"af": np.zeros(rk.N_RULE_FSTATE),
+                               "ai": np.zeros(rk.N_RULE_ISTATE, dtype=np.int64),
+                               "marked_to": ctx.now.value, "equity_t": ctx.equity})
+            rk.rules_reset(self.state["af"], self.state["ai"], ctx.equity, ctx.now.value)
+        self.state.setdefault("positions", {})
+        self.state.setdefault("last_exit", {})
         self._refresh_book(ctx)
 
     def _refresh_book(self, ctx: Context) -> None:
@@ -265,6 +277,8 @@ class RankingTrader(Trader):
     def _sync(self, ctx: Context, inputs: dict, row: int) -> None:
         """Mark the account at every close since the last call (rules included); a
         liquidating trip makes every position due at the next open."""
+        if "_fp" not in self.__dict__:
+            self._setup(ctx)
         step, index0 = inputs["step"], inputs["index0"]
         first = (self.state["marked_to"] - index0) // step  # the first row not marked yet
         if row >= first:
@@ -468,9 +482,12 @@ class RankingTrader(Trader):
         pos["exit_sent"] = True
         order = ctx.sell(symbol, qty, leg="exit", group=pos["group"], tag=reason)
         cap = getattr(ctx.broker, "cap_wait", None)
-        if order.is_open and self._max_delay is not None and cap is not None:
-            cap(order.client_id, pd.Timestamp(ctx.now.value + (self._max_delay + 1) * step,
-                                              tz="UTC"))
+        if order.is_open and self.max_exit_delay is not None and cap is not None:
+            delay = self._max_delay
+            if delay is None:
+                delay = self._max_delay = _exit_delay(self.max_exit_delay, step)
+            assert delay is not None  # max_exit_delay is set
+            cap(order.client_id, pd.Timestamp(ctx.now.value + (delay + 1) * step, tz="UTC"))
 
     def _unprotect(self, ctx: Context, pos: dict) -> None:
         for order in ctx.open_orders():
