@@ -269,14 +269,21 @@ class RankingTrader(Trader):
                       np.array([q for _, q in held], dtype=np.float64),
                       float(balances.get(broker.quote, 0.0)))
 
+    def _cash(self, ctx: Context) -> float:
+        """The quote balance (the broker's own attribute when it has one)."""
+        cash = getattr(ctx.broker, "cash", None)
+        return float(cash) if isinstance(cash, float) else ctx.cash
+
     def _held(self, ctx: Context, symbol: str) -> float:
         """Base quantity held of ``symbol`` (the broker's own lookup when it has one)."""
         position = getattr(ctx.broker, "position", None)
         return float(position(symbol)) if position is not None else ctx.position(symbol)
 
-    def _sync(self, ctx: Context, inputs: dict, row: int) -> None:
-        """Mark the account at every close since the last call (rules included); a
-        liquidating trip makes every position due at the next open."""
+    def _sync(self, ctx: Context, inputs: dict, row: int, refresh: bool) -> None:
+        """Mark the account at every close since the last call (rules included) with what
+        it held since then; a liquidating trip makes every position due at the next open.
+        ``refresh``: read the holdings again afterwards (after a fill; ``on_bar`` needs not:
+        a fill since the last call would have called ``on_fill``)."""
         if "_fp" not in self.__dict__:
             self._setup(ctx)
         step, index0 = inputs["step"], inputs["index0"]
@@ -294,7 +301,8 @@ class RankingTrader(Trader):
                 for pos in self.state["positions"].values():
                     if pos["due"] > due:
                         pos["due"], pos["why"] = due, why
-        self._refresh_book(ctx)
+        if refresh:
+            self._refresh_book(ctx)
 
     def _decision(self, ctx: Context, row: int) -> bool:
         t = ctx.now.value
@@ -313,7 +321,7 @@ class RankingTrader(Trader):
     # ------------------------------------------------------------------ hooks
     def on_bar(self, ctx: Context) -> None:
         inputs, row = ctx.causal("ranking-inputs", self._inputs)
-        self._sync(ctx, inputs, row)
+        self._sync(ctx, inputs, row, refresh=False)
         t = ctx.now.value
         decision = self._decision(ctx, row)
         lo, hi = inputs["slices"].get(row, (0, 0)) if decision else (0, 0)
@@ -330,7 +338,7 @@ class RankingTrader(Trader):
         self._refresh_book(ctx)  # the exits that filled at this open
         if decision:
             equity = self.state["equity_t"]
-            ctx.note("decision", equity=equity, cash=ctx.cash,
+            ctx.note("decision", equity=equity, cash=self._cash(ctx),
                      picks=[(ctx.symbols[int(picks.cols[p])], int(picks.ranks[p]),
                              float(picks.scores[p])) for p in range(lo, hi)])
             self._decide(ctx, inputs, row, lo, hi, equity)
@@ -338,7 +346,7 @@ class RankingTrader(Trader):
 
     def on_fill(self, ctx: Context, fill: Fill) -> None:
         inputs, row = ctx.causal("ranking-inputs", self._inputs)
-        self._sync(ctx, inputs, row)
+        self._sync(ctx, inputs, row, refresh=True)
         order = ctx.broker.fetch_order(fill.client_id)
         positions = self.state["positions"]
         if fill.side is OrderSide.SELL:
@@ -412,8 +420,8 @@ class RankingTrader(Trader):
                                     self._scratch[0], self._scratch[1])
             exact, fill = self._fill_price(ctx, symbol, marks[col])
             if reason < 0:
-                stop0 = entry_stop(fill, *dist[[0, 1, 4, 5], p])
-                quantity, value, reason = rk.entry_size(equity, ctx.cash, gross, weights[p],
+                stop0 = entry_stop(fill, dist[0, p], dist[1, p], dist[4, p], dist[5, p])
+                quantity, value, reason = rk.entry_size(equity, self._cash(ctx), gross, weights[p],
                                                         fill, stop0, fp)
             if reason >= 0:
                 block(rk.BLOCK_REASON_NAMES[reason])
@@ -456,8 +464,9 @@ class RankingTrader(Trader):
         exact, fill = self._fill_price(ctx, symbol, inputs["close_ffill"][row, col])
         o = fill / (1.0 + self._slip)
         held = self._held(ctx, symbol)
-        stop0 = entry_stop(fill, *inputs["dist"][[0, 1, 4, 5], p])
-        qty, value = rk.rebalance_size(equity, ctx.cash, gross, held, o, fill,
+        dist = inputs["dist"]
+        stop0 = entry_stop(fill, dist[0, p], dist[1, p], dist[4, p], dist[5, p])
+        qty, value = rk.rebalance_size(equity, self._cash(ctx), gross, held, o, fill,
                                        inputs["weights"][p], stop0, halted, self._fp)
         if qty == 0:
             return

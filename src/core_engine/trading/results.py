@@ -189,7 +189,8 @@ def _round_trips(fills: list[Fill], orders: dict[str, Order]) -> list[tuple[list
                 if any(f.side is OrderSide.BUY for f in current):
                     trips.append((current, basis))
                 held, bought, value, fees, current, basis = 0.0, 0.0, 0.0, 0.0, [], None
-    trips.sort(key=lambda trip: (trip[0][0].time, trip[0][0].symbol, trip[0][-1].time))
+    trips.sort(key=lambda trip: (trip[0][0].time.value, trip[0][0].symbol,
+                               trip[0][-1].time.value))
     return trips
 
 
