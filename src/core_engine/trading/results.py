@@ -313,11 +313,9 @@ def account_metrics(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: fl
     mean = float(np.mean(daily_ret)) if len(daily_ret) else math.nan
     dd = equity["drawdown_pct"].to_numpy()
     max_dd = float(dd.max()) if n else 0.0
-    in_dd = dd > 0
-    longest, run = 0, 0
-    for flag in in_dd:
-        run = run + 1 if flag else 0
-        longest = max(longest, run)
+    # the longest run of candles below the peak
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], (dd > 0).astype(np.int8), [0]))))
+    longest = int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
     cagr = (_ratio(final, initial_cash) ** (1.0 / years) - 1.0) * 100.0 \
         if years > 0 and final > 0 else math.nan
     returns = trades["return_pct"].to_numpy(dtype=float)

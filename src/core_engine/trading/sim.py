@@ -203,7 +203,10 @@ class SimBroker:
         self._version = 0  # bumped when the set of open orders changes
         self._cache: tuple | None = None  # resting records of that version
         self._records: dict[str, tuple] = {}
-        self._open_buys: dict[str, None] = {}  # open buy orders, in placement order
+        # open buy / market / ioc orders, in placement order (indexes of _live)
+        self._open_buys: dict[str, None] = {}
+        self._open_markets: dict[str, None] = {}
+        self._open_ioc: dict[str, None] = {}
         self._live_id = id(self._live)
         self._used: dict[tuple[int, int], float] = {}
         self._row = 0
@@ -304,8 +307,7 @@ class SimBroker:
         order.transition(OrderStatus.SUBMITTED, now)
         self._live[order.client_id] = order
         self._version += 1
-        if order.side is OrderSide.BUY:
-            self._open_buys[order.client_id] = None
+        self._track(order)
         self._placed_row[order.client_id] = self._row
         if order.trail_reference is not None:
             self._highest[order.client_id] = float(order.trail_reference)
@@ -402,8 +404,8 @@ class SimBroker:
             return
         if self._deadlines:
             self._expire_waits(self._row)
-        for order in list(self._live.values()):
-            if order.type is OrderType.MARKET and order.is_open:
+        for order in self._live_of(self._open_markets):
+            if order.is_open:
                 self._market_at_open(order, self._cols[order.symbol], self._row)
         if resting:
             self._match_resting(self._row, open_only=True)
@@ -414,8 +416,8 @@ class SimBroker:
         self._row = int(row)
         self._phase = "intrabar"
         self._match_resting(row, open_only=False)
-        for order in [o for o in self._live.values() if o.time_in_force == "ioc"]:
-            if self._placed_row[order.client_id] <= row:
+        for order in self._live_of(self._open_ioc):
+            if order.is_open and self._placed_row[order.client_id] <= row:
                 self._close_order(order, OrderStatus.CANCELLED, "ioc")
         for cid, highest in self._highest.items():
             trail = self._live.get(cid)
@@ -468,7 +470,7 @@ class SimBroker:
 
     def market_orders_waiting(self) -> bool:
         """Whether a market order waits for an open of its symbol (an outage)."""
-        return any(o.type is OrderType.MARKET and o.is_open for o in self._live.values())
+        return any(o.is_open for o in self._live_of(self._open_markets))
 
     def _resting(self) -> tuple[np.ndarray, list[str], list[Order]]:
         """The open orders as :data:`RESTING_DTYPE` records, their client ids and the orders,
@@ -691,7 +693,7 @@ class SimBroker:
             self._live.pop(order.client_id, None)
             self._highest.pop(order.client_id, None)
             self._deadlines.pop(order.client_id, None)
-            self._open_buys.pop(order.client_id, None)
+            self._untrack(order.client_id)
             self._version += 1
             for sib in self._siblings(order):
                 self._close_order(sib, OrderStatus.CANCELLED, "oco")
@@ -713,7 +715,7 @@ class SimBroker:
         self._live.pop(order.client_id, None)
         self._highest.pop(order.client_id, None)
         self._deadlines.pop(order.client_id, None)
-        self._open_buys.pop(order.client_id, None)
+        self._untrack(order.client_id)
         self._version += 1
 
     def _reject(self, order: Order, reason: str, error: Exception) -> None:
@@ -746,6 +748,25 @@ class SimBroker:
         price = self._reference_price(order, col)
         return order.remaining * price * (1.0 + rate) if np.isfinite(price) else 0.0
 
+    def _track(self, order: Order) -> None:
+        cid = order.client_id
+        if order.side is OrderSide.BUY:
+            self._open_buys[cid] = None
+        if order.type is OrderType.MARKET:
+            self._open_markets[cid] = None
+        if order.time_in_force == "ioc":
+            self._open_ioc[cid] = None
+
+    def _untrack(self, cid: str) -> None:
+        self._open_buys.pop(cid, None)
+        self._open_markets.pop(cid, None)
+        self._open_ioc.pop(cid, None)
+
+    def _live_of(self, index: dict[str, None]) -> list[Order]:
+        """The open orders of one of the indexes, in placement order."""
+        self._check_live()
+        return [self._live[cid] for cid in list(index) if cid in self._live]
+
     def _check_live(self) -> None:
         """The caches of the open orders follow ``_live``; when the dict itself was replaced
         (an account restored from a save), rebuild them."""
@@ -753,13 +774,13 @@ class SimBroker:
             self._live_id = id(self._live)
             self._cache = None
             self._version += 1
-            self._open_buys = {cid: None for cid, o in self._live.items()
-                               if o.side is OrderSide.BUY}
+            self._open_buys, self._open_markets, self._open_ioc = {}, {}, {}
+            for order in self._live.values():
+                self._track(order)
 
     def _reserved_cash(self, exclude: str | None) -> float:
         self._check_live()
-        return sum(self._cost(o, self._cols[o.symbol]) for o in
-                   (self._live[cid] for cid in self._open_buys if cid in self._live)
+        return sum(self._cost(o, self._cols[o.symbol]) for o in self._live_of(self._open_buys)
                    if o.client_id != exclude)
 
     def _reserved_base(self, col: int, extra: Order | None) -> float:
