@@ -1,7 +1,9 @@
 """Portfolio mode: one compounding cash account, sized positions and portfolio rules.
 
 This is the reference the event engine (replay of a ``RankingTrader``) and the live runner
-are held to, trade for trade. Long-only spot, one account in the quote currency, at most
+are held to, trade for trade. The rules and the sizing below are computed by the kernels of
+:mod:`core_engine.risk._kernels`, which the account kernel here and the ``RankingTrader``
+both call: one code path. Long-only spot, one account in the quote currency, at most
 one position per symbol. Decision times, scores, gates, picks (the allocator's, best rank
 first) and exit levels are those of slices mode (:mod:`core_engine.backtest.simulate`);
 what differs is that picks share one account.
