@@ -14,11 +14,14 @@ Between such candles nothing can happen, so none is visited: :func:`next_event_r
 replay jumps to the earlier of that candle and the next wake time (``skip=False`` visits
 every candle and calls ``on_bar`` on each, the slow reference it must equal).
 
-A call due while no symbol has a candle opening at ``t`` (an exchange-wide outage) is made
-at the first candle after it where the market is open, as a live runner would. At the end
-of the data, market sells still waiting (a delisted symbol) fill at the last close there is
-(flagged ``exit_at_last_close``); open positions stay open and are marked at their last
-close.
+A call of the trader's cadence due while no symbol has a candle opening at ``t`` (an
+exchange-wide outage) is made at the first candle after it where the market is open; a time
+the trader asked for with ``ctx.wake_at`` is kept, outage or not (a deadline). At the end of
+the replay, market sells still waiting for an open (the candle starting at the end is
+missing) wait past the end for the first open there is, as ``walk_forward``'s exits do, and
+the equity runs to that candle; when the data themselves end (a delisted symbol), they fill
+at the last close there is (flagged ``exit_at_last_close``). Open positions stay open and
+are marked at their last close.
 
 Equity is marked at every candle's close: cash plus holdings times the last known close.
 """

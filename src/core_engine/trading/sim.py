@@ -37,6 +37,10 @@ Fill rules (DESIGN.md §7; one fill and cost model for every simulation):
   cost; sells in one OCO group hold the largest of them once).
 * Fill times: the candle's open time for fills at the open, its close time for fills inside
   the candle.
+* Simulation only, for the backtest's conventions: :meth:`SimBroker.market_price` tells the
+  price a market order placed now fills at (the open the trader acts at), and
+  :meth:`SimBroker.cap_wait` lets a market sell stuck in an outage leave at the last close
+  before the gap once a deadline passes (``walk_forward``'s ``max_exit_delay``).
 
 The replay drives the clock through :meth:`SimBroker.begin_row` (the open of a candle, when
 the trader acts) and :meth:`SimBroker.match_row` (the rest of the candle).
