@@ -18,12 +18,23 @@ not timed); the script prints the difference of the two final equities, which sh
 rounding only.
 
     python benchmarks/bench_portfolio.py [--symbols 100] [--candles 105120]
+
+Cold start (``--cold``): a fresh process with an empty numba cache (``NUMBA_CACHE_DIR`` in a
+temporary directory) runs a small slices job, then the same job in portfolio mode with every
+rule, ``RiskPerTrade`` sizing and rebalancing, then a ``RankingTrader`` replay of it; the
+CPU seconds of each step and the compile time of each kernel (numba's compile events,
+exclusive of the kernels it calls) are printed. Run it on two trees to compare.
+
+    python benchmarks/bench_portfolio.py --cold [--repeat 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -95,11 +106,99 @@ def vectorbt_peer(result, panel, fee_bps: float):
     return first, best, final
 
 
+COLD_CHILD = r"""
+import sys, time
+t0 = time.process_time()
+from numba.core import event
+from bench_backtest import EXITS, synthetic_panel
+from core_engine.backtest import walk_forward
+from core_engine.risk import MaxATRPct
+from bench_portfolio import CASH, RULES, SIZING
+listener = event.RecordingListener()
+event.register("numba:compile", listener)
+steps = [("import", time.process_time() - t0)]
+panel = synthetic_panel(6, 3_000)
+common = dict(window="4h", shift="2h", fee_bps=10, max_positions=3, exits=EXITS,
+              gates=[MaxATRPct(max_atr_pct=1.2)])
+marks = []
+for name, job in (
+        ("slices", lambda: walk_forward(panel, "macd_rsi_confluence", **common)),
+        ("portfolio", lambda: walk_forward(panel, "macd_rsi_confluence", mode="portfolio",
+                                           initial_cash=CASH, sizing=SIZING, rules=RULES,
+                                           rebalance=True, max_exit_delay=3, **common)),
+        ("replay", lambda: __import__("core_engine.trading", fromlist=["_"]).replay(
+            __import__("core_engine.trading", fromlist=["_"]).RankingTrader(
+                "macd_rsi_confluence", exits=EXITS, sizing=SIZING, rules=RULES,
+                rebalance=True, max_exit_delay=3), panel))):
+    marks.append(len(listener.buffer))
+    t0 = time.process_time()
+    try:
+        job()
+    except Exception:  # an older tree that refuses these RankingTrader options
+        pass
+    steps.append((name, time.process_time() - t0))
+marks.append(len(listener.buffer))
+for name, sec in steps:
+    print(f"STEP {name} {sec:.2f}")
+for i, (name, _) in enumerate(steps[1:]):
+    stack, excl = [], {}
+    for ts, e in listener.buffer[marks[i]:marks[i + 1]]:
+        f = e.data["dispatcher"].py_func
+        key = f.__module__.replace("core_engine.", "") + "." + f.__qualname__
+        if e.is_start:
+            stack.append([key, ts, 0.0])
+        else:
+            k, start, child = stack.pop()
+            excl[k] = excl.get(k, 0.0) + (ts - start) - child
+            if stack:
+                stack[-1][2] += ts - start
+    for k, sec in sorted(excl.items(), key=lambda kv: -kv[1]):
+        print(f"KERNEL {name} {k} {sec:.2f}")
+"""
+
+
+def cold_start(repeat: int) -> None:
+    """Compile times from an empty numba cache, in fresh processes (see the docstring)."""
+    print(f"load average {os.getloadavg()} (2 shared cores; CPU seconds, less noisy than "
+          f"wall time)")
+    here = os.path.dirname(os.path.abspath(__file__))
+    runs = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            env["PYTHONPATH"] = os.pathsep.join([here, env.get("PYTHONPATH", "")])
+            out = subprocess.run([sys.executable, "-c", COLD_CHILD], env=env, cwd=here,
+                                 capture_output=True, text=True, check=True).stdout
+        runs.append(out.splitlines())
+    steps: dict = {}
+    kernels: dict = {}
+    for lines in runs:
+        for line in lines:
+            kind, *rest = line.split()
+            if kind == "STEP":
+                steps.setdefault(rest[0], []).append(float(rest[1]))
+            elif kind == "KERNEL":
+                kernels.setdefault((rest[0], rest[1]), []).append(float(rest[2]))
+    print(f"\n{'step (fresh cache)':<22}{'CPU s, best of ' + str(repeat):>22}")
+    for name, secs in steps.items():
+        print(f"{name:<22}{min(secs):>22.2f}")
+    print("\ncompile time per kernel (exclusive of its callees, best run), >= 0.2 s:")
+    for (step, name), secs in sorted(kernels.items(), key=lambda kv: -min(kv[1])):
+        if min(secs) >= 0.2:
+            print(f"  {step:<10} {name:<58} {min(secs):6.2f}")
+    print(f"load average {os.getloadavg()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--candles", type=int, default=105_120)
+    parser.add_argument("--cold", action="store_true", help="compile times, empty cache")
+    parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
+    if args.cold:
+        cold_start(args.repeat)
+        return
 
     t0 = time.perf_counter()
     panel = synthetic_panel(args.symbols, args.candles)

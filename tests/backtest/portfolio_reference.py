@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 DAY = 86_400 * 10**9
+DUST = 1e-9  # an order worth at most this share of equity is rounding dust, not a position
 SLICES_REASONS = ("window_end", "stop_loss", "take_profit", "trailing_stop")
 
 
@@ -58,6 +59,7 @@ class Config:
     max_corr: float | None = None
     corr_lookback: int = 288
     max_delay: int | None = None
+    end_due: int | None = None         # row where positions left after the last decision exit
     stop_fill: str = "level"           # "level", "low" or "range"
     stop_fill_frac: float = 0.0
 
@@ -313,7 +315,7 @@ class Reference:
         if value <= 0:
             return why
         qty, value = self.to_qty(value, fill)
-        if qty <= 0 or value < cfg.min_order:
+        if qty <= 0 or value < cfg.min_order or value <= DUST * equity:
             return why
         fee_paid = self.pay(acc, value)
         stop = target = None
@@ -349,7 +351,7 @@ class Reference:
             if room <= 0:
                 return
             qty, value = self.to_qty(room, fill)
-            if qty > 0 and value >= cfg.min_order:
+            if qty > 0 and value >= cfg.min_order and value > DUST * equity:
                 fee_paid = self.pay(acc, value)
                 pos.qty += qty
                 pos.value += value
@@ -361,7 +363,7 @@ class Reference:
             if cfg.lot is not None:
                 qty = math.floor(qty / cfg.lot) * cfg.lot
             qty = min(qty, pos.qty)
-            if 0 < qty < pos.qty and qty * o >= cfg.min_order:
+            if 0 < qty < pos.qty and qty * o >= cfg.min_order and qty * o > DUST * equity:
                 part = qty / pos.qty
                 self.close_out(acc, pos, qty, k, self.time(k), o, "rebalance", o)
                 pos.qty -= qty
@@ -445,7 +447,8 @@ class Reference:
             return acc
         by_entry = {row + 1: picks for row, picks in self.decisions}
         first = self.decisions[0][0]
-        self.end_due = self.decisions[-1][0] + 1 + cfg.window
+        self.end_due = self.decisions[-1][0] + 1 + cfg.window if cfg.end_due is None \
+            else cfg.end_due
         last_row = min(self.end_due, self.n - 1)
         acc.marks.append((cfg.cash, cfg.cash, 0.0, 0))
         acc.equity_at_t = acc.peak = acc.day_open = cfg.cash

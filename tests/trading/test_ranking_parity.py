@@ -8,13 +8,12 @@ sample (with its exchange gaps). The reference is the independent simulator of
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from core_engine.backtest import allocate_at, compute_inputs, decision_schedule, warm_up
 from core_engine.data import Panel
 from core_engine.data.providers import load_sample
-from core_engine.risk import ExitRules, TopNEqual
+from core_engine.risk import ExitRules, PortfolioRules, TopNEqual
 from core_engine.strategies import get_strategy
 from core_engine.trading import RankingTrader, SimBroker, replay
 from tests.trading import portfolio_reference as ref
@@ -26,25 +25,6 @@ HOUR = 3600 * 10**9
 def week():
     return Panel.from_frames(load_sample(["BTC/USDT", "ETH/USDT", "SOL/USDT", "NKN/USDT",
                                           "ADA/USDT"], "2021-04-17", "2021-04-27"), "5m")
-
-
-class _Rules:
-    """The PortfolioRules fields the event trader reads (issue 10's frozen config)."""
-
-    def __init__(self, cooldown=None, max_entries_per_day=None, max_exposure_pct=None,
-                 max_gross_exposure_pct=None, min_order_value=0.0):
-        self.cooldown = cooldown
-        self.max_entries_per_day = max_entries_per_day
-        self.max_exposure_pct = max_exposure_pct
-        self.max_gross_exposure_pct = max_gross_exposure_pct
-        self.min_order_value = min_order_value
-        self.daily_loss_limit_pct = self.max_drawdown_pct = self.max_correlation = None
-
-    def duration_ns(self, name):
-        return -1 if getattr(self, name) is None else int(pd.Timedelta(getattr(self, name)).value)
-
-    def __repr__(self):
-        return f"Rules({vars(self)})"
 
 
 def reference(panel, strategy, exits, *, hold, rules=None, fee_bps=10, slippage_bps=5):
@@ -112,11 +92,11 @@ def test_time_exits_only(week, hold):
 
 
 @pytest.mark.parametrize("rules", [
-    _Rules(cooldown="4h"), _Rules(max_entries_per_day=4),
-    _Rules(max_exposure_pct=20, min_order_value=1_999.9),
-    _Rules(max_gross_exposure_pct=50), _Rules(min_order_value=3_000),
-    _Rules(cooldown="2h", max_gross_exposure_pct=80, min_order_value=100),
-], ids=repr)
+    PortfolioRules(cooldown="4h"), PortfolioRules(max_entries_per_day=4),
+    PortfolioRules(max_exposure_pct=20, min_order_value=1_999.9),
+    PortfolioRules(max_gross_exposure_pct=50), PortfolioRules(min_order_value=3_000),
+    PortfolioRules(cooldown="2h", max_gross_exposure_pct=80, min_order_value=100),
+], ids=lambda r: ",".join(r.active))
 def test_portfolio_rules_block_the_same_picks(week, rules):
     strategy = get_strategy("momentum_rank")
     result = replay(RankingTrader(strategy, exits=EXITS, rules=rules), week,

@@ -94,6 +94,32 @@ def test_calls_due_in_an_outage_move_to_the_next_open(sample):
     assert pd.Timestamp("2021-02-11 05:00", tz="UTC") in times
 
 
+class Alarm(Trader):
+    """Asks to be woken at given times; records when it is called."""
+
+    def __init__(self, times=(), every="1D"):
+        self.times = times
+        self.every = every
+        self.seen = []
+
+    def on_start(self, ctx):
+        for when in self.times:
+            ctx.wake_at(when)
+
+    def on_bar(self, ctx):
+        self.seen.append(ctx.now)
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_a_requested_wake_in_an_outage_is_kept(sample, skip):
+    """A time the trader asked for is a deadline: called then even though no candle opens
+    (a cadence call in the outage moves to the next open, see above)."""
+    alarm = Alarm(times=("2021-02-11 04:10", "2021-02-11 06:00"))
+    replay(alarm, sample, start="2021-02-11 03:00", end="2021-02-11 07:00", skip=skip)
+    assert pd.Timestamp("2021-02-11 04:10", tz="UTC") in alarm.seen
+    assert pd.Timestamp("2021-02-11 06:00", tz="UTC") in alarm.seen
+
+
 def test_notes_orders_fills_and_the_result_api(sample, tmp_path):
     result = replay(Ladder(step_pct=0.5), sample, start="2021-02-10")
     assert isinstance(result, ReplayResult)

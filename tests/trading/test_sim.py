@@ -225,3 +225,60 @@ def test_balances_never_go_negative(actions, seed):
         b.match_row(row)
         assert b.cash >= 0 and b.position(SYM) >= 0
         assert not math.isnan(b.cash)
+
+
+def test_market_price_is_the_open_while_the_trader_acts_and_nan_otherwise():
+    b = broker_on([(100, 101, 99, 100, 10), (104, 105, 103, 104, 10), None])
+    b.begin_row(1)
+    assert b.market_price(SYM) == 104.0
+    b.match_row(1)
+    assert math.isnan(b.market_price(SYM))  # inside the candle: no open to trade at
+    b.begin_row(2)
+    assert math.isnan(b.market_price(SYM))  # missing candle
+
+
+def test_a_capped_wait_fills_at_the_last_close_before_the_gap():
+    """walk_forward's max_exit_delay: a sell placed at row 2 (missing) may wait 2 candles;
+    at row 4 it is still waiting, so it fills at the close of row 1 (the last before the
+    gap), timed at that candle's close, although row 4 has an open."""
+    rows = [(100, 101, 99, 100, 10), (100, 102, 98, 101, 10), None, None,
+            (90, 91, 89, 90, 10)]
+    b = broker_on(rows, initial_cash=0.0, fee_bps=10)
+    b.holdings[0] = 3.0
+    b.begin_row(2)
+    o = b.place(order("x", side="sell", quantity=3.0))
+    b.cap_wait("x", t(4))
+    assert o.is_open and b.next_deadline_row() == 4
+    b.begin_row(3)
+    assert o.is_open
+    b.begin_row(4)
+    fill = b.fills()[0]
+    assert o.status is OrderStatus.FILLED and fill.price == 101.0 and fill.time == t(1, True)
+    assert fill.reason == "last_close" and b.cash == pytest.approx(3 * 101 * 0.999)
+    # a sell that found its open before the deadline is not touched
+    b2 = broker_on(rows[:2] + [None, (95, 96, 94, 95, 10), (90, 91, 89, 90, 10)])
+    b2.holdings[0] = 1.0
+    b2.begin_row(2)
+    o2 = b2.place(order("y", side="sell", quantity=1.0))
+    b2.cap_wait("y", t(4))
+    b2.begin_row(3)
+    assert o2.average_price == 95.0 and b2.next_deadline_row() > 10**9
+    with pytest.raises(ConfigError, match="market sells"):
+        b2.cap_wait(b2.place(order("z", quantity=1.0, type="limit", limit_price=1.0))
+                    .client_id, t(4))
+
+
+def test_open_orders_restored_from_a_save_still_hold_their_cash():
+    """A paper account restored by replacing the broker's order book (as the live layer's
+    PaperBroker does) keeps reserving the cash of its open buys."""
+    rows = [(100, 101, 99, 100, 10), (100, 102, 98, 101, 10), (100, 102, 98, 101, 10)]
+    a = broker_on(rows)
+    a.begin_row(1)
+    a.place(order("lim", quantity=8.0, type="limit", limit_price=90.0))  # holds 720
+    b = broker_on(rows)
+    b.begin_row(1)
+    for name in ("cash", "holdings", "_orders", "_live", "_placed_row", "_highest"):
+        setattr(b, name, getattr(a, name))
+    with pytest.raises(InsufficientFunds):
+        b.place(order("more", quantity=3.0, type="limit", limit_price=99.0))  # 297 > 280
+    assert b.free_cash() == pytest.approx(280.0)

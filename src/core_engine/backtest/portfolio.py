@@ -1,7 +1,9 @@
 """Portfolio mode: one compounding cash account, sized positions and portfolio rules.
 
 This is the reference the event engine (replay of a ``RankingTrader``) and the live runner
-are held to, trade for trade. Long-only spot, one account in the quote currency, at most
+are held to, trade for trade. The rules and the sizing below are computed by the kernels of
+:mod:`core_engine.risk._kernels`, which the account kernel here and the ``RankingTrader``
+both call: one code path. Long-only spot, one account in the quote currency, at most
 one position per symbol. Decision times, scores, gates, picks (the allocator's, best rank
 first) and exit levels are those of slices mode (:mod:`core_engine.backtest.simulate`);
 what differs is that picks share one account.
@@ -48,7 +50,10 @@ decision time.
      fills) and to ``cash / (1 + fee)``; the quantity ``value / fill`` is rounded down to
      the sizing's ``lot_step`` (``value = quantity × fill`` then); a quantity of 0 or a
      value below ``min_order_value`` is blocked, named after the last cap that bound
-     (``cash``, ``max_gross_exposure_pct``, ``max_exposure_pct``) or ``min_order_value``.
+     (``cash``, ``max_gross_exposure_pct``, ``max_exposure_pct``) or ``min_order_value``;
+     so is an order worth at most ``1e-9 × E`` (the cash float rounding leaves after the
+     account is fully invested is dust, not a position; the event trader uses the same
+     check, :func:`core_engine.risk._kernels.order_value_ok`).
      The fill is ``open × (1 + slippage)``; cash pays ``value × (1 + fee)`` (if rounding
      makes that exceed the cash, the cash is paid and the fee is the rest: cash never goes
      below 0). Levels are fixed from the fill as in slices mode. The position is due at
@@ -62,7 +67,9 @@ decision time.
    day's first mark, drawdown from the running peak); liquidation orders make every
    position due at the next open.
 
-**End of the run.** After the last decision time ``t_last``, positions are due at
+**End of the run.** After the last decision time ``t_last`` of the grid (the last
+multiple of ``shift`` in ``[start, end − window]`` after the warm-up, evaluated or skipped
+for an outage: whether the market opens then is not known before), positions are due at
 ``t_last + window`` at the latest; the account is marked up to that candle (or to the
 last exit when later). With ``window == shift``, no rules and a sizing that the cash
 always covers, every trade equals the slices trade of the same pick (times, prices,
@@ -88,27 +95,12 @@ from core_engine.backtest._portfolio_kernels import (
     BLOCK_REASON_NAMES,
     BLOCKED_DTYPE,
     F_CASH,
-    F_DAILY_LOSS,
-    F_FEE,
-    F_LOT,
-    F_MAX_CORR,
-    F_MAX_DD,
-    F_MAX_EXPOSURE,
-    F_MAX_GROSS,
-    F_MAX_POS,
-    F_MIN_ORDER,
-    F_RISK,
     F_SLIP,
     F_STOP_FILL_FRAC,
-    I_COOLDOWN_NS,
-    I_CORR_LOOKBACK,
-    I_HALT_NS,
+    I_END_DUE,
     I_HOLD_UNTIL_DROPPED,
     I_INDEX0,
-    I_LIQ_DAILY,
-    I_LIQ_DD,
     I_MAX_DELAY,
-    I_MAX_ENTRIES,
     I_REBALANCE,
     I_STEP,
     I_STOP_FILL,
@@ -123,11 +115,12 @@ from core_engine.backtest.simulate import Picks, resolve_exit_distances
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError
 from core_engine.risk.exits import ExitRules
-from core_engine.risk.rules import PortfolioRules
+from core_engine.risk.rules import PortfolioRules, rule_params
 from core_engine.risk.sizing import EqualSlots, InverseVolatilitySizing, Sizing
 
 __all__ = ["BLOCK_REASON_NAMES", "HOLD_MODES", "PORTFOLIO_EXIT_REASON_NAMES",
-           "PortfolioOptions", "PortfolioRun", "assemble_portfolio", "portfolio_frames",
+           "PortfolioOptions", "PortfolioRun", "assemble_portfolio", "pick_sizing_values",
+           "portfolio_frames", "run_end_row",
            "portfolio_options", "run_portfolio", "simulate_portfolio", "sizing_weights"]
 
 HOLD_MODES = ("window", "until_dropped")
@@ -230,8 +223,8 @@ def portfolio_options(mode: str, *, initial_cash: Any, sizing: Any, rules: Any, 
                             sizing=sizing, rules=rules, hold=hold, rebalance=rebalance)
 
 
-def _pick_values(panel: Panel, strategy: Any, picks: Picks, inputs: dict, sizing: Sizing,
-                 cache: Any) -> dict:
+def pick_sizing_values(panel: Panel, strategy: Any, picks: Picks, inputs: dict,
+                       sizing: Sizing, cache: Any = None) -> dict:
     """Confidence and volatility of each pick at its decision row, as the sizing needs."""
     from core_engine.backtest.inputs import scores_at
 
@@ -256,13 +249,29 @@ def run_portfolio(panel: Panel, strategy: Any, cfg: dict, schedule: Any, picks: 
     """Portfolio mode of ``walk_forward``: sizing inputs, then :func:`simulate_portfolio`."""
     options: PortfolioOptions = cfg["portfolio"]
     sizing = options.sizing_or_default
-    values = _pick_values(panel, strategy, picks, inputs, sizing, cache)
+    values = pick_sizing_values(panel, strategy, picks, inputs, sizing, cache)
     weights = sizing_weights(sizing, picks, cfg["max_positions"], **values)
     return simulate_portfolio(panel, picks, schedule.rows,
                               window_candles=schedule.window_candles, options=options,
                               weights=weights, fee_bps=cfg["fee_bps"],
                               slippage_bps=cfg["slippage_bps"], exits=cfg["exits"],
-                              atr=inputs["atr"], max_exit_delay=cfg.get("max_exit_delay"))
+                              atr=inputs["atr"], max_exit_delay=cfg.get("max_exit_delay"),
+                              end_due_row=run_end_row(panel, schedule))
+
+
+def run_end_row(panel: Panel, schedule: Any) -> int | None:
+    """The row at whose open positions still held after the run's last decision time leave:
+    one window after the last time of the decision grid, *scheduled* (evaluated, or skipped
+    because no candle opened then: an outage), so the end does not depend on whether the
+    market happened to be open at that time (the event trader cannot know it beforehand)."""
+    if len(schedule.times) == 0:
+        return None
+    last = int(schedule.times.asi8[-1])
+    skipped = schedule.skipped
+    outage = skipped.loc[skipped["reason"] == "no_entry_candle", "decision_time"]
+    if len(outage):
+        last = max(last, int(pd.DatetimeIndex(outage).asi8.max()))
+    return (last - int(panel.index.asi8[0])) // panel.step_ns + schedule.window_candles
 
 
 def assemble_portfolio(panel: Panel, cfg: dict, run: dict) -> dict:
@@ -293,48 +302,44 @@ def _stop_fill(exits: ExitRules | None) -> tuple[int, float]:
 
 
 def _params(panel: Panel, options: PortfolioOptions, *, window_candles: int, fee_bps: float,
-            slippage_bps: float, exits: ExitRules | None, max_exit_delay: int | None
-            ) -> tuple[np.ndarray, np.ndarray]:
-    sizing, rules = options.sizing_or_default, options.rules_or_default
+            slippage_bps: float, exits: ExitRules | None, max_exit_delay: int | None,
+            end_due_row: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's packed parameters: the rules and sizing as the risk kernels read them
+    (:func:`~core_engine.risk.rules.rule_params`, shared with the RankingTrader), then the
+    account's own."""
+    rule_fp, rule_ip = rule_params(options.rules, options.sizing_or_default, fee_bps / 1e4)
     fp = np.full(N_FPARAMS, np.nan)
     ip = np.full(N_IPARAMS, -1, dtype=np.int64)
-
-    def frac(value: float | None) -> float:
-        return np.nan if value is None else float(value) / 100.0
-
+    fp[:len(rule_fp)] = rule_fp
+    ip[:len(rule_ip)] = rule_ip
     fp[F_CASH] = options.initial_cash
-    fp[F_FEE] = fee_bps / 1e4
     fp[F_SLIP] = slippage_bps / 1e4
-    fp[F_MAX_POS] = sizing.max_position_pct / 100.0
-    fp[F_LOT] = np.nan if sizing.lot_step is None else float(sizing.lot_step)
-    fp[F_MIN_ORDER] = float(rules.min_order_value)
-    fp[F_RISK] = frac(getattr(sizing, "risk_pct", None)) if sizing.kind == "risk" else np.nan
-    fp[F_DAILY_LOSS] = frac(rules.daily_loss_limit_pct)
-    fp[F_MAX_DD] = frac(rules.max_drawdown_pct)
-    fp[F_MAX_EXPOSURE] = frac(rules.max_exposure_pct)
-    fp[F_MAX_GROSS] = frac(rules.max_gross_exposure_pct)
-    fp[F_MAX_CORR] = np.nan if rules.max_correlation is None else float(rules.max_correlation)
     ip[I_STOP_FILL], fp[F_STOP_FILL_FRAC] = _stop_fill(exits)
     ip[I_WINDOW] = window_candles
     ip[I_HOLD_UNTIL_DROPPED] = int(options.hold == "until_dropped")
     ip[I_REBALANCE] = int(options.rebalance)
-    ip[I_COOLDOWN_NS] = rules.duration_ns("cooldown")
-    ip[I_HALT_NS] = rules.duration_ns("drawdown_halt_for")
-    ip[I_MAX_ENTRIES] = -1 if rules.max_entries_per_day is None else rules.max_entries_per_day
-    ip[I_CORR_LOOKBACK] = rules.correlation_lookback
-    ip[I_LIQ_DAILY] = int(rules.liquidate_on_daily_loss)
-    ip[I_LIQ_DD] = int(rules.liquidate_on_drawdown)
     ip[I_MAX_DELAY] = -1 if max_exit_delay is None else int(max_exit_delay)
     ip[I_INDEX0] = int(panel.index.asi8[0]) if panel.n_times else 0
     ip[I_STEP] = int(panel.step_ns)
+    ip[I_END_DUE] = -1 if end_due_row is None else int(end_due_row)
     return fp, ip
+
+
+def _dist_rows(dist: dict, n_picks: int) -> np.ndarray:
+    """The six exit distances as the kernel's ``(6, n_picks)`` array (rows ``D_*``)."""
+    out = np.empty((6, n_picks))
+    for row, name in enumerate(("stop_frac", "stop_dist", "target_frac", "target_dist",
+                                "trail_frac", "trail_dist")):
+        out[row] = dist[name]
+    return out
 
 
 def simulate_portfolio(panel: Panel, picks: Picks, decision_rows: np.ndarray, *,
                        window_candles: int, options: PortfolioOptions, weights: np.ndarray,
                        fee_bps: float = 10.0, slippage_bps: float = 0.0,
                        exits: ExitRules | None = None, atr: np.ndarray | None = None,
-                       max_exit_delay: int | None = None) -> PortfolioRun:
+                       max_exit_delay: int | None = None,
+                       end_due_row: int | None = None) -> PortfolioRun:
     """Run the account over ``panel`` (see the module docstring for every rule).
 
     Parameters
@@ -354,6 +359,9 @@ def simulate_portfolio(panel: Panel, picks: Picks, decision_rows: np.ndarray, *,
         Each pick's equity fraction (:func:`sizing_weights`; ignored by ``RiskPerTrade``).
     fee_bps, slippage_bps, exits, atr, max_exit_delay
         As in slices mode.
+    end_due_row : int, optional
+        The row at whose open positions still held after the last decision leave
+        (default: one window after the last of ``decision_rows``).
 
     Returns
     -------
@@ -366,7 +374,8 @@ def simulate_portfolio(panel: Panel, picks: Picks, decision_rows: np.ndarray, *,
     options.check_exits(exits)
     dist = resolve_exit_distances(exits, picks, atr)
     fp, ip = _params(panel, options, window_candles=window_candles, fee_bps=fee_bps,
-                     slippage_bps=slippage_bps, exits=exits, max_exit_delay=max_exit_delay)
+                     slippage_bps=slippage_bps, exits=exits, max_exit_delay=max_exit_delay,
+                     end_due_row=end_due_row)
     pick_start = np.searchsorted(picks.rows, rows, side="left").astype(np.int64)
     pick_start = np.append(pick_start, len(picks)).astype(np.int64)
     n_picks = len(picks)
@@ -376,9 +385,8 @@ def simulate_portfolio(panel: Panel, picks: Picks, decision_rows: np.ndarray, *,
     eq = np.zeros((max(panel.n_times - first, 1), 4))
     n_tr, n_bl, n_eq = simulate_portfolio_kernel(
         panel.open, panel.high, panel.low, panel.close, rows, pick_start, picks.cols,
-        np.ascontiguousarray(weights, dtype=np.float64), dist["stop_frac"], dist["stop_dist"],
-        dist["target_frac"], dist["target_dist"], dist["trail_frac"], dist["trail_dist"],
-        fp, ip, trades, blocked, eq)
+        np.ascontiguousarray(weights, dtype=np.float64), _dist_rows(dist, n_picks), fp, ip,
+        trades, blocked, eq)
     return PortfolioRun(trades=trades[:n_tr], blocked=blocked[:n_bl], equity=eq[:n_eq],
                         first_row=first)
 

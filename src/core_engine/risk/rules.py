@@ -42,10 +42,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from core_engine._config import FrozenConfig, check_int, check_number
 from core_engine.errors import ConfigError
 
-__all__ = ["RULE_NAMES", "PortfolioRules"]
+__all__ = ["RULE_NAMES", "PortfolioRules", "rule_params"]
 
 #: The rules that can block an entry, as they appear in ``result.blocked["reason"]``.
 RULE_NAMES = ("max_drawdown_pct", "daily_loss_limit_pct", "cooldown", "max_entries_per_day",
@@ -157,3 +159,51 @@ class PortfolioRules(FrozenConfig):
         """``cooldown`` or ``drawdown_halt_for`` in nanoseconds (-1 when None)."""
         value = getattr(self, name)
         return -1 if value is None else _duration_ns(name, value)
+
+
+def rule_params(rules: PortfolioRules | None, sizing: Any, fee_rate: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The rules and the sizing packed as the risk kernels read them (``fp``, ``ip``).
+
+    Parameters
+    ----------
+    rules : PortfolioRules or None
+        None = every rule off.
+    sizing : Sizing
+        Its ``max_position_pct``, ``lot_step`` and, for ``RiskPerTrade``, ``risk_pct``.
+    fee_rate : float
+        The fee per side as a fraction (0.001 = 10 bps).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        float64 ``fp`` indexed by ``RF_*`` (NaN = off) and int64 ``ip`` indexed by ``RI_*``
+        (-1 = off) of :mod:`core_engine.risk._kernels`. The backtest's portfolio kernel
+        and the event world's ``RankingTrader`` both start from these two arrays.
+    """
+    from core_engine.risk import _kernels as k
+
+    rules = rules if rules is not None else PortfolioRules()
+
+    def frac(value: float | None) -> float:
+        return np.nan if value is None else float(value) / 100.0
+
+    fp = np.full(k.N_RULE_FPARAMS, np.nan)
+    ip = np.full(k.N_RULE_IPARAMS, -1, dtype=np.int64)
+    fp[k.RF_FEE] = float(fee_rate)
+    fp[k.RF_MAX_POS] = float(sizing.max_position_pct) / 100.0
+    fp[k.RF_LOT] = np.nan if sizing.lot_step is None else float(sizing.lot_step)
+    fp[k.RF_MIN_ORDER] = float(rules.min_order_value)
+    fp[k.RF_RISK] = frac(getattr(sizing, "risk_pct", None)) if sizing.kind == "risk" else np.nan
+    fp[k.RF_DAILY_LOSS] = frac(rules.daily_loss_limit_pct)
+    fp[k.RF_MAX_DD] = frac(rules.max_drawdown_pct)
+    fp[k.RF_MAX_EXPOSURE] = frac(rules.max_exposure_pct)
+    fp[k.RF_MAX_GROSS] = frac(rules.max_gross_exposure_pct)
+    fp[k.RF_MAX_CORR] = np.nan if rules.max_correlation is None else float(rules.max_correlation)
+    ip[k.RI_COOLDOWN_NS] = rules.duration_ns("cooldown")
+    ip[k.RI_HALT_NS] = rules.duration_ns("drawdown_halt_for")
+    ip[k.RI_MAX_ENTRIES] = -1 if rules.max_entries_per_day is None else rules.max_entries_per_day
+    ip[k.RI_CORR_LOOKBACK] = rules.correlation_lookback
+    ip[k.RI_LIQ_DAILY] = int(rules.liquidate_on_daily_loss)
+    ip[k.RI_LIQ_DD] = int(rules.liquidate_on_drawdown)
+    return fp, ip

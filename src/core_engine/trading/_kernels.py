@@ -101,3 +101,22 @@ def next_event_row(open_, high, low, resting, start, stop):
             if h > rec.highest:  # False for NaN
                 rec.highest = h
     return stop
+
+
+@njit(cache=True)
+def triggers_on_row(open_, high, low, resting, row, open_only, out):
+    """``out[k]``: whether order ``k`` of ``resting`` can fill on candle ``row`` (with
+    ``open_only``, at its open alone); the SimBroker matches only those in Python. False
+    where the candle is missing."""
+    for k in range(resting.shape[0]):
+        rec = resting[k]
+        c = rec.col
+        o = open_[row, c]
+        if np.isnan(o):
+            out[k] = False
+            continue
+        h = o if open_only else high[row, c]
+        lo = o if open_only else low[row, c]
+        out[k] = order_triggers(rec.side, rec.kind, rec.level, rec.target, rec.trail_frac,
+                                rec.trail_dist, rec.highest, o, h, lo)
+    return out

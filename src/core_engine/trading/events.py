@@ -14,11 +14,14 @@ Between such candles nothing can happen, so none is visited: :func:`next_event_r
 replay jumps to the earlier of that candle and the next wake time (``skip=False`` visits
 every candle and calls ``on_bar`` on each, the slow reference it must equal).
 
-A call due while no symbol has a candle opening at ``t`` (an exchange-wide outage) is made
-at the first candle after it where the market is open, as a live runner would. At the end
-of the data, market sells still waiting (a delisted symbol) fill at the last close there is
-(flagged ``exit_at_last_close``); open positions stay open and are marked at their last
-close.
+A call of the trader's cadence due while no symbol has a candle opening at ``t`` (an
+exchange-wide outage) is made at the first candle after it where the market is open; a time
+the trader asked for with ``ctx.wake_at`` is kept, outage or not (a deadline). At the end of
+the replay, market sells still waiting for an open (the candle starting at the end is
+missing) wait past the end for the first open there is, as ``walk_forward``'s exits do, and
+the equity runs to that candle; when the data themselves end (a delisted symbol), they fill
+at the last close there is (flagged ``exit_at_last_close``). Open positions stay open and
+are marked at their last close.
 
 Equity is marked at every candle's close: cash plus holdings times the last known close.
 """
@@ -139,12 +142,15 @@ class _Clock:
 
     def next_wake(self, row: int) -> int:
         """The first row >= ``row`` at which the trader is called (``n`` or beyond: none
-        inside the data); a call due in an outage moves to the next open candle."""
-        best = self._cadence(row)
+        inside the data). A call of the cadence due in an exchange-wide outage moves to the
+        next open candle; a time the trader asked for (``ctx.wake_at``) is kept, outage or
+        not (a deadline is a deadline: a live runner's clock wakes it too)."""
+        cadence = self._cadence(row)
+        best = int(self.next_open[cadence]) if cadence < self.n else min(cadence, self.n + 1)
         wakes = self.view.wakes
         if wakes:
-            best = min(best, max(wakes[0], row))
-        return int(self.next_open[best]) if best < self.n else min(best, self.n + 1)
+            best = min(best, max(int(wakes[0]), row))
+        return best
 
     def due_at(self, row: int) -> bool:
         """Whether a call is due exactly at ``row`` (used for the call at the end time)."""
@@ -215,7 +221,7 @@ def replay(trader: Trader, data: Any = None, broker: SimBroker | None = None, *,
     loop = _Loop(panel, broker, trader, ctx, view)
     loop.run(start_row, end_row, skip)
     return build_result(trader, panel, broker, records, loop.snapshots,
-                        start_row=start_row, end_row=end_row,
+                        start_row=start_row, end_row=loop.last_row,
                         config={"start": None if start is None else str(start),
                                 "end": None if end is None else str(end), "skip": skip},
                         calls=loop.calls)
@@ -233,6 +239,7 @@ class _Loop:
         self.seen_fills = 0
         self.calls = 0
         self.snapshots: list[tuple[int, float, np.ndarray]] = []
+        self.last_row = -1
 
     def dispatch(self) -> None:
         """Call ``on_fill`` for each new fill, in order (fills it causes included)."""
@@ -259,6 +266,7 @@ class _Loop:
             if skip:
                 target = min(wake, end_row + 1)
                 if not first:
+                    target = min(target, broker.next_deadline_row())
                     resting, ids = broker.resting_records()
                     if len(resting):
                         event = int(next_event_row(open_, high, low, resting, row, target))
@@ -274,19 +282,44 @@ class _Loop:
                 event = row
             self.step(event, called=(event == wake) or not skip)
             row = event + 1
-        # the call at the end time: a time exit due then fills at the open of the candle
-        # starting at the end when there is one, else at the last close (settle_at_end)
+        self.last_row = self.finish(end_row)
+
+    def finish(self, end_row: int) -> int:
+        """The call at the end time, then the market sells still waiting: returns the last
+        row the account was marked at.
+
+        A time exit due at the end fills at the open of the candle starting at the end when
+        there is one. When that candle is missing (an outage) and the data go on, the sell
+        waits for the first open after it, as in ``walk_forward`` (the replay's equity then
+        runs to that candle); with no candle left at all, it fills at the last close there
+        is (``settle_at_end``).
+        """
+        broker, ctx = self.broker, self.ctx
         final = end_row + 1
+        last = end_row
+        n = self.panel.n_times
         if self.clock.due_at(final):
+            fills = len(broker._fills)
             broker.begin_row(final)
             self.dispatch()
             self.clock.consume(final)
             ctx._call("on_bar", lambda: self.trader.on_bar(ctx))
             self.dispatch()
-        broker.settle_at_end(end_row)
-        broker._row = end_row + 1
+            if final < n and len(broker._fills) > fills:  # exits at the open after the end
+                last = final
+                self.snapshot(final)
+        row = last + 1
+        while row < n and broker.market_orders_waiting():
+            broker.begin_row(row, resting=False)
+            self.dispatch()
+            self.snapshot(row)
+            last = row
+            row += 1
+        broker.settle_at_end(last)
+        broker._row = last + 1
         self.dispatch()
-        self.snapshot(end_row)
+        self.snapshot(last)
+        return last
 
     def step(self, row: int, called: bool) -> None:
         broker, ctx = self.broker, self.ctx

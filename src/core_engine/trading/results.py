@@ -150,39 +150,58 @@ def _fill_row(broker: SimBroker, fill: Fill) -> tuple[int, bool]:
     return broker._fill_rows[fill.trade_id]
 
 
-def _round_trips(fills: list[Fill]) -> list[list[Fill]]:
+def _round_trips(fills: list[Fill], orders: dict[str, Order]) -> list[tuple[list[Fill], tuple]]:
     """Group fills per symbol into flat-to-flat round trips (an unfinished one is dropped:
-    the position is still open and counts in the equity)."""
+    the position is still open and counts in the equity), each with the position's cost
+    basis ``(quantity, buy value, buy fees)`` at its close. A sell of an order tagged
+    ``rebalance`` that leaves part of the position is a trip of its own (portfolio mode's
+    partial trade, average cost: the position's value and fees shrink by its share)."""
     by_symbol: dict[str, list[Fill]] = {}
     for fill in fills:
         by_symbol.setdefault(fill.symbol, []).append(fill)
     trips = []
     for symbol_fills in by_symbol.values():
-        held, bought, current = 0.0, 0.0, []
+        held, bought, value, fees, current = 0.0, 0.0, 0.0, 0.0, []
+        basis: tuple | None = None
         for fill in symbol_fills:
-            current.append(fill)
             if fill.side is OrderSide.BUY:
+                current.append(fill)
                 held += fill.quantity
                 bought += fill.quantity
-            else:
+                value += fill.quantity * fill.price
+                fees += fill.fee
+                continue
+            order = orders.get(fill.client_id)
+            if order is not None and order.tag == "rebalance" and current \
+                    and held - fill.quantity > bought * 1e-9:
+                share = fill.quantity / held
+                buys = [f for f in current if f.side is OrderSide.BUY]
+                trips.append((buys + [fill], (fill.quantity, value * share, fees * share)))
                 held -= fill.quantity
-            if held <= bought * 1e-9 and any(f.side is OrderSide.SELL for f in current):
+                value *= 1.0 - share
+                fees *= 1.0 - share
+                continue
+            if basis is None:  # the cost basis of what the closing sells close
+                basis = (held, value, fees)
+            current.append(fill)
+            held -= fill.quantity
+            if held <= bought * 1e-9:
                 if any(f.side is OrderSide.BUY for f in current):
-                    trips.append(current)
-                held, bought, current = 0.0, 0.0, []
-    trips.sort(key=lambda trip: (trip[0].time, trip[0].symbol))
+                    trips.append((current, basis))
+                held, bought, value, fees, current, basis = 0.0, 0.0, 0.0, 0.0, [], None
+    trips.sort(key=lambda trip: (trip[0][0].time.value, trip[0][0].symbol,
+                               trip[0][-1].time.value))
     return trips
 
 
-def _trade_row(trip: list[Fill], orders: dict[str, Order], broker: SimBroker,
+def _trade_row(trip: list[Fill], basis: tuple, orders: dict[str, Order], broker: SimBroker,
                panel: Panel) -> dict:
     buys = [f for f in trip if f.side is OrderSide.BUY]
     sells = [f for f in trip if f.side is OrderSide.SELL]
-    qty = sum(f.quantity for f in buys)
-    buy_value = sum(f.quantity * f.price for f in buys)
+    qty, buy_value, buy_fees = basis
     sell_qty = sum(f.quantity for f in sells)
     sell_value = sum(f.quantity * f.price for f in sells)
-    buy_fees, sell_fees = sum(f.fee for f in buys), sum(f.fee for f in sells)
+    sell_fees = sum(f.fee for f in sells)
     entry_price, exit_price = buy_value / qty, sell_value / sell_qty
     last = sells[-1]
     closing = orders.get(last.client_id)
@@ -232,7 +251,8 @@ def _trade_row(trip: list[Fill], orders: dict[str, Order], broker: SimBroker,
 
 def trades_frame(fills: list[Fill], orders: dict[str, Order], broker: SimBroker,
                  panel: Panel) -> pd.DataFrame:
-    rows = [_trade_row(trip, orders, broker, panel) for trip in _round_trips(fills)]
+    rows = [_trade_row(trip, basis, orders, broker, panel)
+            for trip, basis in _round_trips(fills, orders)]
     frame = pd.DataFrame(rows, columns=TRADE_COLUMNS)
     if not rows:
         frame = frame.astype({"return_pct": float, "best_return_pct": float,
@@ -293,11 +313,9 @@ def account_metrics(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: fl
     mean = float(np.mean(daily_ret)) if len(daily_ret) else math.nan
     dd = equity["drawdown_pct"].to_numpy()
     max_dd = float(dd.max()) if n else 0.0
-    in_dd = dd > 0
-    longest, run = 0, 0
-    for flag in in_dd:
-        run = run + 1 if flag else 0
-        longest = max(longest, run)
+    # the longest run of candles below the peak
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], (dd > 0).astype(np.int8), [0]))))
+    longest = int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
     cagr = (_ratio(final, initial_cash) ** (1.0 / years) - 1.0) * 100.0 \
         if years > 0 and final > 0 else math.nan
     returns = trades["return_pct"].to_numpy(dtype=float)

@@ -37,6 +37,10 @@ Fill rules (DESIGN.md §7; one fill and cost model for every simulation):
   cost; sells in one OCO group hold the largest of them once).
 * Fill times: the candle's open time for fills at the open, its close time for fills inside
   the candle.
+* Simulation only, for the backtest's conventions: :meth:`SimBroker.market_price` tells the
+  price a market order placed now fills at (the open the trader acts at), and
+  :meth:`SimBroker.cap_wait` lets a market sell stuck in an outage leave at the last close
+  before the gap once a deadline passes (``walk_forward``'s ``max_exit_delay``).
 
 The replay drives the clock through :meth:`SimBroker.begin_row` (the open of a candle, when
 the trader acts) and :meth:`SimBroker.match_row` (the rest of the candle).
@@ -61,7 +65,12 @@ from core_engine.backtest._kernels import (
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError, InsufficientFunds, OrderNotFound, OrderRejected
-from core_engine.trading._kernels import limit_buy_on_candle, stop_buy_on_candle
+from core_engine.risk._kernels import lot_quantity
+from core_engine.trading._kernels import (
+    limit_buy_on_candle,
+    stop_buy_on_candle,
+    triggers_on_row,
+)
 from core_engine.trading.broker import split_symbol
 from core_engine.trading.orders import (
     RESTING_DTYPE,
@@ -77,6 +86,7 @@ from core_engine.trading.orders import (
 __all__ = ["SimBroker"]
 
 _TOL = 1e-9
+_NO_DEADLINE = 2**62
 _SAME_FIELDS = ("symbol", "side", "type", "quantity", "quote_quantity", "lot_step", "limit_price",
                 "stop_price", "trail_pct", "trail_offset", "time_in_force", "group")
 
@@ -191,6 +201,17 @@ class SimBroker:
         self._placed_row: dict[str, int] = {}
         self._fills: list[Fill] = []
         self._fill_rows: dict[str, tuple[int, bool]] = {}
+        self._deadlines: dict[str, int] = {}
+        self._now: tuple | None = None  # (row, now()) of the current candle
+        self._bases: list[str] | None = None  # base currency of each symbol
+        self._version = 0  # bumped when the set of open orders changes
+        self._cache: tuple | None = None  # resting records of that version
+        self._records: dict[str, tuple] = {}
+        # open buy / market / ioc orders, in placement order (indexes of _live)
+        self._open_buys: dict[str, None] = {}
+        self._open_markets: dict[str, None] = {}
+        self._open_ioc: dict[str, None] = {}
+        self._live_id = id(self._live)
         self._used: dict[tuple[int, int], float] = {}
         self._row = 0
         self._phase = "open"
@@ -206,16 +227,27 @@ class SimBroker:
     # ------------------------------------------------------------------ the Broker protocol
     def now(self) -> pd.Timestamp:
         self._require()
-        if self._row < len(self._index):
-            return pd.Timestamp(int(self._index[self._row]), tz="UTC")
+        cached = self._now
+        if cached is not None and cached[0] == self._row:
+            return cached[1]
+        value = self._now_at(self._row)
+        self._now = (self._row, value)
+        return value
+
+    def _now_at(self, row: int) -> pd.Timestamp:
+        if row < len(self._index):
+            return pd.Timestamp(int(self._index[row]), tz="UTC")
         return pd.Timestamp(int(self._index[-1]) + self._step, tz="UTC")
 
     def balances(self) -> dict[str, float]:
         panel = self._require()
+        bases = self._bases
+        if bases is None or len(bases) != panel.n_symbols:
+            bases = [split_symbol(symbol, str(self.quote))[0] for symbol in panel.symbols]
+            self._bases = bases
         out = {str(self.quote): float(self.cash)}
-        for j, symbol in enumerate(panel.symbols):
-            base = split_symbol(symbol, str(self.quote))[0]
-            out[base] = out.get(base, 0.0) + float(self.holdings[j])
+        for base, held in zip(bases, self.holdings.tolist(), strict=True):
+            out[base] = out.get(base, 0.0) + held
         return out
 
     def candles(self, symbol: str, timeframe: str | None = None, since: Any = None,
@@ -278,6 +310,8 @@ class SimBroker:
         self._check_funds(order, col)
         order.transition(OrderStatus.SUBMITTED, now)
         self._live[order.client_id] = order
+        self._version += 1
+        self._track(order)
         self._placed_row[order.client_id] = self._row
         if order.trail_reference is not None:
             self._highest[order.client_id] = float(order.trail_reference)
@@ -305,31 +339,80 @@ class SimBroker:
         col = self._col(symbol, error=ConfigError)
         return self._row < len(self._index) and not np.isnan(self._open[self._row, col])
 
+    def market_price(self, symbol: str) -> float:
+        """The raw price (before slippage) a market order placed now fills at: the open of
+        the candle starting now, while the trader acts at that open; NaN otherwise (its
+        candle is missing, or the clock is inside a candle). Reading it is no lookahead: it
+        is the price a market order gets at ``now``, not a later one."""
+        col = self._col(symbol, error=ConfigError)
+        if self._phase != "open" or self._row >= len(self._index):
+            return math.nan
+        return float(self._open[self._row, col])
+
+    def cap_wait(self, client_id: str, deadline: Any) -> None:
+        """Simulation only (``walk_forward``'s ``max_exit_delay``): if the market sell
+        ``client_id`` still waits for an open of its symbol (an outage) when the clock
+        reaches ``deadline``, it fills then at the symbol's last close before it was placed,
+        timed at that candle's close (``reason="last_close"``), as the backtest's capped
+        time exit. A live broker has no such thing; traders check for the method."""
+        order = self.fetch_order(client_id)
+        if order.type is not OrderType.MARKET or order.side is not OrderSide.SELL:
+            raise ConfigError(f"SimBroker.cap_wait applies to market sells; order "
+                              f"{client_id!r} is a {order.type.value} {order.side.value}.")
+        if order.is_open:
+            ns = to_utc_timestamp(deadline, name="deadline").value
+            self._deadlines[client_id] = int(np.searchsorted(self._index, ns, "left"))
+
+    def next_deadline_row(self) -> int:
+        """The first row at which a :meth:`cap_wait` deadline falls (a large number if
+        none): the replay must visit it even when nothing else happens there."""
+        return min(self._deadlines.values(), default=_NO_DEADLINE)
+
+    def _expire_waits(self, row: int) -> None:
+        for cid, deadline in list(self._deadlines.items()):
+            order = self._orders[cid]
+            if not order.is_open:
+                del self._deadlines[cid]
+            elif deadline <= row:
+                del self._deadlines[cid]
+                col = self._cols[order.symbol]
+                present = np.flatnonzero(~np.isnan(self._close[: self._placed_row[cid], col]))
+                if present.size:
+                    r = int(present[-1])
+                    self._execute(order, col, r, float(self._close[r, col]), at_open=False,
+                                  reason="last_close")
+
     def equity(self) -> float:
         """Cash plus holdings marked at their last known close."""
-        prices = self.last_prices()
-        held = self.holdings != 0
-        return float(self.cash + np.sum(self.holdings[held] * np.nan_to_num(prices[held])))
+        held = np.flatnonzero(self.holdings)
+        if not held.size:
+            return float(self.cash)
+        value = self.holdings[held] * self.last_prices()[held]
+        return float(self.cash + value[~np.isnan(value)].sum())
 
     def free_cash(self) -> float:
         """Cash not held by open buy orders."""
         return self.cash - self._reserved_cash(exclude=None)
 
     # ------------------------------------------------------------------ the clock
-    def begin_row(self, row: int) -> None:
+    def begin_row(self, row: int, resting: bool = True) -> None:
         """Move to the open of candle ``row`` (the time the trader acts): mark the account
-        at the last close (:attr:`mark_equity`), then fill the market orders waiting for an
-        open and the resting orders this open crosses (a gap)."""
+        at the last close (:attr:`mark_equity`), fill the market sells whose
+        :meth:`cap_wait` deadline came (at their last close), then the market orders
+        waiting for an open and (``resting``) the resting orders this open crosses (a gap)."""
         self._require()
         self._row = int(row)
         self._phase = "open"
         self.mark_equity = self.equity()
         if self._row >= len(self._index):
             return
-        for order in list(self._live.values()):
-            if order.type is OrderType.MARKET and order.is_open:
+        if self._deadlines:
+            self._expire_waits(self._row)
+        for order in self._live_of(self._open_markets):
+            if order.is_open:
                 self._market_at_open(order, self._cols[order.symbol], self._row)
-        self._match_resting(self._row, open_only=True)
+        if resting:
+            self._match_resting(self._row, open_only=True)
 
     def match_row(self, row: int) -> None:
         """Match the resting orders on the rest of candle ``row``; expire IOC orders; raise
@@ -337,27 +420,34 @@ class SimBroker:
         self._row = int(row)
         self._phase = "intrabar"
         self._match_resting(row, open_only=False)
-        for order in list(self._live.values()):
-            if order.time_in_force == "ioc" and self._placed_row[order.client_id] <= row:
+        for order in self._live_of(self._open_ioc):
+            if order.is_open and self._placed_row[order.client_id] <= row:
                 self._close_order(order, OrderStatus.CANCELLED, "ioc")
-        for cid, order in self._live.items():
-            if cid in self._highest:
-                h = self._high[row, self._cols[order.symbol]]
-                if h > self._highest[cid]:
+        for cid, highest in self._highest.items():
+            trail = self._live.get(cid)
+            if trail is not None:
+                h = self._high[row, self._cols[trail.symbol]]
+                if h > highest:
                     self._highest[cid] = float(h)
 
     def _match_resting(self, row: int, open_only: bool) -> None:
         """Match the resting orders on candle ``row``; ``open_only``: only those its open
-        already crossed (they fill at the open, before the trader acts)."""
+        already crossed (they fill at the open, before the trader acts). A numba pass over
+        the cached records (:func:`~core_engine.trading._kernels.triggers_on_row`, the
+        skipping search's own test) leaves Python only the orders this candle can fill."""
+        records, _, orders = self._resting()
+        if not len(records):
+            return
+        mask = triggers_on_row(self._open, self._high, self._low, records, row, open_only,
+                               np.empty(len(records), dtype=np.bool_))
         done: set[str] = set()
-        for order in list(self._live.values()):
+        for k in np.flatnonzero(mask):
+            order = orders[k]
             if order.client_id in done or not order.is_open or order.type is OrderType.MARKET:
                 continue
             if open_only and self._placed_row[order.client_id] >= row:
                 continue
             col = self._cols[order.symbol]
-            if np.isnan(self._open[row, col]):
-                continue
             group = self._group_pair(order)
             if group is not None:
                 done.update(o.client_id for o in group)
@@ -382,24 +472,52 @@ class SimBroker:
             else:
                 self._close_order(order, OrderStatus.CANCELLED, "data_end")
 
+    def market_orders_waiting(self) -> bool:
+        """Whether a market order waits for an open of its symbol (an outage)."""
+        return any(o.is_open for o in self._live_of(self._open_markets))
+
+    def _resting(self) -> tuple[np.ndarray, list[str], list[Order]]:
+        """The open orders as :data:`RESTING_DTYPE` records, their client ids and the orders,
+        rebuilt only when the set of open orders changed (trail highs refreshed)."""
+        self._check_live()
+        cache = self._cache
+        if cache is None or cache[0] != self._version:
+            orders = [o for o in self._live.values() if o.is_open]
+            rows = []
+            trails = []
+            for k, order in enumerate(orders):
+                sibling = self._target_sibling(order)
+                rows.append(self._record_of(order) + (
+                    np.nan if sibling is None else sibling.limit_price,))
+                if order.client_id in self._highest:
+                    trails.append(k)
+            out = np.array([(c, s, kd, lv, tg, tf, td, np.nan) for c, s, kd, lv, tf, td, tg
+                            in rows], dtype=RESTING_DTYPE) if rows \
+                else np.zeros(0, dtype=RESTING_DTYPE)
+            cache = (self._version, out, [o.client_id for o in orders], orders, trails)
+            self._cache = cache
+        _, out, ids, orders, trails = cache
+        for k in trails:
+            out[k]["highest"] = self._highest.get(ids[k], np.nan)
+        return out, ids, orders
+
+    def _record_of(self, order: Order) -> tuple:
+        """The fixed part of an order's resting record (cached per order)."""
+        rec = self._records.get(order.client_id)
+        if rec is None:
+            level = order.limit_price if order.type is OrderType.LIMIT else order.stop_price
+            rec = (self._cols[order.symbol], SIDE_CODE[order.side], TYPE_CODE[order.type],
+                   np.nan if level is None else level,
+                   np.nan if order.trail_pct is None else order.trail_pct / 100.0,
+                   np.nan if order.trail_offset is None else order.trail_offset)
+            self._records[order.client_id] = rec
+        return rec
+
     def resting_records(self) -> tuple[np.ndarray, list[str]]:
         """The open orders as :data:`RESTING_DTYPE` records (for the skipping search) and
-        their client ids."""
-        orders = [o for o in self._live.values() if o.is_open]
-        out = np.zeros(len(orders), dtype=RESTING_DTYPE)
-        for k, order in enumerate(orders):
-            rec = out[k]
-            rec["col"] = self._cols[order.symbol]
-            rec["side"] = SIDE_CODE[order.side]
-            rec["kind"] = TYPE_CODE[order.type]
-            level = order.limit_price if order.type is OrderType.LIMIT else order.stop_price
-            rec["level"] = np.nan if level is None else level
-            sibling = self._target_sibling(order)
-            rec["target"] = np.nan if sibling is None else sibling.limit_price
-            rec["trail_frac"] = np.nan if order.trail_pct is None else order.trail_pct / 100.0
-            rec["trail_dist"] = np.nan if order.trail_offset is None else order.trail_offset
-            rec["highest"] = self._highest.get(order.client_id, np.nan)
-        return out, [o.client_id for o in orders]
+        their client ids (the array is the broker's cache: read it before the next call)."""
+        out, ids, _ = self._resting()
+        return out, ids
 
     def set_trail_highs(self, client_ids: list[str], highest: np.ndarray) -> None:
         """Write back the trails' ``highest`` raised by the skipping search."""
@@ -529,9 +647,8 @@ class SimBroker:
         rate = self.maker_fee if order.type is OrderType.LIMIT else self.taker_fee
         if order.quantity is None:  # a quote-amount market buy gets its quantity now
             assert order.quote_quantity is not None
-            quantity = order.quote_quantity / price
-            if order.lot_step is not None:
-                quantity = math.floor(quantity / order.lot_step * (1 + 1e-12)) * order.lot_step
+            lot = math.nan if order.lot_step is None else float(order.lot_step)
+            quantity = float(lot_quantity(float(order.quote_quantity), price, lot)[0])
             if quantity <= 0 or (order.min_value is not None
                                  and quantity * price < order.min_value):
                 self._refuse(order, "lot_step" if quantity <= 0 else "min_order_value")
@@ -579,6 +696,9 @@ class SimBroker:
                 order.reason = reason
             self._live.pop(order.client_id, None)
             self._highest.pop(order.client_id, None)
+            self._deadlines.pop(order.client_id, None)
+            self._untrack(order.client_id)
+            self._version += 1
             for sib in self._siblings(order):
                 self._close_order(sib, OrderStatus.CANCELLED, "oco")
 
@@ -598,6 +718,9 @@ class SimBroker:
         order.transition(status, self.now(), reason)
         self._live.pop(order.client_id, None)
         self._highest.pop(order.client_id, None)
+        self._deadlines.pop(order.client_id, None)
+        self._untrack(order.client_id)
+        self._version += 1
 
     def _reject(self, order: Order, reason: str, error: Exception) -> None:
         order.transition(OrderStatus.REJECTED, self.now(), reason)
@@ -629,9 +752,40 @@ class SimBroker:
         price = self._reference_price(order, col)
         return order.remaining * price * (1.0 + rate) if np.isfinite(price) else 0.0
 
+    def _track(self, order: Order) -> None:
+        cid = order.client_id
+        if order.side is OrderSide.BUY:
+            self._open_buys[cid] = None
+        if order.type is OrderType.MARKET:
+            self._open_markets[cid] = None
+        if order.time_in_force == "ioc":
+            self._open_ioc[cid] = None
+
+    def _untrack(self, cid: str) -> None:
+        self._open_buys.pop(cid, None)
+        self._open_markets.pop(cid, None)
+        self._open_ioc.pop(cid, None)
+
+    def _live_of(self, index: dict[str, None]) -> list[Order]:
+        """The open orders of one of the indexes, in placement order."""
+        self._check_live()
+        return [self._live[cid] for cid in list(index) if cid in self._live]
+
+    def _check_live(self) -> None:
+        """The caches of the open orders follow ``_live``; when the dict itself was replaced
+        (an account restored from a save), rebuild them."""
+        if self._live_id != id(self._live):
+            self._live_id = id(self._live)
+            self._cache = None
+            self._version += 1
+            self._open_buys, self._open_markets, self._open_ioc = {}, {}, {}
+            for order in self._live.values():
+                self._track(order)
+
     def _reserved_cash(self, exclude: str | None) -> float:
-        return sum(self._cost(o, self._cols[o.symbol]) for o in self._live.values()
-                   if o.side is OrderSide.BUY and o.client_id != exclude)
+        self._check_live()
+        return sum(self._cost(o, self._cols[o.symbol]) for o in self._live_of(self._open_buys)
+                   if o.client_id != exclude)
 
     def _reserved_base(self, col: int, extra: Order | None) -> float:
         groups: dict[str, float] = {}
