@@ -8,7 +8,9 @@ A *unit* is a list of configurations evaluated together:
   picks, and differ only in their exit rules. The first runs through
   :func:`~core_engine.backtest.walk_forward` (its validation, schedule, scores and
   allocation exactly as the engine makes them); the picks it traded are then simulated
-  under every configuration's exits at once, and each configuration's trades, equity and
+  under every configuration's exits at once (one kernel call, each copy of the picks with
+  its rule's per-pick exit distances: :func:`simulate_exit_variants`), and each
+  configuration's trades, equity and
   metrics are assembled with the engine's own public functions. Picks that found no entry
   candle never trade under any exit rule, so the traded picks are all there is to
   re-simulate; the result equals an independent ``walk_forward`` call exactly.
@@ -28,7 +30,6 @@ equal those of ``walk_forward(start=first, end=last + window)``.
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -47,11 +48,13 @@ from core_engine.backtest import (
     simulate_picks,
     walk_forward,
 )
+from core_engine.backtest.simulate import DISTANCE_KEYS
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import timeframe_ns
 from core_engine.errors import CoreEngineError
 from core_engine.features.cache import FeatureCache
 from core_engine.optimize.results import canonical
+from core_engine.risk import ExitRules
 
 __all__ = ["ALL", "BATCHABLE", "RunSpec", "SharedData", "SweepFeatureCache", "Task", "Unit",
            "batch_key", "error_rows", "run_task", "scope_metrics", "simulate_exit_variants"]
@@ -249,36 +252,40 @@ def _atr(panel: Panel, exits: Sequence[Any], cache: FeatureCache) -> np.ndarray 
     return compute_features([computer], panel, cache=cache)[computer.columns[0]]
 
 
-def _accepts_distances() -> bool:
-    return "distances" in inspect.signature(simulate_picks).parameters
-
-
 def simulate_exit_variants(panel: Panel, picks: Picks, exits: Sequence[Any], *,
                            window_candles: int, fee_bps: float, slippage_bps: float,
                            atr: np.ndarray | None) -> list[np.ndarray]:
     """Simulate the same picks under several exit rules; one record array per rule.
 
-    When :func:`~core_engine.backtest.simulate_picks` takes per-pick exit distances
-    (``distances=``, the hook proposed for the engine), the picks of every distinct rule are
-    concatenated with their distances into one kernel call; until then each distinct rule
-    is one call (identical rules are simulated once).
+    The picks are stacked once per distinct rule, each copy with that rule's per-pick exit
+    distances (:func:`~core_engine.backtest.resolve_exit_distances`), and simulated in one
+    :func:`~core_engine.backtest.simulate_picks` call (``distances=``) per stop-fill model
+    (``stop_fill``, ``stop_fill_range``: one call in the usual sweep). Identical rules are
+    simulated once. Each rule's records equal a ``simulate_picks(exits=rule)`` call.
     """
     distinct: dict[str, int] = {}
     order = [distinct.setdefault(repr(e), len(distinct)) for e in exits]
     unique = [exits[order.index(k)] for k in range(len(distinct))]
-    common: dict[str, Any] = {"window_candles": int(window_candles), "fee_bps": fee_bps,
-                              "slippage_bps": slippage_bps}
-    if _accepts_distances() and len(unique) > 1 and len(picks):
-        n = len(picks)
-        parts = [resolve_exit_distances(e, picks, atr) for e in unique]
-        stacked = Picks(**{k: np.tile(getattr(picks, k), len(unique))
-                           for k in ("rows", "cols", "weights", "ranks", "scores")})
-        distances = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        hooked: Any = simulate_picks  # the engine's signature gains distances= with the hook
-        records = hooked(panel, stacked, distances=distances, **common)
-        results = [records[k * n:(k + 1) * n] for k in range(len(unique))]
-    else:
-        results = [simulate_picks(panel, picks, exits=e, atr=atr, **common) for e in unique]
+    fills: dict[tuple[str, float | None], list[int]] = {}
+    for k, rule in enumerate(unique):
+        fill = ("level", None) if rule is None else (rule.stop_fill, rule.stop_fill_range)
+        fills.setdefault(fill, []).append(k)
+    n = len(picks)
+    results: list[np.ndarray] = [np.zeros(0)] * len(unique)
+    for (stop_fill, stop_fill_range), members in fills.items():
+        parts = [resolve_exit_distances(unique[k], picks, atr) for k in members]
+        stacked = Picks(**{key: np.tile(getattr(picks, key), len(members))
+                           for key in ("rows", "cols", "weights", "ranks", "scores")})
+        distances = {key: np.concatenate([p[key] for p in parts]) for key in DISTANCE_KEYS}
+        model: ExitRules | None = None if stop_fill == "level" else ExitRules(
+            stop_fill=stop_fill, stop_fill_range=stop_fill_range)
+        records = simulate_picks(panel, stacked, window_candles=int(window_candles),
+                                 fee_bps=fee_bps, slippage_bps=slippage_bps, exits=model,
+                                 distances=distances)
+        for position, k in enumerate(members):
+            block = records[position * n:(position + 1) * n].copy()
+            block["pick"] -= position * n  # each block numbers its own picks
+            results[k] = block
     return [results[k] for k in order]
 
 
