@@ -20,7 +20,7 @@ from core_engine.errors import ConfigError
 from core_engine.optimize import Choice, IntUniform, LocalExecutor, ResultStore, Sweep, Uniform
 from core_engine.optimize.evaluate import SharedData, Task, Unit, run_task
 from core_engine.optimize.executors import Executor
-from core_engine.risk import ExitRules, MaxATRPct, TopNEqual
+from core_engine.risk import ExitRules, FixedFraction, MaxATRPct, TopNEqual
 from core_engine.strategies import MacdRsiConfluence, MomentumRank
 
 from .helpers import random_walk_panel
@@ -299,13 +299,19 @@ def test_missing_extras_are_named(monkeypatch, panel):
 # ---------------------------------------------------------------------------- executors
 def test_process_pool_gives_the_inline_results(panel):
     space = {"rsi_low": [35, 45], "exits.stop_loss_pct": [1.0, 2.0]}
-    sweep = Sweep(MacdRsiConfluence(max_atr_pct=2.0), space, panel)
-    inline = sweep.run(executor=INLINE, progress=False)
+    sweeps = [Sweep(MacdRsiConfluence(max_atr_pct=2.0), space, panel),
+              Sweep(MacdRsiConfluence(max_atr_pct=2.0), {"rules.cooldown": ["1h", "6h"],
+                                                         "sizing.pct": [20.0, 45.0]},
+                    panel, mode="portfolio", sizing=FixedFraction(pct=10.0))]
+    inline = [sweep.run(executor=INLINE, progress=False) for sweep in sweeps]
     before = set(glob.glob("/dev/shm/core_engine_panel_*"))
-    pooled = sweep.run(executor=LocalExecutor(2, target_seconds=0.0), progress=False)
-    pd.testing.assert_frame_equal(inline.table.drop(columns="elapsed_s"),
-                                  pooled.table.drop(columns="elapsed_s"))
-    pd.testing.assert_frame_equal(inline.returns, pooled.returns)
+    with LocalExecutor(2, target_seconds=0.0) as pool:  # one pool for both sweeps
+        pooled = [sweep.run(executor=pool, progress=False) for sweep in sweeps]
+    for a, b in zip(inline, pooled, strict=True):
+        pd.testing.assert_frame_equal(a.table.drop(columns="elapsed_s"),
+                                      b.table.drop(columns="elapsed_s"))
+        pd.testing.assert_frame_equal(a.returns, b.returns)
+    assert inline[1].returns.index.name == "day" and len(inline[1].table) == 4
     assert set(glob.glob("/dev/shm/core_engine_panel_*")) == before  # the panel file is gone
 
 
