@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core_engine.backtest import walk_forward
+from core_engine.backtest import BacktestResult, walk_forward
 from core_engine.optimize import (
     CombinatorialPurgedCV,
     LocalExecutor,
@@ -83,7 +83,7 @@ def test_each_fold_chooses_the_best_training_account(walk):
         assert fold["out_of_sample"] == test.metrics["total_return_pct"]
 
 
-def test_the_out_of_sample_run_is_one_account_carried_from_fold_to_fold(walk):
+def test_the_out_of_sample_run_is_one_account_carried_from_fold_to_fold(walk, tmp_path):
     sweep, wfo = walk
     result, folds = wfo.result, wfo.folds
     legs = [(json.loads(f["params"])["column"], f["test_start"], f["test_end"] + HOUR)
@@ -108,6 +108,10 @@ def test_the_out_of_sample_run_is_one_account_carried_from_fold_to_fold(walk):
         assert equity.loc[equity["time"] == first, "equity"].item() == \
             run.metrics["initial_cash"]
     assert result.config["mode"] == "portfolio" and result.blocked is not None
+    assert "(walk-forward optimised)" in result.summary()
+    loaded = BacktestResult.load(result.save(tmp_path / "oos"))
+    pd.testing.assert_frame_equal(loaded.trades, result.trades)
+    assert loaded.metrics == result.metrics
     assert result.data_quality["decision_times_evaluated"] == 90
     report = wfo.overfitting_report(n_blocks=2)
     days = (pd.DatetimeIndex(equity["time"][1:]) - pd.Timedelta(1, "ns")).floor("D")

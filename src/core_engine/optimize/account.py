@@ -188,6 +188,10 @@ def run_legs(panel: Any, legs: Sequence[tuple[Any, Mapping[str, Any], int, int]]
 def stitch_accounts(runs: Sequence[BacktestResult], *, initial_cash: float) -> dict[str, Any]:
     """Trades, blocked picks, equity and account metrics of consecutive account runs, each
     started with the cash the previous one ended with (see the module docstring)."""
+    if len(runs) == 1:  # one leg is its own account (the same account_metrics call)
+        run = runs[0]
+        return {"trades": run.trades, "blocked": run.blocked, "equity": run.equity,
+                "metrics": dict(run.metrics)}
     pieces = []
     for k, run in enumerate(runs):
         equity = run.equity

@@ -10,10 +10,10 @@ A *unit* is a list of configurations evaluated together:
   allocation exactly as the engine makes them); the picks it traded are then simulated
   under every configuration's exits at once (one kernel call, each copy of the picks with
   its rule's per-pick exit distances: :func:`simulate_exit_variants`), and each
-  configuration's trades, equity and
-  metrics are assembled with the engine's own public functions. Picks that found no entry
-  candle never trade under any exit rule, so the traded picks are all there is to
-  re-simulate; the result equals an independent ``walk_forward`` call exactly.
+  configuration's trades, equity and metrics are assembled with the engine's own public
+  functions. Picks that found no entry candle never trade under any exit rule, so the
+  traded picks are all there is to re-simulate; the result equals an independent
+  ``walk_forward`` call exactly.
 * **solo** — a configuration with anything the batched path does not model (portfolio
   mode, an audit, an argument of a newer engine) runs through ``walk_forward`` alone; a
   :class:`~core_engine.trading.Trader` through :func:`~core_engine.trading.replay`.
@@ -139,8 +139,8 @@ class Task:
 
 def batch_key(strategy: Any, backtest: Mapping[str, Any]) -> str | None:
     """The key shared by configurations that can be simulated together, or None (solo)."""
-    if not isinstance(strategy, Strategy) or not set(backtest) <= BATCHABLE or backtest.get("mode", "slices") != "slices" \
-            or backtest.get("audit", 0):
+    if not isinstance(strategy, Strategy) or not set(backtest) <= BATCHABLE \
+            or backtest.get("mode", "slices") != "slices" or backtest.get("audit", 0):
         return None
     shared = {k: v for k, v in backtest.items() if k != "exits"}
     exits = backtest.get("exits")
@@ -354,11 +354,11 @@ def _scope_rows(spec: RunSpec, outcome: Mapping[str, Any], task: Task, panel: Pa
         row = _base_row(spec, name, elapsed)
         if name == ALL and scope is None:
             row.update(_flatten(outcome["metrics"]))
-            times, returns = _period_returns(outcome)
-            row["period_times"], row["period_returns"] = times, returns
+            row["period_times"], row["period_returns"] = _period_returns(outcome)
         elif engine == "slices":
-            metrics, _ = scope_metrics(outcome["trades"], pd.DatetimeIndex(equity["decision_time"]),
-                                       scope, window_ns=outcome["window_ns"],
+            decided = pd.DatetimeIndex(equity["decision_time"])
+            metrics, _ = scope_metrics(outcome["trades"], decided, scope,
+                                       window_ns=outcome["window_ns"],
                                        shift_ns=outcome["shift_ns"])
             row.update(_flatten(metrics))
         else:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
 import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -417,11 +416,3 @@ def _replace(base: Any, fields: dict[str, Any]) -> Any:
     clone.set_params(**fields)
     return clone
 
-
-def walk_forward_arguments() -> list[str]:
-    """The keyword arguments of :func:`core_engine.backtest.walk_forward`, read from its
-    signature (so a newer engine's arguments are known without a change here)."""
-    from core_engine.backtest import walk_forward
-
-    return [p.name for p in inspect.signature(walk_forward).parameters.values()
-            if p.kind is p.KEYWORD_ONLY]
