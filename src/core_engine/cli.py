@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 import pandas as pd
@@ -47,11 +48,14 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         symbols = provider.symbols()
     start, end = args.start, args.end
     if args.provider == "sample" and (start is None or end is None):
+        from core_engine.data.timeframes import parse_timeframe
+
         frames = {s: provider.fetch_ohlcv(s, args.timeframe) for s in symbols}
         firsts = [f["timestamp"].iloc[0] for f in frames.values() if len(f)]
         lasts = [f["timestamp"].iloc[-1] for f in frames.values() if len(f)]
-        start = start or min(firsts)
-        end = end or max(lasts) + pd.Timedelta(args.timeframe.replace("m", "min"))
+        if firsts:
+            start = start or min(firsts)
+            end = end or max(lasts) + parse_timeframe(args.timeframe)
     if start is None or end is None:
         raise CoreEngineError("--start and --end are required for this provider (UTC, end exclusive).")
     store = ParquetStore(args.store)
@@ -213,11 +217,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``core-engine`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except CoreEngineError as exc:
-        print(f"core-engine: error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning  # e.g. a broken store file left out: one line
+        try:
+            return int(args.func(args) or 0)
+        except CoreEngineError as exc:
+            print(f"core-engine: error: {exc}", file=sys.stderr)
+            return 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"core-engine: warning: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -42,14 +42,17 @@ class FixedScores(Strategy):
 
 
 def make_panel(closes, start="2021-03-01", spread=0.001) -> Panel:
-    """A 5m panel from ``(T, N)`` closes; open = previous close, small wicks."""
+    """A 5m panel from ``(T, N)`` closes; open = previous close (the candle's own close
+    after a missing one), small wicks; a NaN close is a missing candle in every field."""
     close = np.asarray(closes, dtype=np.float64)
     open_ = np.vstack([close[:1], close[:-1]])
+    open_ = np.where(np.isnan(open_) | np.isnan(close), close, open_)
     high = np.maximum(open_, close) * (1 + spread)
     low = np.minimum(open_, close) * (1 - spread)
     index = pd.date_range(start, periods=close.shape[0], freq="5min", tz="UTC")
     names = tuple(f"{c}/USDT" for c in "ABCDEFGH"[: close.shape[1]])
-    return Panel(index, names, "5m", open_, high, low, close, np.ones_like(close))
+    volume = np.where(np.isnan(close), np.nan, 1.0)
+    return Panel(index, names, "5m", open_, high, low, close, volume)
 
 
 def flat(n_times, n_symbols, drift=0.0, seed=0):
@@ -258,8 +261,6 @@ def test_no_entry_candle_is_a_blocked_pick():
     close = flat(40, 2)
     close[11:14, 0] = np.nan
     panel = make_panel(close)
-    panel = panel.with_fields(open=np.where(np.isnan(np.vstack([close[:1], close[:-1]]))
-                                            | np.isnan(close), np.nan, panel.open))
     result = run(panel, preference=(2.0, 1.0), window="15m", shift="15m", max_positions=2)
     assert "no_entry_candle" in reasons(result)
     assert result.data_quality["picks_without_entry_candle"] == reasons(result).count(

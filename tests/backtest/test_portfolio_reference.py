@@ -63,7 +63,7 @@ def random_panel(seed: int, n_times: int, n_symbols: int, gaps: int, delist: int
             arr[-delist:, 0] = np.nan
     index = pd.date_range("2021-03-01 20:00", periods=n_times, freq="5min", tz="UTC")
     return Panel(index, tuple(f"S{j}/USDT" for j in range(n_symbols)), "5m", *fields,
-                 np.ones_like(close))
+                 np.where(np.isnan(close), np.nan, 1.0))
 
 
 def random_picks(rng, rows, n_symbols: int) -> Picks:

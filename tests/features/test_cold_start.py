@@ -26,7 +26,8 @@ close[:40, 1] = np.nan            # listed later: one block of present candles
 close[100:110, 2] = np.nan        # an outage inside the series
 idx = pd.date_range("2021-01-01", periods=n, freq="5min", tz="UTC")
 panel = Panel(index=idx, symbols=("A", "B", "C"), timeframe="5m", open=close,
-              high=close * 1.01, low=close * 0.99, close=close, volume=np.ones((n, 3)))
+              high=close * 1.01, low=close * 0.99, close=close,
+              volume=np.where(np.isnan(close), np.nan, 1.0))
 compute_features([RSI(14), ATR(14)], panel)
 RSI(length=np.int32(5)).compute(panel.frame("C"))   # a frame, a numpy integer parameter
 ATR(3).compute_panel(panel.slice_rows(200, 300))     # no missing candle

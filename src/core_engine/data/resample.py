@@ -70,7 +70,8 @@ def resample(data: Panel | pd.DataFrame, timeframe: str, *, complete_only: bool 
     target_ns = timeframe_ns(timeframe)
     ratio = _ratio(base_ns, target_ns, timeframe)
     if data.n_times == 0:
-        return Panel(data.index, data.symbols, format_timeframe(target_ns), *(getattr(data, f) for f in FIELDS))
+        return Panel._trusted(data.index, data.symbols, format_timeframe(target_ns),
+                              **{f: getattr(data, f) for f in FIELDS})
     first_ns = int(data.index.asi8[0])
     bucket0 = first_ns // target_ns * target_ns
     offset = (first_ns - bucket0) // base_ns
@@ -85,7 +86,8 @@ def resample(data: Panel | pd.DataFrame, timeframe: str, *, complete_only: bool 
         if (data.n_times + offset) % ratio:
             hi = n_out - 1
     fields = {name: np.asfortranarray(out[k, lo:hi]) for k, name in enumerate(FIELDS)}
-    return Panel(index[lo:hi], data.symbols, format_timeframe(target_ns), **fields)
+    # aggregated from a panel's candles: valid when they are (a poisoned panel stays poisoned)
+    return Panel._trusted(index[lo:hi], data.symbols, format_timeframe(target_ns), **fields)
 
 
 def align_to_base(values: np.ndarray, higher: Panel, base: Panel) -> np.ndarray:

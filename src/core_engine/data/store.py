@@ -1,8 +1,10 @@
 """ParquetStore: one directory, one Parquet file per (timeframe, symbol), base candles only.
 
-Layout: ``<root>/<timeframe>/<SYMBOL>.parquet`` where ``/`` and ``:`` in the symbol become
-``_`` and ``-`` (``BTC/USDT`` → ``BTC_USDT.parquet``); the exact symbol is kept in the file's
-key/value metadata, so nothing is lost in the file name.
+Layout: ``<root>/<timeframe>/<stem>.<hash>.parquet``: a readable stem of the symbol and a
+hash of the exact symbol (``BTC/USDT`` → ``BTC_USDT.11b4defb0e96.parquet``), so two symbols
+never share a file, not even on a case-insensitive disk; the exact symbol is kept in the
+file's key/value metadata and checked on every read, write and delete (see
+:mod:`core_engine.data._store_files`, which also keeps stores of the older layout readable).
 
 Writes are upserts (merge on timestamp, the newest candle wins), written to a temporary file
 in the same directory, flushed to disk and atomically renamed over the old file, so a process
@@ -10,6 +12,14 @@ killed mid-write leaves the previous file readable and intact. Reads push the ti
 down into Parquet (row-group statistics), so a narrow date range reads only the row groups
 it needs. Indicators are never stored: only candles that pass
 :func:`~core_engine.data.validate_candles`.
+
+The store does not trust its files: a file it did not write, or one damaged since, is
+checked on read (footer first, then the rows in one numba pass) and reported by name with
+the way to remove and re-ingest it. Store-wide operations (:meth:`ParquetStore.symbols`,
+:meth:`~ParquetStore.coverage`, :meth:`~ParquetStore.ingest`,
+:meth:`~ParquetStore.read_panel` of every symbol) leave a broken file out with a
+:class:`StoreWarning` and keep serving the others; asking for that file by its symbol is a
+:class:`~core_engine.errors.StoreError`.
 """
 
 from __future__ import annotations
@@ -27,14 +37,28 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core_engine.data.candles import CANDLE_COLUMNS, empty_candles, gap_report, validate_candles
-from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
+from core_engine.data._kernels import fill_column
+from core_engine.data._store_files import (
+    SUFFIX,
+    BrokenFile,
+    BrokenStoreFileError,
+    StoreWarning,
+    check_symbol,
+    file_name,
+    footer_problem,
+    frame_from_table,
+    legacy_name,
+    read_checked_table,
+    recorded,
+    tf_folder,
+)
+from core_engine.data.candles import CANDLE_COLUMNS, gap_report, timestamps_ns, validate_candles
+from core_engine.data.panel import FIELDS, Panel, check_grid
+from core_engine.data.timeframes import timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError, StoreError
 
-__all__ = ["IngestReport", "ParquetStore"]
+__all__ = ["BrokenFile", "IngestReport", "ParquetStore", "StoreWarning"]
 
-_SYMBOL_KEY = b"core_engine.symbol"
-_TIMEFRAME_KEY = b"core_engine.timeframe"
 _ROW_GROUP = 32_768
 # Byte-stream-split floats and delta-coded timestamps compress prices well under zstd and
 # decode about twice as fast as dictionary/plain pages (benchmarks/bench_store.py).
@@ -48,20 +72,26 @@ _SCHEMA = pa.schema(
     [pa.field("timestamp", pa.timestamp("ns", tz="UTC"), nullable=False)]
     + [pa.field(c, pa.float64(), nullable=False) for c in CANDLE_COLUMNS[1:]]
 )
+_NS_MIN, _NS_MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+_COVERAGE_COLUMNS = ["symbol", "timeframe", "first", "last", "candles", "missing", "gaps",
+                     "longest_gap", "discontinuities", "status"]
 
 
-def _file_stem(symbol: str) -> str:
-    if not symbol or symbol.startswith(".") or any(c in symbol for c in "\\\0"):
-        raise ConfigError(f"Symbol {symbol!r} cannot be stored; expected a name such as 'BTC/USDT'.")
-    return symbol.replace("/", "_").replace(":", "-")
+def _warn(broken: BrokenFile) -> None:
+    warnings.warn(str(broken), StoreWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
 class IngestReport:
-    """What :meth:`ParquetStore.ingest` fetched: per symbol, the ranges asked and rows added."""
+    """What :meth:`ParquetStore.ingest` fetched: per symbol, the ranges asked and rows added.
+
+    ``skipped`` maps each symbol that was not ingested because its stored file is broken to
+    the message naming the file and the fix.
+    """
 
     timeframe: str
     fetched: dict[str, list[tuple[pd.Timestamp, pd.Timestamp, int]]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def rows_added(self) -> int:
@@ -70,6 +100,9 @@ class IngestReport:
     def __str__(self) -> str:
         lines = [f"ingest {self.timeframe}: {self.rows_added:,} candles fetched"]
         for symbol, ranges in self.fetched.items():
+            if symbol in self.skipped:
+                lines.append(f"  {symbol}: skipped: {self.skipped[symbol]}")
+                continue
             if not ranges:
                 lines.append(f"  {symbol}: up to date")
             for lo, hi, n in ranges:
@@ -102,28 +135,95 @@ class ParquetStore:
     # ------------------------------------------------------------------ paths
     def path(self, symbol: str, timeframe: str) -> Path:
         """The file that holds ``symbol`` at ``timeframe`` (it may not exist yet)."""
-        tf = format_timeframe(timeframe_ns(timeframe))
-        return self.root / tf / f"{_file_stem(symbol)}.parquet"
+        return self.root / tf_folder(timeframe) / file_name(symbol)
+
+    def _locate(self, symbol: str, tf: str) -> Path | None:
+        """The existing file of ``symbol``: its own, else one of the older layout that records
+        ``symbol`` (or whose footer is unreadable, so that the error names it)."""
+        path = self.path(symbol, tf)
+        if path.exists():
+            return path
+        old = path.parent / legacy_name(symbol)
+        if not old.is_file():
+            return None
+        try:
+            owner = recorded(pq.read_schema(old).metadata)[0]
+        except (OSError, pa.ArrowException):
+            return old
+        return old if owner == symbol else None
 
     def timeframes(self) -> list[str]:
-        """Timeframes with at least one stored symbol, shortest first."""
+        """Timeframes with at least one stored file, shortest first (other folders ignored)."""
         if not self.root.is_dir():
             return []
-        found = [p.name for p in self.root.iterdir() if p.is_dir() and any(p.glob("*.parquet"))]
-        return sorted(found, key=lambda tf: timeframe_ns(tf))
+        found = []
+        for folder in self.root.iterdir():
+            try:
+                ok = folder.is_dir() and tf_folder(folder.name) == folder.name
+            except ConfigError:
+                continue
+            if ok and any(not p.name.startswith(".") for p in folder.glob(f"*{SUFFIX}")):
+                found.append(folder.name)
+        return sorted(found, key=timeframe_ns)
 
-    def symbols(self, timeframe: str = "5m") -> list[str]:
-        """The symbols stored at ``timeframe``, sorted."""
-        directory = self.root / format_timeframe(timeframe_ns(timeframe))
+    def _scan(self, tf: str) -> tuple[dict[str, Path], list[BrokenFile]]:
+        """Every file of one timeframe folder: the servable ones by symbol, and the broken.
+
+        Only footers are read (schema, metadata, statistics); rows are checked on read.
+        """
+        directory = self.root / tf
+        files: dict[str, Path] = {}
+        legacy: dict[str, Path] = {}
+        broken: list[BrokenFile] = []
         if not directory.is_dir():
-            return []
-        out = []
-        for path in sorted(directory.glob("*.parquet")):
+            return files, broken
+        for path in sorted(directory.glob(f"*{SUFFIX}")):
             if path.name.startswith("."):
                 continue
-            meta = pq.read_schema(path).metadata or {}
-            out.append(meta.get(_SYMBOL_KEY, path.stem.encode()).decode())
-        return sorted(out)
+            try:
+                with pq.ParquetFile(path) as parquet:
+                    symbol = recorded(parquet.schema_arrow.metadata)[0]
+                    problem = footer_problem(parquet, None, tf)
+            except (OSError, pa.ArrowException) as exc:
+                broken.append(BrokenFile(path, tf, None, f"cannot be read as Parquet ({exc})"))
+                continue
+            if problem or symbol is None:
+                broken.append(BrokenFile(path, tf, symbol, problem or "has no symbol"))
+            elif path.name == file_name(symbol):
+                files[symbol] = path
+            elif path.name == legacy_name(symbol):
+                legacy[symbol] = path
+            else:
+                broken.append(BrokenFile(path, tf, symbol, (
+                    f"records the symbol {symbol!r}, whose file is {file_name(symbol)} (a file "
+                    "copied or renamed by hand)")))
+        for symbol, path in legacy.items():
+            if symbol in files:
+                broken.append(BrokenFile(path, tf, symbol, (
+                    f"is an older copy of {symbol}, superseded by {files[symbol].name}")))
+            else:
+                files[symbol] = path
+        return files, broken
+
+    def symbols(self, timeframe: str = "5m") -> list[str]:
+        """The symbols stored at ``timeframe``, sorted.
+
+        A file that cannot be served (not Parquet, not written by this store, wrong schema)
+        is left out with a :class:`StoreWarning` naming it; see :meth:`broken`.
+        """
+        files, broken = self._scan(tf_folder(timeframe))
+        for item in broken:
+            _warn(item)
+        return sorted(files)
+
+    def broken(self, timeframe: str | None = None) -> list[BrokenFile]:
+        """The files whose footer shows they cannot be served (all timeframes by default).
+
+        Rows are not read: a file whose rows break the candle contract is found when it is
+        read (and listed by :meth:`coverage`).
+        """
+        tfs = [tf_folder(timeframe)] if timeframe else self.timeframes()
+        return [item for tf in tfs for item in self._scan(tf)[1]]
 
     # ------------------------------------------------------------------ write
     @contextmanager
@@ -159,31 +259,40 @@ class ParquetStore:
         DataValidationError
             If ``candles`` is not a valid candle frame (nothing is written).
         StoreError
-            If the file cannot be written.
+            If the file cannot be written, or the stored file is broken or records another
+            symbol (nothing is written; the message names the file).
         """
-        validate_candles(candles, timeframe, symbol=symbol)
-        path = self.path(symbol, timeframe)
+        check_symbol(symbol)
+        tf = tf_folder(timeframe)
+        validate_candles(candles, tf, symbol=symbol)
+        path = self.path(symbol, tf)
         new = candles.loc[:, list(CANDLE_COLUMNS)]
         with self._locked(path):
             # Under the lock no other writer is mid-write on this file: any temp file left
             # beside it is debris from a writer that was killed, and is removed.
             for stale in path.parent.glob(f".{path.name}.*.tmp"):
                 stale.unlink(missing_ok=True)
-            old = _table_to_frame(self._read_path(path, None, None)) if path.exists() else None
-            if old is not None and len(old):
+            source = self._locate(symbol, tf)
+            if source is not None:
+                table = read_checked_table(source, symbol, tf, None, None)
+                old = frame_from_table(table, source, symbol, tf)
                 merged = pd.concat([old, new], ignore_index=True)
                 keep = ~merged["timestamp"].duplicated(keep="last").to_numpy()
                 merged = merged.loc[keep].sort_values("timestamp", kind="stable").reset_index(drop=True)
             else:
                 merged = new.reset_index(drop=True)
-            self._atomic_write(path, merged, symbol, timeframe)
+            self._atomic_write(path, merged, symbol, tf)
+            if source is not None and source != path:
+                source.unlink(missing_ok=True)  # moved from the older layout to its own name
         return len(merged)
 
     def _atomic_write(self, path: Path, frame: pd.DataFrame, symbol: str, timeframe: str) -> None:
-        table = pa.Table.from_pandas(frame, schema=_SCHEMA, preserve_index=False)
-        table = table.replace_schema_metadata({
-            _SYMBOL_KEY: symbol.encode(),
-            _TIMEFRAME_KEY: format_timeframe(timeframe_ns(timeframe)).encode(),
+        ns = timestamps_ns(frame)  # any datetime unit and UTC alias -> ns UTC
+        columns = [pa.array(ns, type=pa.int64()).cast(_SCHEMA.field("timestamp").type)]
+        columns += [pa.array(frame[c].to_numpy(dtype=np.float64)) for c in CANDLE_COLUMNS[1:]]
+        table = pa.Table.from_arrays(columns, schema=_SCHEMA).replace_schema_metadata({
+            b"core_engine.symbol": symbol.encode(),
+            b"core_engine.timeframe": timeframe.encode(),
         })
         tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
         try:
@@ -201,53 +310,54 @@ class ParquetStore:
             raise StoreError(f"Could not write {path}: {exc}") from exc
 
     def delete(self, symbol: str, timeframe: str) -> bool:
-        """Remove a stored series; return whether it existed."""
-        path = self.path(symbol, timeframe)
+        """Remove a stored series; return whether it existed.
+
+        A damaged file of ``symbol`` is removed too (that is how to clear it before
+        re-ingesting).
+
+        Raises
+        ------
+        StoreError
+            If the file at ``symbol``'s name records another symbol (nothing is removed).
+        """
+        check_symbol(symbol)
+        tf = tf_folder(timeframe)
+        path = self.path(symbol, tf)
         with self._locked(path):
-            existed = path.exists()
-            path.unlink(missing_ok=True)
+            existed = False
+            for candidate in (path, self._locate(symbol, tf)):
+                if candidate is None or not candidate.exists():
+                    continue
+                try:
+                    owner = recorded(pq.read_schema(candidate).metadata)[0]
+                except (OSError, pa.ArrowException):
+                    owner = None  # unreadable: its name is the symbol's, so it is the symbol's
+                if owner is not None and owner != symbol:
+                    raise StoreError(
+                        f"Store file {candidate} records the symbol {owner!r}, not {symbol!r}; "
+                        f"it was not removed. Delete it by hand if it is not {owner!r}'s."
+                    )
+                candidate.unlink()
+                existed = True
         return existed
 
     # ------------------------------------------------------------------ read
-    def _read_table(self, symbol: str, timeframe: str, start_ns: int | None,
-                    end_ns: int | None) -> pa.Table:
-        path = self.path(symbol, timeframe)
-        if not path.exists():
-            stored = self.symbols(timeframe)
+    def _read_table(self, symbol: str, tf: str, start_ns: int | None,
+                    end_ns: int | None) -> tuple[Path, pa.Table]:
+        check_symbol(symbol)
+        path = self._locate(symbol, tf)
+        if path is None:
+            stored = sorted(self._scan(tf)[0])
             raise StoreError(
-                f"{symbol} is not stored at {timeframe} in {self.root}; stored symbols: "
+                f"{symbol} is not stored at {tf} in {self.root}; stored symbols: "
                 f"{stored or 'none'}."
             )
-        return self._read_path(path, start_ns, end_ns)
+        return path, read_checked_table(path, symbol, tf, start_ns, end_ns)
 
     @staticmethod
-    def _read_path(path: Path, start_ns: int | None, end_ns: int | None) -> pa.Table:
-        """Read a file, decoding only the row groups whose timestamp range meets the filter.
-
-        The row groups are chosen from the min/max statistics in the footer (predicate
-        push-down), then the edge rows are cut with one vectorised comparison.
-        """
-        try:
-            parquet = pq.ParquetFile(path)
-            if start_ns is None and end_ns is None:
-                return parquet.read(columns=list(CANDLE_COLUMNS))
-            lo = -(2**63) if start_ns is None else start_ns
-            hi = 2**63 - 1 if end_ns is None else end_ns
-            groups = []
-            for g in range(parquet.metadata.num_row_groups):
-                stats = parquet.metadata.row_group(g).column(0).statistics
-                if stats is None or not stats.has_min_max:
-                    groups.append(g)
-                    continue
-                g_min, g_max = pd.Timestamp(stats.min).value, pd.Timestamp(stats.max).value
-                if g_max >= lo and g_min < hi:
-                    groups.append(g)
-            table = parquet.read_row_groups(groups, columns=list(CANDLE_COLUMNS))
-        except (OSError, pa.ArrowException) as exc:
-            raise StoreError(f"Could not read {path}: {exc}") from exc
-        ns = table.column("timestamp").to_numpy().view(np.int64)
-        keep = (ns >= lo) & (ns < hi)
-        return table if keep.all() else table.filter(pa.array(keep))
+    def _bounds(start, end) -> tuple[int | None, int | None]:
+        return (None if start is None else to_utc_timestamp(start, name="start").value,
+                None if end is None else to_utc_timestamp(end, name="end").value)
 
     def read(
         self,
@@ -259,7 +369,7 @@ class ParquetStore:
         """Read candles with ``start <= timestamp < end`` for each symbol.
 
         The time filter is pushed down into Parquet, so only the row groups overlapping the
-        range are decoded.
+        range are decoded. Every file is checked (see the module notes).
 
         Returns
         -------
@@ -269,88 +379,129 @@ class ParquetStore:
         Raises
         ------
         StoreError
-            If a symbol is not stored at ``timeframe`` (the message lists what is).
+            If a symbol is not stored at ``timeframe`` (the message lists what is), or its
+            file is broken (the message names it and says how to remove and re-ingest it).
         """
         if isinstance(symbols, str):
             symbols = [symbols]
-        start_ns = None if start is None else to_utc_timestamp(start, name="start").value
-        end_ns = None if end is None else to_utc_timestamp(end, name="end").value
-        return {
-            symbol: _table_to_frame(self._read_table(symbol, timeframe, start_ns, end_ns))
-            for symbol in symbols
-        }
+        tf = tf_folder(timeframe)
+        start_ns, end_ns = self._bounds(start, end)
+        out = {}
+        for symbol in symbols:
+            path, table = self._read_table(symbol, tf, start_ns, end_ns)
+            out[symbol] = frame_from_table(table, path, symbol, tf)
+        return out
 
     def read_one(self, symbol: str, timeframe: str = "5m", start=None, end=None) -> pd.DataFrame:
         """Read one symbol (see :meth:`read`)."""
         return self.read([symbol], timeframe, start, end)[symbol]
 
     def read_panel(self, symbols: Iterable[str] | None = None, timeframe: str = "5m",
-                   start=None, end=None):
-        """Read straight into a :class:`~core_engine.data.Panel` (fast path, no per-symbol frames)."""
-        from core_engine.data.panel import FIELDS, Panel
+                   start=None, end=None) -> Panel:
+        """Read straight into a :class:`~core_engine.data.Panel` (no per-symbol frames).
 
+        Each file's rows are checked against the candle contract while they are copied into
+        the panel (one numba pass). With ``symbols=None`` every stored symbol is read and a
+        broken file is left out with a :class:`StoreWarning`; a symbol asked for by name
+        whose file is broken is a :class:`~core_engine.errors.StoreError`.
+        """
+        tf = tf_folder(timeframe)
+        explicit = symbols is not None
         if symbols is None:
-            symbols = self.symbols(timeframe)
-        symbols = list(symbols)
-        if not symbols:
-            raise StoreError(f"No symbols stored at {timeframe} in {self.root}.")
-        step = timeframe_ns(timeframe)
-        start_ns = None if start is None else to_utc_timestamp(start, name="start").value
-        end_ns = None if end is None else to_utc_timestamp(end, name="end").value
-        tables = [self._read_table(symbol, timeframe, start_ns, end_ns) for symbol in symbols]
-        stamps = [t.column("timestamp").to_numpy().view(np.int64) for t in tables]
-        present = [ns for ns in stamps if ns.size]
-        if not present:
-            index = pd.DatetimeIndex([], tz="UTC")
-            empty = np.empty((0, len(symbols)))
-            return Panel(index, tuple(symbols), timeframe, empty, empty, empty, empty, empty)
-        first = min(ns[0] for ns in present) // step * step
-        n_times = int((max(ns[-1] for ns in present) - first) // step + 1)
-        arrays = [np.empty((n_times, len(symbols)), order="F") for _ in FIELDS]
-        for j, (ns, table) in enumerate(zip(stamps, tables, strict=True)):
-            _fill_column(arrays, j, ns, table, first, step)
-        index = pd.DatetimeIndex(first + np.arange(n_times, dtype=np.int64) * step, tz="UTC")
-        return Panel(index, tuple(symbols), timeframe, *arrays)
+            files, broken = self._scan(tf)
+            for item in broken:
+                _warn(item)
+            names = sorted(files)
+        else:
+            names = [symbols] if isinstance(symbols, str) else list(symbols)
+        if not names:
+            raise StoreError(f"No symbols stored at {tf} in {self.root}.")
+        start_ns, end_ns = self._bounds(start, end)
+        tables: list[tuple[str, Path, pa.Table]] = []
+        for symbol in names:
+            try:
+                tables.append((symbol, *self._read_table(symbol, tf, start_ns, end_ns)))
+            except BrokenStoreFileError as exc:
+                if explicit:
+                    raise
+                _warn(exc.file)
+        while True:
+            if not tables:
+                raise StoreError(f"No readable symbols at {tf} in {self.root}: every stored "
+                                 "file is broken (see the warnings).")
+            try:
+                return _panel_from_tables(tables, tf)
+            except BrokenStoreFileError as exc:
+                if explicit:
+                    raise
+                _warn(exc.file)
+                tables = [item for item in tables if item[1] != exc.file.path]
 
     # ------------------------------------------------------------------ report
     def coverage(self, timeframe: str | None = None) -> pd.DataFrame:
-        """One row per stored series: first/last candle, candles, missing candles, gaps."""
+        """One row per stored file: first/last candle, candles, missing candles, gaps, price
+        discontinuities (see :func:`~core_engine.data.gap_report`) and a ``status``.
+
+        ``status`` is ``"ok"``, or ``"broken: <why>"`` for a file that cannot be served (it is
+        reported with a :class:`StoreWarning` naming it, and its counts are empty).
+        """
         rows = []
-        for tf in [timeframe] if timeframe else self.timeframes():
-            for symbol in self.symbols(tf):
-                frame = self.read_one(symbol, tf)
+        for tf in [tf_folder(timeframe)] if timeframe else self.timeframes():
+            files, broken = self._scan(tf)
+            for symbol, path in sorted(files.items()):
+                try:
+                    frame = frame_from_table(read_checked_table(path, symbol, tf, None, None),
+                                             path, symbol, tf)
+                except BrokenStoreFileError as exc:
+                    broken.append(exc.file)
+                    continue
                 report = gap_report(frame, tf)
                 rows.append({
-                    "symbol": symbol,
-                    "timeframe": format_timeframe(timeframe_ns(tf)),
+                    "symbol": symbol, "timeframe": tf,
                     "first": frame["timestamp"].iloc[0] if len(frame) else pd.NaT,
                     "last": frame["timestamp"].iloc[-1] if len(frame) else pd.NaT,
-                    "candles": report.candles,
-                    "missing": report.missing,
-                    "gaps": report.count,
+                    "candles": report.candles, "missing": report.missing, "gaps": report.count,
                     "longest_gap": report.longest,
+                    "discontinuities": len(report.discontinuities), "status": "ok",
                 })
-        columns = ["symbol", "timeframe", "first", "last", "candles", "missing", "gaps", "longest_gap"]
-        return pd.DataFrame(rows, columns=columns)
+            for item in broken:
+                _warn(item)
+                rows.append({"symbol": item.symbol or item.path.name, "timeframe": tf,
+                             "first": pd.NaT, "last": pd.NaT,
+                             "status": f"broken: {item.path.name} {item.reason}"})
+        out = pd.DataFrame(rows, columns=_COVERAGE_COLUMNS)
+        counts = ["candles", "missing", "gaps", "longest_gap", "discontinuities"]
+        out[counts] = out[counts].astype("Int64")
+        for column in ("first", "last"):
+            out[column] = pd.to_datetime(out[column], utc=True)
+        return out
 
     # ------------------------------------------------------------------ ingest
-    def missing_ranges(self, symbol: str, timeframe: str, start, end) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    def missing_ranges(self, symbol: str, timeframe: str, start,
+                       end) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
         """The parts of ``[start, end)`` not covered by the stored span of ``symbol``.
 
         Only the head and the tail are refetched: gaps inside the stored span are exchange
         outages that a refetch would not fill (see :meth:`coverage` to list them).
+
+        Raises
+        ------
+        StoreError
+            If the stored file of ``symbol`` is broken (the message names it).
         """
         step = timeframe_ns(timeframe)
         lo = to_utc_timestamp(start, name="start")
         hi = to_utc_timestamp(end, name="end")
         if hi <= lo:
             raise ConfigError(f"ingest needs start before end. Got start={lo}, end={hi}.")
-        path = self.path(symbol, timeframe)
-        if not path.exists():
+        tf = tf_folder(timeframe)
+        path = self._locate(check_symbol(symbol), tf)
+        if path is None:
             return [(lo, hi)]
-        stamps = pq.read_table(path, columns=["timestamp"]).column("timestamp").to_numpy().view(np.int64)
-        if stamps.size == 0:
+        stored = frame_from_table(read_checked_table(path, symbol, tf, None, None), path, symbol, tf)
+        if stored.empty:
             return [(lo, hi)]
+        stamps = timestamps_ns(stored)
         first = pd.Timestamp(int(stamps[0]), tz="UTC")
         after_last = pd.Timestamp(int(stamps[-1]) + step, tz="UTC")
         ranges = []
@@ -383,59 +534,62 @@ class ParquetStore:
 
         if isinstance(symbols, str):
             symbols = [symbols]
-        report = IngestReport(format_timeframe(timeframe_ns(timeframe)))
+        report = IngestReport(tf_folder(timeframe))
         for symbol in progress_bar(list(symbols), desc=f"ingest {timeframe}", enabled=progress):
             report.fetched[symbol] = []
-            for lo, hi in self.missing_ranges(symbol, timeframe, start, end):
-                candles = provider.fetch_ohlcv(symbol, timeframe, lo, hi)
-                if len(candles):
-                    ts = candles["timestamp"]
-                    outside = (ts < lo) | (ts >= hi)
-                    if outside.any():
-                        warnings.warn(
-                            f"{type(provider).__name__} returned {int(outside.sum())} candles of "
-                            f"{symbol} outside [{lo}, {hi}); they were not stored.",
-                            stacklevel=2,
-                        )
-                        candles = candles.loc[~outside.to_numpy()].reset_index(drop=True)
-                if len(candles):
-                    self.write(symbol, timeframe, candles)
-                report.fetched[symbol].append((lo, hi, len(candles)))
+            try:
+                self._ingest_one(provider, symbol, timeframe, start, end, report)
+            except BrokenStoreFileError as exc:
+                _warn(exc.file)
+                report.skipped[symbol] = str(exc)
         return report
 
+    def _ingest_one(self, provider, symbol: str, timeframe: str, start, end,
+                    report: IngestReport) -> None:
+        """Fetch and write the missing ranges of one symbol into ``report``."""
+        for lo, hi in self.missing_ranges(symbol, timeframe, start, end):
+            candles = provider.fetch_ohlcv(symbol, timeframe, lo, hi)
+            if len(candles):
+                ts = candles["timestamp"]
+                outside = (ts < lo) | (ts >= hi)
+                if outside.any():
+                    warnings.warn(
+                        f"{type(provider).__name__} returned {int(outside.sum())} candles of "
+                        f"{symbol} outside [{lo}, {hi}); they were not stored.",
+                        stacklevel=2,
+                    )
+                    candles = candles.loc[~outside.to_numpy()].reset_index(drop=True)
+            if len(candles):
+                self.write(symbol, timeframe, candles)
+            report.fetched[symbol].append((lo, hi, len(candles)))
 
-def _table_to_frame(table: pa.Table) -> pd.DataFrame:
-    if table.num_rows == 0:
-        return empty_candles()
-    data = {"timestamp": pd.DatetimeIndex(table.column("timestamp").to_numpy().view("datetime64[ns]"), tz="UTC")}
-    for column in CANDLE_COLUMNS[1:]:
-        data[column] = table.column(column).to_numpy()
-    return pd.DataFrame(data)
 
+def _panel_from_tables(tables: list[tuple[str, Path, pa.Table]], tf: str) -> Panel:
+    """Copy checked store tables into a Panel, checking every row on the way (one pass)."""
+    step = timeframe_ns(tf)
+    symbols = tuple(symbol for symbol, _, _ in tables)
+    stamps = [table.column("timestamp").to_numpy().view(np.int64) for _, _, table in tables]
 
-def _fill_column(arrays: list[np.ndarray], j: int, ns: np.ndarray, table: pa.Table,
-                 first: int, step: int) -> None:
-    """Copy one symbol's table into column ``j`` of the panel arrays, NaN where no candle.
+    def ensure_sorted(j: int) -> None:
+        ns = stamps[j]
+        if ns.size > 1 and not bool((np.diff(ns) > 0).all()):
+            symbol, path, table = tables[j]
+            frame_from_table(table, path, symbol, tf)  # raises, naming the file and the row
 
-    Without holes the Parquet pages are copied chunk by chunk straight into the column;
-    with holes the rows are scattered by their grid position.
-    """
-    from core_engine.data.panel import FIELDS
-
-    n_times = arrays[0].shape[0]
-    row0 = int((ns[0] - first) // step) if ns.size else 0
-    contiguous = ns.size > 0 and int((ns[-1] - ns[0]) // step) + 1 == ns.size
-    if not (contiguous and row0 == 0 and ns.size == n_times):
-        for values in arrays:
-            values[:, j] = np.nan
-    if ns.size == 0:
-        return
-    for values, name in zip(arrays, FIELDS, strict=True):
-        if contiguous:
-            row = row0
-            for chunk in table.column(name).chunks:
-                size = len(chunk)
-                values[row:row + size, j] = chunk.to_numpy(zero_copy_only=False)
-                row += size
-        else:
-            values[(ns - first) // step, j] = table.column(name).to_numpy()
+    first, n_times = check_grid(stamps, symbols, step, "ParquetStore.read_panel", ensure_sorted)
+    arrays = {name: np.empty((n_times, len(symbols)), order="F") for name in FIELDS}
+    for j, (symbol, path, table) in enumerate(tables):
+        out_o, out_h, out_l, out_c, out_v = (arrays[name][:, j] for name in FIELDS)
+        last_row = -1
+        for batch in table.to_batches():
+            ns = batch.column(0).to_numpy().view(np.int64)
+            o, h, lo, c, v = (batch.column(k).to_numpy() for k in range(1, 6))
+            fault, _, last_row = fill_column(ns, o, h, lo, c, v, out_o, out_h, out_l, out_c, out_v,
+                                             first, step, _NS_MIN, _NS_MAX, True, last_row)
+            if fault:
+                frame_from_table(table, path, symbol, tf)  # raises, naming the file and the row
+                raise BrokenFile(path, tf, symbol, "breaks the candle contract").error()
+        for target in (out_o, out_h, out_l, out_c, out_v):
+            target[last_row + 1:] = np.nan
+    index = pd.DatetimeIndex(first + np.arange(n_times, dtype=np.int64) * step, tz="UTC")
+    return Panel._trusted(index, symbols, tf, **arrays)

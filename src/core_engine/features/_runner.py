@@ -21,7 +21,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numba
 import numpy as np
@@ -29,8 +29,18 @@ import numpy as np
 from core_engine.errors import ConfigError
 from core_engine.features import _kernels as k
 
-if TYPE_CHECKING:
-    from core_engine.features.base import KernelFeature
+
+class KernelFeature(Protocol):
+    """What the runner reads of a feature (``features.base.KernelFeature`` provides it;
+    named structurally here so that the runner does not import the module that calls it)."""
+
+    @property
+    def _kind(self) -> int: ...
+
+    @property
+    def columns(self) -> tuple[str, ...]: ...
+
+    def _kernel_params(self) -> tuple[tuple[int, ...], tuple[float, ...]]: ...
 
 __all__ = ["run_kernel_features"]
 

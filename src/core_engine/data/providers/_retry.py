@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import numpy as np
+
 from core_engine.errors import ConfigError, ExchangeError
 
 __all__ = ["CallSpacer", "RetryPolicy", "call_with_retry"]
@@ -32,13 +34,16 @@ class RetryPolicy:
     max_backoff: float = 60.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+        if (isinstance(self.max_retries, (bool, np.bool_))
+                or not isinstance(self.max_retries, (int, np.integer)) or self.max_retries < 0):
             raise ConfigError(
                 f"The 'max_retries' parameter must be a non-negative integer. Got {self.max_retries!r}."
             )
         for label, value, low in (("backoff", self.backoff, 0.0), ("factor", self.factor, 1.0),
                                   ("max_backoff", self.max_backoff, 0.0)):
-            if not isinstance(value, (int, float)) or value < low:
+            if (isinstance(value, (bool, np.bool_))
+                    or not isinstance(value, (int, float, np.integer, np.floating))
+                    or not np.isfinite(value) or value < low):
                 raise ConfigError(
                     f"The '{label}' parameter must be a number >= {low:g}. Got {value!r}."
                 )

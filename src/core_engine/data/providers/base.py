@@ -13,6 +13,7 @@ import difflib
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,8 @@ __all__ = [
     "TimeRange",
     "candles_from_rows",
     "did_you_mean",
+    "is_integer",
+    "is_number",
     "resolve_range",
     "slice_range",
 ]
@@ -113,6 +116,17 @@ def resolve_range(
             f"Got start={lo} and end={hi}."
         )
     return TimeRange(lo.as_unit("ns"), hi.as_unit("ns"), format_timeframe(timeframe_ns(timeframe)))
+
+
+def is_integer(value) -> TypeGuard[int | np.integer]:
+    """Whether ``value`` is an integer (Python or NumPy), booleans excluded."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_number(value) -> TypeGuard[int | float | np.integer | np.floating]:
+    """Whether ``value`` is a real number (Python or NumPy), booleans excluded."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_))
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:

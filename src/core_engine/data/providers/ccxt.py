@@ -10,11 +10,19 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from core_engine.data.providers._retry import CallSpacer, RetryPolicy, call_with_retry
-from core_engine.data.providers.base import Provider, candles_from_rows, did_you_mean, resolve_range
-from core_engine.errors import ConfigError
+from core_engine.data.providers.base import (
+    Provider,
+    candles_from_rows,
+    did_you_mean,
+    is_integer,
+    is_number,
+    resolve_range,
+)
+from core_engine.errors import ConfigError, DataValidationError
 
 __all__ = ["CCXTProvider"]
 
@@ -100,7 +108,7 @@ class CCXTProvider(Provider):
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._ccxt = import_ccxt()
-        if not isinstance(limit, int) or limit < 1:
+        if not is_integer(limit) or limit < 1:
             raise ConfigError(f"The 'limit' parameter of CCXTProvider must be a positive integer. Got {limit!r}.")
         if exchange is None:
             exchange = self._build_exchange(exchange_id, api_key, secret, password, config)
@@ -112,7 +120,7 @@ class CCXTProvider(Provider):
         self._exchange = exchange
         self.exchange_id = str(getattr(exchange, "id", None) or exchange_id)
         self.name = f"ccxt:{self.exchange_id}"
-        self.limit = limit
+        self.limit = int(limit)
         self.retry = RetryPolicy(max_retries=max_retries, backoff=backoff, max_backoff=max_backoff)
         self._sleep = sleep
         self._clock = clock
@@ -213,7 +221,8 @@ class CCXTProvider(Provider):
         cursor = rng.start_ms
         while cursor < stop_ms:
             page = self._request(symbol, timeframe, cursor)
-            fresh = [row for row in page if row[0] is not None and row[0] >= cursor]
+            self._check_times(page, symbol, timeframe, cursor)
+            fresh = [row for row in page if row[0] >= cursor]
             if not fresh:
                 break
             rows.extend(row for row in fresh if row[0] < stop_ms)
@@ -221,6 +230,23 @@ class CCXTProvider(Provider):
         return candles_from_rows(
             rows, timeframe, symbol=symbol, source=f"exchange '{self.exchange_id}'"
         )
+
+    def _check_times(self, page: list, symbol: str, timeframe: str, since: int) -> None:
+        """Refuse a page with a row whose open time is missing or not a number.
+
+        Such a row cannot be placed in time; dropping it would hide a hole the exchange did
+        not report, so nothing of the request is kept.
+        """
+        for position, row in enumerate(page):
+            stamp = row[0] if isinstance(row, (list, tuple)) and len(row) else None
+            if not is_number(stamp) or not np.isfinite(float(stamp)):
+                when = pd.Timestamp(since * _NS_PER_MS, tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+                raise DataValidationError(
+                    f"Row {position:,} of the {timeframe} candles of {symbol} that exchange "
+                    f"'{self.exchange_id}' returned for since={since} ({when}) has no usable open "
+                    f"time: {row!r}. Expected [timestamp_ms, open, high, low, close, volume]; "
+                    "nothing of this request was stored."
+                )
 
     def symbols(self) -> list[str]:
         """The exchange's market symbols (loads markets: one network request)."""

@@ -21,8 +21,15 @@ import numpy as np
 import pandas as pd
 
 from core_engine.data.providers._retry import CallSpacer, RetryPolicy, call_with_retry
-from core_engine.data.providers.base import Provider, candles_from_rows, did_you_mean, resolve_range
-from core_engine.errors import ConfigError, ExchangeError
+from core_engine.data.providers.base import (
+    Provider,
+    candles_from_rows,
+    did_you_mean,
+    is_integer,
+    is_number,
+    resolve_range,
+)
+from core_engine.errors import ConfigError, DataValidationError, ExchangeError
 
 __all__ = ["NOBITEX_RESOLUTIONS", "NobitexProvider", "nobitex_symbol"]
 
@@ -136,16 +143,16 @@ class NobitexProvider(Provider):
                 f"The 'base_url' parameter of NobitexProvider must be an http(s) URL such as "
                 f"'https://api.nobitex.ir'. Got {base_url!r}."
             )
-        if not isinstance(max_candles_per_request, int) or max_candles_per_request < 1:
+        if not is_integer(max_candles_per_request) or max_candles_per_request < 1:
             raise ConfigError(
                 "The 'max_candles_per_request' parameter of NobitexProvider must be a positive "
                 f"integer. Got {max_candles_per_request!r}."
             )
-        if not timeout or timeout <= 0:
+        if not is_number(timeout) or not timeout > 0:
             raise ConfigError(f"The 'timeout' parameter must be a positive number of seconds. Got {timeout!r}.")
         self.base_url = base_url.rstrip("/")
         self.timeout = float(timeout)
-        self.max_candles_per_request = max_candles_per_request
+        self.max_candles_per_request = int(max_candles_per_request)
         self.retry = RetryPolicy(max_retries=max_retries, backoff=backoff, max_backoff=max_backoff)
         self._transport = transport or urllib_transport
         self._sleep = sleep
@@ -194,7 +201,7 @@ class NobitexProvider(Provider):
         status = payload.get("s") if isinstance(payload, dict) else None
         if status == "no_data":
             hint = payload.get("nextTime")
-            return np.empty((0, 6)), int(hint) if isinstance(hint, (int, float)) else None
+            return np.empty((0, 6)), int(hint) if is_number(hint) and np.isfinite(hint) else None
         if status == "error":
             raise ExchangeError(f"{describe} failed: Nobitex answered error {payload.get('errmsg')!r}.")
         if status != "ok":
@@ -211,6 +218,13 @@ class NobitexProvider(Provider):
             columns = [np.asarray(payload[k], dtype=np.float64) for k in keys]
         except (TypeError, ValueError) as exc:
             raise ExchangeError(f"{describe} returned a value that is not a number ({exc}).") from exc
+        times = columns[0]
+        if not np.isfinite(times).all():
+            row = int(np.flatnonzero(~np.isfinite(times))[0])
+            raise DataValidationError(
+                f"{describe}: row {row:,} has no usable open time (t = {payload['t'][row]!r}); "
+                "candles without one cannot be placed, so nothing of this request was stored."
+            )
         return np.column_stack(columns), None
 
     def fetch_ohlcv(self, symbol: str, timeframe: str, start=None, end=None) -> pd.DataFrame:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from core_engine.data.candles import empty_candles
-from core_engine.data.providers.base import Provider, resolve_range
+from core_engine.data.providers.base import Provider, is_integer, is_number, resolve_range
 from core_engine.data.timeframes import to_utc_timestamp
 from core_engine.errors import ConfigError
 
@@ -100,19 +100,19 @@ class SyntheticProvider(Provider):
         n_symbols: int = 10,
         origin="2020-01-01",
     ) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        if not is_integer(seed) or seed < 0:
             raise ConfigError(f"The 'seed' parameter must be a non-negative integer. Got {seed!r}.")
         checks = (
-            ("start_price", start_price, start_price > 0, "a positive number"),
-            ("volatility", volatility, volatility >= 0, "a non-negative number"),
-            ("volume", volume, volume > 0, "a positive number"),
-            ("gaps", gaps, 0 <= gaps < 1, "a probability in [0, 1)"),
-            ("drift", drift, np.isfinite(drift), "a finite number"),
+            ("start_price", start_price, lambda x: x > 0, "a positive number"),
+            ("volatility", volatility, lambda x: x >= 0, "a non-negative number"),
+            ("volume", volume, lambda x: x > 0, "a positive number"),
+            ("gaps", gaps, lambda x: 0 <= x < 1, "a probability in [0, 1)"),
+            ("drift", drift, lambda x: True, "a finite number"),
         )
         for label, value, ok, expected in checks:
-            if not np.isfinite(value) or not ok:
+            if not is_number(value) or not np.isfinite(value) or not ok(value):
                 raise ConfigError(f"The '{label}' parameter must be {expected}. Got {value!r}.")
-        if not isinstance(n_symbols, int) or n_symbols < 1:
+        if not is_integer(n_symbols) or n_symbols < 1:
             raise ConfigError(f"The 'n_symbols' parameter must be a positive integer. Got {n_symbols!r}.")
         self.seed = int(seed)
         self.start_price = float(start_price)
@@ -121,7 +121,7 @@ class SyntheticProvider(Provider):
         self.regimes = bool(regimes)
         self.volume = float(volume)
         self.gaps = float(gaps)
-        self.n_symbols = n_symbols
+        self.n_symbols = int(n_symbols)
         self.origin = to_utc_timestamp(origin, name="origin")
         if self.origin.value < 0:
             raise ConfigError(f"The 'origin' parameter must be after 1970-01-01. Got {origin!r}.")
