@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import json
 import math
+import os
 import subprocess
 import sys
 from collections import deque
@@ -304,15 +305,16 @@ def test_process_pool_gives_the_inline_results(panel):
                                                          "sizing.pct": [20.0, 45.0]},
                     panel, mode="portfolio", sizing=FixedFraction(pct=10.0))]
     inline = [sweep.run(executor=INLINE, progress=False) for sweep in sweeps]
-    before = set(glob.glob("/dev/shm/core_engine_panel_*"))
     with LocalExecutor(2, target_seconds=0.0) as pool:  # one pool for both sweeps
         pooled = [sweep.run(executor=pool, progress=False) for sweep in sweeps]
+        shared = pool._session.path  # this pool's panel file (other test runs have theirs)
+        assert os.path.isfile(shared)
     for a, b in zip(inline, pooled, strict=True):
         pd.testing.assert_frame_equal(a.table.drop(columns="elapsed_s"),
                                       b.table.drop(columns="elapsed_s"))
         pd.testing.assert_frame_equal(a.returns, b.returns)
     assert inline[1].returns.index.name == "day" and len(inline[1].table) == 4
-    assert set(glob.glob("/dev/shm/core_engine_panel_*")) == before  # the panel file is gone
+    assert not os.path.exists(shared)  # the panel file is gone with the pool
 
 
 def test_task_sizing_aims_at_the_target_and_shares_the_rest():

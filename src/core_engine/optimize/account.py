@@ -31,7 +31,8 @@ runs one **leg** per contiguous block of decision times and carries the cash fro
 leg (:func:`run_legs`):
 
 * a leg is ``walk_forward(mode="portfolio", start=first decision, end=..., initial_cash=
-  the equity the previous leg ended with)`` (the first leg: the sweep's ``initial_cash``);
+  the equity the previous leg ended with)`` (the first leg: the configuration's own
+  ``initial_cash``, walk_forward's default when it has none);
 * the account is **flat at every switch**: a leg ends at the earlier of its last decision
   time + ``window`` and the next leg's first decision time, so each of its positions has
   left (by its exits, the window end, or the run's end for ``hold="until_dropped"``) by
@@ -69,7 +70,6 @@ __all__ = ["ACCOUNT_PERIODS_PER_YEAR", "DAY_NS", "account_returns", "account_seg
 
 DAY_NS = 86_400 * 10**9
 ACCOUNT_PERIODS_PER_YEAR = 365.0
-_DEFAULT_CASH = 10_000.0
 
 
 def is_trader(strategy: Any) -> bool:
@@ -173,15 +173,17 @@ def run_legs(panel: Any, legs: Sequence[tuple[Any, Mapping[str, Any], int, int]]
     """
     if not legs:
         raise ConfigError("An account over decision times needs at least one leg. Got none.")
-    first = legs[0][1].get("initial_cash")
-    cash = _DEFAULT_CASH if first is None else float(first)
-    initial, runs = cash, []
+    cash: float | None = None  # the first leg starts with its own (or the engine's default)
+    runs: list[BacktestResult] = []
     for strategy, arguments, start, end in legs:
         kwargs = {**arguments, "start": pd.Timestamp(start, tz="UTC"),
-                  "end": pd.Timestamp(end, tz="UTC"), "initial_cash": cash}
+                  "end": pd.Timestamp(end, tz="UTC")}
+        if cash is not None:
+            kwargs["initial_cash"] = cash
         result = walk_forward(panel, strategy, **kwargs, cache=cache)
         runs.append(result)
         cash = float(result.metrics["final_equity"])
+    initial = float(runs[0].metrics["initial_cash"])
     return stitch_accounts(runs, initial_cash=initial), runs
 
 
