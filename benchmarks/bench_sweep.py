@@ -21,8 +21,14 @@ Peers, timed in the same run:
   of the W3 SMA crossover (``--vbt-configs`` (fast, slow) pairs with
   ``Portfolio.from_signals``), as configurations per second; otherwise "not installed".
 
+With ``--portfolio`` (off by default, not part of W7): a portfolio-mode sweep of 20
+configurations (cooldown × fixed-fraction size × stop, one account each) on the default
+executor, beside the loop of independent ``walk_forward(mode="portfolio")`` calls. Portfolio
+configurations are not batched (each is its own account simulation); they share features
+and scores within a worker.
+
     python benchmarks/bench_sweep.py [--symbols 100] [--candles 105120] [--loop-configs 10]
-                                     [--repeats 3] [--vbt-configs 10]
+                                     [--repeats 3] [--vbt-configs 10] [--portfolio]
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from bench_backtest import synthetic_panel
 from core_engine.backtest import walk_forward
 from core_engine.features.cache import FeatureCache
 from core_engine.optimize import LocalExecutor, Sweep
-from core_engine.risk import ExitRules
+from core_engine.risk import ExitRules, FixedFraction
 from core_engine.strategies import MacdRsiConfluence
 
 SPACE = {"rsi_low": [35, 40, 45, 50, 55], "max_atr_pct": [0.5, 0.75, 1.0, 1.5, 2.0],
@@ -65,6 +71,26 @@ def naive_loop(sweep: Sweep, points: list[dict], cache: FeatureCache | None) -> 
     return time.perf_counter() - start
 
 
+def portfolio_rows(panel, loop_configs: int, repeats: int) -> list[tuple]:
+    """The optional portfolio-mode sweep and its naive loop (see the module docstring)."""
+    space = {"rules.cooldown": ["2h", "8h"], "sizing.pct": [10.0, 20.0, 30.0, 40.0, 50.0],
+             "exits.stop_loss_pct": [1.0, 3.0]}
+    sweep = Sweep(MacdRsiConfluence, space, panel, mode="portfolio",
+                  sizing=FixedFraction(pct=10.0), **BACKTEST)
+    points = sweep.points()
+    sweep.fingerprint  # noqa: B018 - hashed once, outside the timings
+    result, first, best = timed_runs(
+        lambda: sweep.run(executor=LocalExecutor(), progress=False), repeats)
+    assert result.n_trials == len(points), result.table["error"].dropna().head()
+    subset = points[:: max(1, len(points) // loop_configs)][:loop_configs]
+    naive_loop(sweep, subset[:1], None)
+    loop = naive_loop(sweep, subset, None) / len(subset) * len(points)
+    return [(f"portfolio sweep ({len(points)}), LocalExecutor", best, len(points), loop,
+             f"first {first:.1f} s"),
+            ("loop of independent portfolio walk_forward", loop, len(points), loop,
+             f"extrapolated from {len(subset)} configurations")]
+
+
 def vectorbt_sweep(panel, n_configs: int) -> str:
     try:
         import pandas as pd
@@ -90,6 +116,8 @@ def main() -> None:
     parser.add_argument("--loop-configs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--vbt-configs", type=int, default=10)
+    parser.add_argument("--portfolio", action="store_true",
+                        help="also time a portfolio-mode sweep of 20 configurations")
     args = parser.parse_args()
 
     panel = synthetic_panel(args.symbols, args.candles)
@@ -122,6 +150,12 @@ def main() -> None:
     print(f"\n{'':44s} {'seconds':>9s} {'configs/s':>10s} {'vs loop':>8s}")
     for label, seconds, note in rows:
         print(f"{label:44s} {seconds:9.2f} {n / seconds:10.2f} {loop / seconds:7.1f}x  ({note})")
+    if args.portfolio:
+        print("\nportfolio mode (not W7):")
+        for label, seconds, count, naive, note in portfolio_rows(panel, args.loop_configs,
+                                                                 args.repeats):
+            print(f"{label:44s} {seconds:9.2f} {count / seconds:10.2f} "
+                  f"{naive / seconds:7.1f}x  ({note})")
     print(f"\nvectorbt W3 crossover parameter sweep: {vectorbt_sweep(panel, args.vbt_configs)}")
     print(f"load average: {' '.join(open('/proc/loadavg').read().split()[:3])}"
           if os.path.exists("/proc/loadavg") else "")

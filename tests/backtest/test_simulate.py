@@ -326,3 +326,101 @@ def test_kernel_equals_reference_on_gappy_panels(case, fee_bps, slip):
                              max_delay)
     assert_matches_reference(records, expected)
     np.testing.assert_array_equal(panel.close, before)
+
+
+# ----------------------------------------------------------------- per-pick distances
+def random_distances(picks, atr, seed):
+    """Each pick draws, per rule, none / a fraction / a price distance (as ExitRules allow)."""
+    rng = np.random.default_rng(seed)
+    n = len(picks)
+    out = {f"{rule}_{unit}": np.full(n, np.nan) for rule in ("stop", "target", "trail")
+           for unit in ("frac", "dist")}
+    at = atr[picks.rows, picks.cols]
+    for rule in ("stop", "target", "trail"):
+        kind = rng.integers(0, 3, n)
+        out[f"{rule}_frac"][kind == 1] = rng.uniform(0.002, 0.03, n)[kind == 1]
+        out[f"{rule}_dist"][kind == 2] = (at * rng.uniform(0.5, 4.0, n))[kind == 2]
+    return out
+
+
+def reference_with_distances(panel, picks, window, fee, slip, dist, stop_fill="level",
+                             range_frac=0.5):
+    """The reference trade of each pick with its own levels: a price distance d is passed as
+    the multiple d of an ATR of 1.0 (exact in floating point)."""
+    out = []
+    for p in range(len(picks)):
+        i, j = int(picks.rows[p]), int(picks.cols[p])
+        kwargs = {}
+        for short in ("stop", "target", "trail"):
+            frac, price = dist[f"{short}_frac"][p], dist[f"{short}_dist"][p]
+            if not np.isnan(frac):
+                kwargs[f"{short}_pct"] = float(frac)
+            if not np.isnan(price):
+                kwargs[f"{short}_atr"] = float(price)
+        out.append(reference_trade(
+            panel.open[:, j].tolist(), panel.high[:, j].tolist(), panel.low[:, j].tolist(),
+            panel.close[:, j].tolist(), i, window, fee, slip, atr=1.0, step=panel.step_ns,
+            time0=int(panel.index.asi8[0]), stop_fill=stop_fill, range_frac=range_frac,
+            **kwargs))
+    return out
+
+
+@pytest.mark.parametrize("fill", [{}, {"stop_fill": "range", "stop_fill_range": 0.3}])
+def test_per_pick_distances_equal_the_reference_on_real_data(real_may, fill):
+    picks = every_symbol_picks(real_may, 13, 6, 48)
+    dist = random_distances(picks, simple_atr(real_may), seed=4)
+    records = simulate_picks(real_may, picks, window_candles=48, fee_bps=10, slippage_bps=3,
+                             exits=ExitRules(**fill) if fill else None, distances=dist)
+    expected = reference_with_distances(real_may, picks, 48, 10 / 1e4, 3 / 1e4, dist,
+                                        **({"stop_fill": "range", "range_frac": 0.3}
+                                           if fill else {}))
+    assert_matches_reference(records, expected)
+    reasons = {REASONS[r] for r in records["exit_reason"][records["status"] == 0]}
+    assert reasons == set(REASONS)  # every rule fired somewhere: the levels were read
+
+
+def test_several_exit_rules_in_one_call_equal_one_call_each(real_feb):
+    """What a sweep does: the same picks stacked once per exit rule, their distances from
+    resolve_exit_distances, one kernel call; each block equals the call with that rule."""
+    from core_engine.backtest.simulate import resolve_exit_distances
+
+    picks = every_symbol_picks(real_feb, 13, 12, 48)
+    atr = simple_atr(real_feb)
+    combos = ["none", "stop", "trailing", "all", "all_atr", "mixed"]
+    rules = [ExitRules(**EXIT_COMBOS[c]) for c in combos]
+    parts = [resolve_exit_distances(r, picks, atr) for r in rules]
+    stacked = Picks(**{k: np.tile(getattr(picks, k), len(rules))
+                       for k in ("rows", "cols", "weights", "ranks", "scores")})
+    dist = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    before = {k: v.copy() for k, v in dist.items()}
+    records = simulate_picks(real_feb, stacked, window_candles=48, fee_bps=10, distances=dist)
+    n = len(picks)
+    for k, rule in enumerate(rules):
+        alone = simulate_picks(real_feb, picks, window_candles=48, fee_bps=10, exits=rule,
+                               atr=atr)
+        block = records[k * n:(k + 1) * n].copy()
+        np.testing.assert_array_equal(block["pick"], np.arange(n) + k * n)  # stacked index
+        block["pick"] -= k * n
+        for field in alone.dtype.names:  # field by field: NaN prices of missing entries
+            np.testing.assert_array_equal(block[field], alone[field], err_msg=field)
+    for key, value in before.items():
+        np.testing.assert_array_equal(dist[key], value)  # inputs not mutated
+
+
+def test_bad_distances_raise_config_errors():
+    panel = panel_from_rows([(1, 1, 1, 1)] * 5)
+    good = {k: np.full(1, np.nan) for k in ("stop_frac", "stop_dist", "target_frac",
+                                            "target_dist", "trail_frac", "trail_dist")}
+    cases = [
+        ({k: v for k, v in good.items() if k != "trail_dist"}, {}, r"Missing \['trail_dist'\]"),
+        ({**good, "stop_pct": np.ones(1)}, {}, r"unknown \['stop_pct'\]"),
+        ({**good, "stop_frac": np.ones(2)}, {}, r"distances\['stop_frac'\].*1 values.*\(2,\)"),
+        ({**good, "target_dist": np.array([-1.0])}, {}, "number >= 0. Got -1.0 for pick 0"),
+        ({**good, "trail_frac": np.array([np.inf])}, {}, "number >= 0. Got inf"),
+        (good, {"exits": ExitRules(stop_loss_pct=1.0)}, "not both"),
+        (good, {"atr": np.ones((5, 1))}, "does not read 'atr'"),
+        ([1.0], {}, "must be a dict"),
+    ]
+    for distances, extra, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            simulate_picks(panel, one_pick(), window_candles=2, distances=distances, **extra)

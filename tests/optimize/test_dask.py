@@ -13,8 +13,9 @@ import pytest
 
 from core_engine.cli import main
 from core_engine.optimize import DaskExecutor, LocalExecutor, Sweep
-from core_engine.risk import ExitRules
+from core_engine.risk import ExitRules, FixedFraction
 from core_engine.strategies import MacdRsiConfluence
+from core_engine.trading.bots import GridTrader
 
 from .helpers import random_walk_panel
 
@@ -52,6 +53,24 @@ def test_dask_gives_the_local_results(client, panel):
     assert remote.n_trials == 8 and seen[-1] == (8, 8) and len(seen) >= 2  # streamed back
     assert executor.n_workers == 2
     assert "DaskExecutor('tcp://127.0.0.1:" in repr(executor)
+
+
+def test_dask_gives_the_local_results_of_accounts(client, panel):
+    """Portfolio mode (sizing and rules swept) and a trader's replays, on the cluster."""
+    portfolio = Sweep(MacdRsiConfluence(max_atr_pct=2.0), {"rules.cooldown": ["1h", "6h"],
+                                                           "sizing.pct": [20.0, 45.0]},
+                      panel, mode="portfolio", sizing=FixedFraction(pct=10.0))
+    grid = Sweep(GridTrader, {"symbol": ["S1/USDT"], "low": [90.0], "high": [110.0],
+                              "levels": [6, 12], "spacing": ["arithmetic", "geometric"]},
+                 panel, metric="total_return_pct")
+    executor = DaskExecutor(client, target_seconds=0.0)
+    for sweep in (portfolio, grid):
+        local = sweep.run(executor=LocalExecutor(1), progress=False)
+        remote = sweep.run(executor=executor, progress=False)
+        traded = local.table["fills" if sweep.kind == "trader" else "trades"]
+        assert local.n_trials == 4 and traded.gt(0).all()
+        for a, b in zip(comparable(local), comparable(remote), strict=True):
+            pd.testing.assert_frame_equal(a, b)
 
 
 def test_a_killed_workers_tasks_are_recomputed(client, panel):

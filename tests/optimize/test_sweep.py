@@ -4,7 +4,9 @@ resume, searches, the space's names, and the local process pool."""
 from __future__ import annotations
 
 import glob
+import json
 import math
+import os
 import subprocess
 import sys
 from collections import deque
@@ -14,12 +16,12 @@ import pandas as pd
 import pytest
 
 import core_engine.optimize.evaluate as evaluate
-from core_engine.backtest import Picks, simulate_picks, walk_forward
+from core_engine.backtest import walk_forward
 from core_engine.errors import ConfigError
 from core_engine.optimize import Choice, IntUniform, LocalExecutor, ResultStore, Sweep, Uniform
 from core_engine.optimize.evaluate import SharedData, Task, Unit, run_task
 from core_engine.optimize.executors import Executor
-from core_engine.risk import ExitRules, MaxATRPct, TopNEqual
+from core_engine.risk import ExitRules, FixedFraction, MaxATRPct, TopNEqual
 from core_engine.strategies import MacdRsiConfluence, MomentumRank
 
 from .helpers import random_walk_panel
@@ -66,10 +68,10 @@ def test_batched_sweep_equals_independent_walk_forward_calls(panel, monkeypatch)
                   gates=[MaxATRPct(max_atr_pct=2.0)], fee_bps=7.5, slippage_bps=2)
     result = sweep.run(executor=INLINE, progress=False)
     assert len(result.table) == 24 and result.n_trials == 24
-    # 4 groups share scores and picks; each runs walk_forward once, then one simulation per
-    # distinct exit rule (the engine has no per-pick distances yet)
+    # 4 groups share scores and picks; each runs walk_forward once, then ONE simulation of
+    # its picks under all 6 exit rules (per-pick distances)
     assert calls["walk_forward"] == 4
-    assert calls["simulate"] == 4 * 6
+    assert calls["simulate"] == 4
     for cid, row in result.table.iterrows():
         spec = sweep.build({k: (None if isinstance(v, float) and math.isnan(v) else v)
                             for k, v in row[list(space)].items()})
@@ -94,39 +96,31 @@ def test_batched_trades_equal_walk_forward_trades_with_atr_exits(panel):
         pd.testing.assert_frame_equal(out["trades"][spec.config_id], expected.trades)
 
 
-def test_one_kernel_call_when_the_engine_takes_per_pick_distances(panel, monkeypatch):
-    """With the proposed hook (simulate_picks(..., distances=...)), a group's picks under every
-    exit rule go to the simulation in one call, and nothing changes in the results."""
+def test_one_kernel_call_per_stop_fill_model(panel, monkeypatch):
+    """Exit rules that differ in their levels share one simulation call (per-pick distances);
+    a different stop-fill model (how a stop inside a candle fills) needs its own call."""
     calls = []
+    real = evaluate.simulate_picks
 
-    def simulate_with_distances(panel_, picks, *, window_candles, fee_bps=10.0,
-                                slippage_bps=0.0, exits=None, atr=None, distances=None):
-        calls.append(len(picks))
-        if distances is None:
-            return simulate_picks(panel_, picks, window_candles=window_candles, fee_bps=fee_bps,
-                                  slippage_bps=slippage_bps, exits=exits, atr=atr)
-        parts = []  # a plain reference: one pick at a time, its distances as ExitRules
-        for p in range(len(picks)):
-            def pct(key, p=p):
-                value = distances[key][p]
-                return None if np.isnan(value) else float(value * 100.0)
-            rules = ExitRules(stop_loss_pct=pct("stop_frac"), take_profit_pct=pct("target_frac"),
-                              trailing_pct=pct("trail_frac"))
-            one = Picks(**{k: getattr(picks, k)[p:p + 1] for k in
-                           ("rows", "cols", "weights", "ranks", "scores")})
-            parts.append(simulate_picks(panel_, one, window_candles=window_candles,
-                                        fee_bps=fee_bps, slippage_bps=slippage_bps, exits=rules))
-        return np.concatenate(parts)
+    def counting(*args, **kwargs):
+        calls.append((len(args[1]), kwargs["exits"]))
+        return real(*args, **kwargs)
 
-    space = {"exits.stop_loss_pct": [1.0, 2.0], "exits.take_profit_pct": [None, 3.0]}
+    monkeypatch.setattr(evaluate, "simulate_picks", counting)
+    space = {"exits.stop_loss_pct": [1.0, 2.0], "exits.take_profit_pct": [None, 1.5],
+             "exits.stop_fill": ["level", "low"]}
     sweep = Sweep(MacdRsiConfluence(max_atr_pct=2.0), space, panel)
-    before = sweep.run(executor=INLINE, progress=False)
-    monkeypatch.setattr(evaluate, "simulate_picks", simulate_with_distances)
-    after = sweep.run(executor=INLINE, progress=False)
-    n_picks = int(before.table["trades"].iloc[0])
-    assert calls == [4 * n_picks]  # after the group's walk_forward, one call for all exits
-    pd.testing.assert_frame_equal(before.table.drop(columns="elapsed_s"),
-                                  after.table.drop(columns="elapsed_s"))
+    result = sweep.run(executor=INLINE, progress=False)
+    n_picks = int(result.table["trades"].iloc[0])
+    assert len(calls) == 2
+    assert {repr(c) for c in calls} == {repr((4 * n_picks, None)),
+                                        repr((4 * n_picks, ExitRules(stop_fill="low")))}
+    for cid, row in result.table.iterrows():
+        spec = sweep.build(json.loads(row["params"]))
+        expected = walk_forward(panel, spec.strategy, **spec.backtest)
+        assert row["trades"] == n_picks == expected.metrics["trades"]  # no outage: all trade
+        for key in ("sharpe", "total_return_pct", "stop_fill_spread_pct", "exit_stop_loss"):
+            assert_same_number(flat_metrics(expected.metrics)[key], row[key], (cid, key))
 
 
 def test_configurations_the_batch_path_does_not_model_run_alone(panel):
@@ -306,14 +300,21 @@ def test_missing_extras_are_named(monkeypatch, panel):
 # ---------------------------------------------------------------------------- executors
 def test_process_pool_gives_the_inline_results(panel):
     space = {"rsi_low": [35, 45], "exits.stop_loss_pct": [1.0, 2.0]}
-    sweep = Sweep(MacdRsiConfluence(max_atr_pct=2.0), space, panel)
-    inline = sweep.run(executor=INLINE, progress=False)
-    before = set(glob.glob("/dev/shm/core_engine_panel_*"))
-    pooled = sweep.run(executor=LocalExecutor(2, target_seconds=0.0), progress=False)
-    pd.testing.assert_frame_equal(inline.table.drop(columns="elapsed_s"),
-                                  pooled.table.drop(columns="elapsed_s"))
-    pd.testing.assert_frame_equal(inline.returns, pooled.returns)
-    assert set(glob.glob("/dev/shm/core_engine_panel_*")) == before  # the panel file is gone
+    sweeps = [Sweep(MacdRsiConfluence(max_atr_pct=2.0), space, panel),
+              Sweep(MacdRsiConfluence(max_atr_pct=2.0), {"rules.cooldown": ["1h", "6h"],
+                                                         "sizing.pct": [20.0, 45.0]},
+                    panel, mode="portfolio", sizing=FixedFraction(pct=10.0))]
+    inline = [sweep.run(executor=INLINE, progress=False) for sweep in sweeps]
+    with LocalExecutor(2, target_seconds=0.0) as pool:  # one pool for both sweeps
+        pooled = [sweep.run(executor=pool, progress=False) for sweep in sweeps]
+        shared = pool._session.path  # this pool's panel file (other test runs have theirs)
+        assert os.path.isfile(shared)
+    for a, b in zip(inline, pooled, strict=True):
+        pd.testing.assert_frame_equal(a.table.drop(columns="elapsed_s"),
+                                      b.table.drop(columns="elapsed_s"))
+        pd.testing.assert_frame_equal(a.returns, b.returns)
+    assert inline[1].returns.index.name == "day" and len(inline[1].table) == 4
+    assert not os.path.exists(shared)  # the panel file is gone with the pool
 
 
 def test_task_sizing_aims_at_the_target_and_shares_the_rest():

@@ -46,3 +46,20 @@ def test_bad_space_is_a_clear_error(capsys):
     assert "--space must look like name=spec" in capsys.readouterr().err
     assert main(["sweep", "--space", "rsi_lo=1,2", "--symbols", "BTC/USDT"]) == 2
     assert "Did you mean 'rsi_low'" in capsys.readouterr().err
+
+
+def test_portfolio_sweep_from_the_command_line(tmp_path, capsys):
+    args = ["sweep", "--symbols", "BTC/USDT,ETH/USDT", "--start", "2021-01-01", "--end",
+            "2021-01-16", "--space", "rules.cooldown=2h,8h", "--space", "sizing.slots=2,3",
+            "--mode", "portfolio", "--initial-cash", "5000", "--workers", "1", "--blocks",
+            "4", "--no-progress", "--results", str(tmp_path / "p.parquet")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "4 configurations ran (4 computed now" in out
+    # daily returns from Jan 1 to Jan 16 (the last exit, at the open of Jan 16, is marked
+    # at the close of that candle)
+    assert "PBO (CSCV, S=4, 6 combinations, 4 trials, 16 periods)" in out
+    stored = pd.read_parquet(tmp_path / "p.parquet")
+    assert (stored["initial_cash"] == 5000.0).all() and stored["final_equity"].nunique() == 4
+    assert main(BASE[:9] + ["--initial-cash", "5000"]) == 2
+    assert "--initial-cash applies to --mode portfolio" in capsys.readouterr().err

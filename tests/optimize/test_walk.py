@@ -133,9 +133,6 @@ def test_bad_calls(regimes):
         walk_forward_optimize(sweep, WalkForward(train="300h", test="10h"), executor=INLINE)
     with pytest.raises(ConfigError, match="needs a WalkForward"):
         walk_forward_optimize(sweep, object())
-    portfolio = Sweep(PickColumn, {"column": [0]}, sweep.panel, mode="portfolio")
-    with pytest.raises(ConfigError, match="slices-mode"):
-        walk_forward_optimize(portfolio, WalkForward(train="30h", test="15h"))
     with pytest.raises(ConfigError, match="'select'"):
         walk_forward_optimize(sweep, WalkForward(train="30h", test="15h"), select="sharp",
                               executor=INLINE, progress=False)

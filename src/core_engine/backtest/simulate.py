@@ -54,7 +54,9 @@ Semantics (one long position per pick, each independent of the others):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,8 +73,13 @@ from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError
 from core_engine.risk.exits import ExitRules
 
-__all__ = ["EXIT_REASON_NAMES", "STATUS_NAMES", "TRADE_DTYPE", "Picks", "records_to_frame",
-           "resolve_exit_distances", "simulate_picks"]
+__all__ = ["DISTANCE_KEYS", "EXIT_REASON_NAMES", "STATUS_NAMES", "TRADE_DTYPE", "Picks",
+           "records_to_frame", "resolve_exit_distances", "simulate_picks"]
+
+#: The per-pick exit distances :func:`resolve_exit_distances` returns and
+#: ``simulate_picks(..., distances=)`` takes.
+DISTANCE_KEYS = ("stop_frac", "stop_dist", "target_frac", "target_dist", "trail_frac",
+                 "trail_dist")
 
 #: Candle steps (picks × window) above which the parallel kernel pays for waking threads.
 PARALLEL_MIN_STEPS = 2_000_000
@@ -130,7 +137,7 @@ def resolve_exit_distances(exits: ExitRules | None, picks: Picks,
     at the decision row; a NaN ATR there raises (the engine makes such symbols ineligible).
     """
     n = len(picks)
-    out = {f"{r}_{k}": np.full(n, np.nan) for r in ("stop", "target", "trail") for k in ("frac", "dist")}
+    out = {key: np.full(n, np.nan) for key in DISTANCE_KEYS}
     if exits is None:
         return out
     names = {"stop": "stop_loss", "target": "take_profit", "trail": "trailing"}
@@ -159,8 +166,8 @@ def resolve_exit_distances(exits: ExitRules | None, picks: Picks,
 
 def simulate_picks(panel: Panel, picks: Picks, *, window_candles: int, fee_bps: float = 10.0,
                    slippage_bps: float = 0.0, exits: ExitRules | None = None,
-                   atr: np.ndarray | None = None, max_exit_delay: int | None = None
-                   ) -> np.ndarray:
+                   atr: np.ndarray | None = None, max_exit_delay: int | None = None,
+                   distances: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
     """Simulate every pick over its window; return one :data:`TRADE_DTYPE` record per pick.
 
     Parameters
@@ -179,6 +186,13 @@ def simulate_picks(panel: Panel, picks: Picks, *, window_candles: int, fee_bps: 
         ``(n_times, n_symbols)`` ATR, required when ``exits`` uses ATR multiples.
     max_exit_delay : int, optional
         Candles a time exit may wait for a price after an outage; ``None`` = unlimited.
+    distances : dict of numpy.ndarray, optional
+        Per-pick exit levels instead of those of ``exits``: the six arrays of
+        :func:`resolve_exit_distances` (:data:`DISTANCE_KEYS`, one float per pick, NaN = no
+        such rule; fractions of the entry fill and absolute price distances). Picks that
+        differ only in their exit rules then run as one kernel call (a sweep stacks the same
+        picks once per rule). With ``distances``, ``exits`` may only carry the stop-fill
+        model (``stop_fill``, ``stop_fill_range``; no level) and ``atr`` is not given.
 
     Returns
     -------
@@ -190,7 +204,9 @@ def simulate_picks(panel: Panel, picks: Picks, *, window_candles: int, fee_bps: 
     ------
     ConfigError
         If ``window_candles`` is not a positive integer, ``max_exit_delay`` not None or an
-        integer >= 0, a pick row/column is off the panel, or ATR exits lack a finite ATR.
+        integer >= 0, a pick row/column is off the panel, ATR exits lack a finite ATR, or
+        ``distances`` is malformed (a key missing or unknown, a length other than the
+        picks', a value not NaN nor >= 0) or given with exit levels or ``atr``.
     """
     if isinstance(window_candles, bool) or not isinstance(window_candles, (int, np.integer)) \
             or window_candles < 1:
@@ -218,7 +234,10 @@ def simulate_picks(panel: Panel, picks: Picks, *, window_candles: int, fee_bps: 
         if picks.cols.min() < 0 or picks.cols.max() >= n_symbols:
             raise ConfigError(f"Pick columns must lie in [0, {n_symbols - 1}]. Got "
                               f"{int(picks.cols.min())}..{int(picks.cols.max())}.")
-    dist = resolve_exit_distances(exits, picks, atr)
+    if distances is None:
+        dist = resolve_exit_distances(exits, picks, atr)
+    else:
+        dist = _check_distances(distances, len(picks), exits, atr)
     stop_fill = STOP_FILL_NAMES.index(exits.stop_fill) if exits is not None else 0
     stop_fill_frac = float(exits.stop_fill_range or 0.0) if exits is not None else 0.0
     out = np.zeros(len(picks), dtype=TRADE_DTYPE)
@@ -233,6 +252,40 @@ def simulate_picks(panel: Panel, picks: Picks, *, window_candles: int, fee_bps: 
            dist["trail_frac"], dist["trail_dist"], index0, int(panel.step_ns),
            -1 if max_exit_delay is None else int(max_exit_delay), stop_fill, stop_fill_frac,
            out)
+    return out
+
+
+def _check_distances(distances: Any, n_picks: int, exits: ExitRules | None,
+                     atr: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The validated ``distances`` of :func:`simulate_picks`, as contiguous float64 arrays."""
+    if exits is not None and exits.active:
+        raise ConfigError(
+            "simulate_picks takes exit levels from 'exits' or from 'distances', not both. Got "
+            f"distances with exits={exits!r}; keep only stop_fill/stop_fill_range in exits."
+        )
+    if atr is not None:
+        raise ConfigError("simulate_picks does not read 'atr' when 'distances' are given (ATR "
+                          "multiples are already prices there). Got an atr array too.")
+    if not isinstance(distances, Mapping):
+        raise ConfigError(f"The 'distances' parameter of simulate_picks must be a dict with "
+                          f"the keys {list(DISTANCE_KEYS)}. Got {type(distances).__name__}.")
+    unknown = sorted(set(map(str, distances)) - set(DISTANCE_KEYS))
+    missing = [k for k in DISTANCE_KEYS if k not in distances]
+    if unknown or missing:
+        raise ConfigError(f"The 'distances' of simulate_picks must have exactly the keys "
+                          f"{list(DISTANCE_KEYS)}. Missing {missing}, unknown {unknown}.")
+    out = {}
+    for key in DISTANCE_KEYS:
+        values = np.ascontiguousarray(distances[key], dtype=np.float64)
+        if values.ndim != 1 or values.shape[0] != n_picks:
+            raise ConfigError(f"distances[{key!r}] of simulate_picks must be a 1-D array of "
+                              f"{n_picks} values, one per pick. Got shape {values.shape}.")
+        bad = ~(np.isnan(values) | (np.isfinite(values) & (values >= 0)))
+        if bad.any():
+            p = int(np.flatnonzero(bad)[0])
+            raise ConfigError(f"distances[{key!r}] of simulate_picks must be NaN (no such rule) "
+                              f"or a number >= 0. Got {float(values[p])!r} for pick {p}.")
+        out[key] = values
     return out
 
 

@@ -6,6 +6,11 @@
 >>> wfo = walk_forward_optimize(sweep, WalkForward(train="60d", test="14d"))  # doctest: +SKIP
 >>> wfo.result.summary(), wfo.folds, print(wfo.overfitting_report())  # doctest: +SKIP
 
+Portfolio mode sweeps sizing and rule fields (``"sizing.pct"``, ``"rules.cooldown"``) and is
+measured on the account (daily returns; a walk-forward optimisation trades one account
+through the test folds, :mod:`core_engine.optimize.account`); a Trader class or instance
+(``Sweep(GridTrader, {"levels": [10, 20], ...}, panel)``) is swept through ``replay``.
+
 Names are imported on first use, so ``core_engine.optimize.cli`` (the ``sweep`` command,
 registered with every other command) costs nothing until it runs. Dask and optuna are
 optional (``pip install 'core-engine[dask]'``, ``'core-engine[optuna]'``) and imported only

@@ -4,6 +4,8 @@ with its overfitting report.
     core-engine sweep --strategy macd_rsi_confluence --space rsi_low=35:50:5 \\
         --space max_atr_pct=1,1.5,2 --splitter walk-forward --train 60d --test 14d \\
         [--dask-scheduler tcp://10.0.0.5:8786]
+    core-engine sweep --mode portfolio --initial-cash 5000 --space rules.cooldown=2h,8h \\
+        --space sizing.slots=2,3 --splitter walk-forward --train 21d --test 7d
 
 A thin layer over :class:`~core_engine.optimize.Sweep` and
 :func:`~core_engine.optimize.walk_forward_optimize`: what it does a notebook does the same
@@ -99,6 +101,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     backtest = {"window": args.window, "shift": args.shift, "fee_bps": args.fee_bps,
                 "slippage_bps": args.slippage_bps, "max_positions": args.max_positions,
                 "start": args.start, "end": args.end, "exits": exits}
+    if args.mode == "portfolio":
+        backtest.update(mode="portfolio", initial_cash=args.initial_cash)
+    elif args.initial_cash is not None:
+        raise ConfigError("--initial-cash applies to --mode portfolio (one account) only.")
     sweep = Sweep(strategy, _space(args.space), panel, metric=args.metric,
                   direction=args.direction, search=args.search, n_trials=args.n_trials,
                   seed=args.seed, **backtest)
@@ -190,6 +196,12 @@ def add_sweep_command(commands: Any) -> None:
     sweep.add_argument("--timeframe", default="5m")
     sweep.add_argument("--start", help="first decision time, UTC")
     sweep.add_argument("--end", help="last data time, UTC")
+    sweep.add_argument("--mode", choices=("slices", "portfolio"), default="slices",
+                       help="portfolio: one compounding account (sweep rules.* and sizing.* "
+                            "fields, e.g. --space rules.cooldown=2h,8h --space "
+                            "sizing.slots=2,3)")
+    sweep.add_argument("--initial-cash", type=float,
+                       help="portfolio mode: the account's starting cash (default 10000)")
     sweep.add_argument("--window", default="4h")
     sweep.add_argument("--shift", default="2h")
     sweep.add_argument("--fee-bps", type=float, default=10.0)

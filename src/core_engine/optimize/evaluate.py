@@ -8,12 +8,15 @@ A *unit* is a list of configurations evaluated together:
   picks, and differ only in their exit rules. The first runs through
   :func:`~core_engine.backtest.walk_forward` (its validation, schedule, scores and
   allocation exactly as the engine makes them); the picks it traded are then simulated
-  under every configuration's exits at once, and each configuration's trades, equity and
-  metrics are assembled with the engine's own public functions. Picks that found no entry
-  candle never trade under any exit rule, so the traded picks are all there is to
-  re-simulate; the result equals an independent ``walk_forward`` call exactly.
-* **solo** — a configuration with anything the batched path does not model (another mode,
-  an audit, an argument of a newer engine) runs through ``walk_forward`` alone.
+  under every configuration's exits at once (one kernel call, each copy of the picks with
+  its rule's per-pick exit distances: :func:`simulate_exit_variants`), and each
+  configuration's trades, equity and metrics are assembled with the engine's own public
+  functions. Picks that found no entry candle never trade under any exit rule, so the
+  traded picks are all there is to re-simulate; the result equals an independent
+  ``walk_forward`` call exactly.
+* **solo** — a configuration with anything the batched path does not model (portfolio
+  mode, an audit, an argument of a newer engine) runs through ``walk_forward`` alone; a
+  :class:`~core_engine.trading.Trader` through :func:`~core_engine.trading.replay`.
 
 Features are computed once per worker process and data set: a :class:`SweepFeatureCache`
 keyed by feature parameters and the data fingerprint (given by the sweep, so a worker never
@@ -23,12 +26,14 @@ Every configuration yields one row per *scope* (a set of decision times): its me
 those decisions (trades decided there, the equity of those decisions, by
 :func:`~core_engine.backtest.compute_metrics`), and for the scope ``"all"`` its per-period
 returns. In slices mode every window is independent, so the metrics of a contiguous scope
-equal those of ``walk_forward(start=first, end=last + window)``.
+equal those of ``walk_forward(start=first, end=last + window)``. An account (portfolio mode,
+a replay) is measured on a scope by running it there, one leg per contiguous block with
+the cash carried over (:mod:`core_engine.optimize.account`, the legs given by the task's
+``segments``), and its per-period returns are daily account returns.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -47,11 +52,15 @@ from core_engine.backtest import (
     simulate_picks,
     walk_forward,
 )
+from core_engine.backtest.simulate import DISTANCE_KEYS
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import timeframe_ns
-from core_engine.errors import CoreEngineError
+from core_engine.errors import ConfigError, CoreEngineError
 from core_engine.features.cache import FeatureCache
+from core_engine.optimize.account import account_returns, is_trader, run_legs, run_replay
 from core_engine.optimize.results import canonical
+from core_engine.risk import ExitRules
+from core_engine.strategies.base import Strategy
 
 __all__ = ["ALL", "BATCHABLE", "RunSpec", "SharedData", "SweepFeatureCache", "Task", "Unit",
            "batch_key", "error_rows", "run_task", "scope_metrics", "simulate_exit_variants"]
@@ -111,11 +120,17 @@ class Unit:
 
 @dataclass(frozen=True)
 class Task:
-    """What one executor call evaluates: units and the scopes to measure."""
+    """What one executor call evaluates: units and the scopes to measure.
+
+    ``scopes`` maps a scope name to its decision times (int64 ns; None = the whole run);
+    ``segments`` maps it to the ``(start_ns, end_ns)`` legs an account runs there
+    (:func:`~core_engine.optimize.account.account_segments`; slices mode ignores them).
+    """
 
     units: tuple[Unit, ...]
     scopes: Mapping[str, np.ndarray | None] = field(default_factory=lambda: {ALL: None})
     keep_trades: bool = False
+    segments: Mapping[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -124,8 +139,8 @@ class Task:
 
 def batch_key(strategy: Any, backtest: Mapping[str, Any]) -> str | None:
     """The key shared by configurations that can be simulated together, or None (solo)."""
-    if not set(backtest) <= BATCHABLE or backtest.get("mode", "slices") != "slices" \
-            or backtest.get("audit", 0):
+    if not isinstance(strategy, Strategy) or not set(backtest) <= BATCHABLE \
+            or backtest.get("mode", "slices") != "slices" or backtest.get("audit", 0):
         return None
     shared = {k: v for k, v in backtest.items() if k != "exits"}
     exits = backtest.get("exits")
@@ -173,7 +188,7 @@ def run_task(shared: SharedData, task: Task) -> dict[str, Any]:
             if isinstance(outcome, BaseException):
                 rows += error_rows(spec, outcome, task.scopes, each)
                 continue
-            rows += _scope_rows(spec, outcome, task.scopes, each)
+            rows += _scope_rows(spec, outcome, task, shared.panel, cache, each)
             if task.keep_trades:
                 trades[spec.config_id] = outcome["trades"]
     result: dict[str, Any] = {"rows": rows, "configs": task.size,
@@ -188,16 +203,28 @@ def _evaluate_solo(panel: Panel, specs: Sequence[RunSpec], cache: FeatureCache) 
     out: list[tuple[RunSpec, Any]] = []
     for spec in specs:
         try:
-            result = walk_forward(panel, spec.strategy, **spec.backtest, cache=cache)
+            if is_trader(spec.strategy):
+                result = run_replay(panel, spec.strategy, spec.backtest)
+            else:
+                result = walk_forward(panel, spec.strategy, **spec.backtest, cache=cache)
         except CoreEngineError as exc:
             out.append((spec, exc))
             continue
         config = result.config
-        out.append((spec, {"trades": result.trades, "equity": result.equity,
-                           "metrics": dict(result.metrics),
-                           "window_ns": timeframe_ns(config["window"]),
-                           "shift_ns": timeframe_ns(config["shift"])}))
+        outcome = {"trades": result.trades, "equity": result.equity,
+                   "metrics": dict(result.metrics), "engine": _engine(spec, config)}
+        if outcome["engine"] == "slices":
+            outcome.update(window_ns=timeframe_ns(config["window"]),
+                           shift_ns=timeframe_ns(config["shift"]))
+        out.append((spec, outcome))
     return out
+
+
+def _engine(spec: RunSpec, config: Mapping[str, Any]) -> str:
+    """``"slices"``, ``"portfolio"`` (an account by walk_forward) or ``"replay"``."""
+    if is_trader(spec.strategy):
+        return "replay"
+    return "portfolio" if config.get("mode") == "portfolio" else "slices"
 
 
 def _evaluate_batched(panel: Panel, specs: Sequence[RunSpec], cache: FeatureCache) -> list:
@@ -219,7 +246,7 @@ def _evaluate_batched(panel: Panel, specs: Sequence[RunSpec], cache: FeatureCach
         out.append((spec, {"trades": trades, "equity": equity,
                            "metrics": compute_metrics(trades, equity, window_ns=window_ns,
                                                       shift_ns=shift_ns),
-                           "window_ns": window_ns, "shift_ns": shift_ns}))
+                           "engine": "slices", "window_ns": window_ns, "shift_ns": shift_ns}))
     return out
 
 
@@ -249,36 +276,40 @@ def _atr(panel: Panel, exits: Sequence[Any], cache: FeatureCache) -> np.ndarray 
     return compute_features([computer], panel, cache=cache)[computer.columns[0]]
 
 
-def _accepts_distances() -> bool:
-    return "distances" in inspect.signature(simulate_picks).parameters
-
-
 def simulate_exit_variants(panel: Panel, picks: Picks, exits: Sequence[Any], *,
                            window_candles: int, fee_bps: float, slippage_bps: float,
                            atr: np.ndarray | None) -> list[np.ndarray]:
     """Simulate the same picks under several exit rules; one record array per rule.
 
-    When :func:`~core_engine.backtest.simulate_picks` takes per-pick exit distances
-    (``distances=``, the hook proposed for the engine), the picks of every distinct rule are
-    concatenated with their distances into one kernel call; until then each distinct rule
-    is one call (identical rules are simulated once).
+    The picks are stacked once per distinct rule, each copy with that rule's per-pick exit
+    distances (:func:`~core_engine.backtest.resolve_exit_distances`), and simulated in one
+    :func:`~core_engine.backtest.simulate_picks` call (``distances=``) per stop-fill model
+    (``stop_fill``, ``stop_fill_range``: one call in the usual sweep). Identical rules are
+    simulated once. Each rule's records equal a ``simulate_picks(exits=rule)`` call.
     """
     distinct: dict[str, int] = {}
     order = [distinct.setdefault(repr(e), len(distinct)) for e in exits]
     unique = [exits[order.index(k)] for k in range(len(distinct))]
-    common: dict[str, Any] = {"window_candles": int(window_candles), "fee_bps": fee_bps,
-                              "slippage_bps": slippage_bps}
-    if _accepts_distances() and len(unique) > 1 and len(picks):
-        n = len(picks)
-        parts = [resolve_exit_distances(e, picks, atr) for e in unique]
-        stacked = Picks(**{k: np.tile(getattr(picks, k), len(unique))
-                           for k in ("rows", "cols", "weights", "ranks", "scores")})
-        distances = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        hooked: Any = simulate_picks  # the engine's signature gains distances= with the hook
-        records = hooked(panel, stacked, distances=distances, **common)
-        results = [records[k * n:(k + 1) * n] for k in range(len(unique))]
-    else:
-        results = [simulate_picks(panel, picks, exits=e, atr=atr, **common) for e in unique]
+    fills: dict[tuple[str, float | None], list[int]] = {}
+    for k, rule in enumerate(unique):
+        fill = ("level", None) if rule is None else (rule.stop_fill, rule.stop_fill_range)
+        fills.setdefault(fill, []).append(k)
+    n = len(picks)
+    results: list[np.ndarray] = [np.zeros(0)] * len(unique)
+    for (stop_fill, stop_fill_range), members in fills.items():
+        parts = [resolve_exit_distances(unique[k], picks, atr) for k in members]
+        stacked = Picks(**{key: np.tile(getattr(picks, key), len(members))
+                           for key in ("rows", "cols", "weights", "ranks", "scores")})
+        distances = {key: np.concatenate([p[key] for p in parts]) for key in DISTANCE_KEYS}
+        model: ExitRules | None = None if stop_fill == "level" else ExitRules(
+            stop_fill=stop_fill, stop_fill_range=stop_fill_range)
+        records = simulate_picks(panel, stacked, window_candles=int(window_candles),
+                                 fee_bps=fee_bps, slippage_bps=slippage_bps, exits=model,
+                                 distances=distances)
+        for position, k in enumerate(members):
+            block = records[position * n:(position + 1) * n].copy()
+            block["pick"] -= position * n  # each block numbers its own picks
+            results[k] = block
     return [results[k] for k in order]
 
 
@@ -314,31 +345,57 @@ def _base_row(spec: RunSpec, scope: str, elapsed: float) -> dict[str, Any]:
             "error": None, "elapsed_s": elapsed}
 
 
-def _scope_rows(spec: RunSpec, outcome: Mapping[str, Any], scopes: Mapping[str, Any],
-                elapsed: float) -> list[dict[str, Any]]:
+def _scope_rows(spec: RunSpec, outcome: Mapping[str, Any], task: Task, panel: Panel,
+                cache: FeatureCache, elapsed: float) -> list[dict[str, Any]]:
     rows = []
     equity = outcome["equity"]
-    times = pd.DatetimeIndex(equity["decision_time"])
-    for name, scope in scopes.items():
+    engine = outcome["engine"]
+    for name, scope in task.scopes.items():
         row = _base_row(spec, name, elapsed)
         if name == ALL and scope is None:
             row.update(_flatten(outcome["metrics"]))
-            row["period_times"] = _ns(times).copy()
-            row["period_returns"] = _period_returns(equity)
-        else:
-            metrics, _ = scope_metrics(outcome["trades"], times, scope,
+            row["period_times"], row["period_returns"] = _period_returns(outcome)
+        elif engine == "slices":
+            decided = pd.DatetimeIndex(equity["decision_time"])
+            metrics, _ = scope_metrics(outcome["trades"], decided, scope,
                                        window_ns=outcome["window_ns"],
                                        shift_ns=outcome["shift_ns"])
             row.update(_flatten(metrics))
+        else:
+            try:
+                row.update(_flatten(_account_scope_metrics(spec, task.segments.get(name),
+                                                           name, panel, cache)))
+            except CoreEngineError as exc:
+                row["error"] = f"{type(exc).__name__}: {exc}"
         rows.append(row)
     return rows
 
 
-def _period_returns(equity: pd.DataFrame) -> np.ndarray:
-    if "period_return_pct" in equity:
-        return equity["period_return_pct"].to_numpy(dtype=np.float64) / 100.0
-    values = equity["equity"].to_numpy(dtype=np.float64)
-    return np.diff(np.concatenate([[1.0], values])) / np.concatenate([[1.0], values[:-1]])
+def _account_scope_metrics(spec: RunSpec, segments: Sequence[tuple[int, int]] | None,
+                           name: str, panel: Panel, cache: FeatureCache) -> dict[str, Any]:
+    """The account metrics of ``spec`` traded on a scope's legs alone (cash carried)."""
+    if is_trader(spec.strategy):
+        raise ConfigError(f"A trader's replay has no decision times to measure on scope "
+                          f"{name!r}; only the whole run ('all') is measured.")
+    if segments is None:
+        raise ConfigError(f"The account scope {name!r} comes without its legs (segments); "
+                          "build the task with account_segments.")
+    if not segments:
+        return {}
+    legs = [(spec.strategy, spec.backtest, start, end) for start, end in segments]
+    account, _ = run_legs(panel, legs, cache=cache)
+    return dict(account["metrics"])
+
+
+def _period_returns(outcome: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-period returns and their times (int64 ns): one per decision time in slices mode
+    (fractions of ``period_return_pct``), daily account returns otherwise."""
+    equity = outcome["equity"]
+    if outcome["engine"] == "slices":
+        return (_ns(equity["decision_time"]).copy(),
+                equity["period_return_pct"].to_numpy(dtype=np.float64) / 100.0)
+    return account_returns(equity, engine=outcome["engine"],
+                           initial_cash=float(outcome["metrics"]["initial_cash"]))
 
 
 def error_rows(spec: RunSpec, error: BaseException, scopes: Mapping[str, Any],

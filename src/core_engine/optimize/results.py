@@ -57,6 +57,8 @@ def canonical(value: Any) -> Any:
         from core_engine.data.timeframes import to_utc_timestamp
 
         return to_utc_timestamp(value).isoformat()
+    if isinstance(value, type):  # a class (a Trader class swept from its points)
+        return {"__class__": f"{value.__module__}.{value.__qualname__}"}
     cls = type(value)
     name = f"{cls.__module__}.{cls.__qualname__}"
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

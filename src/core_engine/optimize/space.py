@@ -8,9 +8,18 @@ Names in a space
 * ``strategy.rsi_low`` — explicitly a strategy parameter;
 * ``exits.stop_loss_pct``, ``allocator.n``, ``rules.cooldown``, ``sizing.risk_pct`` — a
   field of a config object passed to ``walk_forward`` under that argument. The sweep's own
-  argument (``exits=ExitRules(...)``, ``rules=PortfolioRules(...)``) is the base, and every
-  point replaces the swept fields (``dataclasses.replace`` for frozen dataclasses, so the
-  config validates itself); without a base, ``exits`` starts from ``ExitRules()``.
+  argument (``exits=ExitRules(...)``, ``rules=PortfolioRules(...)``,
+  ``sizing=FixedFraction(pct=10)``) is the base, and every point replaces the swept fields
+  (``dataclasses.replace`` for frozen dataclasses, so the config validates itself); a
+  point that also sets the whole argument (``"sizing": [...]``) is its own base. Without a
+  base, ``exits`` starts from ``ExitRules()``, ``rules`` from ``PortfolioRules()`` and
+  ``sizing`` from ``EqualSlots()`` (walk_forward's defaults), so ``sizing.pct`` needs a
+  ``FixedFraction`` base.
+
+For a :class:`~core_engine.trading.Trader` (a class or an instance) the names are its
+parameters (``levels``, ``spacing``) and the keyword arguments of
+:func:`~core_engine.trading.replay` (``initial_cash``, ``start``, ...); each point builds a
+new trader from the base's parameters and the point's.
 
 Which ``walk_forward`` arguments exist is read from its signature at run time, so the
 arguments of a newer engine (e.g. portfolio mode's ``sizing=`` and ``rules=``) are sweepable
@@ -28,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
 import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,7 +46,8 @@ import numpy as np
 
 from core_engine.errors import ConfigError
 
-__all__ = ["Choice", "IntUniform", "Space", "Uniform", "parse_value", "resolve_names"]
+__all__ = ["Choice", "IntUniform", "Space", "Uniform", "parse_value", "point_instance",
+           "resolve_names"]
 
 
 def parse_value(text: str) -> Any:
@@ -263,16 +272,17 @@ class Space:
 
 # ---------------------------------------------------------------------------- names
 def resolve_names(names: Sequence[str], strategy_params: Sequence[str],
-                  backtest_params: Sequence[str], base: Mapping[str, Any]
-                  ) -> dict[str, tuple[str, str | None]]:
+                  backtest_params: Sequence[str], base: Mapping[str, Any], *,
+                  runner: str = "walk_forward") -> dict[str, tuple[str, str | None]]:
     """Map every space name to ``("strategy", param)``, ``("backtest", argument)`` or
     ``("nested", argument)`` with the field name.
 
     Raises
     ------
     ConfigError
-        For a name that is neither a strategy parameter nor a ``walk_forward`` argument (with
-        a did-you-mean), or a nested field the base object does not have.
+        For a name that is neither a strategy parameter nor an argument of ``runner``
+        (``walk_forward`` or ``replay``; with a did-you-mean), or a nested field the base
+        object does not have.
     """
     from core_engine.strategies.base import did_you_mean
 
@@ -286,13 +296,13 @@ def resolve_names(names: Sequence[str], strategy_params: Sequence[str],
         elif head == "strategy" and field in strategy_params:
             out[name] = ("strategy", field)
         elif dot and head in backtest_params and field and "." not in field:
-            _check_field(name, head, field, base.get(head))
+            _check_field(name, head, field, base.get(head), runner)
             out[name] = ("nested:" + head, field)
         else:
             valid = [*strategy_params, *backtest_params]
             raise ConfigError(
                 f"The space name {name!r} is not a parameter of the strategy "
-                f"({list(strategy_params)}) nor a walk_forward argument (or 'argument.field' "
+                f"({list(strategy_params)}) nor a {runner} argument (or 'argument.field' "
                 f"of one).{did_you_mean(field if head == 'strategy' else name, valid)}"
             )
     return out
@@ -307,6 +317,10 @@ def _default_base(argument: str) -> Any:
         from core_engine.risk import PortfolioRules
 
         return PortfolioRules()
+    if argument == "sizing":
+        from core_engine.risk import EqualSlots
+
+        return EqualSlots()
     return None
 
 
@@ -320,13 +334,15 @@ def _field_names(base: Any) -> list[str] | None:
     return None
 
 
-def _check_field(name: str, argument: str, field: str, base: Any) -> None:
+def _check_field(name: str, argument: str, field: str, base: Any,
+                 runner: str = "walk_forward") -> None:
     from core_engine.strategies.base import did_you_mean
 
-    base = base if base is not None else _default_base(argument)
+    given = base is not None
+    base = base if given else _default_base(argument)
     if base is None:
         raise ConfigError(
-            f"The space name {name!r} sets the field {field!r} of the walk_forward argument "
+            f"The space name {name!r} sets the field {field!r} of the {runner} argument "
             f"{argument!r}, which the sweep does not give. Pass a base object, e.g. "
             f"{argument}=..., to the Sweep."
         )
@@ -337,9 +353,12 @@ def _check_field(name: str, argument: str, field: str, base: Any) -> None:
             f"dict or an object with get_params/set_params. Got {type(base).__name__}."
         )
     if field not in fields and not isinstance(base, Mapping):
+        hint = "" if given or argument != "sizing" else (
+            f" ({type(base).__name__}() is walk_forward's default sizing; pass a base that "
+            "has the field to the Sweep, e.g. sizing=FixedFraction(pct=10) for 'sizing.pct'.)")
         raise ConfigError(
             f"The space name {name!r}: {type(base).__name__} has no field {field!r}; it has "
-            f"{fields}.{did_you_mean(field, fields)}"
+            f"{fields}.{did_you_mean(field, fields)}{hint}"
         )
 
 
@@ -347,9 +366,10 @@ def apply_point(strategy: Any, backtest: Mapping[str, Any], point: Mapping[str, 
                 names: Mapping[str, tuple[str, str | None]]) -> tuple[Any, dict[str, Any]]:
     """The strategy instance and ``walk_forward`` arguments of one point of the space.
 
-    ``strategy`` is the base instance (cloned, never changed); ``backtest`` the sweep's
-    arguments. Invalid values raise the :class:`ConfigError` of the object that rejects
-    them (the strategy's or the config's own validation).
+    ``strategy`` is the base instance (cloned, never changed) or, for a trader, a Trader
+    class or instance; ``backtest`` the sweep's arguments. Invalid values raise the
+    :class:`ConfigError` of the object that rejects them (the strategy's, the trader's or
+    the config's own validation).
     """
     strategy_params: dict[str, Any] = {}
     kwargs = dict(backtest)
@@ -363,12 +383,25 @@ def apply_point(strategy: Any, backtest: Mapping[str, Any], point: Mapping[str, 
         else:
             nested.setdefault(kind.split(":", 1)[1], {})[str(target)] = value
     for argument, fields in nested.items():
-        base = backtest.get(argument)
+        base = kwargs.get(argument)  # the point's own value of the argument, else the sweep's
         kwargs[argument] = _replace(base if base is not None else _default_base(argument), fields)
-    instance = strategy.clone()
-    if strategy_params:
-        instance.set_params(**strategy_params)
-    return instance, kwargs
+    return point_instance(strategy, strategy_params), kwargs
+
+
+def point_instance(strategy: Any, params: Mapping[str, Any]) -> Any:
+    """A new strategy or trader: the base with ``params`` replaced.
+
+    A class is built from ``params`` alone; a strategy instance is cloned and
+    ``set_params``; a trader instance (no ``set_params``) is rebuilt from its
+    ``get_params()`` and ``params`` (so its constructor validates the whole)."""
+    if isinstance(strategy, type):
+        return strategy(**params)
+    if hasattr(strategy, "set_params"):
+        instance = strategy.clone()
+        if params:
+            instance.set_params(**params)
+        return instance
+    return type(strategy)(**{**copy.deepcopy(strategy.get_params()), **params})
 
 
 def _replace(base: Any, fields: dict[str, Any]) -> Any:
@@ -383,11 +416,3 @@ def _replace(base: Any, fields: dict[str, Any]) -> Any:
     clone.set_params(**fields)
     return clone
 
-
-def walk_forward_arguments() -> list[str]:
-    """The keyword arguments of :func:`core_engine.backtest.walk_forward`, read from its
-    signature (so a newer engine's arguments are known without a change here)."""
-    from core_engine.backtest import walk_forward
-
-    return [p.name for p in inspect.signature(walk_forward).parameters.values()
-            if p.kind is p.KEYWORD_ONLY]

@@ -36,6 +36,12 @@ import pandas as pd
 from core_engine.backtest import decision_schedule, load_panel, walk_forward, warm_up
 from core_engine.data.timeframes import timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError, CoreEngineError
+from core_engine.optimize.account import (
+    ACCOUNT_PERIODS_PER_YEAR,
+    is_trader,
+    replay_arguments,
+    run_replay,
+)
 from core_engine.optimize.evaluate import (
     ALL,
     RunSpec,
@@ -48,7 +54,7 @@ from core_engine.optimize.evaluate import (
 )
 from core_engine.optimize.executors import Executor, LocalExecutor
 from core_engine.optimize.results import ResultStore, canonical, config_id
-from core_engine.optimize.space import Space, apply_point, resolve_names, walk_forward_arguments
+from core_engine.optimize.space import Space, apply_point, resolve_names
 
 __all__ = ["SEARCHES", "Sweep", "SweepResult", "import_optuna"]
 
@@ -70,6 +76,7 @@ def import_optuna() -> Any:
 
 
 def _strategy_instance(strategy: Any) -> Any:
+    """The base of every point: a Strategy instance, or a Trader class or instance."""
     from core_engine.strategies import Strategy, get_strategy
 
     if isinstance(strategy, str):
@@ -78,10 +85,41 @@ def _strategy_instance(strategy: Any) -> Any:
         return strategy()
     if isinstance(strategy, Strategy):
         return strategy.clone()
+    if is_trader(strategy):
+        # a class stays a class: its required parameters (a grid's range) come from the
+        # points, each built and validated by the trader's own constructor
+        return strategy if isinstance(strategy, type) else strategy.clone()
     raise ConfigError(
         "The 'strategy' parameter of Sweep must be a Strategy class, a Strategy instance (its "
-        f"parameters are the base of every point) or a registry name. Got {strategy!r}."
+        "parameters are the base of every point), a registry name, or a Trader class or "
+        f"instance (evaluated by replay). Got {strategy!r}."
     )
+
+
+def _broker_identity(broker: Any) -> dict[str, Any]:
+    """What identifies a replay's broker in a configuration id: its class and its public
+    settings (fees, slippage, fill model, cash, ...)."""
+    from core_engine.trading.sim import SimBroker
+
+    broker = SimBroker() if broker is None else broker
+    settings = {k: v for k, v in vars(broker).items() if not k.startswith("_")
+                and (v is None or isinstance(v, (bool, int, float, str)))}
+    return {"__class__": f"{type(broker).__module__}.{type(broker).__qualname__}", **settings}
+
+
+def _check_broker(broker: Any) -> None:
+    from core_engine.trading.sim import SimBroker
+
+    if broker is None:
+        return
+    if not isinstance(broker, SimBroker):
+        raise ConfigError(f"A trader sweep replays with a SimBroker. Got broker="
+                          f"{type(broker).__name__}.")
+    if broker.panel is not None:
+        raise ConfigError("A trader sweep needs an unbound SimBroker (its fees and fill "
+                          "model): every run binds a fresh clone to the sweep's data. Got a "
+                          "SimBroker bound to candles; pass SimBroker(fee_bps=...) without "
+                          "candles.")
 
 
 class Sweep:
@@ -89,8 +127,11 @@ class Sweep:
 
     Parameters
     ----------
-    strategy : Strategy class, Strategy instance or str
-        What to sweep; an instance's parameters are the defaults of every point.
+    strategy : Strategy class, Strategy instance, str, or Trader class or instance
+        What to sweep; an instance's parameters are the defaults of every point. A
+        :class:`~core_engine.trading.Trader` (e.g. ``GridTrader``) is evaluated by
+        :func:`~core_engine.trading.replay`; a Trader class is built from each point's
+        parameters alone (give its required ones as single values in the space).
     space : dict
         Name -> values (see :mod:`core_engine.optimize.space` for names and value forms).
     data : Panel, dict of candle frames, or (store, symbols, timeframe)
@@ -105,28 +146,56 @@ class Sweep:
         Seed of the random sampler and of optuna's TPE sampler.
     **backtest
         Arguments of :func:`~core_engine.backtest.walk_forward` (``window``, ``shift``,
-        ``fee_bps``, ``exits``, ``max_positions``, ``mode``, ...), passed through unchanged;
-        swept names override them per point.
+        ``fee_bps``, ``exits``, ``max_positions``, ``mode``, ``sizing``, ``rules``, ...) —
+        for a trader those of :func:`~core_engine.trading.replay` (``broker`` an unbound
+        ``SimBroker``, cloned for every run; ``initial_cash``, ``start``, ``end``) — passed
+        through unchanged; swept names override them per point.
+
+    Notes
+    -----
+    What a configuration's metrics and per-period returns are depends on what runs it:
+    slices mode gives one return per decision time; portfolio mode and traders are
+    accounts, measured by their account metrics and daily returns
+    (:mod:`core_engine.optimize.account`). One sweep runs one mode (``mode`` cannot be a
+    swept name).
     """
 
     def __init__(self, strategy: Any, space: Mapping[str, Any] | Space, data: Any, *,
                  metric: str = "sharpe", direction: str = "maximize", search: str = "grid",
                  n_trials: int | None = None, seed: int = 0, **backtest: Any) -> None:
         self.strategy = _strategy_instance(strategy)
+        self.kind = "trader" if is_trader(self.strategy) else "strategy"
         self.space = Space(space)
         self.panel = load_panel(data)
-        arguments = walk_forward_arguments()
+        runner = "replay" if self.kind == "trader" else "walk_forward"
+        if self.kind == "trader":
+            self._defaults = replay_arguments()
+            reserved: tuple[str, ...] = ()
+        else:
+            self._defaults = {p.name: p.default for p in
+                              inspect.signature(walk_forward).parameters.values()
+                              if p.kind is p.KEYWORD_ONLY and p.name not in _RESERVED}
+            reserved = _RESERVED
+        arguments = [*self._defaults, *reserved]
         for key in backtest:
-            if key in _RESERVED or key not in arguments:
+            if key in reserved or key not in arguments:
                 from core_engine.strategies.base import did_you_mean
 
                 raise ConfigError(
-                    f"Sweep got {key!r}, which is not a walk_forward argument it passes on "
-                    f"(a sweep manages {list(_RESERVED)} itself).{did_you_mean(key, arguments)}"
+                    f"Sweep got {key!r}, which is not a {runner} argument it passes on "
+                    f"(a sweep manages {list(reserved)} itself).{did_you_mean(key, arguments)}"
                 )
         self.backtest = dict(backtest)
+        if self.kind == "trader":
+            _check_broker(self.backtest.get("broker"))
         self.names = resolve_names(self.space.names, self.strategy.param_names(),
-                                   [a for a in arguments if a not in _RESERVED], self.backtest)
+                                   list(self._defaults), self.backtest, runner=runner)
+        if any(target == "mode" for kind, target in self.names.values() if kind == "backtest"):
+            raise ConfigError("A sweep runs one mode: 'mode' cannot be a swept name (slices "
+                              "and portfolio runs have different returns and metrics). Run "
+                              "one sweep per mode, with mode=... as a fixed argument.")
+        self.mode = "replay" if self.kind == "trader" else str(self.backtest.get("mode",
+                                                                                   "slices"))
         if direction not in ("maximize", "minimize"):
             raise ConfigError(f"The 'direction' parameter of Sweep must be 'maximize' or "
                               f"'minimize'. Got {direction!r}.")
@@ -147,9 +216,6 @@ class Sweep:
         self.metric, self.direction, self.search = metric, direction, search
         self.n_trials, self.seed = n_trials, seed
         self._fingerprint: str | None = None
-        self._defaults = {p.name: p.default for p in
-                          inspect.signature(walk_forward).parameters.values()
-                          if p.kind is p.KEYWORD_ONLY and p.name not in _RESERVED}
 
     # ------------------------------------------------------------------ points
     @property
@@ -178,6 +244,8 @@ class Sweep:
         """
         strategy, kwargs = apply_point(self.strategy, self.backtest, point, self.names)
         full = {**self._defaults, **kwargs}
+        if self.kind == "trader":
+            full["broker"] = _broker_identity(full.get("broker"))
         return RunSpec(config_id=config_id(strategy, full, self.fingerprint), params=dict(point),
                        strategy=strategy, backtest=kwargs)
 
@@ -190,7 +258,17 @@ class Sweep:
     def decision_times(self) -> pd.DatetimeIndex:
         """The decision times every configuration shares: the schedule of ``window``,
         ``shift``, ``start`` and ``end`` after the longest warm-up among the points (the
-        base configuration's for an optuna search)."""
+        base configuration's for an optuna search).
+
+        Raises
+        ------
+        ConfigError
+            For a trader sweep (a trader acts on its own clock, not on decision times).
+        """
+        if self.kind == "trader":
+            raise ConfigError(f"A trader ({type(self.strategy).__name__}) acts on its own "
+                              "clock and has no decision times to split; sweep it over one "
+                              "span with Sweep.run().")
         kwargs = {**self._defaults, **self.backtest}
         points = self.points() if self.search != "optuna" else [{}]
         lookback = 0
@@ -223,6 +301,26 @@ class Sweep:
     @property
     def shift_ns(self) -> int:
         return timeframe_ns({**self._defaults, **self.backtest}["shift"])
+
+    @property
+    def account(self) -> bool:
+        """Whether runs are accounts (portfolio mode, replays): daily returns, account
+        metrics."""
+        return self.mode != "slices"
+
+    @property
+    def periods_per_year(self) -> float:
+        """Per-period returns per year: 365 daily account returns, else one per holding
+        window (``365 days / max(window, shift)``, as the slices metrics annualise)."""
+        if self.account:
+            return ACCOUNT_PERIODS_PER_YEAR
+        return 365 * 24 * 3600 * 1e9 / max(self.window_ns, self.shift_ns)
+
+    @property
+    def overlap(self) -> float:
+        """Periods per independent observation: ``ceil(window / shift)`` for overlapping
+        slices windows, 1 for daily account returns."""
+        return 1.0 if self.account else float(math.ceil(self.window_ns / self.shift_ns))
 
     # ------------------------------------------------------------------ running
     def run(self, *, executor: Executor | None = None, results: Any = None,
@@ -275,9 +373,11 @@ class _Run:
                 self.executor.stop()
 
     def evaluate(self, points: Iterable[Mapping[str, Any]],
-                 scopes: Mapping[str, np.ndarray | None]) -> list[str]:
+                 scopes: Mapping[str, np.ndarray | None],
+                 segments: Mapping[str, tuple[tuple[int, int], ...]] | None = None
+                 ) -> list[str]:
         """Evaluate ``points`` on ``scopes`` (skipping what the store holds); return their
-        config ids in order."""
+        config ids in order. ``segments``: the account legs of each scope (portfolio mode)."""
         from core_engine.progress import progress_bar
 
         ids: list[str] = []
@@ -304,7 +404,8 @@ class _Run:
         finished = 0
         try:
             for result in self.executor.run(_units(todo),
-                                            lambda units: Task(units, dict(scopes))):
+                                            lambda units: Task(units, dict(scopes),
+                                                               segments=dict(segments or {}))):
                 self._check_metric(result["rows"])
                 self.store.append(result["rows"])
                 finished += result["configs"]
@@ -343,11 +444,18 @@ def _units(specs: Sequence[RunSpec]) -> list[Unit]:
         else:
             groups.setdefault(key, []).append(spec)
     units = [Unit(tuple(g), batched=True) for g in groups.values()] + solo
-    return sorted(units, key=lambda u: repr(sorted(repr(f) for f in u.specs[0].strategy.features())))
+    return sorted(units, key=lambda u: _features_key(u.specs[0].strategy))
+
+
+def _features_key(strategy: Any) -> str:
+    features = getattr(strategy, "features", None)
+    return repr(sorted(repr(f) for f in features())) if callable(features) else ""
 
 
 def _optuna_search(sweep: Sweep, run: _Run, *, scope: str,
-                   scopes: Mapping[str, np.ndarray | None] | None = None) -> list[str]:
+                   scopes: Mapping[str, np.ndarray | None] | None = None,
+                   segments: Mapping[str, tuple[tuple[int, int], ...]] | None = None
+                   ) -> list[str]:
     """Ask/tell optuna in batches; the value of a trial is ``sweep.metric`` on ``scope``."""
     optuna = import_optuna()
     scopes = {ALL: None} if scopes is None else scopes
@@ -364,7 +472,7 @@ def _optuna_search(sweep: Sweep, run: _Run, *, scope: str,
             trials = [study.ask(distributions)
                       for _ in range(min(batch, sweep.n_trials - len(ids)))]
             points = [{name: t.params[name] for name in sweep.space.names} for t in trials]
-            batch_ids = run.evaluate(points, scopes)
+            batch_ids = run.evaluate(points, scopes, segments)
             values = _metric_values(run.store.frame(), batch_ids, scope, sweep.metric)
             for trial, value in zip(trials, values, strict=True):
                 if math.isfinite(value):
@@ -398,8 +506,9 @@ class SweepResult:
         parameters, every metric over the whole span, ``error`` (why a configuration could
         not run, else None) and ``elapsed_s``.
     returns : pandas.DataFrame
-        Per-period returns (fractions, one per decision time) of every configuration that
-        ran: rows = decision times, columns = config ids.
+        Per-period returns (fractions) of every configuration that ran, columns = config
+        ids: one per decision time in slices mode (index ``decision_time``), daily account
+        returns in portfolio mode and for traders (index ``day``, UTC midnight).
     n_trials : int
         Configurations that ran (the true number of trials for the deflated Sharpe ratio).
     evaluated, skipped : int
@@ -413,7 +522,7 @@ class SweepResult:
         order = list(dict.fromkeys(ids))
         self.rows = frame.loc[frame["config_id"].isin(order)].reset_index(drop=True)
         self.table = _table(self.rows, order, sweep.space.names)
-        self.returns = _returns(self.rows, order)
+        self.returns = _returns(self.rows, order, "day" if sweep.account else "decision_time")
         self.evaluated, self.skipped = evaluated, skipped
 
     @property
@@ -442,8 +551,11 @@ class SweepResult:
         return dict(json.loads(self.table.loc[self.best_config_id, "params"]))
 
     def best_result(self):
-        """Re-run the best configuration with ``walk_forward`` and return its BacktestResult."""
+        """Re-run the best configuration (``walk_forward``, or ``replay`` for a trader) and
+        return its BacktestResult."""
         spec = self.sweep.build(self.best_params)
+        if self.sweep.kind == "trader":
+            return run_replay(self.sweep.panel, spec.strategy, spec.backtest)
         return walk_forward(self.sweep.panel, spec.strategy, **spec.backtest)
 
     def overfitting_report(self, n_blocks: int = 16):
@@ -453,16 +565,12 @@ class SweepResult:
 
         return overfitting_report(self.returns, selected=self.best_config_id,
                                   n_trials=self.n_trials, n_blocks=n_blocks,
-                                  overlap=math.ceil(self.sweep.window_ns / self.sweep.shift_ns),
-                                  periods_per_year=_periods_per_year(self.sweep))
+                                  overlap=self.sweep.overlap,
+                                  periods_per_year=self.sweep.periods_per_year)
 
     def __repr__(self) -> str:
         return (f"SweepResult({len(self.table)} configurations, {self.n_trials} ran, "
                 f"metric {self.metric!r})")
-
-
-def _periods_per_year(sweep: Sweep) -> float:
-    return 365 * 24 * 3600 * 1e9 / max(sweep.window_ns, sweep.shift_ns)
 
 
 def _table(rows: pd.DataFrame, order: Sequence[str], names: Sequence[str]) -> pd.DataFrame:
@@ -475,7 +583,7 @@ def _table(rows: pd.DataFrame, order: Sequence[str], names: Sequence[str]) -> pd
     return pd.concat([params, metrics], axis=1)
 
 
-def _returns(rows: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+def _returns(rows: pd.DataFrame, order: Sequence[str], index_name: str) -> pd.DataFrame:
     rows = rows.loc[(rows["scope"] == ALL) & rows["error"].isna()].set_index("config_id")
     columns = {}
     for cid in order:
@@ -485,5 +593,5 @@ def _returns(rows: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
             columns[cid] = pd.Series(np.asarray(rows.at[cid, "period_returns"], dtype=np.float64),
                                      index=times)
     frame = pd.DataFrame(columns)
-    frame.index.name = "decision_time"
+    frame.index.name = index_name
     return frame.sort_index()

@@ -16,6 +16,23 @@
    of its chosen configuration over the fold's decisions, equity and metrics recomputed over
    the whole path.
 
+Portfolio mode (one account)
+----------------------------
+A portfolio sweep is measured and stitched as the account a trader would run
+(:mod:`core_engine.optimize.account`): a fold's training and test values of ``select``
+are the account metrics of the configuration traded on that fold's decisions alone,
+starting from ``initial_cash``; the out-of-sample run is **one account** that trades each
+test fold with the configuration chosen for it, the cash it ended the previous fold with
+carried into the next (compounding across folds), and every position closed before the
+configuration changes: a fold's run ends at the earlier of its last decision + ``window``
+and the next fold's first decision (so with ``window > shift`` the last
+``ceil(window / shift) − 1`` decisions of a fold that another fold follows directly are not
+traded, and a fold's stitched piece can then differ from its ``out_of_sample`` value, which
+trades the whole fold). The stitched account's equity is marked at every candle; its
+metrics are the account metrics (daily Sharpe, CAGR, drawdown, ...) of the whole, and its
+per-period returns for the overfitting report are its daily returns. A trader sweep has
+no decision times to split and is refused.
+
 Every trial's per-period returns over the whole span are kept (``.returns``), for the
 overfitting report and for any later analysis.
 """
@@ -41,10 +58,11 @@ from core_engine.backtest import (
     walk_forward,
 )
 from core_engine.errors import ConfigError
+from core_engine.optimize.account import account_returns, account_segments, run_legs
 from core_engine.optimize.evaluate import ALL
 from core_engine.optimize.executors import Executor
 from core_engine.optimize.splitters import _PurgedSplitter
-from core_engine.optimize.sweep import Sweep, SweepResult, _optuna_search, _periods_per_year, _Run
+from core_engine.optimize.sweep import Sweep, SweepResult, _optuna_search, _Run
 
 __all__ = ["WalkForwardOptimization", "walk_forward_optimize"]
 
@@ -59,7 +77,7 @@ def walk_forward_optimize(sweep: Sweep, splitter: Any, *, select: str | None = N
     Parameters
     ----------
     sweep : Sweep
-        Strategy, space, data and backtest arguments (slices mode).
+        Strategy, space, data and backtest arguments (slices or portfolio mode).
     splitter : WalkForward, PurgedKFold or CombinatorialPurgedCV
         Splits the sweep's decision times; its purge is at least the sweep's ``window``.
     select : str, optional
@@ -76,19 +94,19 @@ def walk_forward_optimize(sweep: Sweep, splitter: Any, *, select: str | None = N
     Raises
     ------
     ConfigError
-        If the sweep is not in slices mode, the splitter leaves no fold, or ``select`` is not
-        a metric of the runs.
+        If the sweep is a trader's, the splitter leaves no fold, ``select`` is not a metric
+        of the runs, or (portfolio mode) no fold could choose a configuration.
     """
     if not isinstance(sweep, Sweep):
         raise ConfigError(f"walk_forward_optimize needs a Sweep. Got {type(sweep).__name__}.")
     if not isinstance(splitter, _PurgedSplitter):
         raise ConfigError("walk_forward_optimize needs a WalkForward, PurgedKFold or "
                           f"CombinatorialPurgedCV splitter. Got {splitter!r}.")
-    if sweep.backtest.get("mode", "slices") != "slices":
+    if sweep.kind == "trader":
         raise ConfigError(
-            "walk_forward_optimize measures folds and stitches them with the slices-mode "
-            f"equity (independent windows). Got mode={sweep.backtest['mode']!r}; run "
-            "Sweep.run() for a portfolio-mode sweep over one span."
+            f"walk_forward_optimize splits the decision times of a strategy; a trader "
+            f"({type(sweep.strategy).__name__}) acts on its own clock. Run Sweep.run() over "
+            "one span, or sweep its strategy in portfolio mode."
         )
     select = select or sweep.metric
     direction = direction or sweep.direction
@@ -102,25 +120,30 @@ def walk_forward_optimize(sweep: Sweep, splitter: Any, *, select: str | None = N
         raise ConfigError(f"{splitter!r} leaves no fold on the {len(times)} decision times "
                           f"{_span(times)}; shorten its periods or give more data.")
     token = _token(splitter, times, sweep.window_ns)
-    scopes = {f"{token}/{k}/{side}": times[pos].as_unit("ns").asi8
-              for k, (train, test) in enumerate(splits)
-              for side, pos in (("train", train), ("test", test))}
+    positions = {f"{token}/{k}/{side}": pos for k, (train, test) in enumerate(splits)
+                 for side, pos in (("train", train), ("test", test))}
+    scopes = {name: times[pos].as_unit("ns").asi8 for name, pos in positions.items()}
+    segments = {name: tuple((start, end) for _, start, end in
+                            account_segments([pos], times, sweep.window_ns))
+                for name, pos in positions.items()} if sweep.account else {}
     with _Run(sweep, executor, results, progress, callback) as run:
         if sweep.search == "optuna":
             ids: list[str] = []
             for k in range(len(splits)):
                 fold = {ALL: None, f"{token}/{k}/train": scopes[f"{token}/{k}/train"],
                         f"{token}/{k}/test": scopes[f"{token}/{k}/test"]}
-                ids += _optuna_search(sweep, run, scope=f"{token}/{k}/train", scopes=fold)
+                ids += _optuna_search(sweep, run, scope=f"{token}/{k}/train", scopes=fold,
+                                      segments=segments)
         else:
-            ids = run.evaluate(sweep.points(), {ALL: None, **scopes})
+            ids = run.evaluate(sweep.points(), {ALL: None, **scopes}, segments)
         frame = run.store.frame()
         trials = SweepResult(sweep, frame, ids, run.evaluated, run.skipped)
     if select not in trials.table:
         raise ConfigError(f"walk_forward_optimize: 'select' {select!r} is not a metric of the "
                           "runs.")
     folds = _choose(trials, splits, times, token, select, direction)
-    paths = [_stitch(sweep, folds, path, times, splitter, select, j)
+    stitch = _stitch_account if sweep.account else _stitch
+    paths = [stitch(sweep, folds, path, times, splitter, select, j)
              for j, path in enumerate(splitter.backtest_paths(times, label_end=label_end))]
     return WalkForwardOptimization(sweep=sweep, splitter=splitter, select=select,
                                    direction=direction, folds=folds, paths=paths, trials=trials)
@@ -171,8 +194,7 @@ def _stitch(sweep: Sweep, folds: pd.DataFrame, path: Sequence[tuple[int, np.ndar
     trades, decided, pieces = [], [], []
     for split, positions in sorted(path, key=lambda item: times[item[1][0]]):
         fold_times = times[positions]
-        chosen = folds.at[split, "config_id"]
-        if chosen is None or (isinstance(chosen, float) and math.isnan(chosen)):
+        if not _has_choice(folds.at[split, "config_id"]):
             decided.append(fold_times)
             continue
         spec = sweep.build(json.loads(folds.at[split, "params"]))
@@ -188,6 +210,41 @@ def _stitch(sweep: Sweep, folds: pd.DataFrame, path: Sequence[tuple[int, np.ndar
     config, quality = _describe(sweep, pieces, splitter, select, number, all_times)
     return BacktestResult(trades=frame, equity=equity, metrics=metrics, config=config,
                           data_quality=quality, panel=sweep.panel)
+
+
+def _stitch_account(sweep: Sweep, folds: pd.DataFrame, path: Sequence[tuple[int, np.ndarray]],
+                    times: pd.DatetimeIndex, splitter: Any, select: str, number: int
+                    ) -> BacktestResult:
+    """One out-of-sample account from the test folds of ``path``: each fold traded by its
+    chosen configuration, the cash carried over (see the module docstring)."""
+    ordered = sorted(path, key=lambda item: times[item[1][0]])
+    legs, owners = [], []
+    for group, start, end in account_segments([pos for _, pos in ordered], times,
+                                              sweep.window_ns):
+        split = ordered[group][0]
+        if not _has_choice(folds.at[split, "config_id"]):
+            continue  # no configuration for this fold: the account holds its cash
+        spec = sweep.build(json.loads(folds.at[split, "params"]))
+        legs.append((spec.strategy, spec.backtest, start, end))
+        owners.append((split, spec))
+    if not legs:
+        raise ConfigError(f"walk_forward_optimize: no test fold of path {number} has a chosen "
+                          f"configuration (no trial has a training value of {select!r}).")
+    account, runs = run_legs(sweep.panel, legs)
+    window = pd.Timedelta(sweep.window_ns, unit="ns")
+    traded = [times[(times >= pd.Timestamp(start, tz="UTC"))
+                    & (times <= pd.Timestamp(end, tz="UTC") - window)]
+              for _, _, start, end in legs]
+    all_times = traded[0].append(traded[1:])
+    pieces = [(split, spec, run) for (split, spec), run in zip(owners, runs, strict=True)]
+    config, quality = _describe(sweep, pieces, splitter, select, number, all_times)
+    return BacktestResult(trades=account["trades"], equity=account["equity"],
+                          metrics=account["metrics"], config=config, data_quality=quality,
+                          panel=sweep.panel, blocked=account["blocked"])
+
+
+def _has_choice(chosen: Any) -> bool:
+    return chosen is not None and not (isinstance(chosen, float) and math.isnan(chosen))
 
 
 def _empty_trades(panel: Any) -> pd.DataFrame:
@@ -220,8 +277,14 @@ def _describe(sweep: Sweep, pieces: Sequence[tuple[int, Any, BacktestResult]], s
     quality: dict[str, Any] = dict(base.data_quality) if base is not None else {}
     if pieces:
         for key in ("decision_times_scheduled", "decision_times_evaluated", "picks",
-                    "picks_without_entry_candle", "trades_with_gaps", "trades_exit_at_last_close"):
-            quality[key] = int(sum(r.data_quality.get(key, 0) for _, _, r in pieces))
+                    "picks_without_entry_candle", "picks_blocked", "trades_with_gaps",
+                    "trades_exit_at_last_close", "trades_exit_delayed",
+                    "trades_exit_delay_capped"):
+            if key in quality:
+                quality[key] = int(sum(r.data_quality.get(key, 0) for _, _, r in pieces))
+        if "exit_delay_candles_max" in quality:
+            quality["exit_delay_candles_max"] = max(
+                int(r.data_quality.get("exit_delay_candles_max", 0)) for _, _, r in pieces)
         skipped: dict[str, int] = {}
         for _, _, r in pieces:
             for reason, count in r.data_quality.get("skipped_decision_times", {}).items():
@@ -289,14 +352,18 @@ class WalkForwardOptimization:
         from core_engine.optimize.overfitting import overfitting_report
 
         returns = self.trials.returns
-        stitched = self.result.equity["period_return_pct"].to_numpy() / 100.0
+        if self.sweep.account:
+            _, stitched = account_returns(self.result.equity, engine="portfolio",
+                                          initial_cash=self.result.metrics["initial_cash"])
+        else:
+            stitched = self.result.equity["period_return_pct"].to_numpy() / 100.0
         fold_is_oos = self.folds[["in_sample", "out_of_sample"]].dropna()
         fold_is_oos.attrs["metric"] = self.select
         return overfitting_report(returns, selected="walk-forward out-of-sample",
                                   n_trials=self.n_trials,
                                   n_blocks=n_blocks,
-                                  overlap=math.ceil(self.sweep.window_ns / self.sweep.shift_ns),
-                                  periods_per_year=_periods_per_year(self.sweep),
+                                  overlap=self.sweep.overlap,
+                                  periods_per_year=self.sweep.periods_per_year,
                                   selected_returns=stitched, fold_is_oos=fold_is_oos)
 
     def __repr__(self) -> str:
