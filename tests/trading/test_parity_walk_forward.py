@@ -223,6 +223,19 @@ def test_a_replay_ending_in_an_outage_exits_at_the_first_open_after_it(sample):
     assert rp.equity["time"].iloc[-1] == pd.Timestamp("2021-04-20 04:35", tz="UTC")
 
 
+def test_a_cooldown_counts_from_a_window_end_exit_at_the_same_decision_time():
+    """BTC/USDT leaves at its window end, 2021-01-02 04:00, and is picked again at that very
+    decision time: the exit comes first, so a 4h cooldown blocks the re-entry in both. The
+    replay used to learn of the exit only from its fill report, after the decision, and
+    re-entered."""
+    panel = Panel.from_frames(load_sample(end="2021-01-03"), "5m")
+    exits = ExitRules(stop_loss_pct=3, take_profit_pct=6, trailing_pct=2)
+    wf, _ = compare(panel, "macd_rsi_confluence", exits=exits,
+                    rules=PortfolioRules(cooldown="4h"), slippage_bps=0)
+    blocked = wf.blocked.set_index(["decision_time", "symbol"])["reason"]
+    assert blocked[(pd.Timestamp("2021-01-02 04:00", tz="UTC"), "BTC/USDT")] == "cooldown"
+
+
 class Prefers(Strategy):
     """Scores every symbol by a fixed preference (a test strategy, no features)."""
 

@@ -336,6 +336,11 @@ class RankingTrader(Trader):
             elif self.hold == "until_dropped" and decision and symbol not in picked:
                 self._exit(ctx, symbol, pos, "dropped", inputs["step"])
         self._refresh_book(ctx)  # the exits that filled at this open
+        for symbol, pos in positions.items():
+            # an exit that filled at this open counts for the cooldown before this
+            # decision, as in the engine (its fill report reaches on_fill only afterwards)
+            if pos.get("exit_sent") and self._held(ctx, symbol) <= 0:
+                self.state["last_exit"][symbol] = t
         if decision:
             equity = self.state["equity_t"]
             ctx.note("decision", equity=equity, cash=self._cash(ctx),
