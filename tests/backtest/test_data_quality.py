@@ -1,10 +1,12 @@
 """Issue 9 §1 "Outages and discontinuities" (result part): a run's ``data_quality`` counts the
 price discontinuities of its data and the trades held across one, ``summary()`` says so in
-one line, and a saved run keeps the counts."""
+one line, and a saved run keeps the counts; the lookahead checks do not warn about the
+discontinuities of their own garbage."""
 
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -17,7 +19,11 @@ from core_engine.backtest.data_quality import (
     trades_spanning,
 )
 from core_engine.data import Panel, split_at_discontinuities
+from core_engine.data.candles import DiscontinuityWarning
 from core_engine.errors import ConfigError
+from core_engine.features import FeatureComputer
+from core_engine.strategies.base import Strategy
+from core_engine.testing import check_feature, check_strategy
 
 from .test_outages import AlwaysLong, redenominated_panel
 
@@ -253,6 +259,55 @@ def test_outages_and_discontinuities_rows_from_times_of_an_event_replay(panel, s
         panel.index[entry_rows], pd.DatetimeIndex(records.entry_time))
     again = discontinuity_quality(panel, cols, entry_rows, exit_rows)
     assert again["trades_across_discontinuity"] == 5
+
+
+# ---------------------------------------------------------------- the checks' own garbage
+class LastClose(FeatureComputer):
+    """A user's feature: each symbol's frame is validated, so jumps in it would warn."""
+
+    name = "test_last_close"
+
+    def compute(self, candles):
+        return pd.DataFrame({"last_close": candles["close"].to_numpy(dtype=float)})
+
+
+class Follow(Strategy):
+    name = "test_quiet_checks_follow"
+
+    def features(self):
+        return [LastClose()]
+
+    def score(self, features, panel):
+        return features["last_close"]
+
+
+def _quiet(call):
+    """Run ``call`` with DiscontinuityWarning raised as an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiscontinuityWarning)
+        return call()
+
+
+def test_outages_and_discontinuities_lookahead_audit_does_not_warn_about_its_poison(real_feb):
+    """``walk_forward(audit=k)`` recomputes features on 'future huge' panels: no warning
+    about the jumps the audit itself wrote (the data have none)."""
+    result = _quiet(lambda: walk_forward(real_feb, Follow(), window="2h", shift="1h", audit=3))
+    assert result.metrics["trades"] > 0
+
+
+def test_outages_and_discontinuities_check_strategy_does_not_warn_about_its_poison(real_feb):
+    checked = _quiet(lambda: check_strategy(Follow(), real_feb.slice_rows(0, 600), n_times=3))
+    assert len(checked) == 3
+
+
+def test_outages_and_discontinuities_check_feature_does_not_warn_about_its_garbage(btc_5m):
+    """check_feature's 'every later candle replaced' garbage scales prices at random; over
+    2,000 real candles some consecutive scales differ by more than ×5."""
+    _quiet(lambda: check_feature(LastClose(), btc_5m.iloc[:2000], n_times=20))
+    with pytest.warns(DiscontinuityWarning):  # the user's own jumps still warn
+        bad = btc_5m.iloc[:300].copy()
+        bad.loc[150:, ["open", "high", "low", "close"]] *= 1000.0
+        check_feature(LastClose(), bad, n_times=2)
 
 
 def test_outages_and_discontinuities_reported_in_data_quality_of_a_replay(panel, portfolio):
