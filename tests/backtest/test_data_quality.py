@@ -11,8 +11,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core_engine.backtest import BacktestResult, walk_forward
+from core_engine.backtest._kernels import close_quality_2d, count_missing_2d
 from core_engine.backtest.data_quality import (
     discontinuity_quality,
     trade_rows_from_times,
@@ -320,3 +323,32 @@ def test_outages_and_discontinuities_reported_in_data_quality_of_a_replay(panel,
     assert {key: result.data_quality[key] for key in KEYS} == \
         {key: portfolio.data_quality[key] for key in KEYS}
     assert "3 beyond ×5 in 2 symbols; 2 trades span one" in result.summary()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), factor=st.sampled_from([1.05, 1.5, 2.0, 5.0, 7.3]),
+       holes=st.floats(0, 0.6))
+def test_outages_and_discontinuities_counted_in_the_missing_candles_pass(seed, factor, holes):
+    """close_quality_2d (one pass with the missing-candle counts) finds every jump
+    Panel.discontinuities lists, ratios exactly at the factor and one ulp off included."""
+    rng = np.random.default_rng(seed)
+    n, m = 50, 4
+    close = np.exp(np.cumsum(rng.normal(0, 0.5, (n, m)), axis=0))
+    for _ in range(6):  # consecutive closes at (or a hair around) the factor itself
+        i, j = int(rng.integers(0, n - 1)), int(rng.integers(0, m))
+        edge = factor if rng.random() < 0.5 else 1 / factor
+        close[i + 1, j] = np.nextafter(close[i, j] * edge, [0, np.inf][int(rng.integers(2))])
+    close[rng.random((n, m)) < holes] = np.nan
+    got = close_quality_2d(np.asfortranarray(close), factor)
+    np.testing.assert_array_equal(got[:2], count_missing_2d(close))
+    volume = np.where(np.isnan(close), np.nan, 1.0)
+    index = pd.date_range("2021-01-01", periods=n, freq="5min", tz="UTC")
+    panel = Panel(index, [f"S{j}" for j in range(m)], "5m", close, close, close, close, volume)
+    listed = panel.discontinuities(factor).symbol.value_counts()
+    np.testing.assert_array_equal(got[2], [listed.get(s, 0) for s in panel.symbols])
+
+
+def test_outages_and_discontinuities_listed_in_the_report(tmp_path, slices):
+    text = slices.report(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert 'data-key="price_discontinuities">3<' in text
+    assert 'data-key="trades_across_discontinuity">5<' in text
