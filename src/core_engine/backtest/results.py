@@ -329,8 +329,8 @@ def _n(value: Any) -> str:
     return format_metric(value, "{:,}")
 
 
-def _plural(count: Any, word: str, many: str | None = None) -> str:
-    return f"{_n(count)} {word if count == 1 else (many or word + 's')}"
+def _plural(count: Any, word: str) -> str:
+    return f"{_n(count)} {word if count == 1 else word + 's'}"
 
 
 def _discontinuity_text(quality: Mapping) -> str:
