@@ -173,6 +173,7 @@ def test_sigkill_mid_write_leaves_previous_file_intact(tmp_path, make_candles):
             time.sleep(rng.uniform(0.05, 0.6))  # and at arbitrary moments
         child.send_signal(signal.SIGKILL)
         child.wait()
+        child.stdout.close()
         torn_kills += bool(_temp_files(tmp_path))
         back = store.read_one("K/USDT", "5m")
         validate_candles(back, "5m")

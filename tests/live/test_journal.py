@@ -177,6 +177,7 @@ def test_survives_sigkill_mid_write(tmp_path):
         os.kill(child.pid, signal.SIGKILL)
         printed = [int(x) for x in child.stdout.read().split()]
         child.wait()
+        child.stdout.close()
         done = max(printed, default=last_done + lines)
         last_done = max(last_done, done)
         with Journal(path) as j:

@@ -40,7 +40,8 @@ class Zygote:
             [sys.executable, "-m", "live.soak"], cwd=ROOT / "tests", env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -65,6 +66,9 @@ class Zygote:
         assert self.process.stdin is not None
         self.process.stdin.close()
         self.process.wait(timeout=30)
+        self.reader.join(timeout=30)  # it reads up to the end of the output, then stops
+        assert self.process.stdout is not None
+        self.process.stdout.close()
 
 
 @pytest.mark.slow

@@ -402,3 +402,42 @@ def count_missing_2d(values):
         if first >= 0:
             out[1, j] = (last - first + 1) - (n_rows - total)
     return out
+
+
+_SLACK = 1.0 + 1e-9
+
+
+@njit(cache=True)
+def close_quality_2d(close, factor):
+    """Per column of ``(T, N)`` closes, in one pass: ``out[0, j]`` and ``out[1, j]`` as
+    :func:`count_missing_2d`, and ``out[2, j]`` the price discontinuities: consecutive
+    present closes whose ratio exceeds ``factor`` or falls below ``1 / factor`` (the test
+    of ``core_engine.data._kernels.close_jumps``, which lists them)."""
+    n_rows, n_cols = close.shape
+    out = np.zeros((3, n_cols), dtype=np.int64)
+    for j in range(n_cols):
+        total = 0
+        first = -1
+        last = -1
+        jumps = 0
+        prev = np.nan
+        for i in range(n_rows):
+            x = close[i, j]
+            if np.isnan(x):
+                total += 1
+                continue
+            if first < 0:
+                first = i
+            elif x * _SLACK > factor * prev or x * factor < prev * _SLACK:
+                # a cheap test with room for rounding (prices are positive) passes every
+                # jump; the ratio then decides exactly as close_jumps does
+                ratio = x / prev
+                if ratio > factor or ratio * factor < 1.0:
+                    jumps += 1
+            prev = x
+            last = i
+        out[0, j] = total
+        if first >= 0:
+            out[1, j] = (last - first + 1) - (n_rows - total)
+        out[2, j] = jumps
+    return out

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 import core_engine
-from core_engine.backtest._kernels import count_missing_2d
+from core_engine.backtest._kernels import close_quality_2d
 from core_engine.backtest.audit import audit_lookahead
+from core_engine.backtest.data_quality import discontinuity_quality
 from core_engine.backtest.inputs import (
     allocate_at,
     compute_inputs,
@@ -37,6 +38,7 @@ from core_engine.backtest.portfolio import assemble_portfolio, portfolio_options
 from core_engine.backtest.results import BacktestResult
 from core_engine.backtest.schedule import decision_schedule
 from core_engine.backtest.simulate import records_to_frame, simulate_picks
+from core_engine.data.candles import DEFAULT_DISCONTINUITY_FACTOR
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError
@@ -318,6 +320,11 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
     ``data_quality["picks_without_entry_candle"]``), a gap inside a window is skipped and
     counted. Windows overlap and are independent (no compounding); the equity curve splits
     capital into ``ceil(window / shift)`` sleeves (:mod:`core_engine.backtest.metrics`).
+    Prices are never adjusted: a close more than ×5 away from the previous one (a
+    redenomination, a bad tick) is counted in ``data_quality["price_discontinuities"]``, the
+    trades held across one in ``data_quality["trades_across_discontinuity"]``, and
+    ``summary()`` names them (split such a series with
+    :func:`~core_engine.data.split_at_discontinuities`).
 
     Examples
     --------
@@ -409,15 +416,17 @@ def _slices_outcome(panel: Panel, cfg: dict, run: dict) -> dict:
         "exit_delay_candles_max": int(records["exit_delayed_by"].max()) if len(records) else 0,
         "trades_exit_delay_capped": int(records["exit_delay_capped"].sum()),
     }
+    held = (picks.cols[traded], records["entry_row"][traded], records["exit_row"][traded])
     return {"trades": trades, "equity": equity, "metrics": metrics, "blocked": None,
-            "counts": counts}
+            "counts": counts, "held": held}
 
 
 def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> BacktestResult:
     sched, picks = run["schedule"], run["picks"]
     out = assemble_portfolio(panel, cfg, run) if "portfolio" in run \
         else _slices_outcome(panel, cfg, run)
-    missing = count_missing_2d(panel.close)
+    # missing candles, gap candles and price discontinuities per symbol, in one pass
+    missing = close_quality_2d(panel.close, DEFAULT_DISCONTINUITY_FACTOR)
     index = panel.index
     data_quality = {
         "symbols": list(panel.symbols),
@@ -440,6 +449,7 @@ def _assemble(panel: Panel, strategy: Any, cfg: dict, run: dict, mode: str) -> B
         "last_decision_time": str(sched.times[-1]) if len(sched.times) else None,
         "picks": len(picks),
         **out["counts"],
+        **discontinuity_quality(panel, *out["held"], per_symbol=missing[2]),
     }
     params = strategy.get_params() if hasattr(strategy, "get_params") else {}
     config = {

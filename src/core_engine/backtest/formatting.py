@@ -128,10 +128,14 @@ QUALITY_ROWS = (
     ("trades_exit_delayed", "Exits held past the window (outage)"),
     ("exit_delay_candles_max", "Longest exit delay (candles)"),
     ("trades_exit_delay_capped", "Exits at the last close before an outage (max_exit_delay)"),
+    ("price_discontinuities", "Price discontinuities (close jumps beyond the factor)"),
+    ("discontinuity_factor", "Discontinuity factor"),
+    ("trades_across_discontinuity", "Trades held across a price discontinuity"),
     ("first_decision_time", "First decision time"),
     ("last_decision_time", "Last decision time"),
     ("missing_candles_by_symbol", "Missing candles by symbol"),
     ("gap_candles_by_symbol", "Gap candles by symbol"),
+    ("price_discontinuities_by_symbol", "Price discontinuities by symbol"),
     ("symbols", "Symbols"),
 )
 STYLE = """

@@ -54,11 +54,12 @@ _QUALITY_TYPES = {
     "start": (_STR, None), "end": (_STR, None), "first_decision_time": (_STR, None),
     "last_decision_time": (_STR, None), "skipped_decision_times": (_DICT,),
     "missing_candles_by_symbol": (_DICT,), "gap_candles_by_symbol": (_DICT,),
+    "price_discontinuities_by_symbol": (_DICT,), "discontinuity_factor": (_NUMBER,),
     **{key: (_INT,) for key in (
         "missing_candles", "gap_candles", "warm_up_candles", "decision_times_scheduled",
         "decision_times_evaluated", "picks", "picks_without_entry_candle", "trades_with_gaps",
         "trades_exit_at_last_close", "trades_exit_delayed", "exit_delay_candles_max",
-        "trades_exit_delay_capped")},
+        "trades_exit_delay_capped", "price_discontinuities", "trades_across_discontinuity")},
 }
 
 

@@ -109,6 +109,7 @@ from core_engine.backtest._portfolio_kernels import (
     N_IPARAMS,
     PORTFOLIO_EXIT_REASON_NAMES,
     PORTFOLIO_TRADE_DTYPE,
+    REBALANCE,
     simulate_portfolio_kernel,
 )
 from core_engine.backtest.simulate import Picks, resolve_exit_distances
@@ -282,6 +283,8 @@ def assemble_portfolio(panel: Panel, cfg: dict, run: dict) -> dict:
     metrics = account_metrics(trades, equity, blocked, decisions=len(run["schedule"].times),
                               initial_cash=cfg["portfolio"].initial_cash)
     full = trades[trades["exit_reason"] != "rebalance"]
+    records = run["portfolio"].trades
+    records = records[records["exit_reason"] != REBALANCE]
     counts = {
         "picks_without_entry_candle": int((blocked["reason"] == "no_entry_candle").sum()),
         "picks_blocked": int(len(blocked)),
@@ -291,8 +294,9 @@ def assemble_portfolio(panel: Panel, cfg: dict, run: dict) -> dict:
         "exit_delay_candles_max": int(full["exit_delayed_by"].max()) if len(full) else 0,
         "trades_exit_delay_capped": int(full["exit_delay_capped"].sum()),
     }
+    held = tuple(records[name] for name in ("col", "entry_row", "exit_row"))
     return {"trades": trades, "blocked": blocked, "equity": equity, "metrics": metrics,
-            "counts": counts}
+            "counts": counts, "held": held}
 
 
 def _stop_fill(exits: ExitRules | None) -> tuple[int, float]:

@@ -71,7 +71,11 @@ class BacktestResult:
         Symbols, candles, missing candles, decision times evaluated and skipped (by reason),
         picks without an entry candle, trades held past their window by an outage
         (``trades_exit_delayed``, ``exit_delay_candles_max``) or cut by ``max_exit_delay``
-        (``trades_exit_delay_capped``).
+        (``trades_exit_delay_capped``), price discontinuities of the panel beyond
+        ``discontinuity_factor`` (``price_discontinuities``, by symbol in
+        ``price_discontinuities_by_symbol``) and the trades held across one
+        (``trades_across_discontinuity``: their return holds the jump; see
+        :mod:`core_engine.backtest.data_quality`).
     blocked : pandas.DataFrame
         Portfolio mode: every pick that did not become a position (``decision_time,
         symbol, rank, score, reason``); empty in slices mode.
@@ -223,6 +227,8 @@ class BacktestResult:
             held += (f"; {_n(capped)} exited at the last close before an outage "
                      f"(max_exit_delay {cfg.get('max_exit_delay')} candles)")
         lines.append(f"  {'Exits held past the window':<{width}}  {held}")
+        if dq.get("price_discontinuities"):
+            lines.append(f"  {'Price discontinuities':<{width}}  {_discontinuity_text(dq)}")
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
@@ -321,6 +327,22 @@ def _time(value) -> str:
 
 def _n(value: Any) -> str:
     return format_metric(value, "{:,}")
+
+
+def _plural(count: Any, word: str) -> str:
+    return f"{_n(count)} {word if count == 1 else word + 's'}"
+
+
+def _discontinuity_text(quality: Mapping) -> str:
+    """``3 beyond ×5 in 2 symbols; 1 trade spans one — consider split_at_discontinuities``."""
+    by_symbol = quality.get("price_discontinuities_by_symbol", {})
+    symbols = sum(1 for n in by_symbol.values() if n) if isinstance(by_symbol, Mapping) else 0
+    across = quality.get("trades_across_discontinuity", 0)
+    spans = f"{_plural(across, 'trade')} span{'s' if across == 1 else ''} one" if across \
+        else "no trade spans one"
+    return (f"{_n(quality.get('price_discontinuities'))} beyond "
+            f"×{format_metric(quality.get('discontinuity_factor'))} in "
+            f"{_plural(symbols, 'symbol')}; {spans} — consider split_at_discontinuities")
 
 
 def _account_text(config: Mapping) -> str:

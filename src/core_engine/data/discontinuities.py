@@ -9,8 +9,8 @@ A backtest that holds a position across such a jump books the factor as profit o
 The library never adjusts prices behind the user's back. It reports the jumps —
 :func:`~core_engine.data.gap_report` (``discontinuities``),
 :func:`~core_engine.data.validate_candles` (a :class:`DiscontinuityWarning`),
-:meth:`Panel.discontinuities <core_engine.data.Panel.discontinuities>` and the store's
-coverage — and :func:`split_at_discontinuities` turns one series into one symbol per
+:meth:`Panel.discontinuities <core_engine.data.Panel.discontinuities>`, the store's
+coverage and a backtest's ``data_quality`` (with the trades held across one) — and :func:`split_at_discontinuities` turns one series into one symbol per
 stretch between jumps, explicitly, with a report.
 """
 

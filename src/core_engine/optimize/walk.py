@@ -279,7 +279,7 @@ def _describe(sweep: Sweep, pieces: Sequence[tuple[int, Any, BacktestResult]], s
         for key in ("decision_times_scheduled", "decision_times_evaluated", "picks",
                     "picks_without_entry_candle", "picks_blocked", "trades_with_gaps",
                     "trades_exit_at_last_close", "trades_exit_delayed",
-                    "trades_exit_delay_capped"):
+                    "trades_exit_delay_capped", "trades_across_discontinuity"):
             if key in quality:
                 quality[key] = int(sum(r.data_quality.get(key, 0) for _, _, r in pieces))
         if "exit_delay_candles_max" in quality:

@@ -6,12 +6,14 @@ theirs (DESIGN.md §1, "leakage-proof").
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from core_engine.data.candles import DiscontinuityWarning
 from core_engine.data.panel import FIELDS, Panel
 from core_engine.errors import ConfigError, LookaheadError
 from core_engine.strategies.base import Strategy, rank_candidates
@@ -182,7 +184,9 @@ def _poisoned(data: Panel, i: int, poison: str) -> Panel:
 
 
 def _raw_outputs(strategy: Strategy, panel: Panel) -> tuple[np.ndarray, np.ndarray | None]:
-    with np.errstate(all="ignore"):
+    # the poisons jump where real prices do not: not the user's data to warn about
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiscontinuityWarning)
         features = strategy.compute_features(panel)
         scores = strategy._call("score", lambda: strategy.score(features, panel))
         conf = strategy._call("confidence", lambda: strategy.confidence(features, panel))

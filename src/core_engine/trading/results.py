@@ -35,6 +35,7 @@ import pandas as pd
 
 import core_engine
 from core_engine.backtest._kernels import EXIT_REASON_NAMES, count_missing_2d
+from core_engine.backtest.data_quality import discontinuity_quality, trade_rows_from_times
 from core_engine.backtest.results import BacktestResult
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError
@@ -386,6 +387,10 @@ def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Recor
         "missing_candles": int(missing[0].sum()), "gap_candles": int(missing[1].sum()),
         "candles_replayed": int(end_row - start_row + 1),
     }
+    # as in walk_forward: every symbol's price discontinuities, and the positions held
+    # across one (partial rebalancing sales aside)
+    data_quality.update(discontinuity_quality(
+        panel, *trade_rows_from_times(panel, trades[trades["exit_reason"] != "rebalance"])))
     params = {k: _jsonable(v) for k, v in trader.get_params().items()}
     full_config = {
         "strategy": {"name": str(getattr(trader, "name", type(trader).__name__)),
