@@ -206,3 +206,16 @@ def test_results_work_without_the_research_package(monkeypatch, tmp_path):
     for call in (loaded.plot, lambda: loaded.report(tmp_path / "r.html")):
         with pytest.raises(ConfigError, match="needs the core_engine.research package"):
             call()
+
+
+def test_real_candles_live_in_one_folder():
+    """Every real-data file of the suite is in tests/data_files, whose README describes it
+    (the exchanges' recorded responses under tests/data/providers/recordings are not candles
+    files but protocol fixtures)."""
+    tests = Path(__file__).parent
+    parquet = sorted(p.relative_to(tests).as_posix() for p in tests.rglob("*.parquet"))
+    assert parquet and all(p.startswith("data_files/") for p in parquet), parquet
+    readme = (tests / "data_files" / "README.md").read_text()
+    for path in parquet:
+        base, _, rest = Path(path).stem.partition("_")
+        assert base in readme and rest.split("-", 1)[-1].split("-")[-1] in readme, path

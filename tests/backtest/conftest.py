@@ -1,4 +1,4 @@
-"""Fixtures of the backtest tests: small real Binance 5m slices (copied, see data/)."""
+"""Fixtures of the backtest tests: small real Binance 5m slices (tests/data_files, see its README)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from core_engine.data.panel import Panel
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data_files"
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "NKN/USDT")
 
 

@@ -1,4 +1,4 @@
-"""Fixtures of the feature tests: real candles (NKN copied here, BTC from tests/data_files)."""
+"""Fixtures of the feature tests: real candles from tests/data_files (NKN/USDT and BTC/USDT)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data_files"
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 
 from core_engine.data.panel import Panel
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(__file__).parents[1] / "data_files"
 
 
 def make_panel(n_times: int = 400, symbols=("AAA/USDT", "BBB/USDT", "CCC/USDT", "DDD/USDT"),
@@ -47,10 +47,10 @@ def synthetic_panel_with_holes() -> Panel:
 
 @pytest.fixture(scope="session")
 def real_panel() -> Panel:
-    """Six Binance spot USDT pairs, 5m, 2021-05-10 .. 2021-05-24 (see data/README.md)."""
+    """Six Binance spot USDT pairs, 5m, 2021-05-10 .. 2021-05-24 (tests/data_files/README.md)."""
     frames = {
-        path.stem.replace("_", "/").removesuffix("-5m"): pd.read_parquet(path)
-        for path in sorted(DATA_DIR.glob("*-5m.parquet"))
+        path.stem.removesuffix("-5m-2021may-2w").replace("_", "/"): pd.read_parquet(path)
+        for path in sorted(DATA_DIR.glob("*_USDT-5m-2021may-2w.parquet"))
     }
     return Panel.from_frames(frames, "5m")
 

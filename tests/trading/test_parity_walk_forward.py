@@ -35,7 +35,7 @@ from core_engine.risk import (
 from core_engine.strategies import Strategy
 from core_engine.trading import RankingTrader, SimBroker, replay
 
-DATA = Path(__file__).parents[1] / "backtest" / "data"
+DATA = Path(__file__).parents[1] / "data_files"
 EXITS = ExitRules(stop_loss_pct=1.5, take_profit_pct=2.5, trailing_pct=1.0)
 ALL_RULES = PortfolioRules(cooldown="2h", max_entries_per_day=8, daily_loss_limit_pct=1.5,
                            liquidate_on_daily_loss=True, max_drawdown_pct=4.0,
