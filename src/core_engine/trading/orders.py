@@ -131,9 +131,13 @@ def client_order_id(trader_id: str, bar_time: Any, symbol: str, leg: str, *,
     if not isinstance(length, int) or not len(prefix) < length <= 36:
         raise ConfigError(f"The 'length' of a client order id must be in ({len(prefix)}, 36]. "
                           f"Got {length!r}.")
-    stamp = pd.Timestamp(bar_time)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    text = "\x1f".join((str(trader_id), str(stamp.value), str(symbol), str(leg)))
+    if isinstance(bar_time, pd.Timestamp) and bar_time.tzinfo is not None:
+        value = bar_time.value  # an aware time: its instant (the common case, fast)
+    else:
+        stamp = pd.Timestamp(bar_time)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        value = stamp.value
+    text = "\x1f".join((str(trader_id), str(value), str(symbol), str(leg)))
     return prefix + hashlib.sha256(text.encode()).hexdigest()[: length - len(prefix)]
 
 
@@ -376,6 +380,8 @@ def _nan(value: float | None) -> float:
 
 
 def _enum(kind: type[Enum], value: Any, name: str, owner: str) -> Any:
+    if type(value) is kind:
+        return value
     try:
         return kind(value)
     except ValueError:
