@@ -49,7 +49,7 @@ class RestingBook:
 
     def add(self, order: Order) -> None:
         """Append an open order (placement order)."""
-        if self.n - len(self.slots) > max(16, len(self.slots)):
+        if self.n - len(self.slots) > max(64, 2 * len(self.slots)):
             self._compact()
         if self.n == len(self.records):
             grown = np.zeros(2 * len(self.records), dtype=RESTING_DTYPE)
@@ -57,15 +57,12 @@ class RestingBook:
             self.records = grown
         k = self.n
         level = order.limit_price if order.type is OrderType.LIMIT else order.stop_price
-        rec = self.records[k]
-        rec["col"] = self.cols[order.symbol]
-        rec["side"] = SIDE_CODE[order.side]
-        rec["kind"] = TYPE_CODE[order.type]
-        rec["level"] = math.nan if level is None else level
-        rec["target"] = math.nan
-        rec["trail_frac"] = math.nan if order.trail_pct is None else order.trail_pct / 100.0
-        rec["trail_dist"] = math.nan if order.trail_offset is None else order.trail_offset
-        rec["highest"] = math.nan
+        nan = math.nan
+        # one assignment of the whole record (field by field costs several times more)
+        self.records[k] = (self.cols[order.symbol], SIDE_CODE[order.side],
+                           TYPE_CODE[order.type], nan if level is None else level, nan,
+                           nan if order.trail_pct is None else order.trail_pct / 100.0,
+                           nan if order.trail_offset is None else order.trail_offset, nan)
         self.orders.append(order)
         self.slots[order.client_id] = k
         self.n += 1

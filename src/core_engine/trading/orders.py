@@ -144,6 +144,8 @@ def client_order_id(trader_id: str, bar_time: Any, symbol: str, leg: str, *,
 def _positive(owner: str, name: str, value: Any, *, allow_none: bool = True) -> float | None:
     if value is None and allow_none:
         return None
+    if type(value) is float and 0.0 < value < math.inf:  # the common case, fast
+        return value
     ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
           and math.isfinite(value) and value > 0)
     if not ok:
@@ -300,11 +302,12 @@ class Order:
     def transition(self, new: OrderStatus | str, time: Any = None, reason: str | None = None
                    ) -> None:
         """Move to status ``new`` (checked against :data:`TRANSITIONS`)."""
-        new = OrderStatus(new)
+        if type(new) is not OrderStatus:
+            new = OrderStatus(new)
         check_transition(self.status, new, self.client_id)
         self.status = new
         if time is not None:
-            self.updated_at = pd.Timestamp(time)
+            self.updated_at = time if type(time) is pd.Timestamp else pd.Timestamp(time)
         if reason is not None:
             self.reason = reason
 
