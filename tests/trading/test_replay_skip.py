@@ -220,3 +220,64 @@ def test_resting_book_keeps_placement_order_and_group_targets():
     book.remove(target)
     assert np.isnan(book.records[book.slots["stop"]]["target"])
     assert [int(r["kind"]) for r in book.records[: book.n] if r["kind"] >= 0] == [1] * 10 + [2]
+
+
+def _brute_next_event(open_, high, low, records, start, stop):
+    """The first row where an order triggers, order by order (the search's definition)."""
+    from core_engine.trading._kernels import order_triggers
+
+    recs = records.copy()
+    for r in range(start, stop):
+        for rec in recs:
+            if rec["kind"] < 0 or np.isnan(open_[r, rec["col"]]):
+                continue
+            c = rec["col"]
+            if order_triggers(rec["side"], rec["kind"], rec["level"], rec["target"],
+                              rec["trail_frac"], rec["trail_dist"], rec["highest"],
+                              open_[r, c], high[r, c], low[r, c]):
+                return r, recs
+        for rec in recs:
+            trail = not (np.isnan(rec["trail_frac"]) and np.isnan(rec["trail_dist"]))
+            if rec["kind"] >= 0 and trail and high[r, rec["col"]] > rec["highest"]:
+                rec["highest"] = high[r, rec["col"]]
+    return stop, recs
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 100_000), m=st.integers(1, 12))
+def test_search_bounds_equal_checking_every_order(seed, m):
+    """The per-symbol bounds of ``next_event_row`` find exactly the row a check of every
+    order on every candle finds (limit/stop buys, limit sells, fixed and trailing stops with
+    and without OCO targets, market orders, free slots, missing candles)."""
+    from core_engine.trading._kernels import next_event_row
+    from core_engine.trading.orders import RESTING_DTYPE
+
+    rng = np.random.default_rng(seed)
+    n, cols = 200, 3
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.003, (n, cols)), axis=0))
+    open_ = close * (1 + rng.normal(0, 0.002, (n, cols)))
+    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.002, (n, cols))))
+    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.002, (n, cols))))
+    gone = rng.random((n, cols)) < 0.1
+    open_, high, low = (np.where(gone, np.nan, x) for x in (open_, high, low))
+    recs = np.zeros(m, dtype=RESTING_DTYPE)
+    nan = np.nan
+    for k in range(m):
+        c = int(rng.integers(0, cols))
+        ref = close[0, c] * (1 + rng.normal(0, 0.02))
+        kind = int(rng.choice([0, 1, 1, 2, 2, 2, 3, -1]))  # 3: a trailing stop
+        trail = kind == 3
+        side = int(rng.integers(0, 2)) if kind in (1, 2) else 1
+        recs[k] = (c, side, 2 if trail else kind, nan if trail and rng.random() < 0.5 else ref,
+                   ref * 1.04 if kind in (2, 3) and side == 1 and rng.random() < 0.5 else nan,
+                   0.01 if trail else nan, 0.05 if trail and rng.random() < 0.3 else nan,
+                   close[0, c] if trail else nan)
+        if kind == 0 and rng.random() < 0.8:
+            recs[k]["kind"] = -1  # mostly no market order (it triggers at once)
+    start = int(rng.integers(0, 50))
+    want, want_recs = _brute_next_event(open_, high, low, recs, start, n)
+    got_recs = recs.copy()
+    got = next_event_row(open_, high, low, got_recs, m, start, n)
+    assert got == want
+    trails = ~(np.isnan(recs["trail_frac"]) & np.isnan(recs["trail_dist"])) & (recs["kind"] >= 0)
+    np.testing.assert_array_equal(got_recs["highest"][trails], want_recs["highest"][trails])

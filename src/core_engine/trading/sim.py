@@ -468,7 +468,7 @@ class SimBroker:
     def _match_resting(self, row: int, open_only: bool) -> None:
         """Match the resting orders on candle ``row``; ``open_only``: only those its open
         already crossed (they fill at the open, before the trader acts). A numba pass over
-        the cached records (:func:`~core_engine.trading._kernels.triggers_on_row`, the
+        the resting book (:func:`~core_engine.trading._kernels.triggers_on_row`, the
         skipping search's own test) leaves Python only the orders this candle can fill."""
         book = self._book_now()
         n = book.n
@@ -636,14 +636,6 @@ class SimBroker:
             return []
         return [o for o in self._live.values()
                 if o.group == order.group and o.client_id != order.client_id and o.is_open]
-
-    def _target_sibling(self, order: Order) -> Order | None:
-        if order.type is not OrderType.STOP or order.side is not OrderSide.SELL:
-            return None
-        for sib in self._siblings(order):
-            if sib.type is OrderType.LIMIT and sib.side is OrderSide.SELL:
-                return sib
-        return None
 
     def _group_pair(self, order: Order) -> tuple[Order, Order] | None:
         """(stop, limit) of a sell OCO group holding exactly one of each, else None."""
