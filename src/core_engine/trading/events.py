@@ -128,8 +128,9 @@ class _Clock:
         market_open = ~np.isnan(panel.open).all(axis=1)
         nxt = np.full(self.n + 2, self.n, dtype=np.int64)
         nxt[self.n + 1] = self.n + 1
-        for r in range(self.n - 1, -1, -1):  # first open row at or after r
-            nxt[r] = r if market_open[r] else nxt[r + 1]
+        # first open row at or after r: a running minimum from the end
+        rows = np.where(market_open, np.arange(self.n, dtype=np.int64), self.n)
+        nxt[: self.n] = np.minimum.accumulate(rows[::-1])[::-1]
         self.next_open = nxt
 
     def _cadence(self, row: int) -> int:
