@@ -186,8 +186,9 @@ def rest_bounds(n: int, result, skip_s: float, fixed_s: float, every_s: float,
             f"{events / n:.4f} per candle; ceiling (N+E)/E = {ceiling:.1f}x at equal cost per "
             f"event and per candle\n"
             f"W9-rest: fixed costs {fixed_s * 1e3:.0f} ms (set-up, result tables); per event "
-            f"{per_event * 1e6:.0f} us (wake, match, fill, on_fill, next order, search, its rows of the result); per "
-            f"idle candle of the every-candle run {per_candle * 1e6:.1f} us\n"
+            f"{per_event * 1e6:.0f} us (wake, match, fill, on_fill, next order, search, its "
+            f"rows of the result); per idle candle of the every-candle run "
+            f"{per_candle * 1e6:.1f} us\n"
             f"W9-rest: an event costs {per_event / max(per_candle, 1e-12):.1f} idle candles; "
             f"free events would give {every_s / max(fixed_s, 1e-12):.0f}x; 20x needs "
             + (f"<= {need * 1e6:.0f} us per event" if need > 0 else "fixed costs below 1/20")
