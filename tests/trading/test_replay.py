@@ -199,3 +199,34 @@ def test_cli_replay_on_the_bundled_sample(tmp_path, capsys):
     assert (tmp_path / "run" / "fills.parquet").is_file()
     assert main(["replay", "--mode", "slices"]) == 2
     assert math.isfinite(ReplayResult.load(tmp_path / "run").metrics["final_equity"])
+
+
+def test_cli_replay_takes_the_portfolio_options_of_backtest(tmp_path, capsys):
+    """``replay`` accepts what ``backtest --mode portfolio`` accepts (sizing, rules, hold,
+    rebalance, initial cash, stop fill, exit delay) and trades exactly as it does."""
+    from core_engine.backtest import BacktestResult
+
+    common = ["--strategy", "momentum_rank", "--symbols", "BTC/USDT,ETH/USDT,SOL/USDT",
+              "--start", "2021-03-01", "--end", "2021-03-06", "--mode", "portfolio",
+              "--initial-cash", "5000", "--sizing", "risk:1", "--rule", "cooldown=2h",
+              "--rule", "max_exposure_pct=80", "--hold", "until_dropped", "--rebalance",
+              "--stop-loss-pct", "1.5", "--trailing-pct", "1", "--stop-fill", "range",
+              "--stop-fill-range", "0.3", "--max-exit-delay", "6", "--slippage-bps", "3"]
+    assert main(["replay", *common, "--out", str(tmp_path / "rp")]) == 0
+    assert main(["backtest", *common, "--out", str(tmp_path / "bt")]) == 0
+    capsys.readouterr()
+    rp = ReplayResult.load(tmp_path / "rp")
+    bt = BacktestResult.load(tmp_path / "bt")
+    assert rp.config["initial_cash"] == 5000.0
+    order = ["decision_time", "rank", "exit_time"]
+    got = rp.trades.sort_values(order).reset_index(drop=True)
+    want = bt.trades.sort_values(order).reset_index(drop=True)
+    assert len(got) == len(want) >= 3
+    for col in ("symbol", "entry_time", "exit_time", "exit_reason"):
+        assert list(got[col]) == list(want[col]), col
+    for col in ("quantity", "entry_price", "exit_price", "pnl"):
+        np.testing.assert_allclose(got[col], want[col], rtol=1e-9, atol=1e-9, err_msg=col)
+    # a bad portfolio option is reported as backtest reports it
+    assert main(["replay", "--rule", "cooldwn=2h", "--out", "-"]) == 2
+    assert "cooldown" in capsys.readouterr().err
+    assert main(["replay", "--sizing", "bogus:1", "--out", "-"]) == 2

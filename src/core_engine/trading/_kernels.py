@@ -76,18 +76,70 @@ def order_triggers(side, kind, level, target, trail_frac, trail_dist, highest, o
 
 
 @njit(cache=True)
-def next_event_row(open_, high, low, resting, start, stop):
-    """The first row in ``[start, stop)`` where an order of ``resting`` (records of
-    ``RESTING_DTYPE``) can fill, or ``stop`` when none can.
+def next_event_row(open_, high, low, resting, n, start, stop):
+    """The first row in ``[start, stop)`` where an order of ``resting[:n]`` (records of
+    ``RESTING_DTYPE``; a negative ``kind`` marks a free slot) can fill, or ``stop`` when
+    none can; equals :func:`order_triggers` over every order and row.
+
+    The fixed-level orders of a symbol reduce to four bounds: a candle triggers one of them
+    exactly when its open is at or below the highest limit buy, its low at or below the
+    highest of those and of the fixed sell stops, its open at or above the lowest stop buy,
+    or its high at or above the lowest of those, of the limit sells and of the stops' OCO
+    targets (the conditions of :func:`limit_buy_on_candle`, :func:`stop_buy_on_candle` and
+    ``exit_on_candle``). Only trailing stops are checked one by one.
 
     Missing candles (NaN open) fill nothing. ``resting[k].highest`` of each trailing stop
-    is raised by the high of every present candle *before* the returned row (the candles
-    that finished without a fill); the caller raises it for the returned row after matching.
+    is raised by the high of every candle *before* the returned row (the candles that
+    finished without a fill); the caller raises it for the returned row after matching.
     """
-    m = resting.shape[0]
+    ncols = open_.shape[1]
+    open_le = np.full(ncols, -np.inf)   # open at or below: limit buys
+    low_le = np.full(ncols, -np.inf)    # low at or below: limit buys, fixed sell stops
+    open_ge = np.full(ncols, np.inf)    # open at or above: stop buys
+    high_ge = np.full(ncols, np.inf)    # high at or above: stop buys, limit sells, targets
+    market = np.zeros(ncols, dtype=np.bool_)
+    used = np.zeros(ncols, dtype=np.bool_)
+    trails = np.empty(n, dtype=np.int64)
+    n_trails = 0
+    for k in range(n):
+        rec = resting[k]
+        if rec.kind < 0:
+            continue
+        c = rec.col
+        if rec.kind == MARKET:
+            market[c] = True
+            used[c] = True
+        elif rec.side == BUY:
+            used[c] = True
+            if rec.kind == LIMIT:
+                open_le[c] = max(open_le[c], rec.level)
+                low_le[c] = max(low_le[c], rec.level)
+            else:
+                open_ge[c] = min(open_ge[c], rec.level)
+                high_ge[c] = min(high_ge[c], rec.level)
+        elif rec.kind == LIMIT:
+            used[c] = True
+            high_ge[c] = min(high_ge[c], rec.level)
+        elif np.isnan(rec.trail_frac) and np.isnan(rec.trail_dist):
+            used[c] = True
+            if not np.isnan(rec.level):
+                low_le[c] = max(low_le[c], rec.level)
+            if not np.isnan(rec.target):
+                high_ge[c] = min(high_ge[c], rec.target)
+        else:
+            trails[n_trails] = k
+            n_trails += 1
+    cols = np.flatnonzero(used)
     for r in range(start, stop):
-        for k in range(m):
-            rec = resting[k]
+        for c in cols:
+            o = open_[r, c]
+            if np.isnan(o):
+                continue
+            if market[c] or o <= open_le[c] or low[r, c] <= low_le[c] or o >= open_ge[c] \
+                    or high[r, c] >= high_ge[c]:
+                return r
+        for i in range(n_trails):
+            rec = resting[trails[i]]
             c = rec.col
             o = open_[r, c]
             if np.isnan(o):
@@ -95,8 +147,8 @@ def next_event_row(open_, high, low, resting, start, stop):
             if order_triggers(rec.side, rec.kind, rec.level, rec.target, rec.trail_frac,
                               rec.trail_dist, rec.highest, o, high[r, c], low[r, c]):
                 return r
-        for k in range(m):
-            rec = resting[k]
+        for i in range(n_trails):
+            rec = resting[trails[i]]
             h = high[r, rec.col]
             if h > rec.highest:  # False for NaN
                 rec.highest = h
@@ -104,19 +156,22 @@ def next_event_row(open_, high, low, resting, start, stop):
 
 
 @njit(cache=True)
-def triggers_on_row(open_, high, low, resting, row, open_only, out):
-    """``out[k]``: whether order ``k`` of ``resting`` can fill on candle ``row`` (with
-    ``open_only``, at its open alone); the SimBroker matches only those in Python. False
-    where the candle is missing."""
-    for k in range(resting.shape[0]):
+def triggers_on_row(open_, high, low, resting, n, row, open_only, out):
+    """The orders of ``resting[:n]`` that can fill on candle ``row`` (with ``open_only``,
+    at its open alone): their indexes are written to ``out[:count]`` in order and ``count``
+    is returned; the SimBroker matches only those in Python. None where the candle is
+    missing, nor free slots (negative ``kind``)."""
+    count = 0
+    for k in range(n):
         rec = resting[k]
         c = rec.col
         o = open_[row, c]
-        if np.isnan(o):
-            out[k] = False
+        if rec.kind < 0 or np.isnan(o):
             continue
         h = o if open_only else high[row, c]
         lo = o if open_only else low[row, c]
-        out[k] = order_triggers(rec.side, rec.kind, rec.level, rec.target, rec.trail_frac,
-                                rec.trail_dist, rec.highest, o, h, lo)
-    return out
+        if order_triggers(rec.side, rec.kind, rec.level, rec.target, rec.trail_frac,
+                          rec.trail_dist, rec.highest, o, h, lo):
+            out[count] = k
+            count += 1
+    return count

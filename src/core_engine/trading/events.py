@@ -9,10 +9,12 @@ The clock (DESIGN.md §1 and §7). The trader acts at ``t``, the open time of ca
    market orders fill at once at ``open[r]``, and ``on_fill`` follows each fill;
 3. :meth:`SimBroker.match_row` — resting orders are matched on the rest of candle ``r``.
 
-Between such candles nothing can happen, so none is visited: :func:`next_event_row`
-(numba) scans highs and lows for the first candle where a resting order can fill, and the
-replay jumps to the earlier of that candle and the next wake time (``skip=False`` visits
-every candle and calls ``on_bar`` on each, the slow reference it must equal).
+Between such candles nothing can happen, so none is visited:
+:meth:`SimBroker.next_event_row` (a numba search over the broker's resting book) scans
+highs and lows for the first candle where a resting order can fill, and the replay jumps
+to the earliest of that candle, the next wake time and the next candle the broker must see
+(an ``ioc`` order expiring, a ``cap_wait`` deadline). ``skip=False`` visits every candle
+and calls ``on_bar`` on each, the slow reference it must equal.
 
 A call of the trader's cadence due while no symbol has a candle opening at ``t`` (an
 exchange-wide outage) is made at the first candle after it where the market is open; a time
@@ -39,7 +41,6 @@ import pandas as pd
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import to_utc_timestamp
 from core_engine.errors import ConfigError
-from core_engine.trading._kernels import next_event_row
 from core_engine.trading.sim import SimBroker
 from core_engine.trading.trader import Context, Records, Trader
 
@@ -127,8 +128,9 @@ class _Clock:
         market_open = ~np.isnan(panel.open).all(axis=1)
         nxt = np.full(self.n + 2, self.n, dtype=np.int64)
         nxt[self.n + 1] = self.n + 1
-        for r in range(self.n - 1, -1, -1):  # first open row at or after r
-            nxt[r] = r if market_open[r] else nxt[r + 1]
+        # first open row at or after r: a running minimum from the end
+        rows = np.where(market_open, np.arange(self.n, dtype=np.int64), self.n)
+        nxt[: self.n] = np.minimum.accumulate(rows[::-1])[::-1]
         self.next_open = nxt
 
     def _cadence(self, row: int) -> int:
@@ -254,7 +256,6 @@ class _Loop:
 
     def run(self, start_row: int, end_row: int, skip: bool) -> None:
         broker, ctx = self.broker, self.ctx
-        open_, high, low = self.panel.open, self.panel.high, self.panel.low
         broker.begin_row(start_row)
         self.snapshot(start_row - 1)
         ctx._call("on_start", lambda: self.trader.on_start(ctx))
@@ -267,12 +268,7 @@ class _Loop:
                 target = min(wake, end_row + 1)
                 if not first:
                     target = min(target, broker.next_deadline_row())
-                    resting, ids = broker.resting_records()
-                    if len(resting):
-                        event = int(next_event_row(open_, high, low, resting, row, target))
-                        broker.set_trail_highs(ids, resting["highest"])
-                    else:
-                        event = target
+                    event = broker.next_event_row(row, target)
                 else:
                     event = row
                 first = False

@@ -131,15 +131,21 @@ def client_order_id(trader_id: str, bar_time: Any, symbol: str, leg: str, *,
     if not isinstance(length, int) or not len(prefix) < length <= 36:
         raise ConfigError(f"The 'length' of a client order id must be in ({len(prefix)}, 36]. "
                           f"Got {length!r}.")
-    stamp = pd.Timestamp(bar_time)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    text = "\x1f".join((str(trader_id), str(stamp.value), str(symbol), str(leg)))
+    if isinstance(bar_time, pd.Timestamp) and bar_time.tzinfo is not None:
+        value = bar_time.value  # an aware time: its instant (the common case, fast)
+    else:
+        stamp = pd.Timestamp(bar_time)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        value = stamp.value
+    text = "\x1f".join((str(trader_id), str(value), str(symbol), str(leg)))
     return prefix + hashlib.sha256(text.encode()).hexdigest()[: length - len(prefix)]
 
 
 def _positive(owner: str, name: str, value: Any, *, allow_none: bool = True) -> float | None:
     if value is None and allow_none:
         return None
+    if type(value) is float and 0.0 < value < math.inf:  # the common case, fast
+        return value
     ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
           and math.isfinite(value) and value > 0)
     if not ok:
@@ -296,11 +302,12 @@ class Order:
     def transition(self, new: OrderStatus | str, time: Any = None, reason: str | None = None
                    ) -> None:
         """Move to status ``new`` (checked against :data:`TRANSITIONS`)."""
-        new = OrderStatus(new)
+        if type(new) is not OrderStatus:
+            new = OrderStatus(new)
         check_transition(self.status, new, self.client_id)
         self.status = new
         if time is not None:
-            self.updated_at = pd.Timestamp(time)
+            self.updated_at = time if type(time) is pd.Timestamp else pd.Timestamp(time)
         if reason is not None:
             self.reason = reason
 
@@ -376,6 +383,8 @@ def _nan(value: float | None) -> float:
 
 
 def _enum(kind: type[Enum], value: Any, name: str, owner: str) -> Any:
+    if type(value) is kind:
+        return value
     try:
         return kind(value)
     except ValueError:

@@ -68,14 +68,13 @@ from core_engine.errors import ConfigError, InsufficientFunds, OrderNotFound, Or
 from core_engine.risk._kernels import lot_quantity
 from core_engine.trading._kernels import (
     limit_buy_on_candle,
+    next_event_row,
     stop_buy_on_candle,
     triggers_on_row,
 )
+from core_engine.trading.book import RestingBook
 from core_engine.trading.broker import split_symbol
 from core_engine.trading.orders import (
-    RESTING_DTYPE,
-    SIDE_CODE,
-    TYPE_CODE,
     Fill,
     Order,
     OrderSide,
@@ -131,6 +130,8 @@ class SimBroker:
 
     See the module docstring for every fill rule.
     """
+
+    _mark: float | tuple  # mark_equity, or the balances it is computed from when read
 
     def __init__(self, candles: Any = None, *, initial_cash: float = 10_000.0,
                  fee_bps: float | None = None, maker_bps: float | None = None,
@@ -204,11 +205,10 @@ class SimBroker:
         self._deadlines: dict[str, int] = {}
         self._now: tuple | None = None  # (row, now()) of the current candle
         self._bases: list[str] | None = None  # base currency of each symbol
-        self._version = 0  # bumped when the set of open orders changes
-        self._cache: tuple | None = None  # resting records of that version
-        self._records: dict[str, tuple] = {}
-        # open buy / market / ioc orders, in placement order (indexes of _live)
+        self._book = RestingBook(self._cols)  # the open orders as kernel records
+        # open buy / sell / market / ioc orders, in placement order (indexes of _live)
         self._open_buys: dict[str, None] = {}
+        self._open_sells: dict[str, None] = {}
         self._open_markets: dict[str, None] = {}
         self._open_ioc: dict[str, None] = {}
         self._live_id = id(self._live)
@@ -309,9 +309,10 @@ class SimBroker:
                 f"symbols are {list(self._cols)}."))
         self._check_funds(order, col)
         order.transition(OrderStatus.SUBMITTED, now)
+        self._check_live()
         self._live[order.client_id] = order
-        self._version += 1
         self._track(order)
+        self._book.add(order)
         self._placed_row[order.client_id] = self._row
         if order.trail_reference is not None:
             self._highest[order.client_id] = float(order.trail_reference)
@@ -364,9 +365,15 @@ class SimBroker:
             self._deadlines[client_id] = int(np.searchsorted(self._index, ns, "left"))
 
     def next_deadline_row(self) -> int:
-        """The first row at which a :meth:`cap_wait` deadline falls (a large number if
-        none): the replay must visit it even when nothing else happens there."""
-        return min(self._deadlines.values(), default=_NO_DEADLINE)
+        """The first row the replay must visit even when no order can fill there (a large
+        number if none): a :meth:`cap_wait` deadline, or the next candle while an ``ioc``
+        order waits (it expires when that candle is matched, filled or not)."""
+        row = min(self._deadlines.values(), default=_NO_DEADLINE)
+        if self._open_ioc:
+            self._check_live()
+            if any(o.is_open for o in self._live_of(self._open_ioc)):
+                row = min(row, self._row + 1)
+        return row
 
     def _expire_waits(self, row: int) -> None:
         for cid, deadline in list(self._deadlines.items()):
@@ -384,11 +391,35 @@ class SimBroker:
 
     def equity(self) -> float:
         """Cash plus holdings marked at their last known close."""
-        held = np.flatnonzero(self.holdings)
+        return self._equity_at(self.cash, self.holdings, self._row)
+
+    def _equity_at(self, cash: float, holdings: np.ndarray, row: int) -> float:
+        held = np.flatnonzero(holdings)
         if not held.size:
-            return float(self.cash)
-        value = self.holdings[held] * self.last_prices()[held]
-        return float(self.cash + value[~np.isnan(value)].sum())
+            return float(cash)
+        if row == 0:
+            prices = np.full(len(holdings), np.nan)
+        else:
+            if self._close_ffill is None:
+                self._close_ffill = pd.DataFrame(self._close).ffill().to_numpy()
+            prices = self._close_ffill[min(row, len(self._index)) - 1]
+        value = holdings[held] * prices[held]
+        return float(cash + value[~np.isnan(value)].sum())
+
+    @property
+    def mark_equity(self) -> float:
+        """The account marked at the last close before the open the clock is at (before
+        anything traded at that open): the portfolio mode's sizing base. Computed when
+        first read from the balances kept at :meth:`begin_row`."""
+        mark = self._mark
+        if isinstance(mark, tuple):
+            mark = self._equity_at(*mark)
+            self._mark = mark
+        return mark
+
+    @mark_equity.setter
+    def mark_equity(self, value: float) -> None:
+        self._mark = float(value)
 
     def free_cash(self) -> float:
         """Cash not held by open buy orders."""
@@ -403,14 +434,16 @@ class SimBroker:
         self._require()
         self._row = int(row)
         self._phase = "open"
-        self.mark_equity = self.equity()
+        self._mark = (self.cash, self.holdings.copy(), self._row)
         if self._row >= len(self._index):
             return
+        self._check_live()
         if self._deadlines:
             self._expire_waits(self._row)
-        for order in self._live_of(self._open_markets):
-            if order.is_open:
-                self._market_at_open(order, self._cols[order.symbol], self._row)
+        if self._open_markets:
+            for order in self._live_of(self._open_markets):
+                if order.is_open:
+                    self._market_at_open(order, self._cols[order.symbol], self._row)
         if resting:
             self._match_resting(self._row, open_only=True)
 
@@ -420,9 +453,11 @@ class SimBroker:
         self._row = int(row)
         self._phase = "intrabar"
         self._match_resting(row, open_only=False)
-        for order in self._live_of(self._open_ioc):
-            if order.is_open and self._placed_row[order.client_id] <= row:
-                self._close_order(order, OrderStatus.CANCELLED, "ioc")
+        self._check_live()
+        if self._open_ioc:
+            for order in self._live_of(self._open_ioc):
+                if order.is_open and self._placed_row[order.client_id] <= row:
+                    self._close_order(order, OrderStatus.CANCELLED, "ioc")
         for cid, highest in self._highest.items():
             trail = self._live.get(cid)
             if trail is not None:
@@ -433,17 +468,25 @@ class SimBroker:
     def _match_resting(self, row: int, open_only: bool) -> None:
         """Match the resting orders on candle ``row``; ``open_only``: only those its open
         already crossed (they fill at the open, before the trader acts). A numba pass over
-        the cached records (:func:`~core_engine.trading._kernels.triggers_on_row`, the
+        the resting book (:func:`~core_engine.trading._kernels.triggers_on_row`, the
         skipping search's own test) leaves Python only the orders this candle can fill."""
-        records, _, orders = self._resting()
-        if not len(records):
+        book = self._book_now()
+        n = book.n
+        if not len(book):
             return
-        mask = triggers_on_row(self._open, self._high, self._low, records, row, open_only,
-                               np.empty(len(records), dtype=np.bool_))
+        orders = book.orders
+        if self._highest:
+            book.load_highs(self._highest)
+        hits = np.empty(n, dtype=np.int64)
+        count = triggers_on_row(self._open, self._high, self._low, book.records, n, row,
+                                open_only, hits)
+        if not count:
+            return
         done: set[str] = set()
-        for k in np.flatnonzero(mask):
+        for k in hits[:count].tolist():
             order = orders[k]
-            if order.client_id in done or not order.is_open or order.type is OrderType.MARKET:
+            if order is None or order.client_id in done or not order.is_open \
+                    or order.type is OrderType.MARKET:
                 continue
             if open_only and self._placed_row[order.client_id] >= row:
                 continue
@@ -476,54 +519,30 @@ class SimBroker:
         """Whether a market order waits for an open of its symbol (an outage)."""
         return any(o.is_open for o in self._live_of(self._open_markets))
 
-    def _resting(self) -> tuple[np.ndarray, list[str], list[Order]]:
-        """The open orders as :data:`RESTING_DTYPE` records, their client ids and the orders,
-        rebuilt only when the set of open orders changed (trail highs refreshed)."""
+    def _book_now(self) -> RestingBook:
+        """The resting book, rebuilt when the open orders were replaced wholesale."""
         self._check_live()
-        cache = self._cache
-        if cache is None or cache[0] != self._version:
-            orders = [o for o in self._live.values() if o.is_open]
-            rows = []
-            trails = []
-            for k, order in enumerate(orders):
-                sibling = self._target_sibling(order)
-                rows.append(self._record_of(order) + (
-                    np.nan if sibling is None else sibling.limit_price,))
-                if order.client_id in self._highest:
-                    trails.append(k)
-            out = np.array([(c, s, kd, lv, tg, tf, td, np.nan) for c, s, kd, lv, tf, td, tg
-                            in rows], dtype=RESTING_DTYPE) if rows \
-                else np.zeros(0, dtype=RESTING_DTYPE)
-            cache = (self._version, out, [o.client_id for o in orders], orders, trails)
-            self._cache = cache
-        _, out, ids, orders, trails = cache
-        for k in trails:
-            out[k]["highest"] = self._highest.get(ids[k], np.nan)
-        return out, ids, orders
+        return self._book
 
-    def _record_of(self, order: Order) -> tuple:
-        """The fixed part of an order's resting record (cached per order)."""
-        rec = self._records.get(order.client_id)
-        if rec is None:
-            level = order.limit_price if order.type is OrderType.LIMIT else order.stop_price
-            rec = (self._cols[order.symbol], SIDE_CODE[order.side], TYPE_CODE[order.type],
-                   np.nan if level is None else level,
-                   np.nan if order.trail_pct is None else order.trail_pct / 100.0,
-                   np.nan if order.trail_offset is None else order.trail_offset)
-            self._records[order.client_id] = rec
-        return rec
+    def has_resting(self) -> bool:
+        """Whether any order is open (the skipping search has something to look for)."""
+        return len(self._book_now()) > 0
 
-    def resting_records(self) -> tuple[np.ndarray, list[str]]:
-        """The open orders as :data:`RESTING_DTYPE` records (for the skipping search) and
-        their client ids (the array is the broker's cache: read it before the next call)."""
-        out, ids, _ = self._resting()
-        return out, ids
-
-    def set_trail_highs(self, client_ids: list[str], highest: np.ndarray) -> None:
-        """Write back the trails' ``highest`` raised by the skipping search."""
-        for cid, value in zip(client_ids, highest, strict=True):
-            if cid in self._highest and value > self._highest[cid]:
-                self._highest[cid] = float(value)
+    def next_event_row(self, start: int, stop: int) -> int:
+        """The first row in ``[start, stop)`` where an open order can fill, ``stop`` when
+        none can (the numba search :func:`~core_engine.trading._kernels.next_event_row`);
+        the trails' ``highest`` follow the highs of the candles passed over."""
+        book = self._book_now()
+        if not len(book):
+            return stop
+        highest = self._highest
+        if highest:
+            book.load_highs(highest)
+        row = int(next_event_row(self._open, self._high, self._low, book.records, book.n,
+                                 start, stop))
+        if highest:
+            book.raise_highs(highest)
+        return row
 
     # ------------------------------------------------------------------ matching
     def _market_at_open(self, order: Order, col: int, row: int) -> None:
@@ -618,14 +637,6 @@ class SimBroker:
         return [o for o in self._live.values()
                 if o.group == order.group and o.client_id != order.client_id and o.is_open]
 
-    def _target_sibling(self, order: Order) -> Order | None:
-        if order.type is not OrderType.STOP or order.side is not OrderSide.SELL:
-            return None
-        for sib in self._siblings(order):
-            if sib.type is OrderType.LIMIT and sib.side is OrderSide.SELL:
-                return sib
-        return None
-
     def _group_pair(self, order: Order) -> tuple[Order, Order] | None:
         """(stop, limit) of a sell OCO group holding exactly one of each, else None."""
         if order.group is None or order.side is not OrderSide.SELL:
@@ -694,13 +705,10 @@ class SimBroker:
         if order.status is OrderStatus.FILLED:
             if not buy and order.reason is None:
                 order.reason = reason
-            self._live.pop(order.client_id, None)
-            self._highest.pop(order.client_id, None)
-            self._deadlines.pop(order.client_id, None)
-            self._untrack(order.client_id)
-            self._version += 1
-            for sib in self._siblings(order):
-                self._close_order(sib, OrderStatus.CANCELLED, "oco")
+            self._forget(order)
+            if order.group is not None:
+                for sib in self._siblings(order):
+                    self._close_order(sib, OrderStatus.CANCELLED, "oco")
 
     def _volume_left(self, col: int, row: int) -> float:
         if self.max_volume_share is None:
@@ -716,11 +724,17 @@ class SimBroker:
 
     def _close_order(self, order: Order, status: OrderStatus, reason: str) -> None:
         order.transition(status, self.now(), reason)
-        self._live.pop(order.client_id, None)
-        self._highest.pop(order.client_id, None)
-        self._deadlines.pop(order.client_id, None)
-        self._untrack(order.client_id)
-        self._version += 1
+        self._forget(order)
+
+    def _forget(self, order: Order) -> None:
+        """Drop a closed order from the open orders and their indexes."""
+        cid = order.client_id
+        self._check_live()
+        self._live.pop(cid, None)
+        self._highest.pop(cid, None)
+        self._deadlines.pop(cid, None)
+        self._untrack(cid)
+        self._book.remove(order)
 
     def _reject(self, order: Order, reason: str, error: Exception) -> None:
         order.transition(OrderStatus.REJECTED, self.now(), reason)
@@ -756,6 +770,8 @@ class SimBroker:
         cid = order.client_id
         if order.side is OrderSide.BUY:
             self._open_buys[cid] = None
+        else:
+            self._open_sells[cid] = None
         if order.type is OrderType.MARKET:
             self._open_markets[cid] = None
         if order.time_in_force == "ioc":
@@ -763,24 +779,28 @@ class SimBroker:
 
     def _untrack(self, cid: str) -> None:
         self._open_buys.pop(cid, None)
+        self._open_sells.pop(cid, None)
         self._open_markets.pop(cid, None)
         self._open_ioc.pop(cid, None)
 
     def _live_of(self, index: dict[str, None]) -> list[Order]:
         """The open orders of one of the indexes, in placement order."""
         self._check_live()
-        return [self._live[cid] for cid in list(index) if cid in self._live]
+        if not index:
+            return []
+        live = self._live
+        return [live[cid] for cid in list(index) if cid in live]
 
     def _check_live(self) -> None:
         """The caches of the open orders follow ``_live``; when the dict itself was replaced
         (an account restored from a save), rebuild them."""
         if self._live_id != id(self._live):
             self._live_id = id(self._live)
-            self._cache = None
-            self._version += 1
             self._open_buys, self._open_markets, self._open_ioc = {}, {}, {}
+            self._open_sells = {}
             for order in self._live.values():
                 self._track(order)
+            self._book = RestingBook(self._cols, [o for o in self._live.values() if o.is_open])
 
     def _reserved_cash(self, exclude: str | None) -> float:
         self._check_live()
@@ -790,8 +810,9 @@ class SimBroker:
     def _reserved_base(self, col: int, extra: Order | None) -> float:
         groups: dict[str, float] = {}
         total = 0.0
-        orders = [o for o in self._live.values() if o.side is OrderSide.SELL
-                  and self._cols[o.symbol] == col]
+        self._check_live()
+        cols = self._cols
+        orders = [o for o in self._live_of(self._open_sells) if cols[o.symbol] == col]
         if extra is not None:
             orders.append(extra)
         for o in orders:
