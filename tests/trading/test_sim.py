@@ -282,3 +282,54 @@ def test_open_orders_restored_from_a_save_still_hold_their_cash():
     with pytest.raises(InsufficientFunds):
         b.place(order("more", quantity=3.0, type="limit", limit_price=99.0))  # 297 > 280
     assert b.free_cash() == pytest.approx(280.0)
+
+
+def test_stop_buy_on_the_high_at_its_level_and_at_the_open_on_a_gap_up():
+    rows = [(100, 101, 99, 100, 10), (100, 102, 99, 101, 10), (101, 104, 100, 103, 10),
+            (108, 109, 107, 108, 10)]
+    b = broker_on(rows)
+    b.begin_row(1)
+    inside = b.place(order("in", type="stop", stop_price=103.0))
+    gap = b.place(order("gap", type="stop", stop_price=106.0))
+    b.match_row(1)  # high 102 does not reach 103
+    assert inside.status is OrderStatus.SUBMITTED and gap.status is OrderStatus.SUBMITTED
+    b.begin_row(2)
+    b.match_row(2)  # high 104 reaches 103: at the level, stamped at the close
+    assert inside.status is OrderStatus.FILLED and inside.average_price == 103.0
+    assert b.fills()[0].time == t(2, close=True) and b.fills()[0].liquidity == "taker"
+    assert gap.status is OrderStatus.SUBMITTED  # 104 < 106
+    b.begin_row(3)  # opens at 108, above 106: at the open, before the trader acts
+    assert gap.status is OrderStatus.FILLED and gap.average_price == 108.0
+    assert b.fills()[1].time == t(3)
+    assert b.cash == pytest.approx(1_000 - 103 - 108) and b.position(SYM) == 2.0
+
+
+def test_limit_sell_opened_through_fills_at_the_better_open():
+    rows = [(100, 101, 99, 100, 10), (100, 101, 99, 100, 10), (107, 108, 106, 107, 10)]
+    b = broker_on(rows)
+    b.begin_row(1)
+    b.place(order("buy", quantity=2.0))
+    target = b.place(order("tp", side="sell", quantity=2.0, type="limit", limit_price=105.0))
+    b.match_row(1)  # high 101 < 105
+    assert target.is_open
+    b.begin_row(2)  # opens at 107 above the 105 limit: the open, better than the limit
+    assert target.status is OrderStatus.FILLED and target.average_price == 107.0
+    assert b.fills()[-1].time == t(2) and b.fills()[-1].liquidity == "maker"
+    assert b.cash == pytest.approx(1_000 - 200 + 214)
+
+
+def test_maker_and_taker_fees_by_order_type():
+    rows = [(100, 101, 99, 100, 10), (100, 102, 98, 101, 10), (101, 106, 100, 105, 10)]
+    b = broker_on(rows, fee_bps=None, maker_bps=2.0, taker_bps=10.0)
+    b.begin_row(1)
+    b.place(order("mkt", quantity=1.0))  # taker at the open 100: fee 100 × 10 bp = 0.10
+    lim = b.place(order("lim", quantity=1.0, type="limit", limit_price=99.0))
+    b.match_row(1)  # maker at 99: fee 99 × 2 bp = 0.0198
+    assert lim.status is OrderStatus.FILLED
+    b.begin_row(2)
+    b.place(order("tp", side="sell", quantity=2.0, type="limit", limit_price=105.0))
+    b.match_row(2)  # maker at 105 on the high 106: fee 210 × 2 bp = 0.042
+    fees = [(f.client_id, f.liquidity, f.fee) for f in b.fills()]
+    assert fees == [("mkt", "taker", pytest.approx(0.10)), ("lim", "maker", pytest.approx(0.0198)),
+                    ("tp", "maker", pytest.approx(0.042))]
+    assert b.cash == pytest.approx(1_000 - 100.10 - 99.0198 + 210 - 0.042)
