@@ -141,3 +141,26 @@ def test_stops_in_a_crash_cli_flags(tmp_path, capsys):
     assert main(["backtest", "--symbols", "BTC/USDT", "--stop-loss-pct", "1",
                  "--stop-fill-range", "0.25", "--out", "-"]) == 2
     assert "applies to stop_fill='range' only" in capsys.readouterr().err
+
+
+def test_stops_in_a_crash_spread_in_portfolio_mode(real_may):
+    """Portfolio mode reports the same bound: the level run's per-trade spread is what the
+    run with stops at the low loses on the same trades, and the summary shows it."""
+    kwargs = {"window": "4h", "shift": "1h", "max_positions": 2, "fee_bps": 10,
+              "mode": "portfolio"}
+    rules = {"stop_loss_pct": 1.5, "trailing_pct": 2.0}
+    level = walk_forward(real_may, Momentum6(), exits=ExitRules(**rules), **kwargs)
+    low = walk_forward(real_may, Momentum6(), exits=ExitRules(stop_fill="low", **rules),
+                       **kwargs)
+    assert level.metrics["stop_fill_spread_pct"] > 0.05
+    assert low.metrics["stop_fill_spread_pct"] == 0.0
+    assert low.metrics["final_equity"] < level.metrics["final_equity"]
+    assert "Stop fill minus fill at the low, avg" in level.summary()
+    # where the two accounts hold the same trades, the level run's worst case is the low run
+    same = ["symbol", "entry_time", "exit_time", "exit_reason"]
+    n = min(len(level.trades), len(low.trades))
+    differs = level.trades[same].head(n).ne(low.trades[same].head(n)).any(axis=1).to_numpy()
+    first = int(differs.argmax()) if differs.any() else n
+    assert first >= 3
+    np.testing.assert_allclose(level.trades["worst_case_return_pct"].iloc[:first],
+                               low.trades["return_pct"].iloc[:first], rtol=1e-12, atol=1e-12)

@@ -13,6 +13,7 @@ import pytest
 
 from core_engine.backtest import walk_forward
 from core_engine.data.panel import Panel
+from core_engine.data.store import ParquetStore
 from core_engine.errors import ConfigError, FeatureError, LookaheadError
 from core_engine.features import FeatureCache, FeatureComputer, PandasTA, compute_features
 from core_engine.strategies import Strategy
@@ -169,13 +170,20 @@ class BigBody(Strategy):
             return np.where(body > self.threshold, body, np.nan)
 
 
-def test_users_own_features_work_in_strategies_walk_forward_and_checks(frames, panel):
+def test_users_own_features_work_in_strategies_walk_forward_and_checks(frames, panel, tmp_path):
     from_dict = walk_forward(frames, BigBody(), window="1h", shift="30m")
     from_panel = walk_forward(panel, BigBody(), window="1h", shift="30m", audit=3)
     assert from_dict.metrics["trades"] > 10
     pd.testing.assert_frame_equal(from_dict.trades, from_panel.trades)
-    for data in (frames, panel):
+    store = ParquetStore(tmp_path / "store")
+    for symbol, frame in frames.items():
+        store.write(symbol, "5m", frame)
+    stored = (store, sorted(frames), "5m")  # the third data form of walk_forward
+    from_store = walk_forward(stored, BigBody(), window="1h", shift="30m")
+    pd.testing.assert_frame_equal(from_store.trades, from_panel.trades)
+    for data in (frames, panel, stored):
         assert len(check_strategy(BigBody(), data, n_times=3)) == 3
+        check_feature(RangePct(), data, n_times=3)
     with pytest.raises(ConfigError, match=r"check_strategy must be a Panel, a dict .* "
                                           r"\{'BTC/USDT': frame\}"):
         check_strategy(BigBody(), frames["AAA"])
