@@ -11,7 +11,15 @@ from core_engine.risk import FixedFraction
 from core_engine.strategies import Breakout
 from core_engine.trading import SimBroker, replay
 from core_engine.trading.bots import BreakoutTrader
-from tests.trading.bots.conftest import SYM, candles, fills_of, t
+from tests.trading.bots.conftest import (
+    SYM,
+    candles,
+    fills_of,
+    journal_fills,
+    killed_and_restarted,
+    restart_runs,
+    t,
+)
 
 FEE = 0.001
 # closes 100/99 alternating, then 103 breaks the 3-candle high 100.5 on volume 40.
@@ -86,3 +94,55 @@ def test_breakout_errors_name_the_parameter():
         BreakoutTrader(strategy="breakout")
     with pytest.raises(ConfigError, match="'sizing' parameter of BreakoutTrader"):
         BreakoutTrader(sizing=0.5)
+
+
+# the trade of test_breakout_sized_by_confirmations_with_exits_resting_after_the_fill
+TRAIL = [(103, 104, 102.5, 103.8, 10),    # trail from 104: 102.44
+         (103.8, 105, 102.3, 102.5, 10)]  # low 102.3: trailing stop
+TRAIL_FILLS = [("buy", t(8), 103.0, round(Q, 9)), ("sell", t(10), 102.44, round(Q, 9))]
+TRAIL_PNL = Q * 102.44 * (1 - FEE) - VALUE * (1 + FEE)
+
+
+@pytest.mark.parametrize("at", [9, 10])
+def test_breakout_restart_in_a_position_keeps_the_trailing_stop_and_target(at):
+    # 9: in the position, stop (trailing from 103 up to 104) and target resting; 10: the
+    # trailing stop's fill is the first thing the restarted bot hears of
+    def broker():
+        return SimBroker(fee_bps=10, initial_cash=10_000.0)
+
+    (plain, _), (restarted, wrapper) = restart_runs(bot(), candles(HEAD + TRAIL), at, broker)
+    assert wrapper.restored
+    assert [f[:4] for f in fills_of(restarted)] == TRAIL_FILLS == [f[:4] for f in
+                                                                   fills_of(plain)]
+    assert fills_of(restarted)[1][5] == "trailing_stop"
+    assert list(restarted.orders.tag) == ["entry", "stop", "take_profit"]
+    assert list(restarted.orders.status) == ["filled", "filled", "cancelled"]
+    report = wrapper.bot.report()
+    assert report["entries"] == 1 and report["exits"] == {"trailing_stop": 1}
+    assert report["realized_pnl"] == pytest.approx(TRAIL_PNL, rel=1e-12)
+    assert report["position"] is None
+
+
+@pytest.mark.parametrize("at, before_checkpoint", [(8, True), (8, False), (9, True),
+                                                    (10, True)])
+def test_breakout_runner_killed_in_a_position_resumes_without_a_second_entry(
+        tmp_path, at, before_checkpoint):
+    # the live runner with the paper broker, killed in the tick at t(at); at 8 the entry has
+    # filled and its exits rest while the saved state (of t(7)) knows nothing of them. The
+    # breakout still holds at the close of candle 8 (103.8 > the 3-candle high 100.5), so a
+    # bot that forgot its position would buy a second time at t(9)
+    plain, restarted, open_at_kill = killed_and_restarted(
+        bot(), candles(HEAD + TRAIL + [(102.5, 102.6, 102.4, 102.5, 10)]), at, tmp_path,
+        initial_cash=10_000.0,
+        before_checkpoint=before_checkpoint)
+    assert [f[1:] for f in journal_fills(plain)] == TRAIL_FILLS
+    assert journal_fills(restarted) == journal_fills(plain)
+    if at in (8, 9):
+        assert sorted(o.leg for o in open_at_kill) == ["stop", "take_profit"]
+    orders = restarted.journal.orders()
+    assert [(o.leg, o.status.value) for o in orders] == [
+        ("entry", "filled"), ("stop", "filled"), ("take_profit", "cancelled")]
+    assert orders[1].stop_price == pytest.approx(103 * 0.98)
+    assert restarted.broker.balances() == pytest.approx(
+        {"USDT": 10_000.0 + TRAIL_PNL, "AAA": 0.0}, abs=1e-9)
+    assert restarted.trader.report()["realized_pnl"] == pytest.approx(TRAIL_PNL, rel=1e-12)

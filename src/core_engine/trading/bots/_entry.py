@@ -128,7 +128,7 @@ class SignalBot(Trader):
         st = self.state
         order = ctx.broker.fetch_order(fill.client_id)
         if order.side is OrderSide.BUY:
-            if fill.client_id != st["pending"] or order.is_open:
+            if not self._own_entry(order) or order.is_open:
                 return
             st["pending"] = None
             quantity = float(order.filled_quantity)
@@ -153,6 +153,17 @@ class SignalBot(Trader):
         st["position"] = None
         st["last_exit"] = int(fill.time.value)
         ctx.note("exit", reason=fill.reason, price=float(order.average_price), profit=profit)
+
+    def _own_entry(self, order: Any) -> bool:
+        """Whether a buy is this bot's entry: the pending one, or — when the saved state
+        knows of none (a restart from the state of the tick before the entry was sent) — an
+        entry order of this symbol. The runner hands its fill over again at the fill's time,
+        so the exits placed here get the ids of those already resting: none is sent twice."""
+        st = self.state
+        if order.client_id == st["pending"]:
+            return True
+        return (st["pending"] is None and st["position"] is None and order.tag == "entry"
+                and order.symbol == self.symbol)
 
     def report(self) -> dict[str, Any]:
         """``entries``, ``wins``, ``exits`` by reason, ``realized_pnl``, ``fees`` and the
