@@ -569,7 +569,10 @@ class Runner:
                 self._error("flatten", exc)
 
     def _auto_resume(self, state: RunnerState) -> None:
-        if state is not RunnerState.HALTED:
+        """End a breaker's halt (or its flatten, once it liquidated) when its rule says so:
+        the daily loss limit at the next UTC day, the drawdown after ``drawdown_halt_for``
+        (as ``PortfolioRules`` halts entries). A halt or flatten of the operator stays."""
+        if state not in (RunnerState.HALTED, RunnerState.FLATTEN):
             return
         _, reason, since = self.journal.state()
         if reason.startswith("breaker daily_loss_limit_pct") and \
