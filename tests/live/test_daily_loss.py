@@ -149,3 +149,18 @@ def test_daily_loss_above_the_worst_loss_does_not_trip(tmp_path):
     at_limit = run(tmp_path / "7", Breakers(daily_loss_limit_pct=7.0))
     assert [(e["time"], json.loads(e["detail"])["loss_pct"])
             for e in at_limit.journal.breaker_events()] == [(t(7), 7.0)]
+
+
+def test_drawdown_halt_ends_after_its_duration_and_the_peak_restarts(tmp_path):
+    # max_drawdown_pct=5 trips with the daily limit's numbers at 02:00 (9,440 against the
+    # peak 10,000) and halts for 3 h. As in PortfolioRules the peak restarts at 9,440, so at
+    # 05:00 the equity 4,040 + 60 × 88 = 9,280 (−1.7 % from it) does not trip again and the
+    # trader buys 10 at 88 (measured from the first peak it would be −7.2 %: halted for good)
+    runner = run(tmp_path, Breakers(max_drawdown_pct=5.0, drawdown_halt_for="3h"))
+    events = runner.journal.breaker_events()
+    assert [(e["rule"], e["action"], e["time"]) for e in events] == [
+        ("max_drawdown_pct", "halted", t(6))]
+    assert json.loads(events[0]["detail"])["peak"] == 10_000.0
+    assert fills(runner) == [("buy", t(1), 100.0, 50.0), ("buy", t(5), 96.0, 10.0),
+                             ("buy", t(9), 88.0, 10.0)]
+    assert runner.journal.state_changes()[-1][1:] == ("running", "drawdown halt of 3h over")

@@ -604,7 +604,10 @@ class Runner:
         curve = self.journal.equity()
         b = self.breakers
         if b.max_drawdown_pct is not None and len(curve):
-            peak = float(curve.max())
+            # as in PortfolioRules, the peak restarts at the equity of the last trip
+            trips = [e["time"] for e in self.journal.breaker_events()
+                     if e["rule"] == "max_drawdown_pct"]
+            peak = float(curve[curve.index >= trips[-1]].max() if trips else curve.max())
             drawdown = (peak - value) / peak * 100 if peak > 0 else 0.0
             if drawdown >= b.max_drawdown_pct:
                 self._trip("max_drawdown_pct", b.liquidate_on_drawdown,
