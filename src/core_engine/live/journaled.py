@@ -190,6 +190,7 @@ class JournaledBroker:
         if (getattr(self.broker, "exit_cancels_group", False) and order.group
                 and order.side is OrderSide.SELL and order.type is OrderType.MARKET):
             self._cancel_group(order)
+        asked = order  # the caller's object: a refusal is written on it too (prepare copies)
         prepare = getattr(self.broker, "prepare", None)
         if prepare is not None:
             try:
@@ -209,9 +210,11 @@ class JournaledBroker:
             placed = self.broker.place(order)
         except OrderRejected as exc:
             self._mark(order, OrderStatus.REJECTED, "rejected", exc)
+            asked.status, asked.reason = order.status, order.reason
             raise
         except RateLimited as exc:  # refused by the exchange, not executed
             self._mark(order, OrderStatus.REJECTED, "rate_limited", exc)
+            asked.status, asked.reason = order.status, order.reason
             raise OrderRejected(SCRUBBER.scrub(f"order {order.client_id}: {exc}")) from None
         except BrokerUnavailable as exc:
             self._mark(order, OrderStatus.UNKNOWN, "create_unknown", exc)
