@@ -149,31 +149,43 @@ def paper_runner(bot, panel, journal, clock_start, *, initial_cash: float, fee_b
 
 
 def killed_and_restarted(bot, panel, at, tmp_path, *, initial_cash: float,
-                         before_checkpoint: bool = True):
+                         kill: str = "before_checkpoint"):
     """Paper-trade ``bot`` through the live runner twice: uninterrupted, and killed in the
-    tick at ``t(at)`` — after its orders and fills were journaled, before the trader's state
-    was checkpointed (``before_checkpoint``; else right after the checkpoint) — then
-    restarted as a new process would be: a new runner and paper broker on the same files,
-    the clock a few seconds past the lost tick.
+    tick at ``t(at)``, then restarted as a new process would be: a new runner and paper
+    broker on the same files, the clock a few seconds past the lost tick.
+
+    ``kill``: ``"before_checkpoint"`` — the tick's orders and fills are journaled, the
+    trader's state is not; ``"after_checkpoint"`` — the tick is complete; ``"after_fill"`` —
+    the first fill journaled in the tick, before the trader hears of it (so nothing it
+    would have placed in answer, such as the exits of an entry, was sent).
 
     Returns ``(plain, restarted, open_at_kill)``: the two runners and the journal rows of the
     orders open when the process died."""
+    assert kill in ("before_checkpoint", "after_checkpoint", "after_fill"), kill
     end = panel.index[-1] + pd.Timedelta(minutes=5)
     plain = paper_runner(bot.clone(), panel, tmp_path / "plain.sqlite", panel.index[0],
                          initial_cash=initial_cash)
     plain.run(until=end)
     path = tmp_path / "killed.sqlite"
     first = paper_runner(bot.clone(), panel, path, panel.index[0], initial_cash=initial_cash)
-    save = first.journal.record_checkpoint
+    save, record_fill = first.journal.record_checkpoint, first.journal.record_fill
 
     def checkpoint(time, *args, **kw):
-        if time == t(at) and before_checkpoint:
+        if time == t(at) and kill == "before_checkpoint":
             raise Killed
         save(time, *args, **kw)
         if time == t(at):
             raise Killed
 
+    def fill(**kw):
+        new = record_fill(**kw)
+        if new and first.now == t(at):
+            raise Killed
+        return new
+
     first.journal.record_checkpoint = checkpoint
+    if kill == "after_fill":
+        first.journal.record_fill = fill
     try:
         first.run(until=end)
     except Killed:

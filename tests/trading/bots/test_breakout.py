@@ -123,10 +123,11 @@ def test_breakout_restart_in_a_position_keeps_the_trailing_stop_and_target(at):
     assert report["position"] is None
 
 
-@pytest.mark.parametrize("at, before_checkpoint", [(8, True), (8, False), (9, True),
-                                                    (10, True)])
+@pytest.mark.parametrize("at, kill", [
+    (8, "before_checkpoint"), (8, "after_checkpoint"), (9, "before_checkpoint"),
+    (10, "before_checkpoint"), (10, "after_fill")])
 def test_breakout_runner_killed_in_a_position_resumes_without_a_second_entry(
-        tmp_path, at, before_checkpoint):
+        tmp_path, at, kill):
     # the live runner with the paper broker, killed in the tick at t(at); at 8 the entry has
     # filled and its exits rest while the saved state (of t(7)) knows nothing of them. The
     # breakout still holds at the close of candle 8 (103.8 > the 3-candle high 100.5), so a
@@ -134,7 +135,7 @@ def test_breakout_runner_killed_in_a_position_resumes_without_a_second_entry(
     plain, restarted, open_at_kill = killed_and_restarted(
         bot(), candles(HEAD + TRAIL + [(102.5, 102.6, 102.4, 102.5, 10)]), at, tmp_path,
         initial_cash=10_000.0,
-        before_checkpoint=before_checkpoint)
+        kill=kill)
     assert [f[1:] for f in journal_fills(plain)] == TRAIL_FILLS
     assert journal_fills(restarted) == journal_fills(plain)
     if at in (8, 9):
@@ -146,3 +147,24 @@ def test_breakout_runner_killed_in_a_position_resumes_without_a_second_entry(
     assert restarted.broker.balances() == pytest.approx(
         {"USDT": 10_000.0 + TRAIL_PNL, "AAA": 0.0}, abs=1e-9)
     assert restarted.trader.report()["realized_pnl"] == pytest.approx(TRAIL_PNL, rel=1e-12)
+    for runner in (plain, restarted):    # live fills carry no reason: named after the order
+        assert runner.trader.report()["exits"] == {"trailing_stop": 1}
+
+
+def test_breakout_runner_killed_before_the_exits_were_sent_places_them_on_restart(tmp_path):
+    # killed at t(8) right after the entry's fill was journaled: nothing protects the position
+    # while candle 8 trades (high 104). The restart, at t(9), hands the fill over again and
+    # the bot rests its stop and target with the uninterrupted run's ids; the trail starts
+    # from the entry 103 and rises with candle 9's high 105 to 103.425 once it closed, so
+    # it fills at candle 10's open 102.5 (the uninterrupted trail, from 104, took 102.44)
+    rows = HEAD + TRAIL + [(102.5, 102.6, 102.4, 102.5, 10)]
+    plain, restarted, open_at_kill = killed_and_restarted(
+        bot(), candles(rows), 8, tmp_path, initial_cash=10_000.0, kill="after_fill")
+    assert open_at_kill == []
+    assert [f[1:] for f in journal_fills(restarted)] == [TRAIL_FILLS[0],
+                                                         ("sell", t(10), 102.5, round(Q, 9))]
+    assert [o.client_id for o in restarted.journal.orders()] == [
+        o.client_id for o in plain.journal.orders()]
+    pnl = Q * 102.5 * (1 - FEE) - VALUE * (1 + FEE)
+    assert restarted.trader.report()["realized_pnl"] == pytest.approx(pnl, rel=1e-12)
+    assert restarted.trader.report()["exits"] == {"trailing_stop": 1}

@@ -146,20 +146,26 @@ def test_scalp_restart_in_a_position_keeps_the_resting_exits(at):
     assert report["realized_pnl"] == pytest.approx(sum(PNL), rel=1e-12)
 
 
-@pytest.mark.parametrize("at, before_checkpoint", [(6, True), (6, False), (7, True),
-                                                    (10, True), (11, True)])
+@pytest.mark.parametrize("at, kill", [
+    (6, "before_checkpoint"), (6, "after_checkpoint"), (6, "after_fill"),
+    (7, "before_checkpoint"), (10, "before_checkpoint"), (11, "before_checkpoint"),
+    (11, "after_fill")])
 def test_scalp_runner_killed_in_a_position_resumes_without_a_second_entry(
-        tmp_path, at, before_checkpoint):
+        tmp_path, at, kill):
     # the live runner with the paper broker, its process killed in the tick at t(at); at 6
     # the entry has filled and its stop and target rest, but the bot's state saved at the
-    # previous tick knows nothing of them: the restart must adopt them, not buy again
+    # previous tick knows nothing of them: the restart must adopt them, not buy again.
+    # Killed right after the entry's fill was journaled, no exit was sent: the restart
+    # must place them
     plain, restarted, open_at_kill = killed_and_restarted(
         bot(), candles(ROWS), at, tmp_path, initial_cash=10_000.0,
-        before_checkpoint=before_checkpoint)
+        kill=kill)
     expected = [(side, time, price, quantity) for side, time, price, quantity in TRADES]
     assert [f[1:] for f in journal_fills(plain)] == expected
     assert journal_fills(restarted) == journal_fills(plain)
-    if at in (6, 7, 10):
+    if kill == "after_fill":
+        assert open_at_kill == []                 # the position was unprotected
+    elif at in (6, 7, 10):
         assert sorted(o.leg for o in open_at_kill) == ["stop", "take_profit"]
     orders = restarted.journal.orders()
     assert len(orders) == len({o.client_id for o in orders}) == 6
@@ -169,6 +175,9 @@ def test_scalp_runner_killed_in_a_position_resumes_without_a_second_entry(
     assert restarted.journal.positions() == pytest.approx(restarted.broker.balances(),
                                                           abs=1e-9)
     assert restarted.trader.report()["realized_pnl"] == pytest.approx(sum(PNL), rel=1e-12)
+    # live fills carry no reason: the exits are named after the orders that filled
+    for runner in (plain, restarted):
+        assert runner.trader.report()["exits"] == {"take_profit": 1, "stop_loss": 1}
 
 
 @pytest.mark.parametrize("gap, price, reason", [
@@ -189,3 +198,23 @@ def test_scalp_target_or_stop_gapped_through_fills_at_the_open(gap, price, reaso
     assert result.trades.pnl.tolist() == pytest.approx([pnl], rel=1e-12)
     assert trader.report()["exits"] == {reason: 1}
     assert result.metrics["final_equity"] == pytest.approx(10_000 + pnl, rel=1e-12)
+
+
+def test_scalp_runner_killed_before_the_exits_were_sent_places_them_on_restart(tmp_path):
+    # killed at t(10) right after the second entry's fill was journaled: no stop, no target
+    # while the process is down. The restart (its first tick at t(11)) hands the fill over
+    # again and the bot places the exits with the ids the uninterrupted run gave them; the
+    # stop (101.694) finds candle 10 gone — it traded down to 101 unprotected — and fills at
+    # the next open, 101.5, instead of at its level
+    plain, restarted, open_at_kill = killed_and_restarted(
+        bot(), candles(ROWS), 10, tmp_path, initial_cash=10_000.0, kill="after_fill")
+    assert open_at_kill == []
+    assert [f[1:] for f in journal_fills(restarted)] == TRADES[:3] + [
+        ("sell", t(11), 101.5, round(Q2, 9))]
+    assert [o.client_id for o in restarted.journal.orders()] == [
+        o.client_id for o in plain.journal.orders()]            # the same 6 orders, once each
+    stop = [o for o in restarted.journal.orders() if o.leg == "stop"][1]
+    assert stop.stop_price == pytest.approx(102 * 0.997) and stop.status.value == "filled"
+    pnl = PNL[0] + Q2 * 101.5 * (1 - FEE) - 1000 * (1 + FEE)    # −6.89 on the second trade
+    assert restarted.trader.report()["realized_pnl"] == pytest.approx(pnl, rel=1e-12)
+    assert restarted.trader.report()["exits"] == {"take_profit": 1, "stop_loss": 1}

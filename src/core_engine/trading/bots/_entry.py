@@ -49,6 +49,15 @@ def check_rules(owner: str, rules: Any) -> None:
                           f"account (the live runner's breakers do). Got {rules!r}.")
 
 
+def _exit_reason(order: Any) -> str:
+    """The exit's name when the fill has none (a live runner's fills: the exchange does not
+    say why an order filled): after the order that filled — its take-profit, or its stop
+    (``trailing_stop`` when it trails)."""
+    if order.tag == "stop":
+        return "trailing_stop" if order.trail_pct is not None else "stop_loss"
+    return str(order.tag or "exit")
+
+
 class SignalBot(Trader):
     """Base of :class:`ScalpTrader` and :class:`BreakoutTrader` (one position at a time)."""
 
@@ -149,10 +158,11 @@ class SignalBot(Trader):
         st["realized"] += profit
         st["fees"] += float(order.fees)
         st["wins"] += int(profit > 0)
-        st["exits"][fill.reason] = st["exits"].get(fill.reason, 0) + 1
+        reason = fill.reason or _exit_reason(order)
+        st["exits"][reason] = st["exits"].get(reason, 0) + 1
         st["position"] = None
         st["last_exit"] = int(fill.time.value)
-        ctx.note("exit", reason=fill.reason, price=float(order.average_price), profit=profit)
+        ctx.note("exit", reason=reason, price=float(order.average_price), profit=profit)
 
     def _own_entry(self, order: Any) -> bool:
         """Whether a buy is this bot's entry: the pending one, or — when the saved state
