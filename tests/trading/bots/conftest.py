@@ -190,6 +190,8 @@ def killed_and_restarted(bot, panel, at, tmp_path, *, initial_cash: float,
         first.run(until=end)
     except Killed:
         pass
+    else:
+        raise AssertionError(f"the {kill} kill point was not reached at {t(at)}")
     open_at_kill = first.journal.orders(final=False)
     first.journal.close()
     restarted = paper_runner(bot.clone(), panel, path, t(at) + pd.Timedelta(seconds=3),
