@@ -30,7 +30,10 @@ Faults (scripted with :meth:`FakeBinance.inject`, or at random with a seeded
 * ``timeout_before`` / ``drop_before`` — the request is dropped: nothing is recorded;
 * ``http_429`` / ``http_418`` — rate limited / banned with ``Retry-After``;
 * ``http_503`` — "Service Unavailable", execution status unknown (processed or not at random);
-* ``not_found`` — a lookup answers ``-2013`` even though the order exists (a lagging replica).
+* ``not_found`` — a lookup answers ``-2013`` even though the order exists (a lagging replica);
+* ``insufficient_funds`` — an order create (``POST /api/v3/order`` only) is refused with
+  ``-2010 Account has insufficient balance for requested action.`` whatever the balance (the
+  funds were taken meanwhile, e.g. by a manual trade): nothing is recorded.
 """
 
 from __future__ import annotations
@@ -53,7 +56,9 @@ import numpy as np
 import pandas as pd
 
 FAULT_KINDS = ("timeout_after", "drop_after", "timeout_before", "drop_before", "http_429",
-               "http_418", "http_503", "not_found")
+               "http_418", "http_503", "not_found", "insufficient_funds")
+CREATE = ("POST", "/api/v3/order")
+INSUFFICIENT = "Account has insufficient balance for requested action."
 EIGHT = Decimal("0.00000001")
 
 
@@ -209,9 +214,11 @@ class FakeBinance:
 
     def _draw_fault(self, method: str, path: str) -> str | None:
         with self.lock:
+            create = (method, path) == CREATE
             for fault in self._faults:
                 if (fault.method in (None, method) and fault.path in (None, path)
-                        and fault.remaining > 0):
+                        and fault.remaining > 0
+                        and (create or fault.kind != "insufficient_funds")):
                     fault.remaining -= 1
                     self._faults = [f for f in self._faults if f.remaining > 0]
                     self.faults_fired[fault.kind] += 1
@@ -219,6 +226,8 @@ class FakeBinance:
             if path in self._random_paths:
                 for kind, rate in self._random_rates.items():
                     if kind == "not_found" and not (path == "/api/v3/order" and method == "GET"):
+                        continue
+                    if kind == "insufficient_funds" and not create:
                         continue
                     if self._rng.random() < rate:
                         self.faults_fired[kind] += 1
@@ -384,7 +393,7 @@ class FakeBinance:
         else:
             need, asset = quantity, base
         if self.balances[asset]["free"] < need:
-            raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
+            raise BinanceError(400, -2010, INSUFFICIENT)
         self._next_order_id += 1
         order = FakeOrder(self._next_order_id, symbol, client_id, side, kind, quantity, price,
                           stop, self.now_ms, update_ms=self.now_ms)
@@ -595,6 +604,8 @@ class _Handler(BaseHTTPRequestHandler):
             q = self._authenticate(path, raw)
             if fault == "not_found":
                 raise BinanceError(400, -2013, "Order does not exist.")
+            if fault == "insufficient_funds":
+                raise BinanceError(400, -2010, INSUFFICIENT)
             result = fake.route(method, path, q)
         except BinanceError as exc:
             return self._send(exc.status, {"code": exc.code, "msg": exc.msg})

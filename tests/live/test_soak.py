@@ -30,7 +30,8 @@ TICKS = 520
 KEYS = {"soak-key-one-0123456789": "soak-secret-one-abcdefghij",
         "soak-key-two-0123456789": "soak-secret-two-abcdefghij"}
 FAULTS = {"timeout_after": 0.004, "timeout_before": 0.002, "drop_after": 0.008,
-          "drop_before": 0.008, "http_429": 0.008, "http_503": 0.004, "not_found": 0.03}
+          "drop_before": 0.008, "http_429": 0.008, "http_503": 0.004, "not_found": 0.03,
+          "insufficient_funds": 0.03}  # of order creates only
 KILLS = {"after_intent": 0.03, "after_write": 0.03, "after_fill": 0.01}
 
 
@@ -133,13 +134,18 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
             state = journal.state()
             trader_errors = [e for e in journal.errors(10**6) if e["source"] == "trader"
                              and "Error: binance" not in e["message"]]
+            insufficient = sum(1 for e in journal.errors(10**6)
+                               if e["kind"] == "InsufficientFunds")
+            rejected = [cid for cid in journal_orders
+                        if journal.order_events(cid)[-1][0] == "rejected"]
 
     print(f"\nsoak: {ticks} ticks in {elapsed:.1f}s, sessions {dict(outcomes)}, "
           f"self-kills {dict(kills)}, faults fired {dict(fake.faults_fired)}")
     print(f"soak: {len(exchange_ids)} exchange orders, {len(journal_orders)} journaled "
           f"({not_placed} proven not placed, {len(unknown_left)} still unknown), "
           f"{len(exchange_trades)} exchange trades, "
-          f"{len(journal_fills)} journaled fills; duplicate orders {len(duplicates)}, orders "
+          f"{len(journal_fills)} journaled fills, {len(rejected)} rejected by the exchange "
+          f"({insufficient} for insufficient funds); duplicate orders {len(duplicates)}, orders "
           f"sent without intent {len(not_journaled)}, lost fills {len(lost)}, double-counted "
           f"fills {len(double)}, |journal position - exchange balance| "
           f"{ {a: f'{d:.1e}' for a, d in sorted(diffs.items())} }")
@@ -149,6 +155,9 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
     assert sum(kills.values()) + outcomes["killed_by_test"] >= 5  # the kills did happen
     assert fake.faults_fired["timeout_after"] + fake.faults_fired["drop_after"] >= 3
     assert duplicates == {} and not_journaled == []
+    # a create refused for insufficient funds is journaled rejected and never reaches the book
+    assert fake.faults_fired["insufficient_funds"] >= 2 and insufficient >= 2
+    assert rejected and not set(rejected) & set(exchange_ids), rejected
     assert lost == [] and double == []
     # base assets exactly (8-decimal quantities and fees); the quote within the exchange's
     # rounding of each trade's value to 8 decimals (the journal multiplies price x quantity)

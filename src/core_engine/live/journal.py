@@ -485,6 +485,13 @@ class Journal:
         return [FillRow(r[0], r[1], r[2], r[3], pd.Timestamp(r[4]), r[5], r[6], r[7], r[8], r[9])
                 for r in rows]
 
+    def fills_of(self, client_id: str) -> list[FillRow]:
+        """The fills of one order, in time order."""
+        rows = self._query("SELECT * FROM fills WHERE client_id = ? ORDER BY time, rowid",
+                           (client_id,))
+        return [FillRow(r[0], r[1], r[2], r[3], pd.Timestamp(r[4]), r[5], r[6], r[7], r[8], r[9])
+                for r in rows]
+
     def last_fill_time(self) -> pd.Timestamp | None:
         """The time of the latest journaled fill (None before the first)."""
         row = self._query("SELECT MAX(time) FROM fills")[0][0]

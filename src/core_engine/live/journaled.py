@@ -33,7 +33,7 @@ from core_engine.errors import (
     OrderRejected,
     RateLimited,
 )
-from core_engine.live.journal import Journal, OrderRow
+from core_engine.live.journal import FillRow, Journal, OrderRow
 from core_engine.live.keys import SCRUBBER
 from core_engine.trading.orders import Fill, Order, OrderSide, OrderStatus, OrderType
 
@@ -72,6 +72,19 @@ def order_from_row(row: OrderRow, spec: dict[str, Any]) -> Order:
         order.average_price = row.average_price
     order.exchange_id = row.exchange_order_id
     return order
+
+
+def _journaled_fees(fills: list[FillRow], symbol: str) -> float:
+    """An order's fees in the quote currency from its journaled fills (a fee paid in the
+    base asset valued at the fill price; one in a third asset, such as BNB, is not counted)."""
+    base, _, quote = symbol.partition("/")
+    total = 0.0
+    for f in fills:
+        if f.fee_asset == quote.split(":")[0]:
+            total += f.fee
+        elif f.fee_asset == base:
+            total += f.fee * f.price
+    return total
 
 
 class JournaledBroker:
@@ -129,6 +142,7 @@ class JournaledBroker:
             if row is None:
                 return None
             order = order_from_row(row, self.journal.order_spec(client_id))
+            order.fees = _journaled_fees(self.journal.fills_of(client_id), row.symbol)
             self._orders[client_id] = order
             track = getattr(self.broker, "track", None)
             if track is not None:
@@ -176,6 +190,7 @@ class JournaledBroker:
         if (getattr(self.broker, "exit_cancels_group", False) and order.group
                 and order.side is OrderSide.SELL and order.type is OrderType.MARKET):
             self._cancel_group(order)
+        asked = order  # the caller's object: a refusal is written on it too (prepare copies)
         prepare = getattr(self.broker, "prepare", None)
         if prepare is not None:
             try:
@@ -195,9 +210,11 @@ class JournaledBroker:
             placed = self.broker.place(order)
         except OrderRejected as exc:
             self._mark(order, OrderStatus.REJECTED, "rejected", exc)
+            asked.status, asked.reason = order.status, order.reason
             raise
         except RateLimited as exc:  # refused by the exchange, not executed
             self._mark(order, OrderStatus.REJECTED, "rate_limited", exc)
+            asked.status, asked.reason = order.status, order.reason
             raise OrderRejected(SCRUBBER.scrub(f"order {order.client_id}: {exc}")) from None
         except BrokerUnavailable as exc:
             self._mark(order, OrderStatus.UNKNOWN, "create_unknown", exc)

@@ -569,7 +569,10 @@ class Runner:
                 self._error("flatten", exc)
 
     def _auto_resume(self, state: RunnerState) -> None:
-        if state is not RunnerState.HALTED:
+        """End a breaker's halt (or its flatten, once it liquidated) when its rule says so:
+        the daily loss limit at the next UTC day, the drawdown after ``drawdown_halt_for``
+        (as ``PortfolioRules`` halts entries). A halt or flatten of the operator stays."""
+        if state not in (RunnerState.HALTED, RunnerState.FLATTEN):
             return
         _, reason, since = self.journal.state()
         if reason.startswith("breaker daily_loss_limit_pct") and \
@@ -601,7 +604,10 @@ class Runner:
         curve = self.journal.equity()
         b = self.breakers
         if b.max_drawdown_pct is not None and len(curve):
-            peak = float(curve.max())
+            # as in PortfolioRules, the peak restarts at the equity of the last trip
+            trips = [e["time"] for e in self.journal.breaker_events()
+                     if e["rule"] == "max_drawdown_pct"]
+            peak = float(curve[curve.index >= trips[-1]].max() if trips else curve.max())
             drawdown = (peak - value) / peak * 100 if peak > 0 else 0.0
             if drawdown >= b.max_drawdown_pct:
                 self._trip("max_drawdown_pct", b.liquidate_on_drawdown,

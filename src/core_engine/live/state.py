@@ -6,7 +6,9 @@ Order statuses and their table belong to the trading layer
 
 Runner states: ``running`` trades; ``halted`` sends no new orders but may cancel; ``flatten``
 cancels every open order and closes every position, then stays ``flatten`` (no new entries)
-until an operator resumes. Resuming is explicit: ``running`` is never entered by itself.
+until an operator resumes. Resuming is explicit: ``running`` is never entered by itself,
+except at the end of a breaker's halt or flatten (the daily loss limit's UTC day, the
+drawdown's ``drawdown_halt_for``), as the portfolio rules halt entries.
 Every change goes through :func:`check_runner_transition`; an impossible change raises
 :class:`StateTransitionError`.
 """

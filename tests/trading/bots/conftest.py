@@ -128,3 +128,79 @@ def check_consistency(result, panel, initial_cash: float) -> None:
         assert math.isclose(orders.loc[cid, "fees"], row.fee, rel_tol=1e-9, abs_tol=1e-12)
     assert not ((orders.status == "filled") & ~orders.index.isin(by_order.index)).any()
     assert np.all(equity["cash"].to_numpy() >= -1e-6)
+
+
+class Killed(BaseException):
+    """The runner process dying (a SIGKILL: no exception handler of the runner runs)."""
+
+
+def paper_runner(bot, panel, journal, clock_start, *, initial_cash: float, fee_bps: float = 10):
+    """``bot`` run by the live Runner with a PaperBroker over ``panel``; the runner journal is
+    ``journal``, the paper account ``journal`` + ``.paper``."""
+    from core_engine.live.paper import PaperBroker
+    from core_engine.live.runner import Runner, SimulatedClock
+
+    end = panel.index[-1] + pd.Timedelta(minutes=5)
+    paper = PaperBroker(panel, fee_bps=fee_bps, initial_cash=initial_cash,
+                        journal_path=f"{journal}.paper")
+    return Runner(bot, paper, journal, clock=SimulatedClock(clock_start),
+                  symbols=list(panel.symbols), timeframe="5m", history=None, end=end,
+                  status_page=False)
+
+
+def killed_and_restarted(bot, panel, at, tmp_path, *, initial_cash: float,
+                         kill: str = "before_checkpoint"):
+    """Paper-trade ``bot`` through the live runner twice: uninterrupted, and killed in the
+    tick at ``t(at)``, then restarted as a new process would be: a new runner and paper
+    broker on the same files, the clock a few seconds past the lost tick.
+
+    ``kill``: ``"before_checkpoint"`` — the tick's orders and fills are journaled, the
+    trader's state is not; ``"after_checkpoint"`` — the tick is complete; ``"after_fill"`` —
+    the first fill journaled in the tick, before the trader hears of it (so nothing it
+    would have placed in answer, such as the exits of an entry, was sent).
+
+    Returns ``(plain, restarted, open_at_kill)``: the two runners and the journal rows of the
+    orders open when the process died."""
+    assert kill in ("before_checkpoint", "after_checkpoint", "after_fill"), kill
+    end = panel.index[-1] + pd.Timedelta(minutes=5)
+    plain = paper_runner(bot.clone(), panel, tmp_path / "plain.sqlite", panel.index[0],
+                         initial_cash=initial_cash)
+    plain.run(until=end)
+    path = tmp_path / "killed.sqlite"
+    first = paper_runner(bot.clone(), panel, path, panel.index[0], initial_cash=initial_cash)
+    save, record_fill = first.journal.record_checkpoint, first.journal.record_fill
+
+    def checkpoint(time, *args, **kw):
+        if time == t(at) and kill == "before_checkpoint":
+            raise Killed
+        save(time, *args, **kw)
+        if time == t(at):
+            raise Killed
+
+    def fill(**kw):
+        new = record_fill(**kw)
+        if new and first.now == t(at):
+            raise Killed
+        return new
+
+    first.journal.record_checkpoint = checkpoint
+    if kill == "after_fill":
+        first.journal.record_fill = fill
+    try:
+        first.run(until=end)
+    except Killed:
+        pass
+    else:
+        raise AssertionError(f"the {kill} kill point was not reached at {t(at)}")
+    open_at_kill = first.journal.orders(final=False)
+    first.journal.close()
+    restarted = paper_runner(bot.clone(), panel, path, t(at) + pd.Timedelta(seconds=3),
+                             initial_cash=initial_cash)
+    assert restarted.run(until=end) > 0, "nothing after the kill: add candles"
+    return plain, restarted, open_at_kill
+
+
+def journal_fills(runner) -> list[tuple]:
+    """(client id, side, time, price, quantity) of the runner journal's fills, rounded."""
+    return [(f.client_id, str(f.side), f.time, round(f.price, 9), round(f.quantity, 9))
+            for f in runner.journal.fills()]

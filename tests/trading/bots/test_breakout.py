@@ -11,7 +11,15 @@ from core_engine.risk import FixedFraction
 from core_engine.strategies import Breakout
 from core_engine.trading import SimBroker, replay
 from core_engine.trading.bots import BreakoutTrader
-from tests.trading.bots.conftest import SYM, candles, fills_of, t
+from tests.trading.bots.conftest import (
+    SYM,
+    candles,
+    fills_of,
+    journal_fills,
+    killed_and_restarted,
+    restart_runs,
+    t,
+)
 
 FEE = 0.001
 # closes 100/99 alternating, then 103 breaks the 3-candle high 100.5 on volume 40.
@@ -86,3 +94,77 @@ def test_breakout_errors_name_the_parameter():
         BreakoutTrader(strategy="breakout")
     with pytest.raises(ConfigError, match="'sizing' parameter of BreakoutTrader"):
         BreakoutTrader(sizing=0.5)
+
+
+# the trade of test_breakout_sized_by_confirmations_with_exits_resting_after_the_fill
+TRAIL = [(103, 104, 102.5, 103.8, 10),    # trail from 104: 102.44
+         (103.8, 105, 102.3, 102.5, 10)]  # low 102.3: trailing stop
+TRAIL_FILLS = [("buy", t(8), 103.0, round(Q, 9)), ("sell", t(10), 102.44, round(Q, 9))]
+TRAIL_PNL = Q * 102.44 * (1 - FEE) - VALUE * (1 + FEE)
+
+
+@pytest.mark.parametrize("at", [9, 10])
+def test_breakout_restart_in_a_position_keeps_the_trailing_stop_and_target(at):
+    # 9: in the position, stop (trailing from 103 up to 104) and target resting; 10: the
+    # trailing stop's fill is the first thing the restarted bot hears of
+    def broker():
+        return SimBroker(fee_bps=10, initial_cash=10_000.0)
+
+    (plain, _), (restarted, wrapper) = restart_runs(bot(), candles(HEAD + TRAIL), at, broker)
+    assert wrapper.restored
+    assert [f[:4] for f in fills_of(restarted)] == TRAIL_FILLS == [f[:4] for f in
+                                                                   fills_of(plain)]
+    assert fills_of(restarted)[1][5] == "trailing_stop"
+    assert list(restarted.orders.tag) == ["entry", "stop", "take_profit"]
+    assert list(restarted.orders.status) == ["filled", "filled", "cancelled"]
+    report = wrapper.bot.report()
+    assert report["entries"] == 1 and report["exits"] == {"trailing_stop": 1}
+    assert report["realized_pnl"] == pytest.approx(TRAIL_PNL, rel=1e-12)
+    assert report["position"] is None
+
+
+@pytest.mark.parametrize("at, kill", [
+    (8, "before_checkpoint"), (8, "after_checkpoint"), (9, "before_checkpoint"),
+    (10, "before_checkpoint"), (10, "after_fill")])
+def test_breakout_runner_killed_in_a_position_resumes_without_a_second_entry(
+        tmp_path, at, kill):
+    # the live runner with the paper broker, killed in the tick at t(at); at 8 the entry has
+    # filled and its exits rest while the saved state (of t(7)) knows nothing of them. The
+    # breakout still holds at the close of candle 8 (103.8 > the 3-candle high 100.5), so a
+    # bot that forgot its position would buy a second time at t(9)
+    plain, restarted, open_at_kill = killed_and_restarted(
+        bot(), candles(HEAD + TRAIL + [(102.5, 102.6, 102.4, 102.5, 10)]), at, tmp_path,
+        initial_cash=10_000.0,
+        kill=kill)
+    assert [f[1:] for f in journal_fills(plain)] == TRAIL_FILLS
+    assert journal_fills(restarted) == journal_fills(plain)
+    if at in (8, 9):
+        assert sorted(o.leg for o in open_at_kill) == ["stop", "take_profit"]
+    orders = restarted.journal.orders()
+    assert [(o.leg, o.status.value) for o in orders] == [
+        ("entry", "filled"), ("stop", "filled"), ("take_profit", "cancelled")]
+    assert orders[1].stop_price == pytest.approx(103 * 0.98)
+    assert restarted.broker.balances() == pytest.approx(
+        {"USDT": 10_000.0 + TRAIL_PNL, "AAA": 0.0}, abs=1e-9)
+    assert restarted.trader.report()["realized_pnl"] == pytest.approx(TRAIL_PNL, rel=1e-12)
+    for runner in (plain, restarted):    # live fills carry no reason: named after the order
+        assert runner.trader.report()["exits"] == {"trailing_stop": 1}
+
+
+def test_breakout_runner_killed_before_the_exits_were_sent_places_them_on_restart(tmp_path):
+    # killed at t(8) right after the entry's fill was journaled: nothing protects the position
+    # while candle 8 trades (high 104). The restart, at t(9), hands the fill over again and
+    # the bot rests its stop and target with the uninterrupted run's ids; the trail starts
+    # from the entry 103 and rises with candle 9's high 105 to 103.425 once it closed, so
+    # it fills at candle 10's open 102.5 (the uninterrupted trail, from 104, took 102.44)
+    rows = HEAD + TRAIL + [(102.5, 102.6, 102.4, 102.5, 10)]
+    plain, restarted, open_at_kill = killed_and_restarted(
+        bot(), candles(rows), 8, tmp_path, initial_cash=10_000.0, kill="after_fill")
+    assert open_at_kill == []
+    assert [f[1:] for f in journal_fills(restarted)] == [TRAIL_FILLS[0],
+                                                         ("sell", t(10), 102.5, round(Q, 9))]
+    assert [o.client_id for o in restarted.journal.orders()] == [
+        o.client_id for o in plain.journal.orders()]
+    pnl = Q * 102.5 * (1 - FEE) - VALUE * (1 + FEE)
+    assert restarted.trader.report()["realized_pnl"] == pytest.approx(pnl, rel=1e-12)
+    assert restarted.trader.report()["exits"] == {"trailing_stop": 1}

@@ -10,7 +10,16 @@ import pytest
 from core_engine.errors import ConfigError
 from core_engine.trading import SimBroker, replay
 from core_engine.trading.bots import CycleTrader
-from tests.trading.bots.conftest import SYM, candles, fills_of, flat, restart_runs, t
+from tests.trading.bots.conftest import (
+    SYM,
+    candles,
+    fills_of,
+    flat,
+    journal_fills,
+    killed_and_restarted,
+    restart_runs,
+    t,
+)
 
 FEE = 0.001
 Q = 1000 / 107.5          # the entry: 1,000 USDT at the open 107.5
@@ -114,3 +123,51 @@ def test_cycle_errors_name_the_parameter():
         CycleTrader(buy_drop_pct=0)
     with pytest.raises(ConfigError, match="'every' parameter must be"):
         CycleTrader(every="often")
+
+
+TRAIL_ROWS = DIP + [(107.5, 108.2, 107.3, 108), (108, 111.2, 107.9, 111),
+                    (111, 112.3, 110.9, 112), (112, 112.1, 110.7, 110.8),
+                    (110.8, 111, 110.5, 110.9), (110.9, 111, 110.8, 110.9)]
+TRAIL_PROFIT = Q * 110.8 * (1 - FEE) - COST          # +28.67
+
+
+@pytest.mark.parametrize("at", [10, 14])
+def test_cycle_runner_killed_before_saving_its_state_resumes_the_cycle(tmp_path, at):
+    # the live runner with the paper broker, killed in the tick at t(at) after the order
+    # filled but before the bot's state was saved: at 10 the buy (the saved state is still
+    # in the buy phase), at 14 the trailing sale (the saved state still holds the position).
+    # The restart must book the fill as its own — not hold coins it does not know of, nor
+    # stay in a sell phase with nothing to sell
+    plain, restarted, _ = killed_and_restarted(bot(), candles(TRAIL_ROWS), at, tmp_path,
+                                               initial_cash=10_000.0)
+    fills = [("buy", t(10), 107.5, round(Q, 9)), ("sell", t(14), 110.8, round(Q, 9))]
+    assert [f[1:] for f in journal_fills(plain)] == fills
+    assert journal_fills(restarted) == journal_fills(plain)
+    assert len(restarted.journal.orders()) == 2
+    report = restarted.trader.report(110.9)
+    assert report["cycles"] == 1 and report["phase"] == "buy" and report["quantity"] == 0
+    assert report["realized_pnl"] == pytest.approx(TRAIL_PROFIT, rel=1e-12)
+    assert restarted.broker.balances() == pytest.approx(
+        {"USDT": 10_000.0 + TRAIL_PROFIT, "AAA": 0.0}, abs=1e-9)
+
+
+@pytest.mark.parametrize("gap, reason", [
+    # the trail (110.88 under the tracked 112) gapped through, still +1.75 % after fees
+    ((109.5, 109.8, 109.4, 109.6), "trailing_stop"),
+    # a gap from the top through the trail and the hard stop (104.275) at once: the stop
+    ((103.0, 103.4, 102.6, 103.2), "stop_loss"),
+])
+def test_cycle_level_gapped_through_sells_at_the_next_open(gap, reason):
+    # the bot decides on closes and sells at the market: a candle that opens beyond a level
+    # is seen at its close and sold at the next open (109.4 / 103.1), not at the level
+    rows = DIP + [(107.5, 108.2, 107.3, 108), (108, 111.2, 107.9, 111),
+                  (111, 112.3, 110.9, 112), gap]
+    sale = round(gap[3] - 0.2, 9) if reason == "trailing_stop" else 103.1
+    rows.append((sale, sale + 0.2, sale - 0.2, sale))
+    result = replay(bot(), candles(rows), broker())
+    assert fills_of(result) == [("buy", t(10), 107.5, round(Q, 9), 1.0, "market"),
+                                ("sell", t(14), sale, round(Q, 9), round(Q * sale * FEE, 9),
+                                 "market")]
+    assert result.trades.exit_reason.tolist() == [reason]
+    # +15.66 on the trail, −42.89 on the stop
+    assert result.trades.pnl.iloc[0] == pytest.approx(Q * sale * (1 - FEE) - COST, rel=1e-12)

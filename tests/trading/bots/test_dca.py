@@ -8,7 +8,16 @@ import pytest
 from core_engine.errors import ConfigError
 from core_engine.trading import SimBroker, replay
 from core_engine.trading.bots import DCATrader
-from tests.trading.bots.conftest import SYM, candles, fills_of, flat, restart_runs, t
+from tests.trading.bots.conftest import (
+    SYM,
+    candles,
+    fills_of,
+    flat,
+    journal_fills,
+    killed_and_restarted,
+    restart_runs,
+    t,
+)
 
 FEE = 0.001
 
@@ -92,3 +101,50 @@ def test_dca_interval_names_and_errors():
         DCATrader(amount=0)
     with pytest.raises(ConfigError, match="'ma_length' parameter of DCATrader"):
         DCATrader(ma_length=2.5)
+
+
+MA_ROWS = flat(100, 3) + [(100, 100, 99, 99), (99, 99, 98, 98), (98, 98, 97, 97),
+                          (97, 97.5, 96.5, 97), (97, 97.2, 95, 95.5), (95.5, 96, 94, 94.5),
+                          (94.5, 95, 94, 95)]                 # buys at 97 (t6) and 94.5 (t9)
+Q1, Q2 = 100 / 97, 100 / 94.5
+TARGET_2 = 200.2 / (Q1 + Q2) * 1.02                             # 97.745
+
+
+def test_dca_take_profit_gapped_through_fills_at_the_open():
+    # candle 10 opens at 99, above the resting target 97.745: the limit sell fills at the
+    # open, the better price, and the realised P&L is the open's
+    rows = MA_ROWS + [(99, 99.5, 98.5, 99.2), (99.2, 99.3, 99.1, 99.2)]
+    bot = DCATrader(symbol=SYM, amount=100.0, interval="15m", ma_length=3, take_profit_pct=2.0)
+    result = replay(bot, candles(rows), broker())
+    assert fills_of(result)[2] == ("sell", t(10), 99.0, round(Q1 + Q2, 9),
+                                   round((Q1 + Q2) * 99 * FEE, 9), "take_profit")
+    realized = (Q1 + Q2) * 99 * (1 - FEE) - 200.2                 # +6.42 (+3.80 at 97.745)
+    report = bot.report(99.2)
+    assert report["take_profits"] == 1 and report["quantity"] == 0
+    assert report["realized_pnl"] == pytest.approx(realized, rel=1e-12)
+    targets = result.orders[result.orders.tag == "take_profit"]
+    assert targets.limit_price.tolist() == pytest.approx([100.1 / Q1 * 1.02, TARGET_2])
+    assert result.metrics["final_equity"] == pytest.approx(1_000 + realized, rel=1e-12)
+
+
+@pytest.mark.parametrize("at", [6, 9])
+def test_dca_runner_killed_after_a_buy_keeps_the_average_and_the_target(tmp_path, at):
+    # the live runner with the paper broker (a decision every 15 minutes), killed in the tick
+    # at t(at) after the buy filled and its target moved, before the state was saved; it
+    # restarts 15 minutes later, when at 9 the target has already filled (candle 10): the
+    # buy's fill, handed over again, must re-place the same target id although nothing is
+    # held any more, so that the take-profit is booked
+    rows = MA_ROWS + [(95, 98, 95, 97.9), (97.9, 98, 97.8, 97.9), (97.9, 98, 97.8, 97.9)]
+    bot = DCATrader(symbol=SYM, amount=100.0, interval="15m", ma_length=3, take_profit_pct=2.0)
+    plain, restarted, _ = killed_and_restarted(bot, candles(rows), at, tmp_path,
+                                               initial_cash=1_000.0)
+    assert [f[1:] for f in journal_fills(plain)] == [
+        ("buy", t(6), 97.0, round(Q1, 9)), ("buy", t(9), 94.5, round(Q2, 9)),
+        ("sell", t(11), round(TARGET_2, 9), round(Q1 + Q2, 9))]
+    assert journal_fills(restarted) == journal_fills(plain)
+    assert len(restarted.journal.orders()) == 4        # 2 buys, 2 targets: none twice
+    assert restarted.journal.errors() == []
+    realized = (Q1 + Q2) * TARGET_2 * (1 - FEE) - 200.2
+    report = restarted.trader.report(97.9)
+    assert report["buys"] == 2 and report["take_profits"] == 1 and report["quantity"] == 0
+    assert report["realized_pnl"] == pytest.approx(realized, rel=1e-12)

@@ -49,6 +49,15 @@ def check_rules(owner: str, rules: Any) -> None:
                           f"account (the live runner's breakers do). Got {rules!r}.")
 
 
+def _exit_reason(order: Any) -> str:
+    """The exit's name when the fill has none (a live runner's fills: the exchange does not
+    say why an order filled): after the order that filled — its take-profit, or its stop
+    (``trailing_stop`` when it trails)."""
+    if order.tag == "stop":
+        return "trailing_stop" if order.trail_pct is not None else "stop_loss"
+    return str(order.tag or "exit")
+
+
 class SignalBot(Trader):
     """Base of :class:`ScalpTrader` and :class:`BreakoutTrader` (one position at a time)."""
 
@@ -128,7 +137,7 @@ class SignalBot(Trader):
         st = self.state
         order = ctx.broker.fetch_order(fill.client_id)
         if order.side is OrderSide.BUY:
-            if fill.client_id != st["pending"] or order.is_open:
+            if not self._own_entry(order) or order.is_open:
                 return
             st["pending"] = None
             quantity = float(order.filled_quantity)
@@ -149,10 +158,22 @@ class SignalBot(Trader):
         st["realized"] += profit
         st["fees"] += float(order.fees)
         st["wins"] += int(profit > 0)
-        st["exits"][fill.reason] = st["exits"].get(fill.reason, 0) + 1
+        reason = fill.reason or _exit_reason(order)
+        st["exits"][reason] = st["exits"].get(reason, 0) + 1
         st["position"] = None
         st["last_exit"] = int(fill.time.value)
-        ctx.note("exit", reason=fill.reason, price=float(order.average_price), profit=profit)
+        ctx.note("exit", reason=reason, price=float(order.average_price), profit=profit)
+
+    def _own_entry(self, order: Any) -> bool:
+        """Whether a buy is this bot's entry: the pending one, or — when the saved state
+        knows of none (a restart from the state of the tick before the entry was sent) — an
+        entry order of this symbol. The runner hands its fill over again at the fill's time,
+        so the exits placed here get the ids of those already resting: none is sent twice."""
+        st = self.state
+        if order.client_id == st["pending"]:
+            return True
+        return (st["pending"] is None and st["position"] is None and order.tag == "entry"
+                and order.symbol == self.symbol)
 
     def report(self) -> dict[str, Any]:
         """``entries``, ``wins``, ``exits`` by reason, ``realized_pnl``, ``fees`` and the

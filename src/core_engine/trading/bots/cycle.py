@@ -10,6 +10,7 @@ start watching for the next dip."
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -204,7 +205,7 @@ class CycleTrader(Trader):
     def on_fill(self, ctx: Context, fill: Fill) -> None:
         st = self.state
         order = ctx.broker.fetch_order(fill.client_id)
-        if fill.client_id != st["pending"] or not is_done(order):
+        if not self._own(order) or not is_done(order):
             return
         st["pending"] = None
         price = float(order.average_price)
@@ -218,6 +219,20 @@ class CycleTrader(Trader):
                       low=price, cycles=st["cycles"] + 1, realized=st["realized"] + profit,
                       last_sell={"time": iso(fill.time.value), "price": price,
                                  "profit": profit})
+
+    def _own(self, order: Any) -> bool:
+        """Whether a filled order is this cycle's buy or sell: the pending one, or — when the
+        saved state knows of none (a restart from the state of the tick before the order
+        was sent, the runner handing its fill over again) — an order of this symbol with the
+        side and tag of the current phase."""
+        st = self.state
+        if order.client_id == st["pending"]:
+            return True
+        if st["pending"] is not None or order.symbol != self.symbol:
+            return False
+        if st["phase"] == "buy":
+            return order.side is OrderSide.BUY and order.tag == "cycle_buy"
+        return order.side is OrderSide.SELL and order.tag in ("stop_loss", "trailing_stop")
 
     def report(self, price: float) -> dict:
         """``phase``, ``cycles``, ``realized_pnl``, the open position (``quantity``,

@@ -152,7 +152,11 @@ class DCATrader(Trader):
         if st["target"] is not None:
             ctx.cancel(st["target"])
         price = st["cost"] / st["quantity"] * (1.0 + float(self.take_profit_pct) / 100.0)  # type: ignore[arg-type]
-        quantity = min(st["quantity"], ctx.position(self.symbol))
+        held = ctx.position(self.symbol)
+        # at most what is held (a fee taken in the base asset); nothing held is a restart
+        # handing a buy's fill over again after the target filled: the same id as the
+        # journaled target, which the broker returns instead of sending it again
+        quantity = min(st["quantity"], held) if held > 0 else st["quantity"]
         order = ctx.sell(self.symbol, quantity, type="limit", price=price,
                          leg=f"target-{st['buys']}", tag="take_profit")
         st["target"] = order.client_id
