@@ -292,17 +292,67 @@ def volatility_dense(close, length, out):
 
 
 @njit(cache=True, nogil=True)
-def volume_zscore_dense(volume, length, out):
-    """``(v - mean) / std`` over the last ``length`` volumes (ddof=0); NaN when std is 0.
-
-    Warm-up ``length - 1``.
-    """
+def volume_zscore_rows(volume, length, out):
+    """Reference of :func:`volume_zscore_dense`: one row at a time, two passes per window
+    (its mean, then the sum of squared deviations), each summed from the oldest value."""
     n = volume.shape[0]
     _fill_nan(out, length - 1)
     for i in range(length - 1, n):
         mean, m2 = _window_mean_m2(volume, i + 1, length)
         std = np.sqrt(m2 / length)
         out[i] = (volume[i] - mean) / std if std > 0.0 else np.nan
+
+
+_ZBLOCK = 256  # rows of one block of volume_zscore_dense (3 scratch arrays of it: L1-sized)
+
+
+@njit(cache=True, nogil=True)
+def volume_zscore_dense(volume, length, out):
+    """``(v - mean) / std`` over the last ``length`` volumes (ddof=0); NaN when std is 0.
+
+    Warm-up ``length - 1``. Bit for bit :func:`volume_zscore_rows` (each window's two
+    sums in the same order, oldest value first), but ``_ZBLOCK`` consecutive rows at a
+    time: the inner loops run across the rows of a block, whose sums are independent, so
+    they vectorise (SIMD lanes are rows; no reassociation), where one row at a time waits
+    on each previous addition of its chain. No running total: an O(1) update would
+    change the last bits, and with them ties in the rankings built on the z-scores.
+    """
+    n = volume.shape[0]
+    _fill_nan(out, length - 1)
+    total = np.empty(_ZBLOCK)
+    mean = np.empty(_ZBLOCK)
+    m2 = np.empty(_ZBLOCK)
+    i0 = length - 1
+    while i0 + _ZBLOCK <= n:
+        base = i0 - length + 1
+        for b in range(_ZBLOCK):
+            total[b] = 0.0
+            m2[b] = 0.0
+        for q in range(length):
+            window = volume[base + q:base + q + _ZBLOCK]
+            for b in range(_ZBLOCK):
+                total[b] += window[b]
+        for b in range(_ZBLOCK):
+            mean[b] = total[b] / length
+        for q in range(length):
+            window = volume[base + q:base + q + _ZBLOCK]
+            for b in range(_ZBLOCK):
+                d = window[b] - mean[b]
+                m2[b] += d * d
+        rows = volume[i0:i0 + _ZBLOCK]
+        dest = out[i0:i0 + _ZBLOCK]
+        for b in range(_ZBLOCK):
+            dest[b] = _zscore(rows[b], mean[b], m2[b], length)
+        i0 += _ZBLOCK
+    for i in range(i0, n):  # the last rows, fewer than a block
+        mu, s2 = _window_mean_m2(volume, i + 1, length)
+        out[i] = _zscore(volume[i], mu, s2, length)
+
+
+@njit(cache=True, inline="always")
+def _zscore(x, mean, m2, length):
+    std = np.sqrt(m2 / length)
+    return (x - mean) / std if std > 0.0 else np.nan
 
 
 @njit(cache=True, nogil=True)
