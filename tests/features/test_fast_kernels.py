@@ -48,3 +48,35 @@ def test_volume_zscore_dense_on_a_read_only_column_view():
     k.volume_zscore_dense(column, 20, fast)
     k.volume_zscore_rows(column, 20, reference)
     assert np.array_equal(fast, reference, equal_nan=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), holes=st.sampled_from(["none", "close", "volume",
+                                                                  "high", "edges"]))
+def test_features_run_together_equal_each_run_alone(seed, holes):
+    """The runner remembers each symbol's present rows per mask of fields read; features
+    reading different fields, run together, equal each run alone (raw arrays whose fields
+    are missing at different rows, which a Panel would refuse)."""
+    from core_engine.features import ATR, RSI, VolumeZScore, run_kernel_features
+
+    rng = np.random.default_rng(seed)
+    n, m = 300, 3
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, m)), axis=0))
+    high, low = close * 1.01, close * 0.99
+    volume = rng.lognormal(5.0, 1.0, (n, m))
+    rows = rng.choice(n, 30, replace=False)
+    if holes == "close":
+        close[rows, 1] = np.nan
+    elif holes == "volume":
+        volume[rows, 0] = np.nan
+    elif holes == "high":
+        high[rows, 2] = np.nan
+    elif holes == "edges":
+        close[:40, 0] = np.nan
+        volume[-25:, 2] = np.nan
+    features = [RSI(14), ATR(5), VolumeZScore(7)]
+    together = run_kernel_features(features, high, low, close, volume)
+    for feature, outputs in zip(features, together, strict=True):
+        (alone,) = run_kernel_features([feature], high, low, close, volume)
+        for a, b in zip(outputs, alone, strict=True):
+            assert np.array_equal(a, b, equal_nan=True)

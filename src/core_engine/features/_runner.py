@@ -177,13 +177,17 @@ def _run_share(calls, fields_t, share) -> None:
     high_t, low_t, close_t, volume_t = fields_t
     n_rows = close_t.shape[1]
     scratch: _Scratch | None = None
+    # The present rows of a symbol for what a kind reads, found once per symbol and mask on
+    # this thread (several features of a symbol share them): first with every field read,
+    # whose answer, when no candle is missing, holds for every mask.
+    scans: dict[tuple[int, int], tuple[int, int, int]] = {}
     for f, columns in share:
         kind, ints, floats, outs_t = calls[f]
         dense, reads = _DENSE[kind], int(k.READS[kind])
         for j in columns:
             h, lo, c, v = high_t[j], low_t[j], close_t[j], volume_t[j]
             outs = [o[j] for o in outs_t]
-            count, first, last = k.scan_present(h, lo, c, v, reads)
+            count, first, last = _present(scans, j, reads, h, lo, c, v, n_rows)
             if count == n_rows:
                 dense(ints, floats, h, lo, c, v, outs)
             elif count == 0:
@@ -199,6 +203,22 @@ def _run_share(calls, fields_t, share) -> None:
                 if scratch is None:
                     scratch = _Scratch(n_rows)
                 scratch.run(dense, ints, floats, reads, h, lo, c, v, outs, count)
+
+
+_READS_ALL = k.READS_RANGE | k.READS_VOLUME
+
+
+def _present(scans, j, reads, h, lo, c, v, n_rows) -> tuple[int, int, int]:
+    """``k.scan_present(h, lo, c, v, reads)`` of symbol ``j``, remembered in ``scans``."""
+    every = scans.get((j, _READS_ALL))
+    if every is None:
+        every = scans[(j, _READS_ALL)] = k.scan_present(h, lo, c, v, _READS_ALL)
+    if every[0] == n_rows:  # no field missing anywhere: every mask finds every row
+        return every
+    found = scans.get((j, reads))
+    if found is None:
+        found = scans[(j, reads)] = k.scan_present(h, lo, c, v, reads)
+    return found
 
 
 class _Scratch:
