@@ -133,7 +133,7 @@ def run_kernel_features(
     n_tasks = len(features) * n_symbols
     n_threads = min(numba.get_num_threads(), n_tasks)
     if n_threads <= 1:
-        _run_share(calls, fields_t, [(f, range(n_symbols)) for f in range(len(calls))])
+        _run_share(calls, fields_t, [(j, list(range(len(calls)))) for j in range(n_symbols)])
         return results
     costs = np.repeat(_COST[[c[0] for c in calls]], n_symbols)
     shares = _balance(costs, n_threads, n_symbols)
@@ -173,19 +173,21 @@ def _output_buffers(features, shape, out) -> list[tuple[np.ndarray, ...]]:
 
 
 def _run_share(calls, fields_t, share) -> None:
-    """Run ``(feature index, symbol columns)`` items on this thread."""
+    """Run ``(symbol column, feature indexes)`` items on this thread, symbol by symbol: a
+    symbol's series are read by each of its features while they are still in cache."""
     high_t, low_t, close_t, volume_t = fields_t
     n_rows = close_t.shape[1]
     scratch: _Scratch | None = None
-    # The present rows of a symbol for what a kind reads, found once per symbol and mask on
-    # this thread (several features of a symbol share them): first with every field read,
-    # whose answer, when no candle is missing, holds for every mask.
+    # The present rows of the symbol for what a kind reads, found once per mask (its
+    # features share them): first with every field read, whose answer, when no candle is
+    # missing, holds for every mask.
     scans: dict[tuple[int, int], tuple[int, int, int]] = {}
-    for f, columns in share:
-        kind, ints, floats, outs_t = calls[f]
-        dense, reads = _DENSE[kind], int(k.READS[kind])
-        for j in columns:
-            h, lo, c, v = high_t[j], low_t[j], close_t[j], volume_t[j]
+    for j, features in share:
+        h, lo, c, v = high_t[j], low_t[j], close_t[j], volume_t[j]
+        scans.clear()
+        for f in features:
+            kind, ints, floats, outs_t = calls[f]
+            dense, reads = _DENSE[kind], int(k.READS[kind])
             outs = [o[j] for o in outs_t]
             count, first, last = _present(scans, j, reads, h, lo, c, v, n_rows)
             if count == n_rows:
@@ -253,7 +255,7 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 def _balance(costs: np.ndarray, n_threads: int, n_symbols: int):
     """Longest-processing-time-first assignment of (feature, symbol) tasks to threads.
 
-    Returns, per thread, a list of (feature index, symbol columns) items.
+    Returns, per thread, a list of (symbol column, feature indexes) items in column order.
     """
     loads = np.zeros(n_threads)
     chosen: list[list[int]] = [[] for _ in range(n_threads)]
@@ -263,8 +265,10 @@ def _balance(costs: np.ndarray, n_threads: int, n_symbols: int):
         loads[n] += costs[t]
     shares = []
     for tasks in chosen:
-        tasks_array = np.sort(np.asarray(tasks, dtype=np.int64))
+        tasks_array = np.asarray(tasks, dtype=np.int64)
         features, columns = np.divmod(tasks_array, n_symbols)
-        share = [(int(f), columns[features == f].tolist()) for f in np.unique(features)]
+        order = np.lexsort((features, columns))  # by column, then feature
+        features, columns = features[order], columns[order]
+        share = [(int(j), features[columns == j].tolist()) for j in np.unique(columns)]
         shares.append(share)
     return shares
