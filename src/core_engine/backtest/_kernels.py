@@ -6,9 +6,7 @@ words). DESIGN.md asks for "one cost and fill model for every simulation": the s
 kernel below, the portfolio kernel and the candle-matching SimBroker all call the same
 small helpers, so a fill rule is written once.
 
-Reusable helpers (all ``@njit(cache=True, inline="always")``: a kernel calling them
-compiles them into its own code instead of compiling each as a dispatcher of its own, which
-saves seconds of a cold start; scalars in and out unless said):
+Reusable helpers (all ``@njit(cache=True)``, scalars in and out unless said):
 
 ``level_below(ref, frac, dist) -> float`` / ``level_above(ref, frac, dist) -> float``
     ``ref × (1 ∓ frac) ∓ dist`` with NaN parts absent; NaN when both are NaN (no rule).
@@ -120,7 +118,7 @@ TRADE_DTYPE = np.dtype([
 
 
 # ---------------------------------------------------------------- the shared fill model
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def level_below(ref, frac, dist):
     """``ref × (1 − frac) − dist`` treating NaN parts as absent; NaN when both are absent."""
     if np.isnan(frac) and np.isnan(dist):
@@ -133,7 +131,7 @@ def level_below(ref, frac, dist):
     return level
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def level_above(ref, frac, dist):
     """``ref × (1 + frac) + dist`` treating NaN parts as absent; NaN when both are absent."""
     if np.isnan(frac) and np.isnan(dist):
@@ -146,14 +144,14 @@ def level_above(ref, frac, dist):
     return level
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def net_return_pct(entry_price, raw_exit, fee, slip):
     """Net return in percent of a long trade: exit slippage and a fee on both sides."""
     exit_price = raw_exit * (1.0 - slip)
     return (exit_price * (1.0 - fee) / (entry_price * (1.0 + fee)) - 1.0) * 100.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def stop_in_force(stop_level, highest, trail_frac, trail_dist, has_trail):
     """The stop level for the next candle (fixed stop or trail, whichever is higher) and its
     exit reason; the trail follows the highest high seen *before* that candle."""
@@ -167,7 +165,7 @@ def stop_in_force(stop_level, highest, trail_frac, trail_dist, has_trail):
     return level, reason
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def stop_fill_price(level, h, lo, stop_fill, stop_fill_frac):
     """The raw fill of a stop reached inside a candle whose open is above ``level``."""
     if stop_fill == STOP_FILL_LOW:
@@ -178,7 +176,7 @@ def stop_fill_price(level, h, lo, stop_fill, stop_fill_frac):
     return level
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def exit_on_candle(o, h, lo, stop_level, stop_reason, target_level, stop_fill, stop_fill_frac):
     """Whether one present candle closes a long position; see the module docstring.
 
@@ -199,7 +197,7 @@ def exit_on_candle(o, h, lo, stop_level, stop_reason, target_level, stop_fill, s
     return NO_EXIT, np.nan, False, False, np.nan
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def exit_candle_low(reason, at_open, raw_price, lo):
     """The lowest raw price held on the exit candle: the candle's low for a target filled
     inside it (the order of high and low is unknown), the fill itself otherwise."""
@@ -208,7 +206,7 @@ def exit_candle_low(reason, at_open, raw_price, lo):
     return raw_price
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def exit_after_window(open_, close, due_row, last_present, stop_level, stop_reason,
                       target_level, max_delay):
     """The time exit of a position due out at the open of ``due_row``; see the module
@@ -239,7 +237,7 @@ def exit_after_window(open_, close, due_row, last_present, stop_level, stop_reas
 
 
 # ---------------------------------------------------------------- slices mode
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _no_trade(rec):
     rec.status = NO_ENTRY_CANDLE
     rec.exit_row = -1
@@ -253,7 +251,7 @@ def _no_trade(rec):
     rec.exit_reason = WINDOW_END
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def simulate_one(out, p, open_, high, low, close, row, window, fee, slip,
                  stop_frac, stop_dist, target_frac, target_dist, trail_frac, trail_dist,
                  index0, step, max_delay, stop_fill, stop_fill_frac):
@@ -333,7 +331,7 @@ def simulate_one(out, p, open_, high, low, close, row, window, fee, slip,
         rec.exit_delay_capped = outcome == EXIT_DELAY_CAPPED
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _close_trade(rec, exit_row, raw_exit, exit_time, reason, lowest, exposed_low,
                  entry_price, fee, slip):
     rec.exit_row = exit_row

@@ -47,7 +47,7 @@ N_OUTPUTS = np.array([1, 1, 1, 4, 2, 4, 1, 1, 1, 1, 1, 2, 1, 1], dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- dense 1-D
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _fill_nan(out, stop):
     for i in range(min(stop, out.shape[0])):
         out[i] = np.nan
@@ -178,7 +178,7 @@ def macd_dense(close, fast, slow, signal, line, sig, hist, slope):
         prev_hist = h
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _true_range(high, low, close, i):
     prev = close[i - 1]
     return max(high[i] - low[i], abs(prev - high[i]), abs(prev - low[i]))
@@ -209,7 +209,7 @@ def atr_dense(high, low, close, length, atr, atr_pct):
         atr_pct[i] = 100.0 * prev / close[i]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _window_mean_m2(x, stop, length):
     total = 0.0
     for k in range(stop - length, stop):
