@@ -80,3 +80,72 @@ def test_features_run_together_equal_each_run_alone(seed, holes):
         (alone,) = run_kernel_features([feature], high, low, close, volume)
         for a, b in zip(outputs, alone, strict=True):
             assert np.array_equal(a, b, equal_nan=True)
+
+
+def _rsi_with_builtin_max(close, length):
+    """RSI as rsi_dense computes it, written with Python's builtin ``max``."""
+    n = close.shape[0]
+    out = np.full(n, np.nan)
+    if n <= length:
+        return out
+    gain = loss = 0.0
+    prev = float(close[0])
+    for i in range(1, length + 1):
+        diff = float(close[i]) - prev
+        prev = float(close[i])
+        loss += max(-diff, 0.0)
+        gain += max(diff, 0.0)
+    loss /= length
+    gain /= length
+    total = gain + loss
+    out[length] = 100.0 * (gain / total) if total != 0.0 else 0.0
+    keep, share = (length - 1) / length, 1.0 / length
+    for i in range(length + 1, n):
+        diff = float(close[i]) - prev
+        prev = float(close[i])
+        loss = loss * keep + max(-diff, 0.0) * share
+        gain = gain * keep + max(diff, 0.0) * share
+        total = gain + loss
+        out[i] = 100.0 * (gain / total) if total != 0.0 else 0.0
+    return out
+
+
+def _atr_with_builtin_max(high, low, close, length):
+    n = close.shape[0]
+    atr = np.full(n, np.nan)
+    if n <= length:
+        return atr
+
+    def true_range(i):
+        prev = float(close[i - 1])
+        return max(float(high[i]) - float(low[i]), abs(prev - float(high[i])),
+                   abs(prev - float(low[i])))
+
+    total = 0.0
+    for i in range(1, length + 1):
+        total += true_range(i)
+    prev_atr = total / length
+    atr[length] = prev_atr
+    keep, share = (length - 1) / length, 1.0 / length
+    for i in range(length + 1, n):
+        prev_atr = prev_atr * keep + true_range(i) * share
+        atr[i] = prev_atr
+    return atr
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 120), length=st.integers(1, 30),
+       flat=st.booleans())
+def test_rsi_and_atr_equal_their_builtin_max_definitions_bit_for_bit(seed, n, length, flat):
+    """The kernels spell max() as a conditional expression (cold start); same numbers."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    if flat:  # repeated closes: zero moves, ties in the true range
+        close = np.round(close, 0)
+    high = np.maximum(close, np.roll(close, 1)) * (1 + rng.uniform(0, 0.01, n))
+    low = np.minimum(close, np.roll(close, 1)) * (1 - rng.uniform(0, 0.01, n))
+    rsi, atr, atr_pct = np.empty(n), np.empty(n), np.empty(n)
+    k.rsi_dense(close, length, rsi)
+    k.atr_dense(high, low, close, length, atr, atr_pct)
+    assert np.array_equal(rsi, _rsi_with_builtin_max(close, length), equal_nan=True)
+    assert np.array_equal(atr, _atr_with_builtin_max(high, low, close, length), equal_nan=True)

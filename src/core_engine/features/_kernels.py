@@ -18,7 +18,10 @@ Layout, from the bottom up:
 * Cross-sectional kernels (rank, z-score across the columns of each row).
 
 Every kernel is ``@njit(cache=True)`` (the dense ones release the GIL); nothing here
-validates input beyond shapes.
+validates input beyond shapes. Kernels write ``b if b > a else a`` rather than the builtin
+``max(a, b)`` (the same result: it is how numba's ``max`` reduces, NaN and signed zeros
+included): numba compiles its ``max`` and ``min`` for each signature, a few tenths of a
+second of a cold start.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ N_OUTPUTS = np.array([1, 1, 1, 4, 2, 4, 1, 1, 1, 1, 1, 2, 1, 1], dtype=np.int64)
 # --------------------------------------------------------------------------- dense 1-D
 @njit(cache=True)
 def _fill_nan(out, stop):
-    for i in range(min(stop, out.shape[0])):
+    n = out.shape[0]
+    for i in range(n if n < stop else stop):  # min(stop, n)
         out[i] = np.nan
 
 
@@ -104,8 +108,9 @@ def rsi_dense(close, length, out):
     for i in range(1, length + 1):
         diff = close[i] - prev
         prev = close[i]
-        loss += max(-diff, 0.0)  # branch-free; the same sums as TA-Lib's if/else
-        gain += max(diff, 0.0)
+        down = -diff
+        loss += 0.0 if 0.0 > down else down  # max(-diff, 0): the same sums as TA-Lib's if/else
+        gain += 0.0 if 0.0 > diff else diff
     loss /= length
     gain /= length
     total = gain + loss
@@ -117,8 +122,9 @@ def rsi_dense(close, length, out):
     for i in range(length + 1, n):
         diff = close[i] - prev
         prev = close[i]
-        loss = loss * keep + max(-diff, 0.0) * share
-        gain = gain * keep + max(diff, 0.0) * share
+        down = -diff
+        loss = loss * keep + (0.0 if 0.0 > down else down) * share
+        gain = gain * keep + (0.0 if 0.0 > diff else diff) * share
         total = gain + loss
         out[i] = 100.0 * (gain / total) if total != 0.0 else 0.0
 
@@ -181,7 +187,11 @@ def macd_dense(close, fast, slow, signal, line, sig, hist, slope):
 @njit(cache=True)
 def _true_range(high, low, close, i):
     prev = close[i - 1]
-    return max(high[i] - low[i], abs(prev - high[i]), abs(prev - low[i]))
+    best = high[i] - low[i]  # max(h - l, |prev - h|, |prev - l|), as Python's max reduces
+    up = abs(prev - high[i])
+    best = up if up > best else best
+    down = abs(prev - low[i])
+    return down if down > best else best
 
 
 @njit(cache=True, nogil=True)
@@ -396,7 +406,7 @@ def volume_trend_dense(volume, fast, slow, out):
     sum_slow = np.empty(n)
     rolling_sum_dense(volume, fast, sum_fast)
     rolling_sum_dense(volume, slow, sum_slow)
-    first = max(fast, slow) - 1
+    first = (slow if slow > fast else fast) - 1
     _fill_nan(out, first)
     for i in range(first, n):
         denominator = sum_slow[i] / slow
@@ -488,7 +498,7 @@ def ema_distance_dense(close, fast, slow, out):
     ema_slow = np.empty(n)
     ema_dense(close, fast, fast - 1, ema_fast)
     ema_dense(close, slow, slow - 1, ema_slow)
-    first = max(fast, slow) - 1
+    first = (slow if slow > fast else fast) - 1
     _fill_nan(out, first)
     for i in range(first, n):
         out[i] = (ema_fast[i] - ema_slow[i]) / ema_slow[i]
