@@ -71,7 +71,7 @@ k.atr_dense(x * 1.01, x * 0.99, x, 14, o[0], o[1])
 k.macd_dense(x, 12, 26, 9, *o)
 k.ema_distance_dense(x, 12, 26, o[0])
 k.volume_trend_dense(x, 5, 20, o[0])
-k.volume_zscore_dense(x, 20, o[0])
+k.volume_zscore_dense(x, 20, o[0], np.empty((3, k._ZBLOCK)))
 print(json.dumps(compiled))
 """
 

@@ -34,7 +34,7 @@ def volumes(draw):
 def test_volume_zscore_dense_is_bit_identical_to_the_row_reference(volume, length):
     fast = np.full(volume.shape, 123.0)  # stale values must all be overwritten
     reference = np.full(volume.shape, -5.0)
-    k.volume_zscore_dense(volume, length, fast)
+    k.volume_zscore_dense(volume, length, fast, np.empty((3, k._ZBLOCK)))
     k.volume_zscore_rows(volume, length, reference)
     assert np.array_equal(fast, reference, equal_nan=True)
 
@@ -45,7 +45,7 @@ def test_volume_zscore_dense_on_a_read_only_column_view():
     column = panel[:, 1]
     column.flags.writeable = False
     fast, reference = np.empty(1_000), np.empty(1_000)
-    k.volume_zscore_dense(column, 20, fast)
+    k.volume_zscore_dense(column, 20, fast, np.empty((3, k._ZBLOCK)))
     k.volume_zscore_rows(column, 20, reference)
     assert np.array_equal(fast, reference, equal_nan=True)
 

@@ -317,7 +317,7 @@ _ZBLOCK = 256  # rows of one block of volume_zscore_dense (3 scratch arrays of i
 
 
 @njit(cache=True, nogil=True)
-def volume_zscore_dense(volume, length, out):
+def volume_zscore_dense(volume, length, out, scratch):
     """``(v - mean) / std`` over the last ``length`` volumes (ddof=0); NaN when std is 0.
 
     Warm-up ``length - 1``. Bit for bit :func:`volume_zscore_rows` (each window's two
@@ -326,12 +326,14 @@ def volume_zscore_dense(volume, length, out):
     they vectorise (SIMD lanes are rows; no reassociation), where one row at a time waits
     on each previous addition of its chain. No running total: an O(1) update would
     change the last bits, and with them ties in the rankings built on the z-scores.
+    ``scratch``: a ``(3, _ZBLOCK)`` float64 array (allocated by the caller: an allocation
+    inside the kernel costs compile time on a cold start).
     """
     n = volume.shape[0]
     _fill_nan(out, length - 1)
-    total = np.empty(_ZBLOCK)
-    mean = np.empty(_ZBLOCK)
-    m2 = np.empty(_ZBLOCK)
+    total = scratch[0]
+    mean = scratch[1]
+    m2 = scratch[2]
     i0 = length - 1
     while i0 + _ZBLOCK <= n:
         base = i0 - length + 1
@@ -619,15 +621,15 @@ def cross_sectional_rank_2d(values, pct):
 
 
 @njit(cache=True)
-def cross_sectional_zscore_2d(values):
+def cross_sectional_zscore_2d(values, out):
     """``(x - mean) / std`` (ddof=0) over the non-NaN values of each row.
 
     NaN where the value is NaN, where fewer than 2 values are present or std is 0 (all
     values equal: exactly, not through the rounding of their mean).
     """
-    # serial: memory-bound, and a prange version costs ~2 s more compilation for nothing
+    # serial: memory-bound, and a prange version costs ~2 s more compilation for nothing;
+    # ``out`` (same shape) comes from the caller: no allocation to compile on a cold start
     n_times, n_cols = values.shape
-    out = np.empty((n_cols, n_times)).T
     for t in range(n_times):
         total = 0.0
         m = 0

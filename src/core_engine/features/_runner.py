@@ -61,7 +61,8 @@ _DENSE: dict[int, _Dense] = {
     k.ATR: lambda i, f, h, lo, c, v, o: k.atr_dense(h, lo, c, i[0], o[0], o[1]),
     k.BBANDS: lambda i, f, h, lo, c, v, o: k.bbands_dense(c, i[0], f[0], *o),
     k.VOLATILITY: lambda i, f, h, lo, c, v, o: k.volatility_dense(c, i[0], o[0]),
-    k.VOLUME_ZSCORE: lambda i, f, h, lo, c, v, o: k.volume_zscore_dense(v, i[0], o[0]),
+    k.VOLUME_ZSCORE: lambda i, f, h, lo, c, v, o: k.volume_zscore_dense(
+        v, i[0], o[0], np.empty((3, k._ZBLOCK))),
     k.VOLUME_TREND: lambda i, f, h, lo, c, v, o: k.volume_trend_dense(v, i[0], i[1], o[0]),
     k.TREND_SLOPE: lambda i, f, h, lo, c, v, o: k.trend_slope_dense(c, i[0], o[0]),
     k.MOMENTUM: lambda i, f, h, lo, c, v, o: k.momentum_dense(c, i[0], o[0]),

@@ -120,13 +120,18 @@ def top_n_select_1d(scores, eligible, name_rank, n):
 
 
 @njit(cache=True)
-def top_n_select_rows(scores, eligible, name_rank, n):
-    """Row-wise :func:`top_n_select_1d` over a ``(D, N)`` array, on one thread."""
-    n_rows, n_cols = scores.shape
-    picks = np.empty((n_rows, n), dtype=np.int64)
-    taken = np.empty(n_cols, dtype=np.bool_)
-    for i in range(n_rows):
+def _top_n_rows(scores, eligible, name_rank, n, picks, taken):
+    for i in range(scores.shape[0]):
         _top_n_into(scores[i], eligible[i], name_rank, n, picks[i], taken)
+
+
+def top_n_select_rows(scores, eligible, name_rank, n):
+    """Row-wise :func:`top_n_select_1d` over a ``(D, N)`` array, on one thread (the
+    arrays are allocated here: an allocation inside the kernel costs compile time on a
+    cold start)."""
+    picks = np.empty((scores.shape[0], n), dtype=np.int64)
+    taken = np.empty(scores.shape[1], dtype=np.bool_)
+    _top_n_rows(scores, eligible, name_rank, int(n), picks, taken)
     return picks
 
 
