@@ -60,3 +60,20 @@ def test_console_script_is_installed():
 def test_bad_param_syntax():
     with pytest.raises(SystemExit):
         main(["backtest", "--max-positions", "three"])
+
+
+def test_building_the_command_line_imports_no_live_runner_nor_broker():
+    """W10 (issue 9 §4): every ``core-engine`` command builds the whole parser; registering
+    the live subcommands must not import the live runner, brokers and journal (they load
+    on first use), which cost a tenth of a second of every ``core-engine backtest``."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from core_engine.cli import build_parser; build_parser(); "
+              "print(sorted(m for m in sys.modules if m.startswith('core_engine.live.')))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = done.stdout.strip().splitlines()[-1]
+    for module in ("runner", "ccxt_broker", "journal", "paper", "status"):
+        assert f"core_engine.live.{module}'" not in loaded, loaded

@@ -44,3 +44,46 @@ def test_cold_start_compiles_only_the_kernels_a_run_uses_once_each():
     signatures = json.loads(done.stdout.strip().splitlines()[-1])
     used = {name: n for name, n in signatures.items() if n}
     assert used == {"rsi_dense": 1, "atr_dense": 1}, signatures
+
+
+BUILTINS_SCRIPT = """
+import json
+import numpy as np
+from numba.core import event
+
+compiled = []
+
+class Listener(event.Listener):
+    def on_start(self, ev):
+        f = ev.data["dispatcher"].py_func
+        compiled.append(f"{f.__module__}.{f.__qualname__}")
+
+    def on_end(self, ev):
+        pass
+
+event.register("numba:compile", Listener())
+from core_engine.features import _kernels as k
+
+x = np.linspace(1.0, 2.0, 200)
+o = [np.empty(200) for _ in range(4)]
+k.rsi_dense(x, 14, o[0])
+k.atr_dense(x * 1.01, x * 0.99, x, 14, o[0], o[1])
+k.macd_dense(x, 12, 26, 9, *o)
+k.ema_distance_dense(x, 12, 26, o[0])
+k.volume_trend_dense(x, 5, 20, o[0])
+k.volume_zscore_dense(x, 20, o[0], np.empty((3, k._ZBLOCK)))
+print(json.dumps(compiled))
+"""
+
+
+def test_feature_kernels_compile_no_builtin_max_or_min(tmp_path):
+    """numba compiles the builtins ``max``/``min`` once per signature (tenths of a second of
+    a cold start); the kernels spell them as conditional expressions."""
+    done = subprocess.run([sys.executable, "-c", BUILTINS_SCRIPT], capture_output=True,
+                          text=True, timeout=300,
+                          env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    compiled = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "core_engine.features._kernels.rsi_dense" in compiled, compiled
+    builtins = [name for name in compiled if ".ol_max." in name or ".ol_min." in name]
+    assert builtins == []

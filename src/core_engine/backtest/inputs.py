@@ -122,11 +122,14 @@ def compute_inputs(panel: Panel, strategy: Any, *, gates: tuple = (),
 
 
 def _rows_panel(panel: Panel, every: slice) -> Panel:
-    """Evenly spaced rows ``every`` of ``panel`` as a Panel (its step is their spacing)."""
+    """Evenly spaced rows ``every`` of ``panel`` as a Panel (its step is their spacing).
+
+    Its candles are the panel's own, so the candle contract is not checked again (as for
+    ``Panel.slice_rows``)."""
     fields = {name: getattr(panel, name)[every] for name in ("open", "high", "low", "close",
                                                              "volume")}
-    return Panel(index=panel.index[every], symbols=panel.symbols,
-                 timeframe=format_timeframe(every.step * panel.step_ns), **fields)
+    return Panel._trusted(panel.index[every], panel.symbols,
+                          format_timeframe(every.step * panel.step_ns), **fields)
 
 
 def scores_at(inputs: Mapping, rows: np.ndarray, key: str = "scores") -> np.ndarray:

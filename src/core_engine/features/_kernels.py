@@ -18,7 +18,10 @@ Layout, from the bottom up:
 * Cross-sectional kernels (rank, z-score across the columns of each row).
 
 Every kernel is ``@njit(cache=True)`` (the dense ones release the GIL); nothing here
-validates input beyond shapes.
+validates input beyond shapes. Kernels write ``b if b > a else a`` rather than the builtin
+``max(a, b)`` (the same result: it is how numba's ``max`` reduces, NaN and signed zeros
+included): numba compiles its ``max`` and ``min`` for each signature, a few tenths of a
+second of a cold start.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ N_OUTPUTS = np.array([1, 1, 1, 4, 2, 4, 1, 1, 1, 1, 1, 2, 1, 1], dtype=np.int64)
 # --------------------------------------------------------------------------- dense 1-D
 @njit(cache=True)
 def _fill_nan(out, stop):
-    for i in range(min(stop, out.shape[0])):
+    n = out.shape[0]
+    for i in range(n if n < stop else stop):  # min(stop, n)
         out[i] = np.nan
 
 
@@ -104,8 +108,9 @@ def rsi_dense(close, length, out):
     for i in range(1, length + 1):
         diff = close[i] - prev
         prev = close[i]
-        loss += max(-diff, 0.0)  # branch-free; the same sums as TA-Lib's if/else
-        gain += max(diff, 0.0)
+        down = -diff
+        loss += 0.0 if 0.0 > down else down  # max(-diff, 0): the same sums as TA-Lib's if/else
+        gain += 0.0 if 0.0 > diff else diff
     loss /= length
     gain /= length
     total = gain + loss
@@ -117,8 +122,9 @@ def rsi_dense(close, length, out):
     for i in range(length + 1, n):
         diff = close[i] - prev
         prev = close[i]
-        loss = loss * keep + max(-diff, 0.0) * share
-        gain = gain * keep + max(diff, 0.0) * share
+        down = -diff
+        loss = loss * keep + (0.0 if 0.0 > down else down) * share
+        gain = gain * keep + (0.0 if 0.0 > diff else diff) * share
         total = gain + loss
         out[i] = 100.0 * (gain / total) if total != 0.0 else 0.0
 
@@ -181,7 +187,11 @@ def macd_dense(close, fast, slow, signal, line, sig, hist, slope):
 @njit(cache=True)
 def _true_range(high, low, close, i):
     prev = close[i - 1]
-    return max(high[i] - low[i], abs(prev - high[i]), abs(prev - low[i]))
+    best = high[i] - low[i]  # max(h - l, |prev - h|, |prev - l|), as Python's max reduces
+    up = abs(prev - high[i])
+    best = up if up > best else best
+    down = abs(prev - low[i])
+    return down if down > best else best
 
 
 @njit(cache=True, nogil=True)
@@ -292,17 +302,69 @@ def volatility_dense(close, length, out):
 
 
 @njit(cache=True, nogil=True)
-def volume_zscore_dense(volume, length, out):
-    """``(v - mean) / std`` over the last ``length`` volumes (ddof=0); NaN when std is 0.
-
-    Warm-up ``length - 1``.
-    """
+def volume_zscore_rows(volume, length, out):
+    """Reference of :func:`volume_zscore_dense`: one row at a time, two passes per window
+    (its mean, then the sum of squared deviations), each summed from the oldest value."""
     n = volume.shape[0]
     _fill_nan(out, length - 1)
     for i in range(length - 1, n):
         mean, m2 = _window_mean_m2(volume, i + 1, length)
         std = np.sqrt(m2 / length)
         out[i] = (volume[i] - mean) / std if std > 0.0 else np.nan
+
+
+_ZBLOCK = 256  # rows of one block of volume_zscore_dense (3 scratch arrays of it: L1-sized)
+
+
+@njit(cache=True, nogil=True)
+def volume_zscore_dense(volume, length, out, scratch):
+    """``(v - mean) / std`` over the last ``length`` volumes (ddof=0); NaN when std is 0.
+
+    Warm-up ``length - 1``. Bit for bit :func:`volume_zscore_rows` (each window's two
+    sums in the same order, oldest value first), but ``_ZBLOCK`` consecutive rows at a
+    time: the inner loops run across the rows of a block, whose sums are independent, so
+    they vectorise (SIMD lanes are rows; no reassociation), where one row at a time waits
+    on each previous addition of its chain. No running total: an O(1) update would
+    change the last bits, and with them ties in the rankings built on the z-scores.
+    ``scratch``: a ``(3, _ZBLOCK)`` float64 array (allocated by the caller: an allocation
+    inside the kernel costs compile time on a cold start).
+    """
+    n = volume.shape[0]
+    _fill_nan(out, length - 1)
+    total = scratch[0]
+    mean = scratch[1]
+    m2 = scratch[2]
+    i0 = length - 1
+    while i0 + _ZBLOCK <= n:
+        base = i0 - length + 1
+        for b in range(_ZBLOCK):
+            total[b] = 0.0
+            m2[b] = 0.0
+        for q in range(length):
+            window = volume[base + q:base + q + _ZBLOCK]
+            for b in range(_ZBLOCK):
+                total[b] += window[b]
+        for b in range(_ZBLOCK):
+            mean[b] = total[b] / length
+        for q in range(length):
+            window = volume[base + q:base + q + _ZBLOCK]
+            for b in range(_ZBLOCK):
+                d = window[b] - mean[b]
+                m2[b] += d * d
+        rows = volume[i0:i0 + _ZBLOCK]
+        dest = out[i0:i0 + _ZBLOCK]
+        for b in range(_ZBLOCK):
+            dest[b] = _zscore(rows[b], mean[b], m2[b], length)
+        i0 += _ZBLOCK
+    for i in range(i0, n):  # the last rows, fewer than a block
+        mu, s2 = _window_mean_m2(volume, i + 1, length)
+        out[i] = _zscore(volume[i], mu, s2, length)
+
+
+@njit(cache=True, inline="always")
+def _zscore(x, mean, m2, length):
+    std = np.sqrt(m2 / length)
+    return (x - mean) / std if std > 0.0 else np.nan
 
 
 @njit(cache=True, nogil=True)
@@ -346,7 +408,7 @@ def volume_trend_dense(volume, fast, slow, out):
     sum_slow = np.empty(n)
     rolling_sum_dense(volume, fast, sum_fast)
     rolling_sum_dense(volume, slow, sum_slow)
-    first = max(fast, slow) - 1
+    first = (slow if slow > fast else fast) - 1
     _fill_nan(out, first)
     for i in range(first, n):
         denominator = sum_slow[i] / slow
@@ -438,7 +500,7 @@ def ema_distance_dense(close, fast, slow, out):
     ema_slow = np.empty(n)
     ema_dense(close, fast, fast - 1, ema_fast)
     ema_dense(close, slow, slow - 1, ema_slow)
-    first = max(fast, slow) - 1
+    first = (slow if slow > fast else fast) - 1
     _fill_nan(out, first)
     for i in range(first, n):
         out[i] = (ema_fast[i] - ema_slow[i]) / ema_slow[i]
@@ -559,15 +621,15 @@ def cross_sectional_rank_2d(values, pct):
 
 
 @njit(cache=True)
-def cross_sectional_zscore_2d(values):
+def cross_sectional_zscore_2d(values, out):
     """``(x - mean) / std`` (ddof=0) over the non-NaN values of each row.
 
     NaN where the value is NaN, where fewer than 2 values are present or std is 0 (all
     values equal: exactly, not through the rounding of their mean).
     """
-    # serial: memory-bound, and a prange version costs ~2 s more compilation for nothing
+    # serial: memory-bound, and a prange version costs ~2 s more compilation for nothing;
+    # ``out`` (same shape) comes from the caller: no allocation to compile on a cold start
     n_times, n_cols = values.shape
-    out = np.empty((n_cols, n_times)).T
     for t in range(n_times):
         total = 0.0
         m = 0

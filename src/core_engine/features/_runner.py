@@ -61,7 +61,8 @@ _DENSE: dict[int, _Dense] = {
     k.ATR: lambda i, f, h, lo, c, v, o: k.atr_dense(h, lo, c, i[0], o[0], o[1]),
     k.BBANDS: lambda i, f, h, lo, c, v, o: k.bbands_dense(c, i[0], f[0], *o),
     k.VOLATILITY: lambda i, f, h, lo, c, v, o: k.volatility_dense(c, i[0], o[0]),
-    k.VOLUME_ZSCORE: lambda i, f, h, lo, c, v, o: k.volume_zscore_dense(v, i[0], o[0]),
+    k.VOLUME_ZSCORE: lambda i, f, h, lo, c, v, o: k.volume_zscore_dense(
+        v, i[0], o[0], np.empty((3, k._ZBLOCK))),
     k.VOLUME_TREND: lambda i, f, h, lo, c, v, o: k.volume_trend_dense(v, i[0], i[1], o[0]),
     k.TREND_SLOPE: lambda i, f, h, lo, c, v, o: k.trend_slope_dense(c, i[0], o[0]),
     k.MOMENTUM: lambda i, f, h, lo, c, v, o: k.momentum_dense(c, i[0], o[0]),
@@ -133,7 +134,7 @@ def run_kernel_features(
     n_tasks = len(features) * n_symbols
     n_threads = min(numba.get_num_threads(), n_tasks)
     if n_threads <= 1:
-        _run_share(calls, fields_t, [(f, range(n_symbols)) for f in range(len(calls))])
+        _run_share(calls, fields_t, [(j, list(range(len(calls)))) for j in range(n_symbols)])
         return results
     costs = np.repeat(_COST[[c[0] for c in calls]], n_symbols)
     shares = _balance(costs, n_threads, n_symbols)
@@ -173,17 +174,23 @@ def _output_buffers(features, shape, out) -> list[tuple[np.ndarray, ...]]:
 
 
 def _run_share(calls, fields_t, share) -> None:
-    """Run ``(feature index, symbol columns)`` items on this thread."""
+    """Run ``(symbol column, feature indexes)`` items on this thread, symbol by symbol: a
+    symbol's series are read by each of its features while they are still in cache."""
     high_t, low_t, close_t, volume_t = fields_t
     n_rows = close_t.shape[1]
     scratch: _Scratch | None = None
-    for f, columns in share:
-        kind, ints, floats, outs_t = calls[f]
-        dense, reads = _DENSE[kind], int(k.READS[kind])
-        for j in columns:
-            h, lo, c, v = high_t[j], low_t[j], close_t[j], volume_t[j]
+    # The present rows of the symbol for what a kind reads, found once per mask (its
+    # features share them): first with every field read, whose answer, when no candle is
+    # missing, holds for every mask.
+    scans: dict[tuple[int, int], tuple[int, int, int]] = {}
+    for j, features in share:
+        h, lo, c, v = high_t[j], low_t[j], close_t[j], volume_t[j]
+        scans.clear()
+        for f in features:
+            kind, ints, floats, outs_t = calls[f]
+            dense, reads = _DENSE[kind], int(k.READS[kind])
             outs = [o[j] for o in outs_t]
-            count, first, last = k.scan_present(h, lo, c, v, reads)
+            count, first, last = _present(scans, j, reads, h, lo, c, v, n_rows)
             if count == n_rows:
                 dense(ints, floats, h, lo, c, v, outs)
             elif count == 0:
@@ -199,6 +206,22 @@ def _run_share(calls, fields_t, share) -> None:
                 if scratch is None:
                     scratch = _Scratch(n_rows)
                 scratch.run(dense, ints, floats, reads, h, lo, c, v, outs, count)
+
+
+_READS_ALL = k.READS_RANGE | k.READS_VOLUME
+
+
+def _present(scans, j, reads, h, lo, c, v, n_rows) -> tuple[int, int, int]:
+    """``k.scan_present(h, lo, c, v, reads)`` of symbol ``j``, remembered in ``scans``."""
+    every = scans.get((j, _READS_ALL))
+    if every is None:
+        every = scans[(j, _READS_ALL)] = k.scan_present(h, lo, c, v, _READS_ALL)
+    if every[0] == n_rows:  # no field missing anywhere: every mask finds every row
+        return every
+    found = scans.get((j, reads))
+    if found is None:
+        found = scans[(j, reads)] = k.scan_present(h, lo, c, v, reads)
+    return found
 
 
 class _Scratch:
@@ -233,7 +256,7 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 def _balance(costs: np.ndarray, n_threads: int, n_symbols: int):
     """Longest-processing-time-first assignment of (feature, symbol) tasks to threads.
 
-    Returns, per thread, a list of (feature index, symbol columns) items.
+    Returns, per thread, a list of (symbol column, feature indexes) items in column order.
     """
     loads = np.zeros(n_threads)
     chosen: list[list[int]] = [[] for _ in range(n_threads)]
@@ -243,8 +266,10 @@ def _balance(costs: np.ndarray, n_threads: int, n_symbols: int):
         loads[n] += costs[t]
     shares = []
     for tasks in chosen:
-        tasks_array = np.sort(np.asarray(tasks, dtype=np.int64))
+        tasks_array = np.asarray(tasks, dtype=np.int64)
         features, columns = np.divmod(tasks_array, n_symbols)
-        share = [(int(f), columns[features == f].tolist()) for f in np.unique(features)]
+        order = np.lexsort((features, columns))  # by column, then feature
+        features, columns = features[order], columns[order]
+        share = [(int(j), features[columns == j].tolist()) for j in np.unique(columns)]
         shares.append(share)
     return shares

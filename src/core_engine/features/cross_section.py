@@ -67,7 +67,10 @@ def cross_sectional_zscore(values: np.ndarray) -> np.ndarray:
     >>> cross_sectional_zscore(np.array([[1.0, 3.0, np.nan]]))
     array([[-1.,  1., nan]])
     """
-    return _kernels.cross_sectional_zscore_2d(_as_matrix(values, "cross_sectional_zscore"))
+    matrix = _as_matrix(values, "cross_sectional_zscore")
+    out = np.empty(matrix.shape, order="F")
+    _kernels.cross_sectional_zscore_2d(matrix, out)
+    return out
 
 
 class CrossSectional(FeatureComputer):

@@ -6,29 +6,37 @@ client order ids that make a create idempotent, reconciliation on start, a kill 
 breakers, keys that never leak, and notifications.
 """
 
-from core_engine.live.ccxt_broker import CCXTBroker, ExchangeFill
-from core_engine.live.ccxt_session import CCXTSession, UnknownOutcome
-from core_engine.live.client_ids import client_order_id
-from core_engine.live.journal import Journal, JournalError
-from core_engine.live.journaled import JournaledBroker
-from core_engine.live.keys import KeyRing, Secret, SecretScrubber, protect_logging
-from core_engine.live.notify import (
-    EmailNotifier,
-    MemoryNotifier,
-    Notification,
-    WebhookNotifier,
-    notify_all,
-)
-from core_engine.live.paper import PaperBroker
-from core_engine.live.runner import (
-    Breakers,
-    ReconciliationError,
-    Runner,
-    SimulatedClock,
-    WallClock,
-)
-from core_engine.live.state import RunnerState, StateTransitionError
-from core_engine.live.status import status_text, write_status_page
+from importlib import import_module
+from typing import Any
+
+# Names resolve on first use (PEP 562), as in core_engine.trading: the command line imports
+# core_engine.live.cli to register its subcommands, and must not pay for the runner, the
+# brokers and their imports on every ``core-engine backtest``.
+_WHERE = {
+    "CCXTBroker": "ccxt_broker", "ExchangeFill": "ccxt_broker", "CCXTSession": "ccxt_session",
+    "UnknownOutcome": "ccxt_session", "client_order_id": "client_ids", "Journal": "journal",
+    "JournalError": "journal", "JournaledBroker": "journaled", "KeyRing": "keys",
+    "Secret": "keys", "SecretScrubber": "keys", "protect_logging": "keys",
+    "EmailNotifier": "notify", "MemoryNotifier": "notify", "Notification": "notify",
+    "WebhookNotifier": "notify", "notify_all": "notify", "PaperBroker": "paper",
+    "Breakers": "runner", "ReconciliationError": "runner", "Runner": "runner",
+    "SimulatedClock": "runner", "WallClock": "runner", "RunnerState": "state",
+    "StateTransitionError": "state", "status_text": "status", "write_status_page": "status",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core_engine.live' has no attribute {name!r}")
+    value = getattr(import_module(f"core_engine.live.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Breakers",

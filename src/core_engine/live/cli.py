@@ -25,9 +25,7 @@ from typing import Any
 import pandas as pd
 
 from core_engine.errors import CoreEngineError
-from core_engine.live.journal import Journal
 from core_engine.live.state import RunnerState
-from core_engine.live.status import status_text
 
 __all__ = ["add_live_command"]
 
@@ -36,12 +34,17 @@ _TARGET = {"halt": RunnerState.HALTED, "flatten": RunnerState.FLATTEN,
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from core_engine.live.journal import Journal
+    from core_engine.live.status import status_text
+
     with Journal(args.journal, readonly=True) as journal:
         print(status_text(journal))
     return 0
 
 
 def _cmd_switch(args: argparse.Namespace) -> int:
+    from core_engine.live.journal import Journal
+
     target = _TARGET[args.action]
     reason = args.reason or f"operator: core-engine live {args.action}"
     with Journal(args.journal) as journal:
@@ -130,6 +133,7 @@ def _utc(text: str | None) -> pd.Timestamp | None:
 
 def _run(args: argparse.Namespace) -> int:
     from core_engine.live.runner import Breakers, Runner
+    from core_engine.live.status import status_text
 
     if args.paper == bool(args.exchange):
         raise CoreEngineError("core-engine live: give --paper or --exchange NAME (one of them).")

@@ -77,16 +77,17 @@ from numba import njit, prange
 # ---------------------------------------------------------------- top-n and rolling means
 
 
-@njit(cache=True)
-def top_n_select_1d(scores, eligible, name_rank, n):
-    """Columns of the ``n`` best finite, eligible scores, best first, ``-1`` for empty slots.
-
-    Ties are broken by ``name_rank`` ascending (the rank of the symbol name), so the result
-    is the same whatever the column order.
-    """
+@njit(cache=True, inline="always")
+def _top_n_into(scores, eligible, name_rank, n, picks, taken):
+    """:func:`top_n_select_1d` written into ``picks`` (``n`` slots); ``taken``: scratch of
+    ``len(scores)`` booleans. In place, so that the row kernels need neither a slice
+    assignment nor a fresh array per row (either costs numba's compile time on a cold
+    start: a slice assignment compiles its error message's string formatting)."""
     n_cols = scores.shape[0]
-    picks = np.full(n, -1, dtype=np.int64)
-    taken = np.zeros(n_cols, dtype=np.bool_)
+    for j in range(n_cols):
+        taken[j] = False
+    for k in range(n):
+        picks[k] = -1
     for k in range(n):
         best = -1
         best_score = 0.0
@@ -103,26 +104,45 @@ def top_n_select_1d(scores, eligible, name_rank, n):
             break
         picks[k] = best
         taken[best] = True
+
+
+@njit(cache=True)
+def top_n_select_1d(scores, eligible, name_rank, n):
+    """Columns of the ``n`` best finite, eligible scores, best first, ``-1`` for empty slots.
+
+    Ties are broken by ``name_rank`` ascending (the rank of the symbol name), so the result
+    is the same whatever the column order.
+    """
+    picks = np.empty(n, dtype=np.int64)
+    taken = np.empty(scores.shape[0], dtype=np.bool_)
+    _top_n_into(scores, eligible, name_rank, n, picks, taken)
     return picks
 
 
 @njit(cache=True)
+def _top_n_rows(scores, eligible, name_rank, n, picks, taken):
+    for i in range(scores.shape[0]):
+        _top_n_into(scores[i], eligible[i], name_rank, n, picks[i], taken)
+
+
 def top_n_select_rows(scores, eligible, name_rank, n):
-    """Row-wise :func:`top_n_select_1d` over a ``(D, N)`` array, on one thread."""
-    n_rows = scores.shape[0]
-    picks = np.full((n_rows, n), -1, dtype=np.int64)
-    for i in range(n_rows):
-        picks[i, :] = top_n_select_1d(scores[i, :], eligible[i, :], name_rank, n)
+    """Row-wise :func:`top_n_select_1d` over a ``(D, N)`` array, on one thread (the
+    arrays are allocated here: an allocation inside the kernel costs compile time on a
+    cold start)."""
+    picks = np.empty((scores.shape[0], n), dtype=np.int64)
+    taken = np.empty(scores.shape[1], dtype=np.bool_)
+    _top_n_rows(scores, eligible, name_rank, int(n), picks, taken)
     return picks
 
 
 @njit(cache=True, parallel=True)
 def top_n_select_rows_parallel(scores, eligible, name_rank, n):
     """:func:`top_n_select_rows` with the rows spread over threads."""
-    n_rows = scores.shape[0]
-    picks = np.full((n_rows, n), -1, dtype=np.int64)
+    n_rows, n_cols = scores.shape
+    picks = np.empty((n_rows, n), dtype=np.int64)
     for i in prange(n_rows):
-        picks[i, :] = top_n_select_1d(scores[i, :], eligible[i, :], name_rank, n)
+        taken = np.empty(n_cols, dtype=np.bool_)
+        _top_n_into(scores[i], eligible[i], name_rank, n, picks[i], taken)
     return picks
 
 
