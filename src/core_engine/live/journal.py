@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS orders (
     exchange_order_id TEXT, filled_quantity REAL NOT NULL DEFAULT 0, average_price REAL,
     misses INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
+CREATE INDEX IF NOT EXISTS orders_exchange ON orders(symbol, exchange_order_id);
 CREATE TABLE IF NOT EXISTS order_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL REFERENCES orders(client_id),
     time TEXT NOT NULL, event TEXT NOT NULL, status TEXT NOT NULL, detail TEXT);
@@ -418,6 +419,12 @@ class Journal:
             raise JournalError(f"Order {client_id} is not in the journal {self.path}.")
         return int(row[0])
 
+    def client_id_of(self, symbol: str, exchange_order_id: str) -> str | None:
+        """Our client id of the order the exchange calls ``exchange_order_id`` (or None)."""
+        rows = self._query("SELECT client_id FROM orders WHERE symbol = ? AND "
+                           "exchange_order_id = ?", (symbol, str(exchange_order_id)))
+        return rows[0][0] if rows else None
+
     def order(self, client_id: str) -> OrderRow | None:
         rows = self._query(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_id = ?",
                            (client_id,))
@@ -464,9 +471,12 @@ class Journal:
                  float(quantity), float(fee), fee_asset, liquidity, _now()))
             if cursor.rowcount == 1:
                 return True
-            if client_id is not None:  # a trade first seen before its order was known
-                conn.execute("UPDATE fills SET client_id = ? WHERE symbol = ? AND trade_id = ? "
-                             "AND client_id IS NULL", (client_id, symbol, str(trade_id)))
+            if client_id is not None:  # a trade first seen before its order was known: now
+                # attributed, it moves to the end of the dispatch order, so the runner's
+                # cursor (already past it) hands it to the trader's on_fill
+                conn.execute("UPDATE fills SET client_id = ?, rowid = (SELECT MAX(rowid) + 1 "
+                             "FROM fills) WHERE symbol = ? AND trade_id = ? AND client_id IS "
+                             "NULL", (client_id, symbol, str(trade_id)))
             return False
 
     def fills(self, since: object = None, symbol: str | None = None) -> list[FillRow]:

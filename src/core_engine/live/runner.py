@@ -264,6 +264,7 @@ class Runner:
         self.records = Records()
         self.ctx = Context(self.broker, self.view, trader, self.records)
         self.fill_cursor = 0
+        self._notified = 0  # the last fill notified (a fill handed again is not re-notified)
         self._in_sync = False
         self.fill_every = 12
         self.fill_margin = pd.Timedelta(timeframe_ns(timeframe), unit="ns") * 12
@@ -295,7 +296,7 @@ class Runner:
         checkpoint = journal.last_checkpoint()
         if checkpoint is not None:
             self.trader.set_state(checkpoint["trader_state"])
-            self.fill_cursor = checkpoint["last_fill"]
+            self.fill_cursor = self._notified = checkpoint["last_fill"]
             self.view.wakes = list(checkpoint["wakes"])
             heapq.heapify(self.view.wakes)
             self.last_tick = checkpoint["time"]
@@ -305,8 +306,9 @@ class Runner:
                                      detail="the runner stopped between intent and answer",
                                      time=self.now)
         self._resolve_orders()
-        self._import_fills()
-        self._check_balances()
+        self._import_fills(dispatch=False)  # the trader hears of them once reconciled:
+        self._check_balances()              # a refusal sends nothing
+        self._dispatch()
         self.view.begin_tick(self.now)
         if first_run:
             self.ctx._call("on_start", lambda: self.trader.on_start(self.ctx))
@@ -376,22 +378,27 @@ class Runner:
 
     # -- fills ------------------------------------------------------------------------------
 
-    def _import_fills(self) -> None:
+    def _import_fills(self, dispatch: bool = True) -> None:
         if self._fills_since is None:
             last = self.journal.last_fill_time()
             self._fills_since = last - self.fill_margin if last is not None else None
         for fill in self.broker.fills(self._fills_since):
             base, quote = fill.symbol.split("/")
+            cid = fill.client_id or None
+            order_id = getattr(fill, "order_id", None)
+            if cid is None and order_id:  # an order the broker did not know (a restart)
+                cid = self.journal.client_id_of(fill.symbol, order_id)
             self.journal.record_fill(
                 symbol=fill.symbol, trade_id=fill.trade_id, side=OrderSide(fill.side).value,
                 time=fill.time, price=fill.price, quantity=fill.quantity, fee=fill.fee,
                 fee_asset=getattr(fill, "fee_asset", None) or quote.split(":")[0],
-                client_id=fill.client_id or None, liquidity=fill.liquidity)
+                client_id=cid, liquidity=fill.liquidity)
             # re-read a margin back: an exchange may report a trade late
             since = fill.time - self.fill_margin
             if self._fills_since is None or since > self._fills_since:
                 self._fills_since = since
-        self._dispatch()
+        if dispatch:
+            self._dispatch()
 
     def _dispatch(self) -> None:
         """Call ``on_fill`` for every journaled fill after the cursor, in journal order.
@@ -402,38 +409,48 @@ class Runner:
         """
         tick = self.now
         for rowid, row in self.journal.fills_after(self.fill_cursor):
-            self.fill_cursor = rowid
             cid = row.client_id
             order = self.broker.known(cid) if cid else None
             if cid is None or order is None:
+                self.fill_cursor = rowid
                 continue  # not one of this trader's orders (a manual trade)
             if not order.is_final:
                 self.broker.refresh(cid, strict=False)
             fill = Fill(trade_id=row.trade_id, client_id=cid, symbol=row.symbol,
                         side=OrderSide(row.side), time=row.time, price=row.price,
                         quantity=row.quantity, fee=row.fee, liquidity=row.liquidity or "taker")
-            notify_all(self.notifiers, Notification(
-                "fill", f"{row.side} {row.quantity:g} {row.symbol} at {row.price:g}", row.time,
-                {"client_id": row.client_id, "trade_id": row.trade_id, "fee": row.fee,
-                 "fee_asset": row.fee_asset}), self.journal)
+            if rowid > self._notified:
+                self._notified = rowid
+                notify_all(self.notifiers, Notification(
+                    "fill", f"{row.side} {row.quantity:g} {row.symbol} at {row.price:g}",
+                    row.time, {"client_id": row.client_id, "trade_id": row.trade_id,
+                               "fee": row.fee, "fee_asset": row.fee_asset}), self.journal)
             if not self._in_sync:
                 self.now = row.time
+            legs = dict(self.ctx._legs)
             try:
-                self._on_fill(fill)
+                handled = self._on_fill(fill)
             finally:
                 self.now = tick
+            if not handled:  # an exchange failure: this fill (and those after) next tick,
+                self.ctx._legs = legs  # its orders under the same client ids
+                return
+            self.fill_cursor = rowid
 
-    def _on_fill(self, fill: Fill) -> None:
+    def _on_fill(self, fill: Fill) -> bool:
+        """Run ``on_fill``; False when an exchange failure interrupted it (to be run again)."""
         try:
             self.ctx._call("on_fill", lambda: self.trader.on_fill(self.ctx, fill))
         except CoreEngineError as exc:
             self._trader_failed("on_fill", exc)
+            return not _exchange_failure(exc)
+        return True
 
     def _trader_failed(self, hook: str, exc: CoreEngineError) -> None:
         """An exchange failure inside a hook is journaled and the hook runs again at the next
         tick; any other failure of the trader halts the runner."""
         self._error("trader", exc)
-        if isinstance(exc, ExchangeError) or isinstance(exc.__cause__, ExchangeError):
+        if _exchange_failure(exc):
             self.view.wake_at(self.now + pd.Timedelta(self.poll_ns, unit="ns"))
             return
         self._set_state(RunnerState.HALTED, f"trader failed in {hook}: {type(exc).__name__}")
@@ -498,6 +515,8 @@ class Runner:
             moved = self._resolve_orders()
             if moved or self.ticks % self.fill_every == 0 or sync is not None:
                 self._import_fills()  # something executed (or the periodic safety read)
+            else:
+                self._dispatch()  # fills whose on_fill an exchange failure interrupted
             self._cancel_orphans()
             self._auto_resume(state)
             self._mark_and_check_breakers()  # on the account at t, before any new entry
@@ -662,6 +681,10 @@ class Runner:
             self.tick(t)
             done += 1
         return done
+
+
+def _exchange_failure(exc: BaseException) -> bool:
+    return isinstance(exc, ExchangeError) or isinstance(exc.__cause__, ExchangeError)
 
 
 def _scores(notes: list[dict]) -> dict[str, float]:

@@ -1,0 +1,231 @@
+"""Adversarial money-path tests of the live runner on the fake Binance (ccxt's real code):
+each one counts duplicate orders, lost fills, double-counted fills and orders without
+intent, and checks the trader heard of every fill of its own orders."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from core_engine.live.runner import Runner
+from core_engine.trading import Trader
+from core_engine.trading.orders import OrderStatus
+
+from .test_ccxt_broker import _broker
+from .test_insufficient_funds import FakeTime
+
+
+class Killed(BaseException):
+    """The runner process dying (no handler of the runner runs)."""
+
+
+class Protected(Trader):
+    """Buys once at the market (when flat, nothing open) and protects the entry with an
+    exchange-side stop sized to the holdings when the entry's fill arrives."""
+
+    name = "protected"
+
+    kill_after_entry = False  # set on an instance: the test's kill point (not a parameter)
+
+    def __init__(self, symbol="BTC/USDT", quantity=0.01):
+        self.symbol = symbol
+        self.quantity = quantity
+
+    def on_bar(self, ctx):
+        if ctx.position(self.symbol) > 0 or ctx.open_orders(self.symbol) or \
+                self.state.get("entry"):
+            return
+        order = ctx.buy(self.symbol, self.quantity, leg="entry", tag="entry")
+        self.state["entry"] = order.client_id
+        if self.kill_after_entry:
+            raise Killed
+
+    def on_fill(self, ctx, fill):
+        self.state.setdefault("heard", []).append(fill.trade_id)
+        order = ctx.broker.fetch_order(fill.client_id)
+        if order.tag == "entry" and order.status is OrderStatus.FILLED:
+            price = float(order.average_price) * 0.95
+            ctx.sell(self.symbol, ctx.position(self.symbol), type="stop", price=round(price, 2),
+                     leg="stop", group=fill.client_id, tag="stop")
+
+
+def _runner(fake, path, trader, **kw):
+    return Runner(trader, _broker(fake), path, clock=FakeTime(fake), symbols=["BTC/USDT"],
+                  timeframe="5m", settle="0s", history=30, status_page=False, **kw)
+
+
+def counts(fake, journal):
+    """The soak's counts on one journal and the fake exchange."""
+    journaled = {o.client_id for o in journal.orders()}
+    on_exchange = Counter(o.client_id for o in fake.orders)
+    trades = {(t["symbol"], str(t["id"])) for t in fake.trades}
+    fills = Counter((f.symbol.replace("/", ""), f.trade_id) for f in journal.fills())
+    held = fake.total_balances()
+    positions = journal.positions()
+    return {
+        "duplicates": sorted(c for c, n in on_exchange.items() if n > 1),
+        "without_intent": sorted(c for c in on_exchange if c not in journaled),
+        "lost": sorted(k for k in trades if k not in fills),
+        "double": sorted(k for k, n in fills.items() if n > 1 or k not in trades),
+        "base_diff": abs(positions.get("BTC", 0.0) - held.get("BTC", 0.0)),
+    }
+
+
+def assert_clean(fake, journal):
+    c = counts(fake, journal)
+    assert c["duplicates"] == [] and c["without_intent"] == [], c
+    assert c["lost"] == [] and c["double"] == [], c
+    assert c["base_diff"] < 1e-10, c
+
+
+def test_kill_after_the_entry_was_acknowledged_filled_before_its_fills_were_read(
+        fake, tmp_path):
+    """The create's answer (filled) is journaled, the process dies before the fills are
+    read: after the restart the fills are journaled under the entry's client id and the
+    trader hears of them, so the stop is placed (not an unprotected position)."""
+    path = tmp_path / "j.sqlite"
+    dying = Protected()
+    dying.kill_after_entry = True
+    first = _runner(fake, path, dying)
+    with pytest.raises(Killed):
+        first.run(max_ticks=1)
+    entry = first.journal.orders()[0]
+    assert entry.status is OrderStatus.FILLED and first.journal.fills() == []
+    first.journal.close()
+    second = _runner(fake, path, Protected())
+    second.run(max_ticks=2)
+    journal = second.journal
+    assert_clean(fake, journal)
+    fills = journal.fills()
+    assert fills and {f.client_id for f in fills} == {entry.client_id}
+    assert sorted(second.trader.state.get("heard", [])) == sorted(f.trade_id for f in fills)
+    stops = [o for o in fake.orders if o.type == "STOP_LOSS"]
+    assert len(stops) == 1 and stops[0].is_open
+    assert float(stops[0].quantity) == pytest.approx(fake.total_balances()["BTC"], abs=1e-5)
+
+
+@pytest.mark.parametrize("fault", ["timeout_after", "drop_after"])
+def test_entry_whose_create_timed_out_but_executed_is_protected_once_resolved(
+        fake, tmp_path, fault):
+    """The create executed, its answer was lost: the order is ``unknown`` and its trades,
+    read in the same tick, belong to no order we know yet. Once the lookup by client id
+    resolves it, those fills are attributed to it and the trader hears of them (once): the
+    stop is placed."""
+    runner = _runner(fake, tmp_path / "j.sqlite", Protected())
+    fake.inject(fault, method="POST", path="/api/v3/order")
+    runner.run(max_ticks=1)
+    entry = runner.journal.orders()[0]
+    assert entry.status is OrderStatus.UNKNOWN and fake.trades
+    runner.run(max_ticks=2)
+    journal = runner.journal
+    assert_clean(fake, journal)
+    assert journal.order(entry.client_id).status is OrderStatus.FILLED
+    fills = journal.fills()
+    assert {f.client_id for f in fills} == {entry.client_id}
+    heard = runner.trader.state.get("heard", [])
+    assert sorted(heard) == sorted(f.trade_id for f in fills)  # each fill heard once
+    stops = [o for o in fake.orders if o.type == "STOP_LOSS"]
+    assert len(stops) == 1 and stops[0].is_open
+
+
+def test_restart_refuses_on_a_deposit_before_the_trader_hears_of_missed_fills(
+        fake, tmp_path):
+    """Killed after the entry filled, before the trader heard of its fills; while down, a
+    deposit. The restart imports the missed fills, finds the balances off and refuses: it
+    must send nothing — not even the stop the trader would place on hearing of the fill."""
+    from decimal import Decimal
+
+    from core_engine.live.runner import ReconciliationError
+
+    path = tmp_path / "j.sqlite"
+    dying = Protected()
+    dying.kill_after_entry = True
+    first = _runner(fake, path, dying)
+    with pytest.raises(Killed):
+        first.run(max_ticks=1)
+    entry = first.journal.orders()[0].client_id
+    first.journal.close()
+    creates = fake.requests["POST /api/v3/order"]
+    fake.balances["USDT"]["free"] += Decimal("50")  # a deposit while the runner was down
+    second = _runner(fake, path, Protected())
+    with pytest.raises(ReconciliationError, match="USDT"):
+        second.run(max_ticks=1)
+    assert fake.requests["POST /api/v3/order"] == creates  # nothing sent
+    assert fake.requests["DELETE /api/v3/order"] == 0
+    assert len(fake.orders) == 1 and second.trader.state.get("heard") is None
+    # the fills missed while down are journaled (under the entry) all the same
+    assert [f.client_id for f in second.journal.fills()] == [entry] * len(fake.trades)
+
+
+def test_a_fill_whose_on_fill_met_an_exchange_outage_is_handed_again(fake, tmp_path):
+    """The entry fills; while the trader handles its fill (reads its position to size the
+    stop) the exchange's account endpoint is down through every retry. The fill is handed to
+    ``on_fill`` again at the next tick (not skipped by the cursor), so the stop is placed —
+    once."""
+
+    class Outage(Protected):
+        def on_bar(self, ctx):
+            super().on_bar(ctx)
+            if self.state.get("entry") and not self.state.get("outage"):
+                self.state["outage"] = True  # the next balance reads all fail
+                fake.inject("drop_before", method="GET", path="/api/v3/account", times=4)
+
+    runner = _runner(fake, tmp_path / "j.sqlite", Outage())
+    runner.run(max_ticks=1)
+    assert fake.faults_fired["drop_before"] == 4
+    assert [e["source"] for e in runner.journal.errors()] == ["trader"]
+    assert not [o for o in fake.orders if o.type == "STOP_LOSS"]
+    runner.run(max_ticks=1)
+    assert_clean(fake, runner.journal)
+    stops = [o for o in fake.orders if o.type == "STOP_LOSS"]
+    assert len(stops) == 1 and stops[0].is_open
+    assert float(stops[0].quantity) == pytest.approx(fake.total_balances()["BTC"], abs=1e-5)
+    fills = runner.journal.fills()
+    # every fill heard; the one whose handling failed heard again
+    assert set(runner.trader.state["heard"]) == {f.trade_id for f in fills}
+
+
+class HoldADay(Trader):
+    """Buys at the first decision, sells everything 26 hours later (hourly decisions)."""
+
+    name = "hold-a-day"
+
+    def __init__(self, every="1h"):
+        self.every = every
+
+    def on_bar(self, ctx):
+        if "bought" not in self.state:
+            ctx.buy("BTC/USDT", 0.01, leg="entry")
+            self.state["bought"] = ctx.now.isoformat()
+        elif "sold" not in self.state and \
+                ctx.now - pd.Timestamp(self.state["bought"]) >= pd.Timedelta("26h"):
+            ctx.sell("BTC/USDT", ctx.position("BTC/USDT"), leg="exit")
+            self.state["sold"] = ctx.now.isoformat()
+
+    def on_fill(self, ctx, fill):
+        self.state.setdefault("heard", []).append(fill.trade_id)
+
+
+def test_fills_more_than_a_day_after_the_last_one_are_read(make_candles, tmp_path):
+    """Binance answers at most 24 hours of trades from ``startTime``: an exit filled 26 hours
+    after the last fill must still be journaled (not lost), and heard by the trader."""
+    from .conftest import API_KEY, API_SECRET
+    from .fake_binance import FakeBinance
+
+    candles = {"BTC/USDT": make_candles(420, seed=3, price=30000.0),
+               "ETH/USDT": make_candles(420, seed=4, price=2000.0)}
+    start = candles["BTC/USDT"]["timestamp"].iloc[12]
+    with FakeBinance(candles, balances={"USDT": 10000.0}, keys={API_KEY: API_SECRET},
+                     start=start) as fake:
+        runner = Runner(HoldADay(), _broker(fake), tmp_path / "j.sqlite", clock=FakeTime(fake),
+                        symbols=["BTC/USDT"], timeframe="5m", settle="0s", history=30,
+                        status_page=False)
+        runner.run(until=start + pd.Timedelta("28h"))
+        assert "sold" in runner.trader.state
+        assert_clean(fake, runner.journal)
+        assert {f.side for f in runner.journal.fills()} == {"buy", "sell"}
+        assert sorted(runner.trader.state["heard"]) == sorted(
+            f.trade_id for f in runner.journal.fills())
+        assert fake.total_balances()["BTC"] == pytest.approx(0.0, abs=1e-12)
