@@ -149,6 +149,7 @@ class FakeBinance:
         self.max_volume_share = max_volume_share
         self.step = _d(step_size)
         self.timeout_sleep = timeout_sleep
+        self.retry_after = 1  # seconds, the Retry-After of a 429 / 418
         self.orders: list[FakeOrder] = []
         self.trades: list[dict] = []
         self.client_id_count: Counter[str] = Counter()
@@ -603,7 +604,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = 429 if fault == "http_429" else 418
             return self._send(status, {"code": -1003, "msg": "Too many requests; current limit "
                                        "of IP is 6000 request weight per 1 MINUTE."},
-                              {"Retry-After": "1"})
+                              {"Retry-After": str(fake.retry_after)})
         if fault == "http_503" and fake._rng.random() < 0.5:
             return self._send(503, {"code": -1007, "msg": "Timeout waiting for response from "
                                     "backend server. Send status unknown; execution status "

@@ -14,7 +14,7 @@ from core_engine.trading import Trader
 from core_engine.trading.orders import OrderStatus
 
 from .test_ccxt_broker import _broker
-from .test_insufficient_funds import FakeTime
+from .test_insufficient_funds import BuyEachBar, FakeTime
 
 
 class Killed(BaseException):
@@ -229,3 +229,63 @@ def test_fills_more_than_a_day_after_the_last_one_are_read(make_candles, tmp_pat
         assert sorted(runner.trader.state["heard"]) == sorted(
             f.trade_id for f in runner.journal.fills())
         assert fake.total_balances()["BTC"] == pytest.approx(0.0, abs=1e-12)
+
+
+class Dip(Trader):
+    """Keeps one resting limit buy 3 % under the last close; places a new one (a new leg)
+    when its order ends unfilled (refused, or found never placed)."""
+
+    name = "dip"
+
+    def on_bar(self, ctx):
+        cid = self.state.get("cid")
+        if cid is not None:
+            order = ctx.broker.fetch_order(cid)
+            if not (order.is_final and order.filled_quantity == 0):
+                return
+        n = self.state.get("n", 0) + 1
+        price = round(float(ctx.candles("BTC/USDT", 1)["close"].iloc[-1]) * 0.97, 2)
+        order = ctx.buy("BTC/USDT", 0.01, type="limit", price=price, leg=f"dip-{n}")
+        self.state.update(cid=order.client_id, n=n)
+
+
+def test_an_order_listed_open_is_not_declared_never_placed(fake, tmp_path):
+    """The create of a resting limit buy executed but its answer was lost; lookups by client
+    id then miss (a lagging replica) while the open-orders list shows it at every tick. It
+    must not be declared never placed: the trader would place a second buy (twice the
+    exposure) while the journal calls the resting one rejected."""
+    runner = _runner(fake, tmp_path / "j.sqlite", Dip(), max_misses=3)
+    fake.inject("timeout_after", method="POST", path="/api/v3/order")
+    fake.inject("not_found", method="GET", path="/api/v3/order", times=20)
+    runner.run(max_ticks=5)
+    assert_clean(fake, runner.journal)
+    resting = [o for o in fake.orders if o.is_open]
+    assert len(fake.orders) == 1 and len(resting) == 1, [o.client_id for o in fake.orders]
+    row = runner.journal.order(resting[0].client_id)
+    assert row.status is OrderStatus.SUBMITTED and row.exchange_order_id == str(
+        resting[0].order_id)
+    assert "not_placed" not in [e for e, _ in runner.journal.order_events(row.client_id)]
+
+
+def test_first_start_on_an_account_that_traded_before_the_journal(fake, tmp_path):
+    """The account bought BTC by hand before the runner's first start: that trade is in the
+    opening balances, so it must not be journaled again as a fill (the journal would hold
+    twice the BTC and the runner would refuse to trade at its next start, or trade on a
+    position it does not have)."""
+    from .conftest import make_client
+
+    manual = make_client(fake)
+    manual.load_markets()
+    manual.create_order("BTC/USDT", "market", "buy", 0.02, None, {"newClientOrderId": "hand"})
+    fake.advance(3)
+    runner = _runner(fake, tmp_path / "j.sqlite", BuyEachBar())
+    runner.run(max_ticks=2)
+    journal = runner.journal
+    fills = journal.fills()
+    assert fills and all(f.client_id is not None for f in fills)  # not the hand trade
+    held = fake.total_balances()
+    assert journal.positions()["BTC"] == pytest.approx(held["BTC"], abs=1e-12)
+    assert journal.positions()["USDT"] == pytest.approx(held["USDT"], abs=1e-6)
+    runner.journal.close()
+    again = _runner(fake, tmp_path / "j.sqlite", BuyEachBar())
+    again.run(max_ticks=1)  # reconciles: no ReconciliationError

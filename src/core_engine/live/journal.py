@@ -507,9 +507,13 @@ class Journal:
         row = self._query("SELECT MAX(time) FROM fills")[0][0]
         return None if row is None else pd.Timestamp(row)
 
-    def set_opening_balances(self, balances: Mapping[str, float]) -> None:
-        """Record the account before the first fill (once; later calls must not differ)."""
+    def set_opening_balances(self, balances: Mapping[str, float], at: object = None) -> None:
+        """Record the account before the first fill (once; later calls must not differ);
+        ``at``, the time they were read, is kept as the meta ``opened_at``: trades before
+        it are in these balances, not fills of the journal."""
         with self._tx() as conn:
+            if at is not None:
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('opened_at', ?)", (_ts(at),))
             existing = dict(conn.execute("SELECT asset, amount FROM opening_balances").fetchall())
             if existing:
                 if existing != {k: float(v) for k, v in balances.items()}:

@@ -292,7 +292,9 @@ class Runner:
             sync(self.now, on_step=None)
         first_run = journal.last_checkpoint() is None and not journal.orders()
         if not journal.opening_balances():
-            journal.set_opening_balances(self.broker.balances())
+            clock = getattr(self.broker.broker, "now", None)
+            journal.set_opening_balances(self.broker.balances(),
+                                         at=clock() if clock is not None else self.now)
         checkpoint = journal.last_checkpoint()
         if checkpoint is not None:
             self.trader.set_state(checkpoint["trader_state"])
@@ -336,9 +338,9 @@ class Runner:
     def _resolve_orders(self) -> bool:
         """Bring every non-final order up to date; returns whether any of them changed.
 
-        One ``open_orders`` call covers the resting orders that did not move; the others
-        (gone from the open list, or ``new``/``unknown``) are looked up by client id, with
-        bounded misses for those whose create timed out.
+        One ``open_orders`` call covers the resting orders (an ``unknown`` one listed there
+        exists: it is never declared not placed); the others are looked up by client id,
+        with bounded misses for those whose create timed out.
         """
         rows = self.journal.orders(final=False)
         if not rows:
@@ -351,8 +353,7 @@ class Runner:
         changed = False
         for row in rows:
             theirs = listed.get(row.client_id)
-            if theirs is not None and row.status in (OrderStatus.SUBMITTED,
-                                                      OrderStatus.PARTIALLY_FILLED):
+            if theirs is not None:  # open on the exchange: it exists, whatever its lookup says
                 if theirs.filled_quantity != row.filled_quantity or theirs.status != row.status:
                     changed = True
                     self.broker._merge(theirs)
@@ -382,6 +383,10 @@ class Runner:
         if self._fills_since is None:
             last = self.journal.last_fill_time()
             self._fills_since = last - self.fill_margin if last is not None else None
+            opened = self.journal.meta("opened_at")  # older trades: in the opening balances
+            if opened is not None and (self._fills_since is None
+                                       or self._fills_since < pd.Timestamp(opened)):
+                self._fills_since = pd.Timestamp(opened)
         for fill in self.broker.fills(self._fills_since):
             base, quote = fill.symbol.split("/")
             cid = fill.client_id or None
