@@ -34,8 +34,12 @@ class Protected(Trader):
         self.quantity = quantity
 
     def on_bar(self, ctx):
-        if ctx.position(self.symbol) > 0 or ctx.open_orders(self.symbol) or \
-                self.state.get("entry"):
+        entry = self.state.get("entry")
+        if entry is not None:
+            order = ctx.broker.fetch_order(entry)
+            if order.is_final and order.filled_quantity == 0:  # refused or never placed
+                entry = self.state["entry"] = None
+        if ctx.position(self.symbol) > 0 or ctx.open_orders(self.symbol) or entry:
             return
         order = ctx.buy(self.symbol, self.quantity, leg="entry", tag="entry")
         self.state["entry"] = order.client_id
@@ -289,3 +293,63 @@ def test_first_start_on_an_account_that_traded_before_the_journal(fake, tmp_path
     runner.journal.close()
     again = _runner(fake, tmp_path / "j.sqlite", BuyEachBar())
     again.run(max_ticks=1)  # reconciles: no ReconciliationError
+
+
+KILL_POINTS = ["after_intent", "after_write", "after_answer", "after_fill",
+               "before_checkpoint", "after_checkpoint"]
+
+
+def _arm(runner, point):
+    """Make ``runner`` die (raise :class:`Killed`) at the first ``point`` it reaches."""
+    journal, session = runner.journal, runner.broker.broker.session
+
+    def once(fn, when=lambda *a, **k: True, before=False):
+        def wrapped(*args, **kw):
+            if before and when(*args, **kw):
+                raise Killed
+            out = fn(*args, **kw)
+            if not before and when(*args, **kw, out=out):
+                raise Killed
+            return out
+        return wrapped
+
+    if point == "after_intent":
+        journal.record_intent = once(journal.record_intent)
+    elif point == "after_write":
+        session.call = once(session.call, lambda *a, write=False, **k: write)
+    elif point == "after_answer":
+        journal.update_order = once(journal.update_order,
+                                    lambda *a, event="", **k: event != "restart")
+    elif point == "after_fill":
+        journal.record_fill = once(journal.record_fill, lambda *a, out=None, **k: out)
+    elif point == "before_checkpoint":
+        journal.record_checkpoint = once(journal.record_checkpoint, before=True)
+    else:
+        journal.record_checkpoint = once(journal.record_checkpoint)
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_killed_at_each_point_of_the_entry_tick_then_restarted(fake, tmp_path, point):
+    """Killed at ``point`` of the tick that enters, restarted (a new process: new runner,
+    broker and session on the same journal): one entry on the exchange, its stop resting
+    for what is held, every fill journaled once and heard, nothing sent without intent."""
+    path = tmp_path / "j.sqlite"
+    first = _runner(fake, path, Protected())
+    _arm(first, point)
+    with pytest.raises(Killed):
+        first.run(max_ticks=1)
+    first.journal.close()
+    second = _runner(fake, path, Protected())
+    second.run(max_ticks=5)  # (a lost intent takes 3 lookups to be declared not placed)
+    journal = second.journal
+    assert_clean(fake, journal)
+    buys = [o for o in fake.orders if o.side == "BUY"]
+    assert len(buys) == 1 and buys[0].status == "FILLED", [o.client_id for o in buys]
+    stops = [o for o in fake.orders if o.type == "STOP_LOSS"]
+    assert len(stops) == 1 and stops[0].is_open
+    assert float(stops[0].quantity) == pytest.approx(fake.total_balances()["BTC"], abs=1e-5)
+    fills = journal.fills()
+    assert fills and all(f.client_id == buys[0].client_id for f in fills)
+    heard = second.trader.state.get("heard", [])
+    assert {f.trade_id for f in fills} <= set(heard)
+    assert journal.orders(final=False)[-1].client_id == stops[0].client_id
