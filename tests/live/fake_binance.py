@@ -206,6 +206,11 @@ class FakeBinance:
         with self.lock:
             self._faults.append(Fault(kind, method, path, times))
 
+    def clear_faults(self) -> None:
+        """Drop the scripted faults not met yet."""
+        with self.lock:
+            self._faults = []
+
     def random_faults(self, rates: dict[str, float], *,
                       paths: tuple[str, ...] = ("/api/v3/order", "/api/v3/openOrders",
                                                 "/api/v3/myTrades", "/api/v3/account",

@@ -353,3 +353,54 @@ def test_killed_at_each_point_of_the_entry_tick_then_restarted(fake, tmp_path, p
     heard = second.trader.state.get("heard", [])
     assert {f.trade_id for f in fills} <= set(heard)
     assert journal.orders(final=False)[-1].client_id == stops[0].client_id
+
+
+def test_a_fill_whose_on_fill_always_fails_does_not_block_the_next_ones(fake, tmp_path):
+    """A fill is handed again after an exchange failure, a bounded number of times
+    (``max_misses``): an ``on_fill`` that always fails on one fill (here: it looks up an
+    order no one placed) gives up on it, journaled, and the next fills are heard."""
+
+    class Stubborn(BuyEachBar):
+        def on_fill(self, ctx, fill):
+            heard = self.state.setdefault("heard", [])
+            heard.append(fill.trade_id)
+            if fill.trade_id == "1":
+                ctx.broker.fetch_order("ce-nobody")  # OrderNotFound, every time
+
+    runner = _runner(fake, tmp_path / "j.sqlite", Stubborn(), max_misses=3)
+    runner.run(max_ticks=6)
+    assert_clean(fake, runner.journal)
+    heard = runner.trader.state["heard"]
+    assert heard.count("1") == 3  # tried max_misses times
+    assert {f.trade_id for f in runner.journal.fills()} == set(heard)  # the others heard
+    assert any("gave up" in e["message"] for e in runner.journal.errors())
+
+
+def test_an_order_wrongly_declared_never_placed_is_found_by_its_trades(fake, tmp_path):
+    """The entry's create executed but its answer was lost, and every lookup by client id
+    missed (a lagging replica) until the order was declared never placed. Its trades are on
+    the account: the runner finds their order by the exchange's order id, corrects the
+    verdict in the journal (journaled, not silently), attributes the fills and the trader
+    hears of them — the position gets its stop instead of staying unprotected."""
+    runner = _runner(fake, tmp_path / "j.sqlite", Protected(), max_misses=3)
+    fake.inject("timeout_after", method="POST", path="/api/v3/order")
+    fake.inject("not_found", method="GET", path="/api/v3/order", times=50)
+    journal = runner.journal
+    for _ in range(8):  # every lookup misses until the verdict
+        runner.run(max_ticks=1)
+        if journal.order_events(journal.orders()[0].client_id)[-1][0] == "not_placed":
+            break
+    fake.clear_faults()  # the exchange answers again
+    runner.run(max_ticks=12)  # (trades are read again at least every 12 ticks)
+    assert_clean(fake, journal)
+    entry = [o for o in fake.orders if o.side == "BUY"]
+    assert len(entry) == 1  # one entry: the trader did not buy again
+    row = journal.order(entry[0].client_id)
+    assert row.status is OrderStatus.FILLED
+    events = [e for e, _ in journal.order_events(row.client_id)]
+    assert "not_placed" in events and events[-1] == "found_late", events
+    assert {f.client_id for f in journal.fills()} == {row.client_id}
+    assert set(runner.trader.state["heard"]) == {f.trade_id for f in journal.fills()}
+    stops = [o for o in fake.orders if o.type == "STOP_LOSS"]
+    assert len(stops) == 1 and stops[0].is_open
+    assert any("declared never placed" in e["message"] for e in journal.errors())

@@ -250,6 +250,21 @@ class CCXTBroker:
             return self._update(order, raw)
         raise OrderNotFound(f"{self.exchange_id} has no order with client id {client_id!r}.")
 
+    def order_by_exchange_id(self, symbol: str, exchange_id: str) -> Order | None:
+        """The order the exchange calls ``exchange_id`` (with our client id), or None when
+        it is not found or carries no client id (the runner asks for the order of a trade
+        it cannot attribute)."""
+        try:
+            raw = self._call("fetch_order", "fetch_order", str(exchange_id), symbol)
+        except OrderNotFound:
+            return None
+        cid = raw.get("clientOrderId")
+        if not cid:
+            return None
+        order = self._orders.get(cid) or _order_from_raw(cid, raw)
+        self._orders[cid] = order
+        return self._update(order, raw)
+
     def cancel(self, client_id: str) -> Order:
         symbols = self._symbol_of(client_id)
         try:

@@ -404,6 +404,41 @@ class Journal:
                           None if detail is None else _text(detail)))
         return self.order(client_id)  # type: ignore[return-value]
 
+    def found_late(self, client_id: str, status: str | OrderStatus, *, filled_quantity: float,
+                   average_price: float | None, exchange_order_id: str | None,
+                   time: object = None) -> OrderRow:
+        """Correct a wrong ``not_placed`` verdict: the order was found on the exchange after
+        all (its trades name it). The only change of a final status the journal makes, and
+        only from that verdict; journaled as the event ``found_late``.
+
+        Raises
+        ------
+        JournalError
+            The order is not one declared never placed.
+        """
+        when = _ts(time) if time is not None else _now()
+        with self._tx() as conn:
+            row = conn.execute("SELECT status FROM orders WHERE client_id = ?",
+                               (client_id,)).fetchone()
+            last = conn.execute("SELECT event FROM order_events WHERE client_id = ? ORDER BY "
+                                "id DESC LIMIT 1", (client_id,)).fetchone()
+            if row is None or row[0] != OrderStatus.REJECTED.value or last is None \
+                    or last[0] != "not_placed":
+                raise JournalError(f"Order {client_id} was not declared never placed; its "
+                                   "status changes through the state machine only.")
+            new = OrderStatus(status)
+            conn.execute(
+                "UPDATE orders SET status = ?, filled_quantity = ?, average_price = "
+                "COALESCE(?, average_price), exchange_order_id = COALESCE(?, "
+                "exchange_order_id), updated_at = ? WHERE client_id = ?",
+                (new.value, float(filled_quantity), average_price, exchange_order_id, when,
+                 client_id))
+            conn.execute("INSERT INTO order_events (client_id, time, event, status, detail) "
+                         "VALUES (?, ?, 'found_late', ?, ?)",
+                         (client_id, when, new.value, "found on the exchange by the order id "
+                          "of its trades after it was declared never placed"))
+        return self.order(client_id)  # type: ignore[return-value]
+
     def record_miss(self, client_id: str, time: object = None) -> int:
         """Count one lookup of an ``unknown`` order that did not find it; returns the count."""
         when = _ts(time) if time is not None else _now()

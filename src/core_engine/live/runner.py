@@ -225,7 +225,8 @@ class Runner:
         Balance agreement needed at start: ``|broker - journal| <= tolerance * max(1, |x|)``.
     max_misses : int, default 3
         Lookups that must fail (spread over ``min_miss_age``) before an order whose create
-        timed out is declared never placed.
+        timed out is declared never placed; also the ticks at which a fill is handed to
+        ``on_fill`` while an exchange failure interrupts it, before giving up (journaled).
     min_miss_age : str, default "0s"
     end : time, optional
         The last time of a bounded run (a replay); the trader sees it as ``ctx.end``.
@@ -265,6 +266,8 @@ class Runner:
         self.ctx = Context(self.broker, self.view, trader, self.records)
         self.fill_cursor = 0
         self._notified = 0  # the last fill notified (a fill handed again is not re-notified)
+        self._fill_tries: dict[int, tuple[int, int]] = {}  # fill rowid: (failures, tick)
+        self._foreign: set[tuple[str, str]] = set()  # exchange orders that are not ours
         self._in_sync = False
         self.fill_every = 12
         self.fill_margin = pd.Timedelta(timeframe_ns(timeframe), unit="ns") * 12
@@ -362,7 +365,8 @@ class Runner:
             try:
                 self.broker.refresh(row.client_id)
             except OrderNotFound:
-                if row.status not in (OrderStatus.UNKNOWN, OrderStatus.NEW):
+                if row.status not in (OrderStatus.UNKNOWN, OrderStatus.NEW) or \
+                        self.journal.fills_of(row.client_id):  # it traded: it exists
                     continue
                 misses = self.journal.record_miss(row.client_id, time=self.now)
                 age = self.now - pd.Timestamp(row.bar_time)
@@ -392,7 +396,8 @@ class Runner:
             cid = fill.client_id or None
             order_id = getattr(fill, "order_id", None)
             if cid is None and order_id:  # an order the broker did not know (a restart)
-                cid = self.journal.client_id_of(fill.symbol, order_id)
+                cid = self.journal.client_id_of(fill.symbol, order_id) or \
+                    self._owner(fill.symbol, str(order_id))
             self.journal.record_fill(
                 symbol=fill.symbol, trade_id=fill.trade_id, side=OrderSide(fill.side).value,
                 time=fill.time, price=fill.price, quantity=fill.quantity, fee=fill.fee,
@@ -404,6 +409,38 @@ class Runner:
                 self._fills_since = since
         if dispatch:
             self._dispatch()
+
+    def _owner(self, symbol: str, order_id: str) -> str | None:
+        """Our client id of the order of a trade the journal cannot attribute, asked of the
+        exchange once per order; an order declared never placed that traded is corrected
+        (journaled as an error: the verdict was wrong)."""
+        if (symbol, order_id) in self._foreign:
+            return None
+        lookup = getattr(self.broker.broker, "order_by_exchange_id", None)
+        theirs = lookup(symbol, order_id) if lookup is not None else None
+        row = self.journal.order(theirs.client_id) if theirs is not None else None
+        if theirs is None:
+            return None  # not found now: asked again at the next read
+        if row is None:
+            self._foreign.add((symbol, order_id))  # a manual trade: asked once
+            return None
+        if row.is_final and row.status is not theirs.status and \
+                self.journal.order_events(row.client_id)[-1][0] == "not_placed":
+            price = theirs.average_price if math.isfinite(theirs.average_price) else None
+            self.journal.found_late(row.client_id, theirs.status,
+                                    filled_quantity=theirs.filled_quantity,
+                                    average_price=price, exchange_order_id=theirs.exchange_id,
+                                    time=self.now)
+            ours = self.broker.known(row.client_id)
+            if ours is not None:
+                ours.status, ours.reason = theirs.status, ""
+                ours.filled_quantity, ours.average_price = (theirs.filled_quantity,
+                                                            theirs.average_price)
+                ours.exchange_id = theirs.exchange_id
+            self._error("resolve", CoreEngineError(
+                f"order {row.client_id} was declared never placed but it traded on the "
+                f"exchange (order {order_id}); now {theirs.status.value}"))
+        return row.client_id
 
     def _dispatch(self) -> None:
         """Call ``on_fill`` for every journaled fill after the cursor, in journal order.
@@ -430,6 +467,9 @@ class Runner:
                     "fill", f"{row.side} {row.quantity:g} {row.symbol} at {row.price:g}",
                     row.time, {"client_id": row.client_id, "trade_id": row.trade_id,
                                "fee": row.fee, "fee_asset": row.fee_asset}), self.journal)
+            tries, last = self._fill_tries.get(rowid, (0, -1))
+            if last == self.ticks:
+                return  # it failed in this tick already: the next tick tries again
             if not self._in_sync:
                 self.now = row.time
             legs = dict(self.ctx._legs)
@@ -438,8 +478,15 @@ class Runner:
             finally:
                 self.now = tick
             if not handled:  # an exchange failure: this fill (and those after) next tick,
-                self.ctx._legs = legs  # its orders under the same client ids
-                return
+                tries += 1   # its orders under the same client ids; max_misses times
+                if tries < self.max_misses:
+                    self.ctx._legs = legs
+                    self._fill_tries[rowid] = (tries, self.ticks)
+                    return
+                self._error("on_fill", CoreEngineError(
+                    f"gave up handing trade {row.trade_id} of {cid} to on_fill after {tries} "
+                    "exchange failures; the fills after it are handed on"))
+            self._fill_tries.pop(rowid, None)
             self.fill_cursor = rowid
 
     def _on_fill(self, fill: Fill) -> bool:
