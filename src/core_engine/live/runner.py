@@ -417,7 +417,11 @@ class Runner:
         if (symbol, order_id) in self._foreign:
             return None
         lookup = getattr(self.broker.broker, "order_by_exchange_id", None)
-        theirs = lookup(symbol, order_id) if lookup is not None else None
+        try:
+            theirs = lookup(symbol, order_id) if lookup is not None else None
+        except ExchangeError as exc:  # asked again at the next read of the trades
+            self._error("resolve", exc)
+            return None
         row = self.journal.order(theirs.client_id) if theirs is not None else None
         if theirs is None:
             return None  # not found now: asked again at the next read
