@@ -20,7 +20,8 @@ Binance behaviours reproduced (codes as in Binance's spot API documentation, cla
 insufficient balance for requested action.``, ``-2010 Stop price would trigger immediately.``,
 ``-2013 Order does not exist.``, ``-2011 Unknown order sent.``, ``-1013 Filter failure:
 LOT_SIZE``, ``-1022`` bad signature, ``-2015`` unknown key, ``-1021`` stale timestamp, HTTP 429 /
-418 with ``Retry-After``.
+418 with ``Retry-After``; ``myTrades`` answers at most the 24 hours from ``startTime`` (or
+up to ``endTime``): "The time between startTime and endTime can't be longer than 24 hours."
 
 Faults (scripted with :meth:`FakeBinance.inject`, or at random with a seeded
 :meth:`FakeBinance.random_faults`):
@@ -60,6 +61,7 @@ FAULT_KINDS = ("timeout_after", "drop_after", "timeout_before", "drop_before", "
 CREATE = ("POST", "/api/v3/order")
 INSUFFICIENT = "Account has insufficient balance for requested action."
 EIGHT = Decimal("0.00000001")
+DAY_MS = 24 * 3600 * 1000
 
 
 def _d(value: Any) -> Decimal:
@@ -147,6 +149,7 @@ class FakeBinance:
         self.max_volume_share = max_volume_share
         self.step = _d(step_size)
         self.timeout_sleep = timeout_sleep
+        self.retry_after = 1  # seconds, the Retry-After of a 429 / 418
         self.orders: list[FakeOrder] = []
         self.trades: list[dict] = []
         self.client_id_count: Counter[str] = Counter()
@@ -202,6 +205,11 @@ class FakeBinance:
         assert kind in FAULT_KINDS, kind
         with self.lock:
             self._faults.append(Fault(kind, method, path, times))
+
+    def clear_faults(self) -> None:
+        """Drop the scripted faults not met yet."""
+        with self.lock:
+            self._faults = []
 
     def random_faults(self, rates: dict[str, float], *,
                       paths: tuple[str, ...] = ("/api/v3/order", "/api/v3/openOrders",
@@ -469,10 +477,17 @@ class FakeBinance:
             rows = [t for t in rows if str(t["orderId"]) == q["orderId"]]
         if "fromId" in q:
             rows = [t for t in rows if t["id"] >= int(q["fromId"])]
-        if "startTime" in q:
-            rows = [t for t in rows if t["time"] >= int(q["startTime"])]
-        if "endTime" in q:
-            rows = [t for t in rows if t["time"] <= int(q["endTime"])]
+        # "The time between startTime and endTime can't be longer than 24 hours": given
+        # one of them, Binance answers the 24 hours from (or up to) it
+        start, end = q.get("startTime"), q.get("endTime")
+        if start is not None and end is not None and int(end) - int(start) > DAY_MS:
+            raise BinanceError(400, -1127, "More than 24 hours between startTime and endTime.")
+        if start is not None:
+            end = end if end is not None else int(start) + DAY_MS
+        elif end is not None:
+            start = int(end) - DAY_MS
+        if start is not None:
+            rows = [t for t in rows if int(start) <= t["time"] <= int(end)]
         return rows[: min(int(q.get("limit", 500)), 1000)]
 
     def account(self) -> dict:
@@ -594,7 +609,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = 429 if fault == "http_429" else 418
             return self._send(status, {"code": -1003, "msg": "Too many requests; current limit "
                                        "of IP is 6000 request weight per 1 MINUTE."},
-                              {"Retry-After": "1"})
+                              {"Retry-After": str(fake.retry_after)})
         if fault == "http_503" and fake._rng.random() < 0.5:
             return self._send(503, {"code": -1007, "msg": "Timeout waiting for response from "
                                     "backend server. Send status unknown; execution status "

@@ -7,7 +7,10 @@ SIGKILLed — by itself at the kill points below, or by the test at a random mom
 
 * ``after_intent`` — the order intent is committed to the journal, the create not yet sent;
 * ``after_write`` — the exchange has executed a create or cancel, its answer not journaled;
-* ``after_fill`` — a fill is journaled, ``on_fill`` not yet called, no checkpoint.
+* ``after_fill`` — a fill is journaled, ``on_fill`` not yet called, no checkpoint;
+* ``after_answer`` — an order's new status (a create's or a cancel's answer, a lookup) is
+  journaled, its fills not yet read (an entry acknowledged filled, its stop not yet placed;
+  a stop cancelled, the exit that replaces it not yet sent).
 """
 
 from __future__ import annotations
@@ -146,6 +149,13 @@ def install_kill_points(rng: random.Random, rates: dict[str, float], log: str) -
     from core_engine.live.journal import Journal
 
     record_intent, call, record_fill = Journal.record_intent, CCXTSession.call, Journal.record_fill
+    update_order = Journal.update_order
+
+    def answer(self: Any, *args: Any, **kw: Any) -> Any:
+        row = update_order(self, *args, **kw)
+        if kw.get("event") != "restart" and rng.random() < rates.get("after_answer", 0):
+            _die(log, "after_answer")
+        return row
 
     def intent(self: Any, **kw: Any) -> Any:
         row = record_intent(self, **kw)
@@ -169,6 +179,7 @@ def install_kill_points(rng: random.Random, rates: dict[str, float], log: str) -
     Journal.record_intent = intent  # type: ignore[method-assign]
     CCXTSession.call = session_call  # type: ignore[method-assign]
     Journal.record_fill = fill  # type: ignore[method-assign]
+    Journal.update_order = answer  # type: ignore[method-assign]
 
 
 def session(args: dict[str, Any]) -> int:

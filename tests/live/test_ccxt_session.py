@@ -141,3 +141,26 @@ def test_sandbox_mode_points_ccxt_at_the_testnet():
     assert session.exchange.isSandboxModeEnabled
     with pytest.raises(Exception, match="ccxt knows no exchange 'nowhere'"):
         CCXTSession("nowhere")
+
+
+def test_a_ban_longer_than_the_backoff_cap_is_waited_out_without_calling(fake):
+    """HTTP 418 with a Retry-After beyond the backoff cap (an IP ban; Binance lengthens it
+    for a client that keeps calling): no retry within the call, and no request at all —
+    read or write — until the Retry-After has passed."""
+    now = [1000.0]
+    session, slept = _session(fake, backoff_base=0.5, backoff_cap=10.0, clock=lambda: now[0])
+    fake.retry_after = 120
+    fake.inject("http_418")
+    before = sum(fake.requests.values())
+    with pytest.raises(RateLimited, match="118|119|120"):
+        session.call("balance", session.exchange.fetch_balance)
+    assert sum(fake.requests.values()) == before + 1 and slept == []
+    now[0] += 60
+    with pytest.raises(RateLimited, match="until"):
+        session.call("balance", session.exchange.fetch_balance)
+    with pytest.raises(RateLimited, match="until"):
+        _create(session)
+    assert sum(fake.requests.values()) == before + 1 and fake.client_id_count["ce-1"] == 0
+    now[0] += 61
+    assert session.call("balance", session.exchange.fetch_balance)["free"]["USDT"] == 10000
+    assert sum(fake.requests.values()) == before + 2 and slept == []

@@ -60,6 +60,7 @@ def test_keys_never_leak(make_candles, tmp_path, caplog):
                 timeout_sleep=0.2, seed=9) as fake:
             fake.random_faults({"drop_after": 0.03, "http_429": 0.03, "not_found": 0.05,
                                 "timeout_after": 0.01})
+            fake.retry_after = 0  # 429s without a wait beyond the backoff (a quick test)
             clock = FakeClock(fake)
             session = CCXTSession("binance", keys=ring, config={"timeout": 150,
                                                                 "enableRateLimit": False},

@@ -32,7 +32,7 @@ KEYS = {"soak-key-one-0123456789": "soak-secret-one-abcdefghij",
 FAULTS = {"timeout_after": 0.004, "timeout_before": 0.002, "drop_after": 0.008,
           "drop_before": 0.008, "http_429": 0.008, "http_503": 0.004, "not_found": 0.03,
           "insufficient_funds": 0.03}  # of order creates only
-KILLS = {"after_intent": 0.03, "after_write": 0.03, "after_fill": 0.01}
+KILLS = {"after_intent": 0.03, "after_write": 0.03, "after_fill": 0.01, "after_answer": 0.01}
 
 
 class Zygote:
@@ -89,6 +89,8 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
     with FakeBinance(candles, balances={"USDT": 10000.0}, keys=KEYS, start=start,
                      max_volume_share=0.00005, timeout_sleep=0.16, seed=5) as fake:
         fake.random_faults(FAULTS)
+        fake.retry_after = 0  # 429s: the jittered backoff only (a Retry-After beyond the
+        # backoff cap stops every call until it has passed: test_ccxt_session)
         zygote = Zygote(env)
         base = {"url": fake.url, "journal": str(journal_path), "symbols": list(candles),
                 "until": str(until), "timeout_ms": 120, "kills": KILLS,
@@ -138,6 +140,9 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
                                if e["kind"] == "InsufficientFunds")
             rejected = [cid for cid in journal_orders
                         if journal.order_events(cid)[-1][0] == "rejected"]
+            # every trade on the account is one of the runner's: none may stay unattributed
+            # (a fill without its order is one the trader never hears of: no stop after it)
+            unattributed = [f.trade_id for f in journal.fills() if f.client_id is None]
 
     print(f"\nsoak: {ticks} ticks in {elapsed:.1f}s, sessions {dict(outcomes)}, "
           f"self-kills {dict(kills)}, faults fired {dict(fake.faults_fired)}")
@@ -147,7 +152,7 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
           f"{len(journal_fills)} journaled fills, {len(rejected)} rejected by the exchange "
           f"({insufficient} for insufficient funds); duplicate orders {len(duplicates)}, orders "
           f"sent without intent {len(not_journaled)}, lost fills {len(lost)}, double-counted "
-          f"fills {len(double)}, |journal position - exchange balance| "
+          f"fills {len(double)}, fills without their order {len(unattributed)}, |journal position - exchange balance| "
           f"{ {a: f'{d:.1e}' for a, d in sorted(diffs.items())} }")
     assert final == 0, (tmp_path / "runner.log").read_text()[-3000:]
     assert outcomes["finished"] == 1 and outcomes["refused_to_trade"] == 0, outcomes
@@ -158,7 +163,7 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
     # a create refused for insufficient funds is journaled rejected and never reaches the book
     assert fake.faults_fired["insufficient_funds"] >= 2 and insufficient >= 2
     assert rejected and not set(rejected) & set(exchange_ids), rejected
-    assert lost == [] and double == []
+    assert lost == [] and double == [] and unattributed == [], (lost, double, unattributed)
     # base assets exactly (8-decimal quantities and fees); the quote within the exchange's
     # rounding of each trade's value to 8 decimals (the journal multiplies price x quantity)
     assert diffs["BTC"] < 1e-10 and diffs["ETH"] < 1e-10, diffs

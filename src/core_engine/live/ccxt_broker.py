@@ -40,12 +40,17 @@ from core_engine.trading.orders import Fill, Order, OrderSide, OrderStatus, Orde
 
 __all__ = ["CCXTBroker", "ExchangeFill"]
 
+_DAY_MS = 24 * 3600 * 1000
+
 
 @dataclass(frozen=True)
 class ExchangeFill(Fill):
-    """A fill whose fee is paid in ``fee_asset`` (Binance: the received asset)."""
+    """A fill whose fee is paid in ``fee_asset`` (Binance: the received asset); ``order_id``
+    is the exchange's id of its order (the runner finds our client id by it when this broker
+    did not know the order: placed before a restart, or its create's answer was lost)."""
 
     fee_asset: str = ""
+    order_id: str = ""
 
 
 class CCXTBroker:
@@ -245,6 +250,21 @@ class CCXTBroker:
             return self._update(order, raw)
         raise OrderNotFound(f"{self.exchange_id} has no order with client id {client_id!r}.")
 
+    def order_by_exchange_id(self, symbol: str, exchange_id: str) -> Order | None:
+        """The order the exchange calls ``exchange_id`` (with our client id), or None when
+        it is not found or carries no client id (the runner asks for the order of a trade
+        it cannot attribute)."""
+        try:
+            raw = self._call("fetch_order", "fetch_order", str(exchange_id), symbol)
+        except OrderNotFound:
+            return None
+        cid = raw.get("clientOrderId")
+        if not cid:
+            return None
+        order = self._orders.get(cid) or _order_from_raw(cid, raw)
+        self._orders[cid] = order
+        return self._update(order, raw)
+
     def cancel(self, client_id: str) -> Order:
         symbols = self._symbol_of(client_id)
         try:
@@ -274,22 +294,37 @@ class CCXTBroker:
         since_ms = None if since is None else int(pd.Timestamp(since).value // 1_000_000)
         out: list[Fill] = []
         for symbol in self.symbols:
-            start = since_ms
-            while True:
-                batch = self._call("my_trades", "fetch_my_trades", symbol, start, 1000)
-                for raw in batch:
-                    trade = to_trade(raw)
-                    out.append(ExchangeFill(
-                        trade_id=trade.trade_id,
-                        client_id=self._by_exchange_id.get(trade.order_exchange_id, ""),
-                        symbol=symbol, side=OrderSide(trade.side),
-                        time=pd.Timestamp(trade.time_ms, unit="ms", tz="UTC"),
-                        price=trade.price, quantity=trade.quantity, fee=trade.fee,
-                        liquidity=trade.liquidity or "taker", fee_asset=trade.fee_asset))
-                if len(batch) < 1000:
-                    break
-                start = int(batch[-1]["timestamp"]) + 1
+            for raw in self._trades(symbol, since_ms):
+                trade = to_trade(raw)
+                out.append(ExchangeFill(
+                    trade_id=trade.trade_id,
+                    client_id=self._by_exchange_id.get(trade.order_exchange_id, ""),
+                    symbol=symbol, side=OrderSide(trade.side),
+                    time=pd.Timestamp(trade.time_ms, unit="ms", tz="UTC"),
+                    price=trade.price, quantity=trade.quantity, fee=trade.fee,
+                    liquidity=trade.liquidity or "taker", fee_asset=trade.fee_asset,
+                    order_id=trade.order_exchange_id))
         return sorted(out, key=lambda f: (f.time, f.symbol, _numeric(f.trade_id)))
+
+    def _trades(self, symbol: str, since_ms: int | None) -> list[dict[str, Any]]:
+        """The raw trades of ``symbol`` since ``since_ms`` (the latest ones without it), read
+        in windows of at most a day (Binance answers no more than 24 hours from a start
+        time) and pages of 1000."""
+        if since_ms is None:
+            return list(self._call("my_trades", "fetch_my_trades", symbol, None, 1000))
+        out: list[dict[str, Any]] = []
+        now_ms = int(self.now().value // 1_000_000)
+        start = since_ms
+        while start <= now_ms:
+            end = start + _DAY_MS - 1  # the last window reaches past now (a clock skew)
+            batch = self._call("my_trades", "fetch_my_trades", symbol, start, 1000,
+                               {"until": end})
+            out.extend(batch)
+            if len(batch) >= 1000:  # a full page: the rest of this window from its last
+                start = int(batch[-1]["timestamp"]) + 1
+            else:
+                start = end + 1
+        return out
 
     def balances(self) -> dict[str, float]:
         total = self._fetch_balance()["total"]

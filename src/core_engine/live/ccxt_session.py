@@ -22,6 +22,7 @@ dictionaries become plain records (:class:`ExchangeOrder`, :class:`ExchangeTrade
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -170,13 +171,18 @@ class CCXTSession:
     sleep : callable, default time.sleep
     seed : int, optional
         Seed of the jitter.
+    clock : callable, default time.monotonic
+        Seconds; a rate limit whose ``Retry-After`` exceeds ``backoff_cap`` (an IP ban) is
+        not retried, and every call until it has passed raises :class:`RateLimited` without
+        reaching the exchange (a client that keeps calling is banned longer).
     """
 
     def __init__(self, exchange_id: str, *, keys: KeyRing | None = None, sandbox: bool = False,
                  config: dict[str, Any] | None = None,
                  configure: Callable[[Any], Any] | None = None, read_retries: int = 3,
                  backoff_base: float = 0.5, backoff_cap: float = 30.0,
-                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         import ccxt
 
         if exchange_id not in ccxt.exchanges:
@@ -187,6 +193,8 @@ class CCXTSession:
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.sleep = sleep
         self._rng = random.Random(seed)
+        self.clock = clock
+        self.quiet_until = -math.inf  # no call before (clock seconds): a long Retry-After
         self.slept: list[float] = []
         if keys is not None:
             protect_logging()  # ccxt's DEBUG log prints request headers, the API key among them
@@ -249,6 +257,11 @@ class CCXTSession:
         attempt = 0
         auth_failures = 0
         while True:
+            wait = self.quiet_until - self.clock()
+            if wait > 0:
+                raise RateLimited(f"{self.exchange_id} {what}: not sent; the exchange asked "
+                                  f"for no call for {wait:.0f} s more (until its Retry-After "
+                                  "has passed)")
             try:
                 return function(*args, **kwargs)
             except Exception as exc:
@@ -258,6 +271,11 @@ class CCXTSession:
                 message = SCRUBBER.scrub(f"{self.exchange_id} {what}: {type(exc).__name__}: {exc}")
                 _log.debug("%s", message)
                 if kind is RateLimited:
+                    retry_after = self._retry_after()
+                    if retry_after > self.backoff_cap:  # a ban: wait it out, call nothing
+                        self.quiet_until = self.clock() + retry_after
+                        raise RateLimited(f"{message} (Retry-After {retry_after:.0f} s: no "
+                                          "call until it has passed)") from None
                     self.rotate_key("rate limited")
                     self.backoff(attempt)
                     if write or attempt >= self.read_retries:

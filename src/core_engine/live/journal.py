@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS orders (
     exchange_order_id TEXT, filled_quantity REAL NOT NULL DEFAULT 0, average_price REAL,
     misses INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
+CREATE INDEX IF NOT EXISTS orders_exchange ON orders(symbol, exchange_order_id);
 CREATE TABLE IF NOT EXISTS order_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL REFERENCES orders(client_id),
     time TEXT NOT NULL, event TEXT NOT NULL, status TEXT NOT NULL, detail TEXT);
@@ -403,6 +404,41 @@ class Journal:
                           None if detail is None else _text(detail)))
         return self.order(client_id)  # type: ignore[return-value]
 
+    def found_late(self, client_id: str, status: str | OrderStatus, *, filled_quantity: float,
+                   average_price: float | None, exchange_order_id: str | None,
+                   time: object = None) -> OrderRow:
+        """Correct a wrong ``not_placed`` verdict: the order was found on the exchange after
+        all (its trades name it). The only change of a final status the journal makes, and
+        only from that verdict; journaled as the event ``found_late``.
+
+        Raises
+        ------
+        JournalError
+            The order is not one declared never placed.
+        """
+        when = _ts(time) if time is not None else _now()
+        with self._tx() as conn:
+            row = conn.execute("SELECT status FROM orders WHERE client_id = ?",
+                               (client_id,)).fetchone()
+            last = conn.execute("SELECT event FROM order_events WHERE client_id = ? ORDER BY "
+                                "id DESC LIMIT 1", (client_id,)).fetchone()
+            if row is None or row[0] != OrderStatus.REJECTED.value or last is None \
+                    or last[0] != "not_placed":
+                raise JournalError(f"Order {client_id} was not declared never placed; its "
+                                   "status changes through the state machine only.")
+            new = OrderStatus(status)
+            conn.execute(
+                "UPDATE orders SET status = ?, filled_quantity = ?, average_price = "
+                "COALESCE(?, average_price), exchange_order_id = COALESCE(?, "
+                "exchange_order_id), updated_at = ? WHERE client_id = ?",
+                (new.value, float(filled_quantity), average_price, exchange_order_id, when,
+                 client_id))
+            conn.execute("INSERT INTO order_events (client_id, time, event, status, detail) "
+                         "VALUES (?, ?, 'found_late', ?, ?)",
+                         (client_id, when, new.value, "found on the exchange by the order id "
+                          "of its trades after it was declared never placed"))
+        return self.order(client_id)  # type: ignore[return-value]
+
     def record_miss(self, client_id: str, time: object = None) -> int:
         """Count one lookup of an ``unknown`` order that did not find it; returns the count."""
         when = _ts(time) if time is not None else _now()
@@ -417,6 +453,12 @@ class Journal:
         if row is None:
             raise JournalError(f"Order {client_id} is not in the journal {self.path}.")
         return int(row[0])
+
+    def client_id_of(self, symbol: str, exchange_order_id: str) -> str | None:
+        """Our client id of the order the exchange calls ``exchange_order_id`` (or None)."""
+        rows = self._query("SELECT client_id FROM orders WHERE symbol = ? AND "
+                           "exchange_order_id = ?", (symbol, str(exchange_order_id)))
+        return rows[0][0] if rows else None
 
     def order(self, client_id: str) -> OrderRow | None:
         rows = self._query(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_id = ?",
@@ -464,9 +506,12 @@ class Journal:
                  float(quantity), float(fee), fee_asset, liquidity, _now()))
             if cursor.rowcount == 1:
                 return True
-            if client_id is not None:  # a trade first seen before its order was known
-                conn.execute("UPDATE fills SET client_id = ? WHERE symbol = ? AND trade_id = ? "
-                             "AND client_id IS NULL", (client_id, symbol, str(trade_id)))
+            if client_id is not None:  # a trade first seen before its order was known: now
+                # attributed, it moves to the end of the dispatch order, so the runner's
+                # cursor (already past it) hands it to the trader's on_fill
+                conn.execute("UPDATE fills SET client_id = ?, rowid = (SELECT MAX(rowid) + 1 "
+                             "FROM fills) WHERE symbol = ? AND trade_id = ? AND client_id IS "
+                             "NULL", (client_id, symbol, str(trade_id)))
             return False
 
     def fills(self, since: object = None, symbol: str | None = None) -> list[FillRow]:
@@ -497,9 +542,13 @@ class Journal:
         row = self._query("SELECT MAX(time) FROM fills")[0][0]
         return None if row is None else pd.Timestamp(row)
 
-    def set_opening_balances(self, balances: Mapping[str, float]) -> None:
-        """Record the account before the first fill (once; later calls must not differ)."""
+    def set_opening_balances(self, balances: Mapping[str, float], at: object = None) -> None:
+        """Record the account before the first fill (once; later calls must not differ);
+        ``at``, the time they were read, is kept as the meta ``opened_at``: trades before
+        it are in these balances, not fills of the journal."""
         with self._tx() as conn:
+            if at is not None:
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('opened_at', ?)", (_ts(at),))
             existing = dict(conn.execute("SELECT asset, amount FROM opening_balances").fetchall())
             if existing:
                 if existing != {k: float(v) for k, v in balances.items()}:

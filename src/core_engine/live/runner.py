@@ -225,7 +225,8 @@ class Runner:
         Balance agreement needed at start: ``|broker - journal| <= tolerance * max(1, |x|)``.
     max_misses : int, default 3
         Lookups that must fail (spread over ``min_miss_age``) before an order whose create
-        timed out is declared never placed.
+        timed out is declared never placed; also the ticks at which a fill is handed to
+        ``on_fill`` while an exchange failure interrupts it, before giving up (journaled).
     min_miss_age : str, default "0s"
     end : time, optional
         The last time of a bounded run (a replay); the trader sees it as ``ctx.end``.
@@ -264,6 +265,9 @@ class Runner:
         self.records = Records()
         self.ctx = Context(self.broker, self.view, trader, self.records)
         self.fill_cursor = 0
+        self._notified = 0  # the last fill notified (a fill handed again is not re-notified)
+        self._fill_tries: dict[int, tuple[int, int]] = {}  # fill rowid: (failures, tick)
+        self._foreign: set[tuple[str, str]] = set()  # exchange orders that are not ours
         self._in_sync = False
         self.fill_every = 12
         self.fill_margin = pd.Timedelta(timeframe_ns(timeframe), unit="ns") * 12
@@ -291,11 +295,13 @@ class Runner:
             sync(self.now, on_step=None)
         first_run = journal.last_checkpoint() is None and not journal.orders()
         if not journal.opening_balances():
-            journal.set_opening_balances(self.broker.balances())
+            clock = getattr(self.broker.broker, "now", None)
+            journal.set_opening_balances(self.broker.balances(),
+                                         at=clock() if clock is not None else self.now)
         checkpoint = journal.last_checkpoint()
         if checkpoint is not None:
             self.trader.set_state(checkpoint["trader_state"])
-            self.fill_cursor = checkpoint["last_fill"]
+            self.fill_cursor = self._notified = checkpoint["last_fill"]
             self.view.wakes = list(checkpoint["wakes"])
             heapq.heapify(self.view.wakes)
             self.last_tick = checkpoint["time"]
@@ -305,8 +311,9 @@ class Runner:
                                      detail="the runner stopped between intent and answer",
                                      time=self.now)
         self._resolve_orders()
-        self._import_fills()
-        self._check_balances()
+        self._import_fills(dispatch=False)  # the trader hears of them once reconciled:
+        self._check_balances()              # a refusal sends nothing
+        self._dispatch()
         self.view.begin_tick(self.now)
         if first_run:
             self.ctx._call("on_start", lambda: self.trader.on_start(self.ctx))
@@ -334,9 +341,9 @@ class Runner:
     def _resolve_orders(self) -> bool:
         """Bring every non-final order up to date; returns whether any of them changed.
 
-        One ``open_orders`` call covers the resting orders that did not move; the others
-        (gone from the open list, or ``new``/``unknown``) are looked up by client id, with
-        bounded misses for those whose create timed out.
+        One ``open_orders`` call covers the resting orders (an ``unknown`` one listed there
+        exists: it is never declared not placed); the others are looked up by client id,
+        with bounded misses for those whose create timed out.
         """
         rows = self.journal.orders(final=False)
         if not rows:
@@ -349,8 +356,7 @@ class Runner:
         changed = False
         for row in rows:
             theirs = listed.get(row.client_id)
-            if theirs is not None and row.status in (OrderStatus.SUBMITTED,
-                                                      OrderStatus.PARTIALLY_FILLED):
+            if theirs is not None:  # open on the exchange: it exists, whatever its lookup says
                 if theirs.filled_quantity != row.filled_quantity or theirs.status != row.status:
                     changed = True
                     self.broker._merge(theirs)
@@ -359,7 +365,8 @@ class Runner:
             try:
                 self.broker.refresh(row.client_id)
             except OrderNotFound:
-                if row.status not in (OrderStatus.UNKNOWN, OrderStatus.NEW):
+                if row.status not in (OrderStatus.UNKNOWN, OrderStatus.NEW) or \
+                        self.journal.fills_of(row.client_id):  # it traded: it exists
                     continue
                 misses = self.journal.record_miss(row.client_id, time=self.now)
                 age = self.now - pd.Timestamp(row.bar_time)
@@ -376,22 +383,68 @@ class Runner:
 
     # -- fills ------------------------------------------------------------------------------
 
-    def _import_fills(self) -> None:
+    def _import_fills(self, dispatch: bool = True) -> None:
         if self._fills_since is None:
             last = self.journal.last_fill_time()
             self._fills_since = last - self.fill_margin if last is not None else None
+            opened = self.journal.meta("opened_at")  # older trades: in the opening balances
+            if opened is not None and (self._fills_since is None
+                                       or self._fills_since < pd.Timestamp(opened)):
+                self._fills_since = pd.Timestamp(opened)
         for fill in self.broker.fills(self._fills_since):
             base, quote = fill.symbol.split("/")
+            cid = fill.client_id or None
+            order_id = getattr(fill, "order_id", None)
+            if cid is None and order_id:  # an order the broker did not know (a restart)
+                cid = self.journal.client_id_of(fill.symbol, order_id) or \
+                    self._owner(fill.symbol, str(order_id))
             self.journal.record_fill(
                 symbol=fill.symbol, trade_id=fill.trade_id, side=OrderSide(fill.side).value,
                 time=fill.time, price=fill.price, quantity=fill.quantity, fee=fill.fee,
                 fee_asset=getattr(fill, "fee_asset", None) or quote.split(":")[0],
-                client_id=fill.client_id or None, liquidity=fill.liquidity)
+                client_id=cid, liquidity=fill.liquidity)
             # re-read a margin back: an exchange may report a trade late
             since = fill.time - self.fill_margin
             if self._fills_since is None or since > self._fills_since:
                 self._fills_since = since
-        self._dispatch()
+        if dispatch:
+            self._dispatch()
+
+    def _owner(self, symbol: str, order_id: str) -> str | None:
+        """Our client id of the order of a trade the journal cannot attribute, asked of the
+        exchange once per order; an order declared never placed that traded is corrected
+        (journaled as an error: the verdict was wrong)."""
+        if (symbol, order_id) in self._foreign:
+            return None
+        lookup = getattr(self.broker.broker, "order_by_exchange_id", None)
+        try:
+            theirs = lookup(symbol, order_id) if lookup is not None else None
+        except ExchangeError as exc:  # asked again at the next read of the trades
+            self._error("resolve", exc)
+            return None
+        row = self.journal.order(theirs.client_id) if theirs is not None else None
+        if theirs is None:
+            return None  # not found now: asked again at the next read
+        if row is None:
+            self._foreign.add((symbol, order_id))  # a manual trade: asked once
+            return None
+        if row.is_final and row.status is not theirs.status and \
+                self.journal.order_events(row.client_id)[-1][0] == "not_placed":
+            price = theirs.average_price if math.isfinite(theirs.average_price) else None
+            self.journal.found_late(row.client_id, theirs.status,
+                                    filled_quantity=theirs.filled_quantity,
+                                    average_price=price, exchange_order_id=theirs.exchange_id,
+                                    time=self.now)
+            ours = self.broker.known(row.client_id)
+            if ours is not None:
+                ours.status, ours.reason = theirs.status, ""
+                ours.filled_quantity, ours.average_price = (theirs.filled_quantity,
+                                                            theirs.average_price)
+                ours.exchange_id = theirs.exchange_id
+            self._error("resolve", CoreEngineError(
+                f"order {row.client_id} was declared never placed but it traded on the "
+                f"exchange (order {order_id}); now {theirs.status.value}"))
+        return row.client_id
 
     def _dispatch(self) -> None:
         """Call ``on_fill`` for every journaled fill after the cursor, in journal order.
@@ -402,38 +455,58 @@ class Runner:
         """
         tick = self.now
         for rowid, row in self.journal.fills_after(self.fill_cursor):
-            self.fill_cursor = rowid
             cid = row.client_id
             order = self.broker.known(cid) if cid else None
             if cid is None or order is None:
+                self.fill_cursor = rowid
                 continue  # not one of this trader's orders (a manual trade)
             if not order.is_final:
                 self.broker.refresh(cid, strict=False)
             fill = Fill(trade_id=row.trade_id, client_id=cid, symbol=row.symbol,
                         side=OrderSide(row.side), time=row.time, price=row.price,
                         quantity=row.quantity, fee=row.fee, liquidity=row.liquidity or "taker")
-            notify_all(self.notifiers, Notification(
-                "fill", f"{row.side} {row.quantity:g} {row.symbol} at {row.price:g}", row.time,
-                {"client_id": row.client_id, "trade_id": row.trade_id, "fee": row.fee,
-                 "fee_asset": row.fee_asset}), self.journal)
+            if rowid > self._notified:
+                self._notified = rowid
+                notify_all(self.notifiers, Notification(
+                    "fill", f"{row.side} {row.quantity:g} {row.symbol} at {row.price:g}",
+                    row.time, {"client_id": row.client_id, "trade_id": row.trade_id,
+                               "fee": row.fee, "fee_asset": row.fee_asset}), self.journal)
+            tries, last = self._fill_tries.get(rowid, (0, -1))
+            if last == self.ticks:
+                return  # it failed in this tick already: the next tick tries again
             if not self._in_sync:
                 self.now = row.time
+            legs = dict(self.ctx._legs)
             try:
-                self._on_fill(fill)
+                handled = self._on_fill(fill)
             finally:
                 self.now = tick
+            if not handled:  # an exchange failure: this fill (and those after) next tick,
+                tries += 1   # its orders under the same client ids; max_misses times
+                if tries < self.max_misses:
+                    self.ctx._legs = legs
+                    self._fill_tries[rowid] = (tries, self.ticks)
+                    return
+                self._error("on_fill", CoreEngineError(
+                    f"gave up handing trade {row.trade_id} of {cid} to on_fill after {tries} "
+                    "exchange failures; the fills after it are handed on"))
+            self._fill_tries.pop(rowid, None)
+            self.fill_cursor = rowid
 
-    def _on_fill(self, fill: Fill) -> None:
+    def _on_fill(self, fill: Fill) -> bool:
+        """Run ``on_fill``; False when an exchange failure interrupted it (to be run again)."""
         try:
             self.ctx._call("on_fill", lambda: self.trader.on_fill(self.ctx, fill))
         except CoreEngineError as exc:
             self._trader_failed("on_fill", exc)
+            return not _exchange_failure(exc)
+        return True
 
     def _trader_failed(self, hook: str, exc: CoreEngineError) -> None:
         """An exchange failure inside a hook is journaled and the hook runs again at the next
         tick; any other failure of the trader halts the runner."""
         self._error("trader", exc)
-        if isinstance(exc, ExchangeError) or isinstance(exc.__cause__, ExchangeError):
+        if _exchange_failure(exc):
             self.view.wake_at(self.now + pd.Timedelta(self.poll_ns, unit="ns"))
             return
         self._set_state(RunnerState.HALTED, f"trader failed in {hook}: {type(exc).__name__}")
@@ -498,6 +571,8 @@ class Runner:
             moved = self._resolve_orders()
             if moved or self.ticks % self.fill_every == 0 or sync is not None:
                 self._import_fills()  # something executed (or the periodic safety read)
+            else:
+                self._dispatch()  # fills whose on_fill an exchange failure interrupted
             self._cancel_orphans()
             self._auto_resume(state)
             self._mark_and_check_breakers()  # on the account at t, before any new entry
@@ -662,6 +737,10 @@ class Runner:
             self.tick(t)
             done += 1
         return done
+
+
+def _exchange_failure(exc: BaseException) -> bool:
+    return isinstance(exc, ExchangeError) or isinstance(exc.__cause__, ExchangeError)
 
 
 def _scores(notes: list[dict]) -> dict[str, float]:
