@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core_engine._validate import check_path
 from core_engine.data._kernels import fill_column
 from core_engine.data._store_files import (
     SUFFIX,
@@ -118,6 +119,12 @@ class ParquetStore:
     root : str or Path
         The directory; created on first write.
 
+    Raises
+    ------
+    StoreError
+        If ``root`` is not a path (``None``, a number), is empty, holds a NUL byte or names an
+        existing file rather than a folder.
+
     Examples
     --------
     >>> import tempfile
@@ -127,7 +134,7 @@ class ParquetStore:
     """
 
     def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
+        self.root = check_path(root, "root", "ParquetStore", kind="dir", error=StoreError)
 
     def __repr__(self) -> str:
         return f"ParquetStore({str(self.root)!r})"

@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from core_engine._validate import check_path
 from core_engine.errors import CoreEngineError
 from core_engine.live.keys import SCRUBBER
 from core_engine.live.state import RunnerState, check_runner_transition
@@ -181,7 +182,7 @@ class Journal:
     """
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
-        self.path = Path(path)
+        self.path = check_path(path, "path", "Journal", kind="file", error=JournalError)
         if readonly and not self.path.exists():
             raise JournalError(f"No journal at {self.path}: expected an existing journal file.")
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -324,8 +324,17 @@ def protect_logging(scrubber: SecretScrubber = SCRUBBER) -> SecretScrubber:
 
     Installs ``scrubber`` on the root logger's handlers and wraps the log-record factory so each
     record is scrubbed when it is created. Calling it again is harmless.
+
+    Raises
+    ------
+    ConfigError
+        If ``scrubber`` is not a :class:`SecretScrubber` (checked before anything is installed:
+        a wrong object would break every later log call of the process).
     """
     global _installed_factory
+    if not isinstance(scrubber, SecretScrubber):
+        raise ConfigError("The 'scrubber' parameter of protect_logging must be a SecretScrubber. "
+                          f"Got {type(scrubber).__name__} {scrubber!r}.")
     for handler in logging.getLogger().handlers:
         if scrubber not in handler.filters:
             handler.addFilter(scrubber)

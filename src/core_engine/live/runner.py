@@ -73,7 +73,9 @@ class SimulatedClock:
     """A clock that jumps: ``sleep_until`` moves time, nothing waits (replays, tests)."""
 
     def __init__(self, start: Any) -> None:
-        self._now = pd.Timestamp(start)
+        from core_engine.data.timeframes import to_utc_timestamp
+
+        self._now = to_utc_timestamp(start, name="start")  # ConfigError for "yesterday", NaN
 
     def now(self) -> pd.Timestamp:
         return self._now

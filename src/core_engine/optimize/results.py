@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 import core_engine
+from core_engine._validate import check_path
 from core_engine.errors import ConfigError
 
 __all__ = ["ResultStore", "canonical", "config_id"]
@@ -87,7 +88,7 @@ class ResultStore:
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
-        self.path = None if path is None else Path(path)
+        self.path = None if path is None else check_path(path, "path", "ResultStore", kind="file")
         if self.path is not None and self.path.suffix != ".parquet":
             raise ConfigError(f"The sweep results file must end in .parquet. Got '{self.path}'.")
         self._frames: list[pd.DataFrame] = []

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import core_engine
+from core_engine._validate import check_path
 from core_engine.backtest.formatting import (
     METRIC_ROWS,
     STYLE,
@@ -112,10 +113,7 @@ def write_report(result: Any, path: str | Path, *, panel: Any = None,
     pathlib.Path
         The file written.
     """
-    if not isinstance(path, (str, Path)):
-        raise ConfigError(f"The 'path' parameter of write_report must be a file or directory "
-                          f"name. Got {type(path).__name__} {path!r}.")
-    target = Path(path)
+    target = check_path(path, "path", "write_report")
     if target.is_dir():
         target = target / "report.html"
     elif not target.suffix:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core_engine._validate import check_path
 from core_engine.data.candles import CANDLE_COLUMNS, validate_candles
 from core_engine.data.providers.base import Provider, did_you_mean, resolve_range, slice_range
 from core_engine.data.timeframes import format_timeframe, timeframe_ns
@@ -169,7 +170,7 @@ def read_candle_file(
     ConfigError
         Unknown extension, unit or mapped column.
     """
-    path = Path(path)
+    path = check_path(path, "path", "read_candle_file", kind="file", must_exist=True)
     if timestamp_unit not in TIMESTAMP_UNITS:
         raise ConfigError(
             f"The 'timestamp_unit' parameter must be one of {list(TIMESTAMP_UNITS)}. "
@@ -240,9 +241,7 @@ class FileProvider(Provider):
         timestamp_unit: str = "auto",
         pattern: str = "{base}_{quote}-{timeframe}.{ext}",
     ) -> None:
-        self.path = Path(path_or_dir)
-        if not self.path.exists():
-            raise ConfigError(f"The 'path_or_dir' parameter of FileProvider: {self.path} does not exist.")
+        self.path = check_path(path_or_dir, "path_or_dir", "FileProvider", must_exist=True)
         if timestamp_unit not in TIMESTAMP_UNITS:
             raise ConfigError(
                 f"The 'timestamp_unit' parameter must be one of {list(TIMESTAMP_UNITS)}. "

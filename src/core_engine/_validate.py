@@ -1,0 +1,113 @@
+"""Checks shared by the public entry points, one per class of hostile input.
+
+Each check turns a value a user may pass by mistake (``None`` for a path, a path with a NUL
+byte, a file where a folder is expected, a duration of a million years, an object where a
+candle frame is expected) into a :class:`~core_engine.errors.CoreEngineError` subclass whose
+message says what was given, where, and what was expected (STYLE.md), instead of the
+``TypeError``, ``ValueError``, ``OSError`` or ``MemoryError`` the standard library, pandas
+or Arrow would raise later, far from the cause.
+
+Like :mod:`core_engine._config`, this module sits below every layer: it imports only
+:mod:`core_engine.errors` (and pandas, lazily, for the checks that need it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from core_engine.errors import ConfigError, CoreEngineError, DataValidationError
+
+__all__ = ["MAX_DURATION_YEARS", "check_duration_span", "check_frame", "check_path"]
+
+#: The longest span accepted for a duration parameter (a window, a shift, a gap): longer is
+#: certainly a unit mistake, and it would overflow nanosecond timestamps (year 2262).
+MAX_DURATION_YEARS = 100
+_YEAR_NS = 365 * 24 * 3600 * 10**9
+
+
+def check_path(value: Any, name: str, where: str, *, kind: str = "any", must_exist: bool = False,
+               error: type[CoreEngineError] = ConfigError) -> Path:
+    """``value`` as a :class:`~pathlib.Path`, or ``error`` naming the parameter.
+
+    Refuses ``None``, anything that is not a ``str`` or ``os.PathLike``, the empty string
+    (which would silently mean the current folder), a NUL byte (which the OS cannot store),
+    a file where a folder is expected (``kind="dir"``) and a folder where a file is expected
+    (``kind="file"``); with ``must_exist``, a path that does not exist.
+
+    Parameters
+    ----------
+    value : str or os.PathLike
+        What the user passed.
+    name, where : str
+        The parameter and the function or class it belongs to, for the message.
+    kind : {"any", "file", "dir"}
+        What the path must be when it exists.
+    must_exist : bool
+        Refuse a path that does not exist.
+    error : type
+        The error class to raise (``StoreError`` for a store, ``JournalError`` for a journal).
+    """
+    expected = {"file": "a file path", "dir": "a folder path", "any": "a path"}[kind]
+    if not isinstance(value, (str, os.PathLike)):
+        raise error(f"The {name!r} parameter of {where} must be {expected} (str or "
+                    f"pathlib.Path). Got {type(value).__name__} {value!r}.")
+    try:
+        text = os.fspath(value)
+    except TypeError as exc:  # a PathLike whose __fspath__ returns something else
+        raise error(f"The {name!r} parameter of {where} must be {expected}. Got {value!r}.") from exc
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text.strip():
+        raise error(f"The {name!r} parameter of {where} must be {expected}, not an empty "
+                    f"string. Got {value!r}.")
+    if "\x00" in text:
+        raise error(f"The {name!r} parameter of {where} must be {expected} without a NUL "
+                    f"byte. Got {value!r}.")
+    path = Path(text).expanduser()
+    try:
+        exists = path.exists()
+        is_dir = exists and path.is_dir()
+    except OSError as exc:  # a name too long, a permission denied on a parent
+        raise error(f"The {name!r} parameter of {where} cannot be used as {expected}: "
+                    f"{exc.strerror or exc}. Got {value!r}.") from exc
+    if must_exist and not exists:
+        raise error(f"The {name!r} parameter of {where} must be an existing "
+                    f"{'folder' if kind == 'dir' else 'file' if kind == 'file' else 'path'}. "
+                    f"Got {value!r}, which does not exist.")
+    if exists and kind == "dir" and not is_dir:
+        raise error(f"The {name!r} parameter of {where} must be a folder. Got {value!r}, "
+                    "which is a file.")
+    if exists and kind == "file" and is_dir:
+        raise error(f"The {name!r} parameter of {where} must be a file. Got {value!r}, "
+                    "which is a folder.")
+    return path
+
+
+def check_frame(value: Any, name: str, where: str, *, columns: tuple[str, ...] = (),
+                error: type[CoreEngineError] = DataValidationError) -> Any:
+    """``value`` if it is a pandas DataFrame with unique column labels holding ``columns``,
+    else ``error`` naming the parameter (never pandas' ``AttributeError`` or ``KeyError``)."""
+    import pandas as pd
+
+    if not isinstance(value, pd.DataFrame):
+        raise error(f"The {name!r} parameter of {where} must be a pandas DataFrame of "
+                    f"candles. Got {type(value).__name__}.")
+    if not value.columns.is_unique:
+        repeated = sorted({str(c) for c in value.columns[value.columns.duplicated()]})
+        raise error(f"The {name!r} frame given to {where} has repeated column(s) "
+                    f"{repeated}: each column must appear once.")
+    missing = [c for c in columns if c not in value.columns]
+    if missing:
+        raise error(f"The {name!r} frame given to {where} lacks the column(s) {missing}; "
+                    f"expected {list(columns)}. Got {[str(c) for c in value.columns]}.")
+    return value
+
+
+def check_duration_span(nanoseconds: int, name: str, where: str, given: Any) -> int:
+    """Refuse a duration longer than :data:`MAX_DURATION_YEARS` with a :class:`ConfigError`."""
+    if abs(nanoseconds) > MAX_DURATION_YEARS * _YEAR_NS:
+        raise ConfigError(f"The {name!r} parameter of {where} must be a duration of at most "
+                          f"{MAX_DURATION_YEARS} years. Got {given!r}.")
+    return nanoseconds

@@ -1,0 +1,127 @@
+"""One test per class of hostile input fixed at the public entry points (issue 9 §2).
+
+The broad sweep is tests/test_hostile_inputs.py; these pin each class's message shape
+(what was given, where, what was expected) on the entry points users reach first.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from core_engine.errors import ConfigError, CoreEngineError, StoreError
+
+# -- paths: None, "", NUL, a file where a folder is expected, a folder where a file is --------
+
+@pytest.mark.parametrize("root", [None, "", "a\x00b", 3.5])
+def test_paths_class_store_root_refused(root):
+    from core_engine.data import ParquetStore
+
+    with pytest.raises(StoreError, match="'root' parameter of ParquetStore"):
+        ParquetStore(root)
+
+
+def test_paths_class_a_file_is_not_a_store(tmp_path):
+    from core_engine.data import ParquetStore
+
+    a_file = tmp_path / "prices.csv"
+    a_file.write_text("x")
+    with pytest.raises(StoreError, match="which is a file"):
+        ParquetStore(a_file)
+
+
+def test_paths_class_no_folder_named_none(tmp_path, monkeypatch):
+    """``ParquetStore(None)`` used to write into a folder named 'None'."""
+    from core_engine.data import ParquetStore
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError):
+        ParquetStore(None)
+    assert not (tmp_path / "None").exists()
+
+
+@pytest.mark.parametrize("path", [None, "", "a\x00b"])
+def test_paths_class_result_save_and_load(path, tmp_path):
+    from core_engine.backtest import BacktestResult, walk_forward
+    from core_engine.data import Panel, SyntheticProvider
+    from core_engine.strategies import MomentumRank
+
+    provider = SyntheticProvider(seed=1, n_symbols=2)
+    frames = {s: provider.fetch_ohlcv(s, "5m", "2021-01-01", "2021-01-03")
+              for s in provider.symbols()}
+    result = walk_forward(Panel.from_frames(frames, "5m"), MomentumRank(length=6),
+                          window="1h", shift="1h")
+    with pytest.raises(ConfigError, match="'path' parameter of BacktestResult.save"):
+        result.save(path)
+    with pytest.raises(ConfigError, match="'path' parameter of BacktestResult.load"):
+        BacktestResult.load(path)
+
+
+def test_paths_class_files_and_journals(tmp_path):
+    from core_engine.data.providers import FileProvider, read_candle_file
+    from core_engine.live import Journal, JournalError
+    from core_engine.optimize import ResultStore
+
+    with pytest.raises(ConfigError, match="which is a folder"):
+        read_candle_file(tmp_path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_candle_file(tmp_path / "missing.csv")
+    with pytest.raises(ConfigError, match="'path_or_dir' parameter of FileProvider"):
+        FileProvider(None)
+    with pytest.raises(JournalError, match="which is a folder"):
+        Journal(tmp_path)
+    with pytest.raises(JournalError, match="NUL"):
+        Journal("a\x00b.sqlite")
+    with pytest.raises(ConfigError, match="which is a folder"):
+        ResultStore(tmp_path)
+
+
+def test_paths_class_status_page(tmp_path):
+    from core_engine.live import Journal, write_status_page
+
+    with Journal(tmp_path / "j.sqlite") as journal:
+        with pytest.raises(ConfigError, match="which is a folder"):
+            write_status_page(journal, path=tmp_path)
+    with pytest.raises(ConfigError, match="must be a Journal"):
+        write_status_page(str(tmp_path / "j.sqlite"))
+
+
+# -- times ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("start", ["yesterday", float("nan"), None, [], "2021-13-45"])
+def test_times_class_simulated_clock(start):
+    from core_engine.live import SimulatedClock
+
+    with pytest.raises(ConfigError, match="'start' parameter"):
+        SimulatedClock(start)
+
+
+def test_times_class_simulated_clock_is_utc():
+    from core_engine.live import SimulatedClock
+
+    assert str(SimulatedClock("2021-03-01 10:00").now().tz) == "UTC"
+
+
+def test_times_class_status_now(tmp_path):
+    from core_engine.live import Journal, status_text
+
+    with Journal(tmp_path / "j.sqlite") as journal:
+        with pytest.raises(ConfigError, match="'now' parameter"):
+            status_text(journal, now="not a time")
+
+
+# -- objects that would break the process later ---------------------------------------------
+
+def test_wrong_objects_class_protect_logging_refuses_before_installing():
+    from core_engine.live import protect_logging
+
+    factory = logging.getLogRecordFactory()
+    with pytest.raises(ConfigError, match="SecretScrubber"):
+        protect_logging(None)
+    assert logging.getLogRecordFactory() is factory
+    logging.getLogger("core_engine.test").warning("logging still works")
+
+
+def test_every_error_here_is_a_core_engine_error():
+    assert issubclass(StoreError, CoreEngineError) and issubclass(ConfigError, CoreEngineError)
