@@ -125,3 +125,85 @@ def test_wrong_objects_class_protect_logging_refuses_before_installing():
 
 def test_every_error_here_is_a_core_engine_error():
     assert issubclass(StoreError, CoreEngineError) and issubclass(ConfigError, CoreEngineError)
+
+
+# -- keyword typos: the did-you-mean strategies give, for every public class -----------------
+
+@pytest.mark.parametrize("build, hint", [
+    (lambda: __import__("core_engine.risk", fromlist=["_"]).InverseVolatility(lenght=3),
+     "'length'"),
+    (lambda: __import__("core_engine.risk", fromlist=["_"]).MaxATRPct(max_atr_pc=2.0),
+     "'max_atr_pct'"),
+    (lambda: __import__("core_engine.data", fromlist=["_"]).SyntheticProvider(n_symbol=3),
+     "'n_symbols'"),
+    (lambda: __import__("core_engine.optimize", fromlist=["_"]).PurgedKFold(n_split=3),
+     "'n_splits'"),
+    (lambda: __import__("core_engine.live", fromlist=["_"]).Breakers(max_drawdown=5),
+     "'max_drawdown_pct'"),
+])
+def test_kwarg_typos_class_get_a_did_you_mean(build, hint):
+    with pytest.raises(ConfigError, match=rf"has no parameter .*Did you mean {hint}\?"):
+        build()
+
+
+def test_kwarg_typos_class_missing_and_extra_arguments():
+    from core_engine.optimize import IntUniform
+    from core_engine.risk import MaxATRPct
+
+    with pytest.raises(ConfigError, match=r"MaxATRPct needs the parameter\(s\) \['max_atr_pct'\]"):
+        MaxATRPct()
+    with pytest.raises(ConfigError, match="positional argument"):
+        IntUniform(1, 2, 3, 4)
+
+
+def test_kwarg_typos_class_leaves_errors_inside_init_alone():
+    """A TypeError raised by the body of __init__ (the call itself fits) is not rewritten."""
+    from core_engine._config import keyword_checked
+
+    @keyword_checked
+    class Broken:
+        def __init__(self, x: int = 1) -> None:
+            raise TypeError("inside")
+
+    with pytest.raises(TypeError, match="inside"):
+        Broken(x=2)
+
+
+# -- candle frames given to the repair functions ----------------------------------------------
+
+@pytest.mark.parametrize("name", ["sort_candles", "drop_duplicate_timestamps",
+                                  "drop_invalid_rows", "repair_candles"])
+@pytest.mark.parametrize("frame, message", [
+    (None, "must be a pandas DataFrame"),
+    ({"timestamp": [1]}, "must be a pandas DataFrame"),
+    ("frame", "must be a pandas DataFrame"),
+])
+def test_frames_class_repair_functions_refuse_non_frames(name, frame, message):
+    import core_engine.data as data
+    from core_engine.errors import DataValidationError
+
+    with pytest.raises(DataValidationError, match=rf"'frame' parameter of {name} {message}"):
+        getattr(data, name)(frame)
+
+
+def test_frames_class_bad_columns():
+    import numpy as np
+    import pandas as pd
+
+    from core_engine.data import drop_invalid_rows, gap_report, sort_candles
+    from core_engine.errors import DataValidationError
+
+    ts = pd.date_range("2021-01-01", periods=3, freq="5min", tz="UTC")
+    good = pd.DataFrame({"timestamp": ts, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0,
+                         "volume": 0.0})
+    with pytest.raises(DataValidationError, match=r"lacks the column\(s\) \['volume'\]"):
+        sort_candles(good.drop(columns="volume"))
+    twice = pd.concat([good, good[["close"]]], axis=1)
+    with pytest.raises(DataValidationError, match=r"repeated column\(s\) \['close'\]"):
+        drop_invalid_rows(twice)
+    with pytest.raises(DataValidationError, match="'close' column .* must be numeric"):
+        drop_invalid_rows(good.assign(close=np.array(["a", "b", "c"], dtype=object)))
+    with pytest.raises(DataValidationError, match="must hold datetimes"):
+        sort_candles(good.assign(timestamp=[3, 2, 1]))
+    with pytest.raises(DataValidationError, match="must be a pandas DataFrame"):
+        gap_report([1, 2], "5m")

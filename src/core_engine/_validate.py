@@ -96,11 +96,11 @@ def check_frame(value: Any, name: str, where: str, *, columns: tuple[str, ...] =
                     f"candles. Got {type(value).__name__}.")
     if not value.columns.is_unique:
         repeated = sorted({str(c) for c in value.columns[value.columns.duplicated()]})
-        raise error(f"The {name!r} frame given to {where} has repeated column(s) "
+        raise error(f"The {name!r} parameter of {where} has repeated column(s) "
                     f"{repeated}: each column must appear once.")
     missing = [c for c in columns if c not in value.columns]
     if missing:
-        raise error(f"The {name!r} frame given to {where} lacks the column(s) {missing}; "
+        raise error(f"The {name!r} parameter of {where} lacks the column(s) {missing}; "
                     f"expected {list(columns)}. Got {[str(c) for c in value.columns]}.")
     return value
 

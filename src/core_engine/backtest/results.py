@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.backtest.formatting import (
     SUMMARY_ROWS,
     format_metric,
@@ -46,6 +47,7 @@ class Metrics(dict):
         return metrics_html(self)
 
 
+@keyword_checked
 class BacktestResult:
     """The trades, equity curve, metrics, config and data-quality section of one run.
 

@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core_engine._config import keyword_checked
 from core_engine._validate import check_path
 from core_engine.data._kernels import fill_column
 from core_engine.data._store_files import (
@@ -82,6 +83,7 @@ def _warn(broken: BrokenFile) -> None:
     warnings.warn(str(broken), StoreWarning, stacklevel=3)
 
 
+@keyword_checked
 @dataclass(frozen=True)
 class IngestReport:
     """What :meth:`ParquetStore.ingest` fetched: per symbol, the ranges asked and rows added.
@@ -111,6 +113,7 @@ class IngestReport:
         return "\n".join(lines)
 
 
+@keyword_checked
 class ParquetStore:
     """A directory of base candles, one Parquet file per (timeframe, symbol).
 

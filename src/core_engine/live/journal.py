@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine._validate import check_path
 from core_engine.errors import CoreEngineError
 from core_engine.live.keys import SCRUBBER
@@ -165,6 +166,7 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     return base, quote.split(":")[0]
 
 
+@keyword_checked
 class Journal:
     """The SQLite journal of one live or paper trader.
 

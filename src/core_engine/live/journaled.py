@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.errors import (
     BrokerUnavailable,
     ExchangeError,
@@ -74,6 +75,7 @@ def order_from_row(row: OrderRow, spec: dict[str, Any]) -> Order:
     return order
 
 
+@keyword_checked
 class JournaledBroker:
     """A broker seen through the journal (see the module docstring).
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import NoReturn, SupportsIndex
 from urllib.parse import quote
 
+from core_engine._config import keyword_checked
 from core_engine.errors import ConfigError
 
 __all__ = [
@@ -50,6 +51,7 @@ _MIN_SCRUB_LENGTH = 4  # shorter values would mask ordinary words in every log l
 _log = logging.getLogger(__name__)
 
 
+@keyword_checked
 class Secret:
     """A credential whose value never shows in a repr, str, format, pickle or log record.
 
@@ -134,6 +136,7 @@ class ApiKey:
     password: Secret | None = None
 
 
+@keyword_checked
 class KeyRing:
     """Several API keys for one exchange, rotated on rate limits or failures.
 

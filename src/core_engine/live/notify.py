@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.errors import ConfigError
 from core_engine.live.keys import SCRUBBER, Secret
 
@@ -39,6 +40,7 @@ EVENT_KINDS = ("fill", "error", "breaker", "state", "info")
 _log = logging.getLogger(__name__)
 
 
+@keyword_checked
 @dataclass(frozen=True)
 class Notification:
     """One event worth telling a person about."""
@@ -69,6 +71,7 @@ class Notifier(Protocol):
     def notify(self, event: Notification) -> None: ...
 
 
+@keyword_checked
 class WebhookNotifier:
     """POST each event as JSON to ``url`` (Slack/Discord-style incoming webhooks and the like).
 
@@ -107,6 +110,7 @@ class WebhookNotifier:
         return f"WebhookNotifier(url={self._url!r}, kinds={sorted(self.kinds)})"
 
 
+@keyword_checked
 class EmailNotifier:
     """Send each event as a plain-text e-mail through an SMTP server.
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.data.panel import FIELDS, Panel
 from core_engine.errors import ConfigError
 from core_engine.optimize.evaluate import SharedData, Task, Unit
@@ -246,6 +247,7 @@ def _remove_file(path: str) -> None:
         pass
 
 
+@keyword_checked
 class LocalExecutor(Executor):
     """A process pool on this machine (the default executor).
 
@@ -312,6 +314,7 @@ class _DaskSession:
         """The scattered panel stays on the workers for the next sweep on the same data."""
 
 
+@keyword_checked
 class DaskExecutor(Executor):
     """Run a sweep on a ``dask.distributed`` cluster.
 

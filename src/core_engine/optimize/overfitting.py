@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.errors import ConfigError
 
 __all__ = [
@@ -182,6 +183,7 @@ def deflated_sharpe_ratio(returns: Any = None, *, n_trials: int,
 
 
 # ---------------------------------------------------------------------------- PBO
+@keyword_checked
 @dataclass(frozen=True)
 class PBOResult:
     """The outcome of CSCV (see the module docstring).
@@ -313,6 +315,7 @@ def probability_of_backtest_overfitting(returns: Any, n_blocks: int = 16) -> PBO
 
 
 # ---------------------------------------------------------------------------- report
+@keyword_checked
 @dataclass(frozen=True)
 class OverfittingReport:
     """PBO, probabilistic and deflated Sharpe of a sweep's selection, with their figures.

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 import core_engine
+from core_engine._config import keyword_checked
 from core_engine._validate import check_path
 from core_engine.errors import ConfigError
 
@@ -78,6 +79,7 @@ def config_id(strategy: Any, backtest: Mapping[str, Any], fingerprint: str) -> s
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@keyword_checked
 class ResultStore:
     """Rows of a sweep, in memory and (with a ``path``) in one Parquet file.
 

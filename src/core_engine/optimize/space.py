@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from core_engine._config import keyword_checked
 from core_engine.errors import ConfigError
 
 __all__ = ["Choice", "IntUniform", "Space", "Uniform", "parse_value", "point_instance",
@@ -82,6 +83,7 @@ class Dimension:
         return True
 
 
+@keyword_checked
 class Choice(Dimension):
     """A finite set of values, tried in the given order.
 
@@ -139,6 +141,7 @@ def _inclusive_range(name: str, start: float, stop: float, step: float) -> list[
     return [float(round(start + k * step, 12)) for k in range(count)]
 
 
+@keyword_checked
 class Uniform(Dimension):
     """A continuous range ``[low, high]`` (log-uniform with ``log=True``) for random and
     optuna searches."""
@@ -173,6 +176,7 @@ class Uniform(Dimension):
         return f"Uniform({self.low!r}, {self.high!r}{', log=True' if self.log else ''})"
 
 
+@keyword_checked
 class IntUniform(Dimension):
     """Integers ``low, low + step, …, <= high`` for random and optuna searches (a grid
     enumerates them)."""
@@ -214,6 +218,7 @@ def as_dimension(name: str, spec: Any) -> Dimension:
     return Choice([spec])
 
 
+@keyword_checked
 class Space:
     """Named dimensions; a point is a ``{name: value}`` dict in the space's key order.
 

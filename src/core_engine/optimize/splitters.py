@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.data.timeframes import timeframe_ns
 from core_engine.errors import ConfigError
 
@@ -289,6 +290,7 @@ def _count(value: Any, owner: str, name: str, minimum: int) -> int:
     return int(value)
 
 
+@keyword_checked
 class WalkForward(_PurgedSplitter):
     """Rolling (or anchored) walk-forward: train on ``train``, test on the next ``test``.
 
@@ -370,6 +372,7 @@ class WalkForward(_PurgedSplitter):
         return len(self._role_codes(X, label_end))
 
 
+@keyword_checked
 class PurgedKFold(_PurgedSplitter):
     """K contiguous test folds in time order; train on everything else, purged and embargoed.
 
@@ -418,6 +421,7 @@ def _groups(unique: np.ndarray, n: int, owner: str, name: str) -> np.ndarray:
     return np.repeat(np.arange(n), sizes)
 
 
+@keyword_checked
 class CombinatorialPurgedCV(_PurgedSplitter):
     """Combinatorial purged cross-validation (López de Prado 2018, §12.4).
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.backtest import decision_schedule, load_panel, walk_forward, warm_up
 from core_engine.data.timeframes import timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError, CoreEngineError
@@ -122,6 +123,7 @@ def _check_broker(broker: Any) -> None:
                           "candles.")
 
 
+@keyword_checked
 class Sweep:
     """A search over strategy, exit, sizing and rule parameters of a walk-forward backtest.
 
@@ -496,6 +498,7 @@ def _metric_values(frame: pd.DataFrame, ids: Sequence[str], scope: str, metric: 
 
 
 # ---------------------------------------------------------------------------- results
+@keyword_checked
 class SweepResult:
     """The evaluated configurations of a sweep.
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError
@@ -61,6 +62,7 @@ DEFAULT_HORIZONS = ("1h", "2h", "4h", "8h", "24h")
 
 
 # ---------------------------------------------------------------------------- the report
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class FactorReport:
     """The evaluation of one factor (see the module docstring for the conventions).

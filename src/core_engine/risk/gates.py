@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from core_engine._config import keyword_checked
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError, StrategyError
 from core_engine.risk._kernels import rolling_mean_2d
@@ -84,6 +85,7 @@ class Gate:
         raise NotImplementedError
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class MaxATRPct(Gate):
     """Eligible while ATR(``length``) / close, in percent, is at most ``max_atr_pct``.
@@ -113,6 +115,7 @@ class MaxATRPct(Gate):
             return atr_pct <= self.max_atr_pct
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class MinQuoteVolume(Gate):
     """Eligible while the traded quote volume over the last ``lookback`` candles is at least
@@ -142,6 +145,7 @@ class MinQuoteVolume(Gate):
             return quote_volume >= self.min_quote_volume
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class MaxSpreadProxy(Gate):
     """Eligible while the mean candle range ``(high - low) / close`` over ``length`` candles,
@@ -177,6 +181,7 @@ class MaxSpreadProxy(Gate):
             return self.range_pct(panel) <= self.max_pct
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class CustomGate(Gate):
     """A user rule: ``fn(features, panel) -> bool (T, N)``.

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine._validate import check_path
 from core_engine.data.candles import CANDLE_COLUMNS, validate_candles
 from core_engine.data.providers.base import Provider, did_you_mean, resolve_range, slice_range
@@ -208,6 +209,7 @@ def _pattern_regex(pattern: str) -> re.Pattern:
     return re.compile("^" + "".join(groups.get(p, re.escape(p)) for p in parts) + "$")
 
 
+@keyword_checked
 class FileProvider(Provider):
     """Candles from a directory of files, one per (symbol, timeframe), or from one file.
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.data.providers._retry import CallSpacer, RetryPolicy, call_with_retry
 from core_engine.data.providers.base import (
     Provider,
@@ -88,6 +89,7 @@ def _retry_after(headers: dict) -> float | None:
         return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
 
 
+@keyword_checked
 class NobitexProvider(Provider):
     """Closed candles from Nobitex (Iranian exchange), public data, no key needed.
 
