@@ -207,3 +207,69 @@ def test_frames_class_bad_columns():
         sort_candles(good.assign(timestamp=[3, 2, 1]))
     with pytest.raises(DataValidationError, match="must be a pandas DataFrame"):
         gap_report([1, 2], "5m")
+
+
+# -- wrong objects and numbers given to the checking helpers ------------------------------------
+
+@pytest.fixture(scope="module")
+def small_panel():
+    from core_engine.data import Panel, SyntheticProvider
+
+    provider = SyntheticProvider(seed=2, n_symbols=2)
+    frames = {s: provider.fetch_ohlcv(s, "5m", "2021-01-01", "2021-01-03")
+              for s in provider.symbols()}
+    return Panel.from_frames(frames, "5m")
+
+
+@pytest.fixture(scope="module")
+def small_result(small_panel):
+    from core_engine.backtest import walk_forward
+    from core_engine.strategies import MomentumRank
+
+    return walk_forward(small_panel, MomentumRank(length=6), window="1h", shift="1h")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda p: __import__("core_engine.testing", fromlist=["_"]).check_strategy(None, p),
+     "'strategy' parameter of check_strategy must be a Strategy"),
+    (lambda p: __import__("core_engine.testing", fromlist=["_"]).check_feature("rsi", p),
+     "'computer' parameter of check_feature must be a feature"),
+    (lambda p: __import__("core_engine.testing", fromlist=["_"]).check_trader(3, p),
+     "'trader' parameter of check_trader must be a Trader"),
+    (lambda p: __import__("core_engine.testing", fromlist=["_"]).check_strategy(
+        __import__("core_engine.strategies", fromlist=["_"]).MomentumRank(), p, seed=-1),
+     "'seed' parameter of check_strategy must be an integer >= 0"),
+    (lambda p: __import__("core_engine.testing", fromlist=["_"]).check_strategy(
+        __import__("core_engine.strategies", fromlist=["_"]).MomentumRank(), p, rtol="tight"),
+     "'rtol' parameter of check_strategy must be a finite number >= 0"),
+    (lambda p: __import__("core_engine.testing", fromlist=["_"]).check_feature(
+        __import__("core_engine.features", fromlist=["_"]).RSI(14), p, n_times=10**12),
+     "'n_times' parameter of check_feature must be an integer >= 1 and <= 100,000"),
+])
+def test_wrong_objects_class_checking_helpers(call, message, small_panel):
+    with pytest.raises(ConfigError, match=message):
+        call(small_panel)
+
+
+def test_wrong_objects_class_results_views(small_result, tmp_path):
+    from core_engine.backtest import compare
+    from core_engine.research import (plot_comparison, plot_equity, plot_factor,
+                                      plot_return_distribution, result_html, write_report)
+
+    for call, where in [(lambda: plot_equity(None), "plot_equity"),
+                        (lambda: result_html({"metrics": {}}), "result_html"),
+                        (lambda: write_report("run", tmp_path / "r.html"), "write_report")]:
+        with pytest.raises(ConfigError, match=f"'result' parameter of {where} must be a Backtest"):
+            call()
+    with pytest.raises(ConfigError, match="'report' parameter of plot_factor"):
+        plot_factor(small_result)
+    with pytest.raises(ConfigError, match="item 1"):
+        compare([small_result, "run"])
+    with pytest.raises(ConfigError, match="'results' parameter of plot_comparison"):
+        plot_comparison(small_result)
+    with pytest.raises(ConfigError, match="'figsize' parameter"):
+        plot_equity(small_result, figsize=(10, float("nan")))
+    with pytest.raises(ConfigError, match="'bins' parameter of plot_return_distribution"):
+        plot_return_distribution(small_result, bins=10**12)  # was a MemoryError
+    with pytest.raises(ConfigError, match="'dpi' parameter of write_report"):
+        write_report(small_result, tmp_path / "r.html", dpi=True)

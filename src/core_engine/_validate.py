@@ -13,13 +13,16 @@ Like :mod:`core_engine._config`, this module sits below every layer: it imports 
 
 from __future__ import annotations
 
+import math
 import os
+from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from core_engine.errors import ConfigError, CoreEngineError, DataValidationError
 
-__all__ = ["MAX_DURATION_YEARS", "check_duration_span", "check_frame", "check_path"]
+__all__ = ["MAX_DURATION_YEARS", "check_duration_span", "check_frame", "check_instance",
+           "check_integer", "check_items", "check_path", "check_real", "check_result"]
 
 #: The longest span accepted for a duration parameter (a window, a shift, a gap): longer is
 #: certainly a unit mistake, and it would overflow nanosecond timestamps (year 2262).
@@ -111,3 +114,114 @@ def check_duration_span(nanoseconds: int, name: str, where: str, given: Any) -> 
         raise ConfigError(f"The {name!r} parameter of {where} must be a duration of at most "
                           f"{MAX_DURATION_YEARS} years. Got {given!r}.")
     return nanoseconds
+
+
+def _number(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def _rule(low: float | None, high: float | None) -> str:
+    parts = [f">= {_number(low)}" if low is not None else "",
+             f"<= {_number(high)}" if high is not None else ""]
+    text = " and ".join(p for p in parts if p)
+    return f" {text}" if text else ""
+
+
+@overload
+def check_real(value: Any, name: str, where: str, *, low: float | None = ...,
+               high: float | None = ..., optional: Literal[False] = ...,
+               error: type[CoreEngineError] = ...) -> float: ...
+@overload
+def check_real(value: Any, name: str, where: str, *, low: float | None = ...,
+               high: float | None = ..., optional: bool = ...,
+               error: type[CoreEngineError] = ...) -> float | None: ...
+def check_real(value: Any, name: str, where: str, *, low: float | None = None,
+               high: float | None = None, optional: bool = False,
+               error: type[CoreEngineError] = ConfigError) -> float | None:
+    """``value`` as a finite ``float`` within ``[low, high]`` (NumPy scalars accepted, ``bool``
+    refused), ``None`` if ``optional`` allows it, else ``error`` naming the parameter."""
+    if value is None and optional:
+        return None
+    ok = isinstance(value, Real) and not isinstance(value, bool)
+    if ok:
+        number = float(value)
+        ok = math.isfinite(number) and (low is None or number >= low) and (
+            high is None or number <= high)
+    if not ok:
+        raise error(f"The {name!r} parameter of {where} must be a finite number"
+                    f"{_rule(low, high)}{' or None' if optional else ''}. Got {value!r}.")
+    return number
+
+
+@overload
+def check_integer(value: Any, name: str, where: str, *, low: int | None = ...,
+                  high: int | None = ..., optional: Literal[False] = ...,
+                  error: type[CoreEngineError] = ...) -> int: ...
+@overload
+def check_integer(value: Any, name: str, where: str, *, low: int | None = ...,
+                  high: int | None = ..., optional: bool = ...,
+                  error: type[CoreEngineError] = ...) -> int | None: ...
+def check_integer(value: Any, name: str, where: str, *, low: int | None = None,
+                  high: int | None = None, optional: bool = False,
+                  error: type[CoreEngineError] = ConfigError) -> int | None:
+    """``value`` as an ``int`` within ``[low, high]`` (NumPy integers accepted, ``bool`` and
+    floats refused), ``None`` if ``optional`` allows it, else ``error`` naming the parameter.
+    Give ``high`` wherever the value sizes an allocation: ``10**12`` must be refused here,
+    not found as a ``MemoryError`` later."""
+    if value is None and optional:
+        return None
+    ok = isinstance(value, Integral) and not isinstance(value, bool)
+    ok = ok and (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        raise error(f"The {name!r} parameter of {where} must be an integer{_rule(low, high)}"
+                    f"{' or None' if optional else ''}. Got {value!r}.")
+    return int(value)
+
+
+def check_instance(value: Any, kinds: type | tuple[type, ...], name: str, where: str, *,
+                   expected: str | None = None, optional: bool = False,
+                   error: type[CoreEngineError] = ConfigError) -> Any:
+    """``value`` if it is an instance of ``kinds`` (or ``None`` when ``optional``), else
+    ``error`` saying what was expected (``expected``, or the class names)."""
+    if (value is None and optional) or isinstance(value, kinds):
+        return value
+    if expected is None:
+        names = [k.__name__ for k in (kinds if isinstance(kinds, tuple) else (kinds,))]
+        expected = "a " + " or a ".join(names)
+    raise error(f"The {name!r} parameter of {where} must be {expected}"
+                f"{' or None' if optional else ''}. Got {type(value).__name__} {value!r:.80}.")
+
+
+def check_items(value: Any, name: str, where: str, *, kinds: type | tuple[type, ...] = object,
+                expected: str = "a list", non_empty: bool = False,
+                error: type[CoreEngineError] = ConfigError) -> list[Any]:
+    """``value`` as a list when it is a list, tuple or other iterable (not a string, bytes or
+    a mapping) whose items are instances of ``kinds``; else ``error`` naming the parameter
+    and the first wrong item."""
+    from collections.abc import Iterable, Mapping
+
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise error(f"The {name!r} parameter of {where} must be {expected}. "
+                    f"Got {type(value).__name__} {value!r:.80}.")
+    items = list(value)
+    if non_empty and not items:
+        raise error(f"The {name!r} parameter of {where} must be {expected}, not empty.")
+    for i, item in enumerate(items):
+        if not isinstance(item, kinds):
+            raise error(f"The {name!r} parameter of {where} must be {expected}; its item {i} "
+                        f"is {type(item).__name__} {item!r:.80}.")
+    return items
+
+
+_RESULT_PARTS = ("trades", "equity", "metrics", "config", "data_quality")
+
+
+def check_result(result: Any, name: str, where: str) -> Any:
+    """``result`` if it has the parts of a BacktestResult (trades, equity, metrics, config,
+    data quality), else a ConfigError. Checked by its parts, not its class, so the layers
+    that show results (formatting, plots, reports) need not import the backtest engine."""
+    if isinstance(result, type) or not all(hasattr(result, part) for part in _RESULT_PARTS):
+        raise ConfigError(f"The {name!r} parameter of {where} must be a BacktestResult (from "
+                          "walk_forward, replay or BacktestResult.load). "
+                          f"Got {type(result).__name__} {result!r:.80}.")
+    return result
