@@ -253,8 +253,14 @@ def test_wrong_objects_class_checking_helpers(call, message, small_panel):
 
 def test_wrong_objects_class_results_views(small_result, tmp_path):
     from core_engine.backtest import compare
-    from core_engine.research import (plot_comparison, plot_equity, plot_factor,
-                                      plot_return_distribution, result_html, write_report)
+    from core_engine.research import (
+        plot_comparison,
+        plot_equity,
+        plot_factor,
+        plot_return_distribution,
+        result_html,
+        write_report,
+    )
 
     for call, where in [(lambda: plot_equity(None), "plot_equity"),
                         (lambda: result_html({"metrics": {}}), "result_html"),
