@@ -279,3 +279,113 @@ def test_wrong_objects_class_results_views(small_result, tmp_path):
         plot_return_distribution(small_result, bins=10**12)  # was a MemoryError
     with pytest.raises(ConfigError, match="'dpi' parameter of write_report"):
         write_report(small_result, tmp_path / "r.html", dpi=True)
+
+
+# -- absurd sizes: durations, times, sweep ranges and grids, splitters ------------------------
+
+@pytest.mark.parametrize("window", ["1000000d", "73000d", "6000w"])
+def test_absurd_sizes_class_durations_over_100_years(window, small_panel):
+    """A window of a million days used to hang walk_forward."""
+    from core_engine.backtest import walk_forward
+    from core_engine.data import timeframe_ns
+    from core_engine.strategies import MomentumRank
+
+    with pytest.raises(ConfigError, match="at most 100 years"):
+        timeframe_ns(window)
+    with pytest.raises(ConfigError, match="'window' parameter of walk_forward"):
+        walk_forward(small_panel, MomentumRank(length=6), window=window)
+
+
+@pytest.mark.parametrize("end", ["2300-01-01", "1500-01-01"])
+def test_absurd_sizes_class_times_outside_nanosecond_range(end, small_panel, tmp_path):
+    from core_engine.backtest import walk_forward
+    from core_engine.data import ParquetStore
+    from core_engine.data.providers import load_sample
+    from core_engine.live import SimulatedClock
+    from core_engine.strategies import MomentumRank
+
+    for call in (lambda: walk_forward(small_panel, MomentumRank(length=6), end=end),
+                 lambda: load_sample(["BTC/USDT"], end=end),
+                 lambda: ParquetStore(tmp_path).read("BTC/USDT", "5m", end=end),
+                 lambda: SimulatedClock(end)):
+        with pytest.raises(ConfigError, match="must be a time between 1677 and 2262"):
+            call()
+
+
+def test_absurd_sizes_class_sweep_ranges(small_panel):
+    import numpy as np
+
+    from core_engine.optimize import IntUniform, Space, Sweep
+    from core_engine.optimize.space import MAX_GRID
+
+    huge = IntUniform(1, 10**12)  # used to build a list of 10**12 ints
+    assert huge.size("length") == 10**12 and huge.high == 10**12
+    assert 1 <= huge.sample(np.random.default_rng(0)) <= 10**12
+    with pytest.raises(ConfigError, match=r"1,000,000,000,000 grid points"):
+        Sweep("momentum_rank", {"length": huge}, small_panel)
+    with pytest.raises(ConfigError, match=f"at most {MAX_GRID:,}"):
+        Space({"length": "1:2000:1", "volume_fast": "1:1000:1"}).grid()
+    points = Space({"length": huge}).sample(3, seed=1)  # random search: fine, lazily
+    assert len(points) == 3 and all(1 <= p["length"] <= 10**12 for p in points)
+    with pytest.raises(ConfigError, match="has 1,000,001 values"):
+        Space({"length": "0:1000000:1"}).grid()
+
+
+def test_absurd_sizes_class_splitters():
+    from core_engine.optimize import CombinatorialPurgedCV
+
+    with pytest.raises(ConfigError, match="splits; at most 100,000"):
+        CombinatorialPurgedCV(10**12, 2)  # was a MemoryError
+
+
+def test_names_class_make_bot_and_get_provider():
+    from core_engine.data.providers import get_provider
+    from core_engine.trading.bots import make_bot
+
+    for name in (None, 3, ["grid"]):
+        with pytest.raises(ConfigError, match="'name' parameter of make_bot"):
+            make_bot(name)
+        with pytest.raises(ConfigError, match="'name' parameter of get_provider"):
+            get_provider(name)
+
+
+# -- providers, store reads and statistics given the wrong kind of value -----------------------
+
+def test_wrong_values_class_providers_and_store(tmp_path):
+    from core_engine.data import NobitexProvider, ParquetStore
+    from core_engine.data.providers import FileProvider, load_sample
+
+    with pytest.raises(ConfigError, match="'columns' parameter of FileProvider"):
+        FileProvider(tmp_path, columns=["open"])
+    with pytest.raises(ConfigError, match="'pattern' parameter of FileProvider"):
+        FileProvider(tmp_path, pattern=None)
+    with pytest.raises(ConfigError, match="'symbols' parameter of load_sample"):
+        load_sample(3)
+    with pytest.raises(ConfigError, match="'symbols' parameter of ParquetStore.read"):
+        ParquetStore(tmp_path).read(None, "5m")
+    with pytest.raises(ConfigError, match="'base_url' parameter of NobitexProvider"):
+        NobitexProvider(base_url=None)
+    with pytest.raises(ConfigError, match="'min_interval' parameter of NobitexProvider"):
+        NobitexProvider(min_interval="fast")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda o: o.probabilistic_sharpe_ratio("returns"), "'returns' parameter"),
+    (lambda o: o.probabilistic_sharpe_ratio(sharpe="high", n_obs=10, skew=0, kurtosis=3),
+     "'sharpe' parameter of probabilistic_sharpe_ratio"),
+    (lambda o: o.probabilistic_sharpe_ratio(sharpe=float("nan"), n_obs=10, skew=0, kurtosis=3),
+     "'sharpe' parameter of probabilistic_sharpe_ratio"),
+    (lambda o: o.expected_max_sharpe(10, None), "'variance' parameter of expected_max_sharpe"),
+    (lambda o: o.deflated_sharpe_ratio([0.1, 0.2, 0.3], n_trials=5, sharpe_variance="big"),
+     "'sharpe_variance' parameter of deflated_sharpe_ratio"),
+    (lambda o: o.deflated_sharpe_ratio([0.1, 0.2, 0.3], n_trials=5, trial_sharpes=object()),
+     "'trial_sharpes' parameter of deflated_sharpe_ratio"),
+    (lambda o: o.probability_of_backtest_overfitting({"a": "b"}),
+     "'returns' parameter of probability_of_backtest_overfitting"),
+    (lambda o: o.LocalExecutor(target_seconds=None), "'target_seconds' parameter of LocalExecutor"),
+])
+def test_wrong_values_class_overfitting_statistics(call, message):
+    import core_engine.optimize as optimize
+
+    with pytest.raises(ConfigError, match=message):
+        call(optimize)

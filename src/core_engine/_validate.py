@@ -21,13 +21,14 @@ from typing import Any, Literal, overload
 
 from core_engine.errors import ConfigError, CoreEngineError, DataValidationError
 
-__all__ = ["MAX_DURATION_YEARS", "check_duration_span", "check_frame", "check_instance",
-           "check_integer", "check_items", "check_path", "check_real", "check_result"]
+__all__ = ["MAX_DURATION_YEARS", "YEAR_NS", "check_frame", "check_instance",
+           "check_integer", "check_items", "check_mapping", "check_path", "check_real",
+           "check_result", "check_symbols"]
 
 #: The longest span accepted for a duration parameter (a window, a shift, a gap): longer is
 #: certainly a unit mistake, and it would overflow nanosecond timestamps (year 2262).
 MAX_DURATION_YEARS = 100
-_YEAR_NS = 365 * 24 * 3600 * 10**9
+YEAR_NS = 365 * 24 * 3600 * 10**9
 
 
 def check_path(value: Any, name: str, where: str, *, kind: str = "any", must_exist: bool = False,
@@ -106,14 +107,6 @@ def check_frame(value: Any, name: str, where: str, *, columns: tuple[str, ...] =
         raise error(f"The {name!r} parameter of {where} lacks the column(s) {missing}; "
                     f"expected {list(columns)}. Got {[str(c) for c in value.columns]}.")
     return value
-
-
-def check_duration_span(nanoseconds: int, name: str, where: str, given: Any) -> int:
-    """Refuse a duration longer than :data:`MAX_DURATION_YEARS` with a :class:`ConfigError`."""
-    if abs(nanoseconds) > MAX_DURATION_YEARS * _YEAR_NS:
-        raise ConfigError(f"The {name!r} parameter of {where} must be a duration of at most "
-                          f"{MAX_DURATION_YEARS} years. Got {given!r}.")
-    return nanoseconds
 
 
 def _number(value: float) -> str:
@@ -225,3 +218,32 @@ def check_result(result: Any, name: str, where: str) -> Any:
                           "walk_forward, replay or BacktestResult.load). "
                           f"Got {type(result).__name__} {result!r:.80}.")
     return result
+
+
+def check_symbols(value: Any, name: str, where: str, *,
+                  error: type[CoreEngineError] = ConfigError) -> list[str]:
+    """One symbol (``"BTC/USDT"``) or an iterable of them, as a list of non-empty strings."""
+    if isinstance(value, str):
+        value = [value]
+    items = check_items(value, name, where, kinds=str, error=error,
+                        expected="a symbol such as 'BTC/USDT' or a list of them")
+    for item in items:
+        if not item.strip() or "\x00" in item:
+            raise error(f"The {name!r} parameter of {where} must hold symbols such as "
+                        f"'BTC/USDT'. Got {item!r}.")
+    return items
+
+
+def check_mapping(value: Any, name: str, where: str, *, optional: bool = True,
+                  expected: str = "a dict of str -> str",
+                  error: type[CoreEngineError] = ConfigError) -> dict[str, str] | None:
+    """``value`` as a dict whose keys and values are strings (``None`` when ``optional``)."""
+    from collections.abc import Mapping
+
+    if value is None and optional:
+        return None
+    if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise error(f"The {name!r} parameter of {where} must be {expected}"
+                    f"{' or None' if optional else ''}. Got {value!r:.80}.")
+    return dict(value)

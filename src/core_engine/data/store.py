@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core_engine._config import keyword_checked
-from core_engine._validate import check_path
+from core_engine._validate import check_path, check_symbols
 from core_engine.data._kernels import fill_column
 from core_engine.data._store_files import (
     SUFFIX,
@@ -392,8 +392,7 @@ class ParquetStore:
             If a symbol is not stored at ``timeframe`` (the message lists what is), or its
             file is broken (the message names it and says how to remove and re-ingest it).
         """
-        if isinstance(symbols, str):
-            symbols = [symbols]
+        symbols = check_symbols(symbols, "symbols", "ParquetStore.read")
         tf = tf_folder(timeframe)
         start_ns, end_ns = self._bounds(start, end)
         out = {}

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from core_engine._config import keyword_checked
+from core_engine._validate import check_real
 from core_engine.data.panel import FIELDS, Panel
 from core_engine.errors import ConfigError
 from core_engine.optimize.evaluate import SharedData, Task, Unit
@@ -278,7 +279,7 @@ class LocalExecutor(Executor):
                 f"{[m for m in ('forkserver', 'spawn') if m in methods]}. Got {start_method!r}."
             )
         self.n_workers = n_workers
-        self.target_seconds = float(target_seconds)
+        self.target_seconds = check_real(target_seconds, "target_seconds", "LocalExecutor", low=0)
         self.start_method = method
 
     def _open(self, fn: Callable, shared: SharedData) -> Any:
@@ -340,7 +341,7 @@ class DaskExecutor(Executor):
             raise ConfigError(f"DaskExecutor needs a distributed.Client. Got "
                               f"{type(client).__name__}.")
         self.client = client
-        self.target_seconds = float(target_seconds)
+        self.target_seconds = check_real(target_seconds, "target_seconds", "DaskExecutor", low=0)
         self._scattered: dict[str, Any] = {}
 
     @property

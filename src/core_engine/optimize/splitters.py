@@ -54,6 +54,9 @@ __all__ = ["ROLES", "CombinatorialPurgedCV", "PurgedKFold", "WalkForward", "deci
 ROLES = ("", "train", "test", "purged", "embargoed")
 _UNUSED, _TRAIN, _TEST, _PURGED, _EMBARGOED = range(5)
 
+#: The most splits a combinatorial splitter builds (each is a backtest per trial).
+MAX_SPLITS = 100_000
+
 
 def _duration(value: Any, owner: str, name: str, *, fraction: bool = False) -> int | float:
     """Nanoseconds of a duration (``0``/None = none); a float in [0, 1) is a fraction of the
@@ -457,6 +460,11 @@ class CombinatorialPurgedCV(_PurgedSplitter):
                 "The 'n_test_folds' parameter of CombinatorialPurgedCV must be below "
                 f"'n_folds'. Got n_folds={n_folds!r}, n_test_folds={n_test_folds!r}."
             )
+        splits = math.comb(self.n_folds, self.n_test_folds)
+        if splits > MAX_SPLITS:  # each split is a full backtest: more is a typo, and a MemoryError
+            raise ConfigError(
+                f"CombinatorialPurgedCV(n_folds={self.n_folds}, n_test_folds={self.n_test_folds})"
+                f" has {splits:,} splits; at most {MAX_SPLITS:,} are allowed.")
         self._combos = list(itertools.combinations(range(self.n_folds), self.n_test_folds))
 
     def _own_params(self) -> dict[str, Any]:

@@ -55,7 +55,7 @@ from core_engine.optimize.evaluate import (
 )
 from core_engine.optimize.executors import Executor, LocalExecutor
 from core_engine.optimize.results import ResultStore, canonical, config_id
-from core_engine.optimize.space import Space, apply_point, resolve_names
+from core_engine.optimize.space import MAX_GRID, Space, apply_point, resolve_names
 
 __all__ = ["SEARCHES", "Sweep", "SweepResult", "import_optuna"]
 
@@ -210,8 +210,8 @@ class Sweep:
                               f"Got {n_trials!r}.")
         if search == "optuna":
             import_optuna()
-        if search == "grid":
-            len(self.space)  # a continuous dimension fails here, naming itself
+        if search == "grid" and len(self.space) > MAX_GRID:  # a continuous one fails in len
+            self.space.grid()  # raises, naming the size of each dimension
         if not isinstance(metric, str) or not metric:
             raise ConfigError(f"The 'metric' parameter of Sweep must be a metric name such as "
                               f"'sharpe'. Got {metric!r}.")
