@@ -7,7 +7,8 @@ calls on the objects they return (:data:`METHOD_CASES`: store, results, journal,
 
 How: for each parameter of each callable's signature, every value of a hostile pool
 (``None``, ``""``, ``"yesterday"``, NaN, infinities, negatives, ``10**12``, NumPy scalars,
-a NUL byte, a file where a folder is expected, wrong types, ...) is passed while the other
+a NUL byte, a file where a folder is expected, wrong types, a time in 2300, a duration of a
+million days, ...) is passed while the other
 required parameters get a valid value chosen by name (:func:`_valid`); constructors also get
 a misspelled keyword. Hypothesis draws further values for the validated constructors.
 A call passes when it returns or raises a :class:`~core_engine.errors.CoreEngineError`;
@@ -188,7 +189,7 @@ class _Weird:
 
 #: The values tried on a parameter that has a default (None is often valid there).
 _SHORT_POOL = ("yesterday", "nan", "negative", "huge-int", "np-int-negative", "nul-str", "a-file",
-               "weird-object", "empty-str")
+               "weird-object", "empty-str", "far-future", "huge-duration")
 
 
 def hostile_values(world: World, short: bool = False) -> list[tuple[str, Any]]:
@@ -203,6 +204,7 @@ def _hostile_values(world: World) -> list[tuple[str, Any]]:
         ("np-float-nan", np.float64("nan")), ("np-int-negative", np.int64(-3)),
         ("nul-str", "a\x00b"), ("a-file", str(world.a_file)), ("weird-object", _Weird()),
         ("empty-list", []), ("dict", {"x": 1}), ("true", True),
+        ("far-future", "2300-01-01"), ("huge-duration", "1000000d"),
     ]
 
 
