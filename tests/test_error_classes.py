@@ -389,3 +389,23 @@ def test_wrong_values_class_overfitting_statistics(call, message):
 
     with pytest.raises(ConfigError, match=message):
         call(optimize)
+
+
+def test_wrong_values_class_strategy_and_risk_helpers(small_panel):
+    from core_engine.risk import apply_gates, gate_features, stop_price
+    from core_engine.strategies import did_you_mean, rank_candidates
+
+    assert did_you_mean(None, ["rsi_low"]) == ""
+    assert did_you_mean("rsi_lo", ("rsi_low",)) == " Did you mean 'rsi_low'?"
+    with pytest.raises(ConfigError, match="'valid' parameter of did_you_mean"):
+        did_you_mean("x", None)
+    with pytest.raises(ConfigError, match="'symbols' parameter of rank_candidates"):
+        rank_candidates([1.0], None)
+    with pytest.raises(ConfigError, match=r"one number per symbol \(2\)"):
+        rank_candidates([1.0], ["A", "B"])
+    with pytest.raises(ConfigError, match="'gates' parameter of gate_features"):
+        gate_features("max_atr")
+    with pytest.raises(ConfigError, match="'panel' parameter of apply_gates"):
+        apply_gates([], {}, None)
+    with pytest.raises(ConfigError, match="'rules' parameter of stop_price must be an ExitRules"):
+        stop_price(100.0, {"stop_loss_pct": 2})

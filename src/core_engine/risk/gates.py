@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from core_engine._config import keyword_checked
+from core_engine._validate import check_instance, check_items
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError, StrategyError
 from core_engine.risk._kernels import rolling_mean_2d
@@ -234,6 +235,8 @@ class CustomGate(Gate):
 
 def gate_features(gates: Iterable[Gate]) -> list:
     """All feature computers the ``gates`` need (to compute once with the strategy's)."""
+    gates = check_items(gates, "gates", "gate_features", kinds=Gate,
+                        expected="a list of Gate objects such as [MaxATRPct(max_atr_pct=2)]")
     return [comp for gate in gates for comp in gate.features()]
 
 
@@ -244,6 +247,11 @@ def apply_gates(gates: Iterable[Gate], features: Mapping[str, np.ndarray], panel
     -------
     numpy.ndarray of bool, shape (T, N)
     """
+    gates = check_items(gates, "gates", "apply_gates", kinds=Gate,
+                        expected="a list of Gate objects such as [MaxATRPct(max_atr_pct=2)]")
+    check_instance(features, Mapping, "features", "apply_gates",
+                   expected="a dict of feature name -> array")
+    check_instance(panel, Panel, "panel", "apply_gates")
     eligible = np.ones((panel.n_times, panel.n_symbols), dtype=bool)
     for gate in gates:
         if not isinstance(gate, Gate):
