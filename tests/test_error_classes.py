@@ -409,3 +409,26 @@ def test_wrong_values_class_strategy_and_risk_helpers(small_panel):
         apply_gates([], {}, None)
     with pytest.raises(ConfigError, match="'rules' parameter of stop_price must be an ExitRules"):
         stop_price(100.0, {"stop_loss_pct": 2})
+
+
+def test_wrong_values_class_features_factors_and_notifiers(small_panel):
+    from core_engine.backtest import walk_forward
+    from core_engine.features import RSI, compute_features
+    from core_engine.live import EmailNotifier, notify_all
+    from core_engine.research import evaluate_factor, evaluate_factors
+    from core_engine.strategies import MomentumRank
+
+    with pytest.raises(ConfigError, match="'cache' parameter of compute_features"):
+        walk_forward(small_panel, MomentumRank(length=6), cache={})  # was an AttributeError
+    with pytest.raises(ConfigError, match="'computers' parameter of compute_features"):
+        compute_features(RSI(14), small_panel)
+    with pytest.raises(ConfigError, match="'horizons' parameter of evaluate_factor"):
+        evaluate_factor(RSI(14), small_panel, horizons=4)
+    with pytest.raises(ConfigError, match="'factors' parameter of evaluate_factors"):
+        evaluate_factors([RSI(14)], small_panel)
+    with pytest.raises(ConfigError, match="'port' parameter of EmailNotifier"):
+        EmailNotifier("smtp.example.com", float("inf"), "a@b", ["c@d"])
+    with pytest.raises(ConfigError, match="'recipients' parameter of EmailNotifier"):
+        EmailNotifier("smtp.example.com", 25, "a@b", "c@d")
+    with pytest.raises(ConfigError, match="'event' parameter of notify_all"):
+        notify_all([], "an event")
