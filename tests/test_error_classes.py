@@ -432,3 +432,21 @@ def test_wrong_values_class_features_factors_and_notifiers(small_panel):
         EmailNotifier("smtp.example.com", 25, "a@b", "c@d")
     with pytest.raises(ConfigError, match="'event' parameter of notify_all"):
         notify_all([], "an event")
+
+
+def test_wrong_values_class_rows_reports_and_symbols(small_result):
+    from core_engine.data.providers import candles_from_rows
+    from core_engine.research import factor_table, plot_trades
+    from core_engine.risk import symbol_name_rank
+
+    rows = [[1609459200000, 1.0, 2.0, 0.5, 1.5, 3.0]]
+    with pytest.raises(ConfigError, match="'time_unit' parameter of candles_from_rows"):
+        candles_from_rows(rows, "5m", time_unit=None)
+    with pytest.raises(ConfigError, match="'source' parameter of candles_from_rows"):
+        candles_from_rows(rows, "5m", source=3)
+    with pytest.raises(ConfigError, match="'reports' parameter of factor_table"):
+        factor_table([small_result])
+    with pytest.raises(ConfigError, match="'panel' parameter of plot_trades"):
+        plot_trades(small_result, "BTC/USDT", panel="the panel")
+    with pytest.raises(ConfigError, match="'symbols' parameter of symbol_name_rank"):
+        symbol_name_rank(None)

@@ -590,6 +590,8 @@ def factor_table(reports: Iterable[FactorReport] | Mapping[str, FactorReport]) -
     """Stack the :meth:`FactorReport.to_frame` rows of several reports (one row per factor)."""
     if isinstance(reports, Mapping):
         reports = reports.values()
+    reports = check_items(reports, "reports", "factor_table", kinds=FactorReport,
+                          expected="a list or dict of FactorReport (from evaluate_factor)")
     frames = [r.to_frame() for r in reports]
     if not frames:
         raise ConfigError("factor_table needs at least one FactorReport.")

@@ -21,7 +21,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from core_engine._config import did_you_mean
-from core_engine._validate import check_integer, check_items, check_real
+from core_engine._validate import check_instance, check_integer, check_items, check_real
 from core_engine._validate import check_result as check_run
 from core_engine.backtest.views import register_view
 from core_engine.data.timeframes import to_utc_timestamp
@@ -160,7 +160,9 @@ def _plot_slices_equity(result: Any, ax_eq: Any) -> None:
 # ---------------------------------------------------------------------------- trades
 def _panel_of(result: Any, panel: Any) -> Any:
     if panel is not None:
-        return panel
+        from core_engine.data.panel import Panel
+
+        return check_instance(panel, Panel, "panel", "plot_trades")
     found = getattr(result, "panel", None)
     if found is None:
         found = getattr(result, "_panel", None)

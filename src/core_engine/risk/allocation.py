@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from core_engine._config import keyword_checked
+from core_engine._validate import check_items
 from core_engine.errors import ConfigError
 from core_engine.risk._kernels import top_n_select_2d
 
@@ -66,7 +67,8 @@ class Allocation(NamedTuple):
 
 def symbol_name_rank(symbols: Sequence[str]) -> np.ndarray:
     """Return the rank of each symbol's name (0 = alphabetically first); names must be unique."""
-    names = [str(s) for s in symbols]
+    names = [str(s) for s in check_items(symbols, "symbols", "symbol_name_rank",
+                                         expected="a list of symbols")]
     if len(set(names)) != len(names):
         raise ConfigError(f"Allocator symbols must be unique. Got {names}.")
     order = sorted(range(len(names)), key=names.__getitem__)
