@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pandas as pd
-import pytest
 
 from core_engine.backtest import BacktestResult
 from core_engine.cli import main
@@ -57,9 +56,10 @@ def test_console_script_is_installed():
     assert done.stdout.startswith("core-engine 0.1.0")
 
 
-def test_bad_param_syntax():
-    with pytest.raises(SystemExit):
-        main(["backtest", "--max-positions", "three"])
+def test_bad_param_syntax(capsys):
+    assert main(["backtest", "--max-positions", "three"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid int value: 'three'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_building_the_command_line_imports_no_live_runner_nor_broker():

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import inspect
 import math
 from collections.abc import Sequence
 from numbers import Integral, Real
@@ -33,13 +35,65 @@ from typing import Any
 
 from core_engine.errors import ConfigError
 
-__all__ = ["FrozenConfig", "check_choice", "check_int", "check_number", "did_you_mean"]
+__all__ = ["FrozenConfig", "check_choice", "check_int", "check_number", "did_you_mean",
+           "keyword_checked"]
 
 
 def did_you_mean(name: Any, valid: Sequence[str]) -> str:
     """``" Did you mean 'x'?"`` for the closest valid name, or ``""`` if none is close."""
     close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.5)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _call_message(name: str, sig: inspect.Signature, args: tuple, kwargs: dict) -> str:
+    """Why ``name(*args, **kwargs)`` does not fit ``sig``, in the shape of FrozenConfig's."""
+    params = [p for p in sig.parameters.values() if p.name != "self"]
+    valid = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
+    for key in kwargs:
+        if key not in valid and not takes_any:
+            return (f"{name} has no parameter {key!r}; valid parameters are {valid}."
+                    f"{did_you_mean(key, valid)}")
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(args) > len(positional) and not any(p.kind is p.VAR_POSITIONAL for p in params):
+        keywords = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+        return (f"{name} takes at most {len(positional)} positional argument(s)"
+                f"{f' ({[p.name for p in positional]})' if positional else ''}; pass the others "
+                f"by keyword{f', such as {keywords[0]}=...' if keywords else ''}. Got {len(args)}.")
+    given = {p.name for p in positional[:len(args)]} | set(kwargs)
+    missing = [p.name for p in params if p.default is p.empty and p.name not in given
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if missing:
+        return f"{name} needs the parameter(s) {missing}."
+    multiple = [p.name for p in positional[:len(args)] if p.name in kwargs]
+    return f"{name} got the parameter(s) {multiple} twice (by position and by keyword)."
+
+
+def keyword_checked(cls: type) -> type:
+    """Class decorator: a call that does not fit ``cls.__init__`` (a misspelt keyword, a missing
+    or extra argument) is a :class:`ConfigError` with a did-you-mean, not Python's ``TypeError``.
+
+    The check costs nothing on a good call: the signature is only bound after ``__init__``
+    raised a ``TypeError``, to tell a wrong call (reported) from a ``TypeError`` raised inside
+    ``__init__`` (re-raised unchanged). Put it above ``@dataclass``.
+    """
+    init = cls.__init__  # type: ignore[misc]
+    sig = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except TypeError:
+            try:
+                sig.bind(self, *args, **kwargs)
+            except TypeError:
+                message = _call_message(type(self).__name__, sig, args, kwargs)
+                raise ConfigError(message) from None
+            raise
+
+    cls.__init__ = __init__  # type: ignore[misc]
+    return cls
 
 
 class FrozenConfig:

@@ -7,9 +7,11 @@ a notebook can do the same way.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 import pandas as pd
 
@@ -83,9 +85,24 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(CoreEngineError, ValueError):
+    """The command line itself is wrong (an unknown option, a missing or malformed value)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are a :class:`UsageError`, not a usage dump and exit.
+
+    ``main`` prints every user error the same way (one line, exit code 2); sub-parsers are
+    built by ``add_subparsers`` with the parent's class, so they raise the same way.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help).")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``core-engine`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="core-engine",
         description="Leakage-proof walk-forward research for crypto universes.",
     )
@@ -214,16 +231,47 @@ def _add_backtest_command(commands) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``core-engine`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning  # e.g. a broken store file left out: one line
-        try:
-            return int(args.func(args) or 0)
-        except CoreEngineError as exc:
-            print(f"core-engine: error: {exc}", file=sys.stderr)
-            return 2
+    """Entry point of the ``core-engine`` console script.
+
+    Returns 0 on success and 2 on a user error (a bad option, value, path or name), printed
+    as one line on stderr without a traceback; 141 when the reader of stdout went away
+    (``core-engine ... | head``), quietly; 130 on Ctrl-C.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # e.g. a broken store file left out: one line
+            args = build_parser().parse_args(argv)
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, not in Python's exit-time flush
+            return code
+    except CoreEngineError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            return _quiet_broken_pipe()
+        # a path the user named cannot be read or written (missing, a folder, no permission)
+        return _fail(f"{exc.strerror or exc}: {exc.filename!r}." if exc.filename else str(exc))
+    except KeyboardInterrupt:
+        print("core-engine: interrupted", file=sys.stderr)
+        return 130
+
+
+def _fail(message: str) -> int:
+    line = " ".join(message.split())  # one line, even for a message that spans several
+    print(line if line.startswith("core-engine") else f"core-engine: error: {line}",
+          file=sys.stderr)
+    return 2
+
+
+def _quiet_broken_pipe() -> int:
+    """stdout's reader closed it: stop without a traceback, and keep Python's exit-time
+    flush of stdout from failing again (the recipe of the Python docs on SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout replaced by a non-file (tests)
+        pass
+    return 141
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -58,7 +58,7 @@ def test_error_shape_save_refuses_to_replace_a_run(tmp_path):
     assert (folder / "run.json").read_text() == before
     assert result.save(folder, overwrite=True) == folder
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ConfigError, match="needs a directory"):
+    with pytest.raises(ConfigError, match="must be a folder.*which is a file"):
         result.save(tmp_path / "file")
     with pytest.raises(ConfigError, match="'overwrite' parameter"):
         result.save(tmp_path / "other", overwrite="yes")

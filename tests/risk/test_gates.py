@@ -97,7 +97,7 @@ def test_gate_errors_are_clear(random_panel):
         MinQuoteVolume(min_quote_volume=1.0, lookback=0)
     with pytest.raises(ConfigError, match="'max_pct' parameter of MaxSpreadProxy"):
         MaxSpreadProxy(max_pct=float("nan"))
-    with pytest.raises(TypeError, match="max_atr_pct"):
+    with pytest.raises(ConfigError, match=r"MaxATRPct needs the parameter\(s\) \[.max_atr_pct.\]"):
         MaxATRPct()
     with pytest.raises(ConfigError, match="callable"):
         CustomGate(fn=3, name="x")

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from core_engine._validate import check_result
 from core_engine.errors import ConfigError
 
 __all__ = ["METRIC_ROWS", "PORTFOLIO_SUMMARY_ROWS", "QUALITY_ROWS", "STYLE", "SUMMARY_ROWS",
@@ -270,6 +271,7 @@ def result_html(result: Any) -> str:
     ``ce-headline`` (trades, coverage, win rate, average return, profit factor, total
     return, max drawdown, Sharpe, exposure) and ``ce-quality`` (the data-quality section).
     """
+    check_result(result, "result", "result_html")
     metrics = result.metrics
     quality = result.data_quality
     headline = _PORTFOLIO_HEADLINE if result.config.get("mode") == "portfolio" else _HEADLINE

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._validate import check_path
 from core_engine.errors import ConfigError
 
 __all__ = ["FILES", "FORMAT_VERSION", "read_blocked", "read_run", "write_run"]
@@ -92,7 +93,7 @@ def write_run(folder: str | Path, trades: pd.DataFrame, equity: pd.DataFrame,
         If ``folder`` is a file, already holds a saved run and ``overwrite`` is False, or
         cannot be written.
     """
-    folder = Path(folder)
+    folder = check_path(folder, "path", "BacktestResult.save", kind="dir")
     if not isinstance(overwrite, bool):
         raise ConfigError(f"The 'overwrite' parameter of BacktestResult.save must be True or "
                           f"False. Got {overwrite!r}.")
@@ -245,7 +246,7 @@ def read_run(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         If ``folder`` is not a saved run, or any of its files is damaged (the message names
         the file and the key).
     """
-    folder = Path(folder)
+    folder = check_path(folder, "path", "BacktestResult.load", kind="dir")
     missing = [n for n in FILES if not (folder / n).is_file()]
     if missing:
         raise ConfigError(

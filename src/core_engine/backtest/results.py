@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_items
 from core_engine.backtest.formatting import (
     SUMMARY_ROWS,
     format_metric,
@@ -46,6 +48,7 @@ class Metrics(dict):
         return metrics_html(self)
 
 
+@keyword_checked
 class BacktestResult:
     """The trades, equity curve, metrics, config and data-quality section of one run.
 
@@ -368,13 +371,12 @@ def compare(results: Sequence[BacktestResult], names: Iterable[str] | None = Non
 
     Columns are ``names`` when given, else the strategy names (numbered when repeated).
     """
-    results = list(results)
-    if not results or not all(isinstance(r, BacktestResult) for r in results):
-        raise ConfigError("compare() needs a non-empty list of BacktestResult objects.")
+    results = check_items(results, "results", "compare", kinds=BacktestResult, non_empty=True,
+                          expected="a non-empty list of BacktestResult objects")
     if names is None:
         base = [r.config.get("strategy", {}).get("name", "run") for r in results]
         names = [f"{b} #{i + 1}" if base.count(b) > 1 else b for i, b in enumerate(base)]
-    names = list(names)
+    names = check_items(names, "names", "compare", kinds=(str, int), expected="a list of run names")
     if len(names) != len(results):
         raise ConfigError(f"compare() got {len(names)} names for {len(results)} results.")
     columns = {}

@@ -23,11 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
+
 __all__ = ["SKIP_REASONS", "DecisionSchedule", "decision_schedule"]
 
 SKIP_REASONS = ("warm_up", "window_past_data_end", "no_entry_candle")
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class DecisionSchedule:
     """The evaluated decision times and the rows they map to.

@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.backtest._kernels import (
     EXIT_REASON_NAMES,
     STATUS_NAMES,
@@ -85,6 +86,7 @@ DISTANCE_KEYS = ("stop_frac", "stop_dist", "target_frac", "target_dist", "trail_
 PARALLEL_MIN_STEPS = 2_000_000
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class Picks:
     """Flat arrays, one entry per pick (a symbol chosen at a decision time).

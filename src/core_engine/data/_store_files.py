@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core_engine._config import keyword_checked
 from core_engine.data.candles import CANDLE_COLUMNS, empty_candles, validate_candles
 from core_engine.data.timeframes import format_timeframe, is_utc, timeframe_ns
 from core_engine.errors import ConfigError, DataValidationError, StoreError
@@ -89,6 +90,7 @@ class BrokenStoreFileError(StoreError):
         self.file = file
 
 
+@keyword_checked
 @dataclass(frozen=True)
 class BrokenFile:
     """A store file that cannot be served, and why.

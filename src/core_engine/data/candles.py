@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_frame
 from core_engine.data._kernels import all_candles_ok, gap_free
 from core_engine.data.timeframes import format_timeframe, is_utc, timeframe_ns
 from core_engine.errors import ConfigError, DataValidationError
@@ -314,6 +317,7 @@ def _when(ns_value) -> str:
     return pd.Timestamp(int(ns_value), tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
 
 
+@keyword_checked
 @dataclass(frozen=True)
 class RepairReport:
     """What a repair changed: the rows it removed or moved, and why."""
@@ -338,8 +342,28 @@ class RepairReport:
         return text
 
 
+def _repair_input(frame: Any, where: str) -> pd.DataFrame:
+    """The frame given to a repair function: a DataFrame with each candle column once, a
+    datetime ``timestamp`` and numeric prices and volume (rows may still be wrong: that is
+    what repairs are for). Raises DataValidationError naming the function otherwise."""
+    check_frame(frame, "frame", where, columns=CANDLE_COLUMNS)
+    if not pd.api.types.is_datetime64_any_dtype(frame["timestamp"].dtype):
+        raise DataValidationError(
+            f"The 'timestamp' column of the frame given to {where} must hold datetimes "
+            f"(UTC-aware). Got {frame['timestamp'].dtype}; convert it with "
+            "pd.to_datetime(..., utc=True).")
+    for column in CANDLE_COLUMNS[1:]:
+        dtype = frame[column].dtype
+        if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            raise DataValidationError(
+                f"The {column!r} column of the frame given to {where} must be numeric. "
+                f"Got {dtype}.")
+    return frame
+
+
 def sort_candles(frame: pd.DataFrame) -> tuple[pd.DataFrame, RepairReport]:
     """Return the candles sorted by timestamp (stable) and a report of rows that moved."""
+    _repair_input(frame, "sort_candles")
     order = np.argsort(frame["timestamp"].to_numpy(), kind="stable")
     moved = int(np.count_nonzero(order != np.arange(len(order))))
     details = (f"{moved:,} rows were out of order",) if moved else ()
@@ -351,6 +375,7 @@ def drop_duplicate_timestamps(
     frame: pd.DataFrame, keep: str = "last"
 ) -> tuple[pd.DataFrame, RepairReport]:
     """Drop rows that repeat a timestamp, keeping the ``"last"`` (newest) or ``"first"``."""
+    _repair_input(frame, "drop_duplicate_timestamps")
     if keep not in ("first", "last"):
         raise DataValidationError(f"The 'keep' parameter must be 'first' or 'last'. Got {keep!r}.")
     dup = frame["timestamp"].duplicated(keep=keep).to_numpy()
@@ -367,6 +392,7 @@ def drop_invalid_rows(
 
     Each removed row is listed in the report with its reason.
     """
+    _repair_input(frame, "drop_invalid_rows")
     o, h, lo, c, v = (frame[col].to_numpy(dtype=np.float64) for col in CANDLE_COLUMNS[1:])
     prices = np.column_stack([o, h, lo, c])
     with np.errstate(invalid="ignore"):
@@ -400,7 +426,7 @@ def repair_candles(
     The result passes :func:`validate_candles`. Nothing is filled or interpolated.
     """
     reports = []
-    out = frame.copy()
+    out = _repair_input(frame, "repair_candles").copy()
     if "timestamp" in out.columns and not isinstance(out["timestamp"].dtype, pd.DatetimeTZDtype):
         raise DataValidationError(
             "repair_candles cannot guess a timezone: the 'timestamp' column must be UTC-aware. "
@@ -422,6 +448,7 @@ def repair_candles(
 DISCONTINUITY_COLUMNS = ("last_before", "first_after", "missing", "ratio")
 
 
+@keyword_checked
 @dataclass(frozen=True)
 class GapReport:
     """Missing candles and price discontinuities of one series (nothing is filled).
@@ -482,6 +509,7 @@ def gap_report(frame: pd.DataFrame, timeframe: str, *,
     >>> report.missing, report.discontinuities[0][2:]
     (2, (2, 1000.0))
     """
+    check_candle_columns(frame)
     step = timeframe_ns(timeframe)
     factor = check_factor(factor)
     ns = timestamps_ns(frame)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.data.candles import (
     DEFAULT_DISCONTINUITY_FACTOR,
     DiscontinuityWarning,
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 
+@keyword_checked
 @dataclass(frozen=True)
 class SplitReport:
     """What :func:`split_at_discontinuities` did.

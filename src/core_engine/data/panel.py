@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.data._kernels import all_candles_ok, close_jumps, fill_column
 from core_engine.data.candles import (
     CANDLE_COLUMNS,
@@ -51,6 +52,7 @@ def _when(ns: int) -> str:
     return pd.Timestamp(int(ns), tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
 
 
+@keyword_checked
 @dataclass(frozen=True, eq=False)
 class Panel:
     """Aligned OHLCV arrays for a universe of symbols on one regular time grid.

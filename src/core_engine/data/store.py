@@ -37,6 +37,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_path, check_symbols
 from core_engine.data._kernels import fill_column
 from core_engine.data._store_files import (
     SUFFIX,
@@ -81,6 +83,7 @@ def _warn(broken: BrokenFile) -> None:
     warnings.warn(str(broken), StoreWarning, stacklevel=3)
 
 
+@keyword_checked
 @dataclass(frozen=True)
 class IngestReport:
     """What :meth:`ParquetStore.ingest` fetched: per symbol, the ranges asked and rows added.
@@ -110,6 +113,7 @@ class IngestReport:
         return "\n".join(lines)
 
 
+@keyword_checked
 class ParquetStore:
     """A directory of base candles, one Parquet file per (timeframe, symbol).
 
@@ -117,6 +121,12 @@ class ParquetStore:
     ----------
     root : str or Path
         The directory; created on first write.
+
+    Raises
+    ------
+    StoreError
+        If ``root`` is not a path (``None``, a number), is empty, holds a NUL byte or names an
+        existing file rather than a folder.
 
     Examples
     --------
@@ -127,7 +137,7 @@ class ParquetStore:
     """
 
     def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
+        self.root = check_path(root, "root", "ParquetStore", kind="dir", error=StoreError)
 
     def __repr__(self) -> str:
         return f"ParquetStore({str(self.root)!r})"
@@ -382,8 +392,7 @@ class ParquetStore:
             If a symbol is not stored at ``timeframe`` (the message lists what is), or its
             file is broken (the message names it and says how to remove and re-ingest it).
         """
-        if isinstance(symbols, str):
-            symbols = [symbols]
+        symbols = check_symbols(symbols, "symbols", "ParquetStore.read")
         tf = tf_folder(timeframe)
         start_ns, end_ns = self._bounds(start, end)
         out = {}

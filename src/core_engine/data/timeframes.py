@@ -11,6 +11,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from core_engine._validate import MAX_DURATION_YEARS
+from core_engine._validate import YEAR_NS as _YEAR_NS
 from core_engine.errors import ConfigError
 
 __all__ = ["format_timeframe", "is_utc", "parse_timeframe", "timeframe_ns", "to_utc_timestamp"]
@@ -75,6 +77,11 @@ def timeframe_ns(timeframe: str | pd.Timedelta, *, name: str = "timeframe") -> i
     if value <= 0:
         raise ConfigError(
             f"The '{name}' parameter must be a positive duration such as '4h'. Got {timeframe!r}."
+        )
+    if value > MAX_DURATION_YEARS * _YEAR_NS:  # a unit mistake; it would overflow timestamps
+        raise ConfigError(
+            f"The '{name}' parameter must be a duration of at most {MAX_DURATION_YEARS} years "
+            f"such as '4h' or '30d'. Got {timeframe!r}."
         )
     return value
 
@@ -203,6 +210,12 @@ def to_utc_timestamp(value, *, name: str = "time") -> pd.Timestamp:
         ) from exc
     if ts is pd.NaT:
         raise ConfigError(f"The '{name}' parameter must be a time. Got {value!r}.")
+    try:  # nanoseconds, like every time in the library: years 1677..2262 only
+        ts = ts.as_unit("ns")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime) as exc:
+        raise ConfigError(
+            f"The '{name}' parameter must be a time between {pd.Timestamp.min:%Y} and "
+            f"{pd.Timestamp.max:%Y}. Got {value!r}.") from exc
     if ts.tzinfo is None:
         return ts.tz_localize("UTC")
     return ts.tz_convert("UTC")

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from core_engine._validate import check_instance, check_items
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError, FeatureError
 from core_engine.features.base import (
@@ -199,7 +200,10 @@ def compute_features(
     FeatureError
         If the panel has no rows.
     """
-    computers = list(computers)
+    computers = check_items(computers, "computers", "compute_features",
+                            expected="a list of features such as [RSI(14)]")
+    check_instance(cache, FeatureCache, "cache", "compute_features", optional=True,
+                   expected="a FeatureCache")
     for feature in computers:
         if not isinstance(feature, FeatureComputer):
             raise ConfigError(
@@ -211,6 +215,8 @@ def compute_features(
         raise FeatureError("compute_features cannot compute features on a panel with no rows.")
     if out is not None and cache is not None:
         raise ConfigError("compute_features: pass either 'out' or 'cache', not both.")
+    check_instance(out, dict, "out", "compute_features", optional=True,
+                   expected="a dict of column -> array (a previous result)")
     owners: dict[str, FeatureComputer] = {}
     for feature in computers:
         for column in feature.columns:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.data.timeframes import timeframe_ns
 from core_engine.errors import ConfigError, OrderNotFound, OrderRejected
 from core_engine.live.ccxt_session import CCXTSession, to_order, to_trade
@@ -43,6 +44,7 @@ __all__ = ["CCXTBroker", "ExchangeFill"]
 _DAY_MS = 24 * 3600 * 1000
 
 
+@keyword_checked
 @dataclass(frozen=True)
 class ExchangeFill(Fill):
     """A fill whose fee is paid in ``fee_asset`` (Binance: the received asset); ``order_id``

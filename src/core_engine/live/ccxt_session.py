@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from core_engine._config import keyword_checked
 from core_engine.errors import (
     BrokerUnavailable,
     ConfigError,
@@ -148,6 +149,7 @@ def to_trade(raw: dict[str, Any]) -> ExchangeTrade:
         liquidity=raw.get("takerOrMaker"))
 
 
+@keyword_checked
 class CCXTSession:
     """A ccxt exchange with keys, bounded jittered backoff and error mapping.
 

@@ -33,11 +33,24 @@ _TARGET = {"halt": RunnerState.HALTED, "flatten": RunnerState.FLATTEN,
            "resume": RunnerState.RUNNING}
 
 
+def _existing_journal(path: str) -> str:
+    """The operator commands act on a trader's journal: a missing path or a folder is a
+    mistake to report, never a new empty journal to create."""
+    from core_engine._validate import check_path
+    from core_engine.live.journal import JournalError
+
+    where = check_path(path, "--journal", "core-engine live", kind="file", error=JournalError)
+    if not where.exists():
+        raise JournalError(f"No journal at {path}: it does not exist, and the operator commands "
+                           "never create one. Check the --journal path.")
+    return path
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from core_engine.live.journal import Journal
     from core_engine.live.status import status_text
 
-    with Journal(args.journal, readonly=True) as journal:
+    with Journal(_existing_journal(args.journal), readonly=True) as journal:
         print(status_text(journal))
     return 0
 
@@ -47,7 +60,7 @@ def _cmd_switch(args: argparse.Namespace) -> int:
 
     target = _TARGET[args.action]
     reason = args.reason or f"operator: core-engine live {args.action}"
-    with Journal(args.journal) as journal:
+    with Journal(_existing_journal(args.journal)) as journal:
         if journal.meta("trader_id") is None and not journal.orders():
             raise CoreEngineError(f"{args.journal} is a new, empty journal: nothing runs on it. "
                                   "Check the --journal path.")

@@ -29,6 +29,8 @@ from typing import Any
 
 import pandas as pd
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_path
 from core_engine.errors import CoreEngineError
 from core_engine.live.keys import SCRUBBER
 from core_engine.live.state import RunnerState, check_runner_transition
@@ -165,6 +167,7 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     return base, quote.split(":")[0]
 
 
+@keyword_checked
 class Journal:
     """The SQLite journal of one live or paper trader.
 
@@ -182,7 +185,7 @@ class Journal:
     """
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
-        self.path = Path(path)
+        self.path = check_path(path, "path", "Journal", kind="file", error=JournalError)
         if readonly and not self.path.exists():
             raise JournalError(f"No journal at {self.path}: expected an existing journal file.")
         self.path.parent.mkdir(parents=True, exist_ok=True)

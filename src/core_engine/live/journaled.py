@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.errors import (
     BrokerUnavailable,
     ExchangeError,
@@ -87,6 +88,7 @@ def _journaled_fees(fills: list[FillRow], symbol: str) -> float:
     return total
 
 
+@keyword_checked
 class JournaledBroker:
     """A broker seen through the journal (see the module docstring).
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import NoReturn, SupportsIndex
 from urllib.parse import quote
 
+from core_engine._config import keyword_checked
 from core_engine.errors import ConfigError
 
 __all__ = [
@@ -50,6 +51,7 @@ _MIN_SCRUB_LENGTH = 4  # shorter values would mask ordinary words in every log l
 _log = logging.getLogger(__name__)
 
 
+@keyword_checked
 class Secret:
     """A credential whose value never shows in a repr, str, format, pickle or log record.
 
@@ -134,6 +136,7 @@ class ApiKey:
     password: Secret | None = None
 
 
+@keyword_checked
 class KeyRing:
     """Several API keys for one exchange, rotated on rate limits or failures.
 
@@ -324,8 +327,17 @@ def protect_logging(scrubber: SecretScrubber = SCRUBBER) -> SecretScrubber:
 
     Installs ``scrubber`` on the root logger's handlers and wraps the log-record factory so each
     record is scrubbed when it is created. Calling it again is harmless.
+
+    Raises
+    ------
+    ConfigError
+        If ``scrubber`` is not a :class:`SecretScrubber` (checked before anything is installed:
+        a wrong object would break every later log call of the process).
     """
     global _installed_factory
+    if not isinstance(scrubber, SecretScrubber):
+        raise ConfigError("The 'scrubber' parameter of protect_logging must be a SecretScrubber. "
+                          f"Got {type(scrubber).__name__} {scrubber!r}.")
     for handler in logging.getLogger().handlers:
         if scrubber not in handler.filters:
             handler.addFilter(scrubber)

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_instance, check_integer, check_items, check_real
 from core_engine.errors import ConfigError
 from core_engine.live.keys import SCRUBBER, Secret
 
@@ -39,6 +41,7 @@ EVENT_KINDS = ("fill", "error", "breaker", "state", "info")
 _log = logging.getLogger(__name__)
 
 
+@keyword_checked
 @dataclass(frozen=True)
 class Notification:
     """One event worth telling a person about."""
@@ -69,6 +72,7 @@ class Notifier(Protocol):
     def notify(self, event: Notification) -> None: ...
 
 
+@keyword_checked
 class WebhookNotifier:
     """POST each event as JSON to ``url`` (Slack/Discord-style incoming webhooks and the like).
 
@@ -107,6 +111,7 @@ class WebhookNotifier:
         return f"WebhookNotifier(url={self._url!r}, kinds={sorted(self.kinds)})"
 
 
+@keyword_checked
 class EmailNotifier:
     """Send each event as a plain-text e-mail through an SMTP server.
 
@@ -127,8 +132,26 @@ class EmailNotifier:
                  username: str | None = None, password: Secret | None = None,
                  starttls: bool = False, kinds: Iterable[str] | None = None,
                  timeout: float = 10.0) -> None:
+        where = "EmailNotifier"
+        for name, value in (("host", host), ("sender", sender)):
+            if not isinstance(value, str) or not value.strip() or "\x00" in value:
+                raise ConfigError(f"The {name!r} parameter of {where} must be a non-empty "
+                                  f"string. Got {value!r}.")
+        port = check_integer(port, "port", where, low=1, high=65535)
+        recipients = check_items(recipients, "recipients", where, kinds=str,
+                                 expected="a list of e-mail addresses")
         if not recipients:
             raise ConfigError("EmailNotifier needs at least one recipient. Got none.")
+        if username is not None and not isinstance(username, str):
+            raise ConfigError(f"The 'username' parameter of {where} must be a string or None. "
+                              f"Got {username!r}.")
+        if not isinstance(starttls, bool):
+            raise ConfigError(f"The 'starttls' parameter of {where} must be True or False. "
+                              f"Got {starttls!r}.")
+        if kinds is not None:
+            kinds = check_items(kinds, "kinds", where, kinds=str,
+                                expected="a list of event kinds such as ['error', 'breaker']")
+        timeout = check_real(timeout, "timeout", where, low=0)
         if password is not None and not isinstance(password, Secret):
             raise ConfigError("The 'password' of EmailNotifier must be a Secret "
                               "(core_engine.live.keys.Secret), so it never shows in a log.")
@@ -184,6 +207,9 @@ def notify_all(notifiers: Iterable[Notifier], event: Notification, journal: Any 
     A failure is logged as a warning and, when a journal is given, journaled as an error of
     kind ``notify`` naming the notifier (its message scrubbed of secrets).
     """
+    notifiers = check_items(notifiers, "notifiers", "notify_all",
+                            expected="a list of notifiers (objects with notify(event))")
+    check_instance(event, Notification, "event", "notify_all")
     failures = 0
     for notifier in notifiers:
         try:

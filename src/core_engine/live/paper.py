@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._validate import check_path
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import timeframe_ns
 from core_engine.errors import ConfigError
@@ -72,7 +73,8 @@ class PaperBroker(SimBroker):
         super().__init__(None, **sim)
         self.source = source
         self.history = int(history)
-        self.journal_path = Path(journal_path) if journal_path is not None else None
+        self.journal_path = (None if journal_path is None else
+                             check_path(journal_path, "journal_path", "PaperBroker", kind="file"))
         self.synced_to: pd.Timestamp | None = None
         if source is not None:
             if not symbols or not timeframe:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import timeframe_ns
 from core_engine.errors import (
@@ -69,11 +70,14 @@ class ReconciliationError(CoreEngineError, RuntimeError):
     """The broker and the journal disagree beyond the tolerance: the runner will not trade."""
 
 
+@keyword_checked
 class SimulatedClock:
     """A clock that jumps: ``sleep_until`` moves time, nothing waits (replays, tests)."""
 
     def __init__(self, start: Any) -> None:
-        self._now = pd.Timestamp(start)
+        from core_engine.data.timeframes import to_utc_timestamp
+
+        self._now = to_utc_timestamp(start, name="start")  # ConfigError for "yesterday", NaN
 
     def now(self) -> pd.Timestamp:
         return self._now
@@ -93,6 +97,7 @@ class WallClock:
             _time.sleep(min(left, 1.0))
 
 
+@keyword_checked
 @dataclass(frozen=True)
 class Breakers:
     """Drawdown and daily-loss breakers (the fields of ``PortfolioRules``)."""
@@ -195,6 +200,7 @@ class LiveView:
         return digest.hexdigest()[:16]
 
 
+@keyword_checked
 class Runner:
     """Run ``trader`` on ``broker``, journaling to ``journal`` (see the module docstring).
 

@@ -14,11 +14,22 @@ from typing import Any
 
 import pandas as pd
 
+from core_engine._validate import check_path
+from core_engine.data.timeframes import to_utc_timestamp
+from core_engine.errors import ConfigError
 from core_engine.live.journal import Journal
 from core_engine.live.keys import SCRUBBER
 
 __all__ = ["render_status_page", "status_page_path", "status_summary", "status_text",
            "write_status_page"]
+
+
+def _check_arguments(journal: Any, now: Any, where: str) -> pd.Timestamp | None:
+    """The journal and the optional ``now`` of the status functions, checked."""
+    if not isinstance(journal, Journal):
+        raise ConfigError(f"The 'journal' parameter of {where} must be a Journal. "
+                          f"Got {type(journal).__name__} {journal!r}.")
+    return None if now is None else to_utc_timestamp(now, name="now")
 
 
 def status_page_path(journal_path: str | Path) -> Path:
@@ -28,6 +39,7 @@ def status_page_path(journal_path: str | Path) -> Path:
 
 def status_summary(journal: Journal, now: Any = None, decisions: int = 10) -> dict[str, Any]:
     """State, positions, open orders, today's P&L, recent decisions, errors and breaker trips."""
+    now = _check_arguments(journal, now, "status_summary")
     state, reason, since = journal.state()
     opening = journal.opening_balances()
     return {
@@ -47,6 +59,7 @@ def status_summary(journal: Journal, now: Any = None, decisions: int = 10) -> di
 
 def status_text(journal: Journal, now: Any = None) -> str:
     """The ``core-engine live status`` report."""
+    now = _check_arguments(journal, now, "status_text")
     s = status_summary(journal, now)
     lines = [f"journal   {s['journal']}", f"trader    {s['trader_id']}  broker {s['broker']}",
              f"state     {s['state']} since {s['since']} ({s['reason']})",
@@ -87,6 +100,7 @@ _CSS = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
 
 def render_status_page(journal: Journal, now: Any = None) -> str:
     """The status page as one HTML string (no external resources)."""
+    now = _check_arguments(journal, now, "render_status_page")
     s = status_summary(journal, now)
     stamp = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
     parts = [
@@ -119,7 +133,9 @@ def render_status_page(journal: Journal, now: Any = None) -> str:
 
 def write_status_page(journal: Journal, now: Any = None, path: str | Path | None = None) -> Path:
     """Rewrite the status page atomically; returns its path."""
-    target = Path(path) if path is not None else status_page_path(journal.path)
+    now = _check_arguments(journal, now, "write_status_page")
+    target = (check_path(path, "path", "write_status_page", kind="file") if path is not None
+              else status_page_path(journal.path))
     temporary = target.with_name(f".{target.name}.tmp")
     temporary.write_text(render_status_page(journal, now), encoding="utf-8")
     os.replace(temporary, target)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError
 from core_engine.ml.labels import ForwardReturn, Labels, TripleBarrier, decision_rows
@@ -25,6 +26,8 @@ from core_engine.ml.labels import ForwardReturn, Labels, TripleBarrier, decision
 __all__ = ["Dataset", "feature_columns", "feature_rows", "make_dataset"]
 
 
+@keyword_checked
+@keyword_checked
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """What :func:`make_dataset` returns.

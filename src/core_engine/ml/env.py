@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.errors import ConfigError
 
 try:
@@ -92,6 +93,7 @@ def _ffill(values: np.ndarray) -> np.ndarray:
     return filled
 
 
+@keyword_checked
 class TradingEnv(gym.Env):
     """A trading environment over a panel (see the module docstring for every rule).
 

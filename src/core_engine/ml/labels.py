@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core_engine._config import FrozenConfig, check_number
+from core_engine._config import FrozenConfig, check_number, keyword_checked
 from core_engine.backtest.simulate import EXIT_REASON_NAMES, Picks, simulate_picks
 from core_engine.data.panel import FIELDS, Panel
 from core_engine.data.timeframes import format_timeframe, timeframe_ns
@@ -44,6 +44,7 @@ _TAKE_PROFIT = EXIT_REASON_NAMES.index("take_profit")
 _WINDOW_END = EXIT_REASON_NAMES.index("window_end")
 
 
+@keyword_checked
 @dataclass(frozen=True, eq=False)
 class Labels:
     """Labels of a panel at some decision rows (one per symbol).

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import timeframe_ns
 from core_engine.errors import ConfigError
@@ -55,6 +56,7 @@ from core_engine.strategies.base import Strategy
 __all__ = ["MODEL_CACHE", "FittedModel", "ModelCache", "SklearnStrategy", "trading_scorer"]
 
 
+@keyword_checked
 class ModelCache:
     """Least-recently-used cache of fitted models, keyed by what determines a fit.
 
@@ -100,6 +102,7 @@ _NO_MODEL = ("no model",)
 MODEL_CACHE = ModelCache()
 
 
+@keyword_checked
 @dataclass(frozen=True)
 class FittedModel:
     """One walk-forward fit: its retrain time, the model, its training rows and columns."""

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_real
 from core_engine.data.panel import FIELDS, Panel
 from core_engine.errors import ConfigError
 from core_engine.optimize.evaluate import SharedData, Task, Unit
@@ -246,6 +248,7 @@ def _remove_file(path: str) -> None:
         pass
 
 
+@keyword_checked
 class LocalExecutor(Executor):
     """A process pool on this machine (the default executor).
 
@@ -276,7 +279,7 @@ class LocalExecutor(Executor):
                 f"{[m for m in ('forkserver', 'spawn') if m in methods]}. Got {start_method!r}."
             )
         self.n_workers = n_workers
-        self.target_seconds = float(target_seconds)
+        self.target_seconds = check_real(target_seconds, "target_seconds", "LocalExecutor", low=0)
         self.start_method = method
 
     def _open(self, fn: Callable, shared: SharedData) -> Any:
@@ -312,6 +315,7 @@ class _DaskSession:
         """The scattered panel stays on the workers for the next sweep on the same data."""
 
 
+@keyword_checked
 class DaskExecutor(Executor):
     """Run a sweep on a ``dask.distributed`` cluster.
 
@@ -337,7 +341,7 @@ class DaskExecutor(Executor):
             raise ConfigError(f"DaskExecutor needs a distributed.Client. Got "
                               f"{type(client).__name__}.")
         self.client = client
-        self.target_seconds = float(target_seconds)
+        self.target_seconds = check_real(target_seconds, "target_seconds", "DaskExecutor", low=0)
         self._scattered: dict[str, Any] = {}
 
     @property

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -45,6 +45,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_real
 from core_engine.errors import ConfigError
 
 __all__ = [
@@ -65,6 +67,20 @@ _COMBINATIONS_PER_CHUNK = 2048
 
 
 # ---------------------------------------------------------------------------- Sharpe
+def _floats(values: Any, name: str, where: str) -> np.ndarray:
+    """``values`` (a list, array, Series or DataFrame of numbers) as a float64 array, or a
+    ConfigError naming the parameter (never NumPy's TypeError/ValueError)."""
+    if values is None or isinstance(values, (str, bytes, Mapping)):
+        raise ConfigError(f"The {name!r} parameter of {where} must be numbers (a list, array, "
+                          f"Series or DataFrame). Got {type(values).__name__} {values!r:.60}.")
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"The {name!r} parameter of {where} must be numbers (a list, array, "
+                          f"Series or DataFrame). Got {type(values).__name__} {values!r:.60}."
+                          ) from exc
+
+
 def sharpe_moments(returns: Any) -> dict[str, float]:
     """Per-period Sharpe ratio, skewness, kurtosis and count of ``returns`` (NaN dropped).
 
@@ -72,7 +88,7 @@ def sharpe_moments(returns: Any) -> dict[str, float]:
     from the central sample moments (``m2`` with ddof 0; normal kurtosis = 3), as in
     Bailey and López de Prado (2012).
     """
-    values = np.asarray(returns, dtype=np.float64).ravel()
+    values = _floats(returns, "returns", "a Sharpe ratio test").ravel()
     values = values[np.isfinite(values)]
     n = int(values.size)
     if n < 3:
@@ -111,8 +127,10 @@ def probabilistic_sharpe_ratio(returns: Any = None, *, benchmark: float = 0.0,
                     f"probabilistic_sharpe_ratio needs 'returns' or an explicit {key!r}."
                 )
             values[key] = stats[key]
-    sr, t = float(values["sharpe"]), float(values["n_obs"])  # type: ignore[arg-type]
-    g3, g4 = float(values["skew"]), float(values["kurtosis"])  # type: ignore[arg-type]
+    where = "probabilistic_sharpe_ratio"
+    sr, t = (check_real(values[k], k, where) for k in ("sharpe", "n_obs"))
+    g3, g4 = (check_real(values[k], k, where) for k in ("skew", "kurtosis"))
+    benchmark = check_real(benchmark, "benchmark", where)
     if not t > 1:
         raise ConfigError(f"The 'n_obs' argument must be above 1. Got {t!r}.")
     variance = 1.0 - g3 * sr + (g4 - 1.0) / 4.0 * sr * sr
@@ -135,8 +153,7 @@ def expected_max_sharpe(n_trials: int, variance: float) -> float:
     """
     if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
         raise ConfigError(f"The 'n_trials' argument must be an integer >= 1. Got {n_trials!r}.")
-    if not (math.isfinite(variance) and variance >= 0):
-        raise ConfigError(f"The 'variance' argument must be a finite number >= 0. Got {variance!r}.")
+    variance = check_real(variance, "variance", "expected_max_sharpe", low=0)
     if n_trials == 1:
         return 0.0
     n = float(n_trials)
@@ -169,19 +186,21 @@ def deflated_sharpe_ratio(returns: Any = None, *, n_trials: int,
         raise ConfigError("deflated_sharpe_ratio needs exactly one of 'trial_sharpes' and "
                           "'sharpe_variance'.")
     if trial_sharpes is not None:
-        values = np.asarray(trial_sharpes, dtype=np.float64)
+        values = _floats(trial_sharpes, "trial_sharpes", "deflated_sharpe_ratio").ravel()
         values = values[np.isfinite(values)]
         if values.size < 2:
             raise ConfigError("deflated_sharpe_ratio needs the Sharpe ratios of at least 2 "
                               f"trials to measure their variance. Got {values.size}.")
         sharpe_variance = float(values.var(ddof=1))
-    assert sharpe_variance is not None  # one of the two was given (checked above)
+    sharpe_variance = check_real(sharpe_variance, "sharpe_variance", "deflated_sharpe_ratio",
+                                 low=0)
     benchmark = expected_max_sharpe(n_trials, sharpe_variance)
     return probabilistic_sharpe_ratio(returns, benchmark=benchmark, sharpe=sharpe, n_obs=n_obs,
                                       skew=skew, kurtosis=kurtosis)
 
 
 # ---------------------------------------------------------------------------- PBO
+@keyword_checked
 @dataclass(frozen=True)
 class PBOResult:
     """The outcome of CSCV (see the module docstring).
@@ -266,7 +285,7 @@ def probability_of_backtest_overfitting(returns: Any, n_blocks: int = 16) -> PBO
     ConfigError
         With fewer than 2 trials, an odd ``n_blocks``, or fewer than 2 rows per block.
     """
-    matrix = np.asarray(returns, dtype=np.float64)
+    matrix = _floats(returns, "returns", "probability_of_backtest_overfitting")
     if matrix.ndim != 2 or matrix.shape[1] < 2:
         raise ConfigError("probability_of_backtest_overfitting needs a (periods × trials) "
                           f"matrix with at least 2 trials. Got shape {matrix.shape}.")
@@ -313,6 +332,7 @@ def probability_of_backtest_overfitting(returns: Any, n_blocks: int = 16) -> PBO
 
 
 # ---------------------------------------------------------------------------- report
+@keyword_checked
 @dataclass(frozen=True)
 class OverfittingReport:
     """PBO, probabilistic and deflated Sharpe of a sweep's selection, with their figures.

@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 
 import core_engine
+from core_engine._config import keyword_checked
+from core_engine._validate import check_path
 from core_engine.errors import ConfigError
 
 __all__ = ["ResultStore", "canonical", "config_id"]
@@ -77,6 +79,7 @@ def config_id(strategy: Any, backtest: Mapping[str, Any], fingerprint: str) -> s
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@keyword_checked
 class ResultStore:
     """Rows of a sweep, in memory and (with a ``path``) in one Parquet file.
 
@@ -87,7 +90,7 @@ class ResultStore:
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
-        self.path = None if path is None else Path(path)
+        self.path = None if path is None else check_path(path, "path", "ResultStore", kind="file")
         if self.path is not None and self.path.suffix != ".parquet":
             raise ConfigError(f"The sweep results file must end in .parquet. Got '{self.path}'.")
         self._frames: list[pd.DataFrame] = []

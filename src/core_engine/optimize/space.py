@@ -44,10 +44,16 @@ from typing import Any
 
 import numpy as np
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_items, check_real
 from core_engine.errors import ConfigError
 
-__all__ = ["Choice", "IntUniform", "Space", "Uniform", "parse_value", "point_instance",
-           "resolve_names"]
+__all__ = ["MAX_GRID", "Choice", "IntUniform", "Space", "Uniform", "parse_value",
+           "point_instance", "resolve_names"]
+
+#: The most points a grid is built with: more is a typo (a range of 10**12) that would
+#: exhaust memory, not a sweep anyone can run. Random and optuna searches are not bounded.
+MAX_GRID = 1_000_000
 
 
 def parse_value(text: str) -> Any:
@@ -71,6 +77,10 @@ class Dimension:
     def grid_values(self, name: str) -> list[Any]:
         raise NotImplementedError
 
+    def size(self, name: str) -> int:
+        """The number of grid values, without building them."""
+        return len(self.grid_values(name))
+
     def sample(self, rng: np.random.Generator) -> Any:
         raise NotImplementedError
 
@@ -82,6 +92,7 @@ class Dimension:
         return True
 
 
+@keyword_checked
 class Choice(Dimension):
     """A finite set of values, tried in the given order.
 
@@ -94,7 +105,7 @@ class Choice(Dimension):
     """
 
     def __init__(self, values: Sequence[Any]) -> None:
-        values = list(values)
+        values = check_items(values, "values", "Choice", expected="a list of values")
         if not values:
             raise ConfigError("A sweep dimension needs at least one value. Got none.")
         self.values = values
@@ -133,17 +144,27 @@ def _inclusive_range(name: str, start: float, stop: float, step: float) -> list[
             f"The range of {name!r} needs start <= stop and a positive step. Got "
             f"{start}:{stop}:{step}."
         )
-    count = int(math.floor((stop - start) / step + 1e-9)) + 1
+    count = _count(name, start, stop, step)
     if all(isinstance(v, int) for v in (start, stop, step)):
         return [int(start + k * step) for k in range(count)]
     return [float(round(start + k * step, 12)) for k in range(count)]
 
 
+def _count(name: str, start: float, stop: float, step: float, limit: int | None = MAX_GRID) -> int:
+    count = int(math.floor((stop - start) / step + 1e-9)) + 1
+    if limit is not None and count > limit:
+        raise ConfigError(f"The range of {name!r} has {count:,} values; a grid enumerates at "
+                          f"most {limit:,}. Got {start}:{stop}:{step}.")
+    return count
+
+
+@keyword_checked
 class Uniform(Dimension):
     """A continuous range ``[low, high]`` (log-uniform with ``log=True``) for random and
     optuna searches."""
 
     def __init__(self, low: float, high: float, *, log: bool = False) -> None:
+        low, high = check_real(low, "low", "Uniform"), check_real(high, "high", "Uniform")
         if not (math.isfinite(low) and math.isfinite(high) and low < high) or (log and low <= 0):
             raise ConfigError(f"Uniform needs finite low < high (low > 0 with log=True). Got "
                               f"low={low!r}, high={high!r}, log={log!r}.")
@@ -173,6 +194,7 @@ class Uniform(Dimension):
         return f"Uniform({self.low!r}, {self.high!r}{', log=True' if self.log else ''})"
 
 
+@keyword_checked
 class IntUniform(Dimension):
     """Integers ``low, low + step, …, <= high`` for random and optuna searches (a grid
     enumerates them)."""
@@ -181,10 +203,20 @@ class IntUniform(Dimension):
         for key, value in (("low", low), ("high", high), ("step", step)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ConfigError(f"IntUniform needs integer {key}. Got {value!r}.")
-        self.values = _inclusive_range("IntUniform", int(low), int(high), int(step))
-        self.low, self.high, self.step = int(low), self.values[-1], int(step)
+        low, high, step = int(low), int(high), int(step)
+        if step <= 0 or high < low:
+            raise ConfigError(f"IntUniform needs low <= high and a positive step. Got "
+                              f"low={low}, high={high}, step={step}.")
+        count = _count("IntUniform", low, high, step, limit=None)
+        # a lazy range: IntUniform(1, 10**12) is a fine random-search space, never a list
+        self.values = range(low, low + count * step, step)
+        self.low, self.high, self.step = low, self.values[-1], step
+
+    def size(self, name: str) -> int:
+        return len(self.values)
 
     def grid_values(self, name: str) -> list[Any]:
+        _count(name, self.low, self.high, self.step)  # refuses a grid of more than MAX_GRID
         return list(self.values)
 
     def sample(self, rng: np.random.Generator) -> int:
@@ -214,6 +246,7 @@ def as_dimension(name: str, spec: Any) -> Dimension:
     return Choice([spec])
 
 
+@keyword_checked
 class Space:
     """Named dimensions; a point is a ``{name: value}`` dict in the space's key order.
 
@@ -242,10 +275,22 @@ class Space:
 
     def __len__(self) -> int:
         """Number of grid points (raises for a continuous space)."""
-        return math.prod(len(d.grid_values(n)) for n, d in self.dimensions.items())
+        return math.prod(d.size(n) for n, d in self.dimensions.items())
 
     def grid(self) -> list[dict[str, Any]]:
-        """Every point, the last dimension varying fastest."""
+        """Every point, the last dimension varying fastest.
+
+        Raises
+        ------
+        ConfigError
+            For a continuous dimension, or a grid of more than :data:`MAX_GRID` points.
+        """
+        size = len(self)
+        if size > MAX_GRID:
+            sizes = {n: d.size(n) for n, d in self.dimensions.items()}
+            raise ConfigError(f"The sweep space has {size:,} grid points {sizes}; a grid "
+                              f"enumerates at most {MAX_GRID:,}. Use search='random' or "
+                              "'optuna' with n_trials, or coarser steps.")
         axes = [d.grid_values(n) for n, d in self.dimensions.items()]
         return [dict(zip(self.names, combo, strict=True)) for combo in itertools.product(*axes)]
 
@@ -253,7 +298,7 @@ class Space:
         """``n`` random points. A discrete space is sampled without replacement (all of it,
         shuffled, when ``n`` reaches its size); a continuous one independently."""
         rng = np.random.default_rng(seed)
-        if self.discrete:
+        if self.discrete and len(self) <= MAX_GRID:
             grid = self.grid()
             order = rng.permutation(len(grid))[:n]
             return [grid[i] for i in order]

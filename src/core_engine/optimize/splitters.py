@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.data.timeframes import timeframe_ns
 from core_engine.errors import ConfigError
 
@@ -52,6 +53,9 @@ __all__ = ["ROLES", "CombinatorialPurgedCV", "PurgedKFold", "WalkForward", "deci
 #: Role codes of :meth:`roles` (index = code).
 ROLES = ("", "train", "test", "purged", "embargoed")
 _UNUSED, _TRAIN, _TEST, _PURGED, _EMBARGOED = range(5)
+
+#: The most splits a combinatorial splitter builds (each is a backtest per trial).
+MAX_SPLITS = 100_000
 
 
 def _duration(value: Any, owner: str, name: str, *, fraction: bool = False) -> int | float:
@@ -289,6 +293,7 @@ def _count(value: Any, owner: str, name: str, minimum: int) -> int:
     return int(value)
 
 
+@keyword_checked
 class WalkForward(_PurgedSplitter):
     """Rolling (or anchored) walk-forward: train on ``train``, test on the next ``test``.
 
@@ -370,6 +375,7 @@ class WalkForward(_PurgedSplitter):
         return len(self._role_codes(X, label_end))
 
 
+@keyword_checked
 class PurgedKFold(_PurgedSplitter):
     """K contiguous test folds in time order; train on everything else, purged and embargoed.
 
@@ -418,6 +424,7 @@ def _groups(unique: np.ndarray, n: int, owner: str, name: str) -> np.ndarray:
     return np.repeat(np.arange(n), sizes)
 
 
+@keyword_checked
 class CombinatorialPurgedCV(_PurgedSplitter):
     """Combinatorial purged cross-validation (López de Prado 2018, §12.4).
 
@@ -453,6 +460,11 @@ class CombinatorialPurgedCV(_PurgedSplitter):
                 "The 'n_test_folds' parameter of CombinatorialPurgedCV must be below "
                 f"'n_folds'. Got n_folds={n_folds!r}, n_test_folds={n_test_folds!r}."
             )
+        splits = math.comb(self.n_folds, self.n_test_folds)
+        if splits > MAX_SPLITS:  # each split is a full backtest: more is a typo, and a MemoryError
+            raise ConfigError(
+                f"CombinatorialPurgedCV(n_folds={self.n_folds}, n_test_folds={self.n_test_folds})"
+                f" has {splits:,} splits; at most {MAX_SPLITS:,} are allowed.")
         self._combos = list(itertools.combinations(range(self.n_folds), self.n_test_folds))
 
     def _own_params(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.backtest import decision_schedule, load_panel, walk_forward, warm_up
 from core_engine.data.timeframes import timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError, CoreEngineError
@@ -54,7 +55,7 @@ from core_engine.optimize.evaluate import (
 )
 from core_engine.optimize.executors import Executor, LocalExecutor
 from core_engine.optimize.results import ResultStore, canonical, config_id
-from core_engine.optimize.space import Space, apply_point, resolve_names
+from core_engine.optimize.space import MAX_GRID, Space, apply_point, resolve_names
 
 __all__ = ["SEARCHES", "Sweep", "SweepResult", "import_optuna"]
 
@@ -122,6 +123,7 @@ def _check_broker(broker: Any) -> None:
                           "candles.")
 
 
+@keyword_checked
 class Sweep:
     """A search over strategy, exit, sizing and rule parameters of a walk-forward backtest.
 
@@ -208,8 +210,8 @@ class Sweep:
                               f"Got {n_trials!r}.")
         if search == "optuna":
             import_optuna()
-        if search == "grid":
-            len(self.space)  # a continuous dimension fails here, naming itself
+        if search == "grid" and len(self.space) > MAX_GRID:  # a continuous one fails in len
+            self.space.grid()  # raises, naming the size of each dimension
         if not isinstance(metric, str) or not metric:
             raise ConfigError(f"The 'metric' parameter of Sweep must be a metric name such as "
                               f"'sharpe'. Got {metric!r}.")
@@ -496,6 +498,7 @@ def _metric_values(frame: pd.DataFrame, ids: Sequence[str], scope: str, metric: 
 
 
 # ---------------------------------------------------------------------------- results
+@keyword_checked
 class SweepResult:
     """The evaluated configurations of a sweep.
 

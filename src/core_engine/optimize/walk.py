@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.backtest import (
     TRADE_DTYPE,
     BacktestResult,
@@ -295,6 +296,7 @@ def _describe(sweep: Sweep, pieces: Sequence[tuple[int, Any, BacktestResult]], s
     return config, quality
 
 
+@keyword_checked
 class WalkForwardOptimization:
     """The outcome of :func:`walk_forward_optimize`.
 

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_instance, check_items
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError
@@ -61,6 +63,7 @@ DEFAULT_HORIZONS = ("1h", "2h", "4h", "8h", "24h")
 
 
 # ---------------------------------------------------------------------------- the report
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class FactorReport:
     """The evaluation of one factor (see the module docstring for the conventions).
@@ -417,6 +420,8 @@ def evaluate_factor(factor: Any, panel: Panel, *, window: str = "4h", shift: str
     shift_ns = _candles(shift, "shift", step)
     if isinstance(horizons, str):
         horizons = (horizons,)
+    horizons = check_items(horizons, "horizons", "evaluate_factor", non_empty=True,
+                           expected="a list of durations such as ['1h', '4h']")
     horizon_ns = sorted({_candles(h, "horizons", step) for h in horizons} | {window_ns})
     quantiles = _int_param(quantiles, "quantiles", 2)
     top_n = _int_param(top_n, "top_n", 1)
@@ -569,6 +574,12 @@ def evaluate_factors(factors: Mapping[str, Any], panel: Panel, *, progress: bool
     if "name" in kwargs:
         raise ConfigError("evaluate_factors takes the names from the keys of 'factors'; "
                           "do not pass 'name'.")
+    check_instance(factors, Mapping, "factors", "evaluate_factors",
+                   expected="a dict of name -> factor (a feature, column or array)")
+    check_instance(panel, Panel, "panel", "evaluate_factors")
+    if progress is not None and not isinstance(progress, bool):
+        raise ConfigError("The 'progress' parameter of evaluate_factors must be True, False or "
+                          f"None. Got {progress!r}.")
     reports = {}
     for key in progress_bar(list(factors), desc="factors", enabled=progress):
         reports[key] = evaluate_factor(factors[key], panel, name=key, **kwargs)
@@ -579,6 +590,8 @@ def factor_table(reports: Iterable[FactorReport] | Mapping[str, FactorReport]) -
     """Stack the :meth:`FactorReport.to_frame` rows of several reports (one row per factor)."""
     if isinstance(reports, Mapping):
         reports = reports.values()
+    reports = check_items(reports, "reports", "factor_table", kinds=FactorReport,
+                          expected="a list or dict of FactorReport (from evaluate_factor)")
     frames = [r.to_frame() for r in reports]
     if not frames:
         raise ConfigError("factor_table needs at least one FactorReport.")

@@ -21,6 +21,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from core_engine._config import did_you_mean
+from core_engine._validate import check_instance, check_integer, check_items, check_real
+from core_engine._validate import check_result as check_run
 from core_engine.backtest.views import register_view
 from core_engine.data.timeframes import to_utc_timestamp
 from core_engine.errors import ConfigError
@@ -49,7 +51,27 @@ _TIME_LABEL = "Decision time (UTC)"
 
 
 def _figure(figsize: tuple[float, float]) -> Figure:
-    return Figure(figsize=figsize, layout="constrained")
+    return Figure(figsize=check_figsize(figsize), layout="constrained")
+
+
+def check_figsize(figsize: Any) -> tuple[float, float]:
+    """``figsize`` as (width, height) inches, each in (0, 100], or a ConfigError."""
+    ok = isinstance(figsize, (tuple, list)) and len(figsize) == 2
+    if ok:
+        try:
+            width, height = (check_real(v, "figsize", "the plot", low=0, high=100) for v in figsize)
+        except ConfigError:
+            ok = False
+        ok = ok and width > 0 and height > 0
+    if not ok:
+        raise ConfigError("The 'figsize' parameter of a plot must be (width, height) in inches, "
+                          f"each above 0 and at most 100, such as (10, 6). Got {figsize!r:.80}.")
+    return (width, height)
+
+
+def check_result(result: Any, where: str) -> Any:
+    """``result`` if it is a BacktestResult (a ReplayResult is one), else a ConfigError."""
+    return check_run(result, "result", where)
 
 
 def _strategy_label(result: Any) -> str:
@@ -96,6 +118,7 @@ def plot_equity(result: Any, *, figsize: tuple[float, float] = (10, 6)) -> Figur
     matplotlib.figure.Figure
         Two axes, ``fig.axes[0]`` equity, ``fig.axes[1]`` drawdown, sharing the time axis.
     """
+    check_result(result, "plot_equity")
     eq = result.equity
     fig = _figure(figsize)
     ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
@@ -137,7 +160,9 @@ def _plot_slices_equity(result: Any, ax_eq: Any) -> None:
 # ---------------------------------------------------------------------------- trades
 def _panel_of(result: Any, panel: Any) -> Any:
     if panel is not None:
-        return panel
+        from core_engine.data.panel import Panel
+
+        return check_instance(panel, Panel, "panel", "plot_trades")
     found = getattr(result, "panel", None)
     if found is None:
         found = getattr(result, "_panel", None)
@@ -182,6 +207,7 @@ def plot_trades(result: Any, symbol: str, panel: Any = None, *, start: Any = Non
     ConfigError
         If the symbol is not in the panel, or no panel is available.
     """
+    check_result(result, "plot_trades")
     panel = _panel_of(result, panel)
     j = panel.column(symbol)
     step = pd.Timedelta(panel.step_ns, unit="ns")
@@ -245,6 +271,8 @@ def plot_return_distribution(result: Any, *, bins: int = 50,
     One axis: ``bins`` bars (``ax.patches``, heights summing to the trade count) and three
     vertical lines in ``ax.lines``: ``mean``, ``median`` and ``zero``.
     """
+    check_result(result, "plot_return_distribution")
+    check_integer(bins, "bins", "plot_return_distribution", low=1, high=10_000)
     returns = result.trades["return_pct"].to_numpy(dtype=np.float64)
     fig = _figure(figsize)
     ax = fig.subplots()
@@ -295,6 +323,7 @@ def plot_breakdown(result: Any, by: str = "symbol", *,
     Two axes with one bar per group (``ax.patches``), groups as in :func:`breakdown_table`;
     bars of negative average return are red.
     """
+    check_result(result, "plot_breakdown")
     table = breakdown_table(result, by)
     labels = [str(v) if by == "symbol" else f"{int(v):02d}h" for v in table.index]
     x = np.arange(len(table))
@@ -320,7 +349,8 @@ def _run_names(results: Sequence[Any], names: Iterable[str] | None) -> list[str]
     if names is None:
         base = [r.config.get("strategy", {}).get("name", "run") for r in results]
         return [f"{b} #{i + 1}" if base.count(b) > 1 else b for i, b in enumerate(base)]
-    names = [str(n) for n in names]
+    names = [str(n) for n in check_items(names, "names", "plot_comparison", kinds=(str, int),
+                                         expected="a list of run names")]
     if len(names) != len(results):
         raise ConfigError(f"plot_comparison got {len(names)} names for {len(results)} results.")
     return names
@@ -334,9 +364,10 @@ def plot_comparison(results: Sequence[Any], names: Iterable[str] | None = None, 
     numbered when repeated) and the run's total return. Portfolio runs are drawn as a
     multiple of their initial cash, so both modes share the axis.
     """
-    results = list(results)
-    if not results:
-        raise ConfigError("plot_comparison needs a non-empty list of results.")
+    results = check_items(results, "results", "plot_comparison", non_empty=True,
+                          expected="a non-empty list of BacktestResult objects")
+    for result in results:
+        check_run(result, "results", "plot_comparison")
     labels = _run_names(results, names)
     fig = _figure(figsize)
     ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
@@ -369,6 +400,10 @@ def plot_factor(report: Any, *, figsize: tuple[float, float] = (12, 8)) -> Figur
     ``fig.axes[1]``: IC decay, mean IC and mean rank IC by horizon (bars);
     ``fig.axes[2]``: mean forward return per quantile (bars).
     """
+    if isinstance(report, type) or not all(
+            hasattr(report, part) for part in ("ic", "decay", "quantile_returns")):
+        raise ConfigError("The 'report' parameter of plot_factor must be a FactorReport (from "
+                          f"evaluate_factor). Got {type(report).__name__} {report!r:.80}.")
     fig = _figure(figsize)
     ax_ic, ax_decay, ax_q = fig.subplot_mosaic([["ic", "ic"], ["decay", "q"]]).values()
     ic = report.ic["rank_ic"]
@@ -427,6 +462,7 @@ def plot_result(result: Any, kind: str = "equity", **kwargs: Any) -> Figure:
     --------
     >>> fig = plot_result(result, kind="breakdown", by="hour")  # doctest: +SKIP
     """
+    check_result(result, "plot_result")
     if not isinstance(kind, str):
         raise ConfigError(f"The 'kind' parameter of plot must be one of {list(PLOT_KINDS)}. "
                           f"Got {kind!r}.")

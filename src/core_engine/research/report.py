@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import core_engine
+from core_engine._validate import check_instance, check_integer, check_items, check_path
 from core_engine.backtest.formatting import (
     METRIC_ROWS,
     STYLE,
@@ -112,10 +113,17 @@ def write_report(result: Any, path: str | Path, *, panel: Any = None,
     pathlib.Path
         The file written.
     """
-    if not isinstance(path, (str, Path)):
-        raise ConfigError(f"The 'path' parameter of write_report must be a file or directory "
-                          f"name. Got {type(path).__name__} {path!r}.")
-    target = Path(path)
+    from core_engine.data.panel import Panel
+    from core_engine.research.plots import check_result
+
+    check_result(result, "write_report")
+    target = check_path(path, "path", "write_report")
+    check_instance(panel, Panel, "panel", "write_report", optional=True)
+    if trade_symbols is not None:
+        trade_symbols = check_items(trade_symbols, "trade_symbols", "write_report", kinds=str,
+                                    expected="a list of symbols such as ['BTC/USDT']")
+    max_trades = check_integer(max_trades, "max_trades", "write_report", low=0, high=100_000)
+    dpi = check_integer(dpi, "dpi", "write_report", low=10, high=600)
     if target.is_dir():
         target = target / "report.html"
     elif not target.suffix:

@@ -26,6 +26,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_items
 from core_engine.errors import ConfigError
 from core_engine.risk._kernels import top_n_select_2d
 
@@ -65,7 +67,8 @@ class Allocation(NamedTuple):
 
 def symbol_name_rank(symbols: Sequence[str]) -> np.ndarray:
     """Return the rank of each symbol's name (0 = alphabetically first); names must be unique."""
-    names = [str(s) for s in symbols]
+    names = [str(s) for s in check_items(symbols, "symbols", "symbol_name_rank",
+                                         expected="a list of symbols")]
     if len(set(names)) != len(names):
         raise ConfigError(f"Allocator symbols must be unique. Got {names}.")
     order = sorted(range(len(names)), key=names.__getitem__)
@@ -85,6 +88,7 @@ def _as_2d(name: str, values: Any, shape: tuple[int, int] | None, dtype: Any) ->
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class Allocator:
     """Base allocator: top ``n`` by score; subclasses choose eligibility and weights.
@@ -192,11 +196,13 @@ class Allocator:
         return {str(symbols[c]): float(w) for c, w in zip(alloc.picks[0], alloc.weights[0], strict=True) if c >= 0}
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class TopNEqual(Allocator):
     """The ``n`` best scores, ``1/n`` of the capital each (the default allocator)."""
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class ScoreProportional(Allocator):
     """The ``n`` best **positive** scores, sharing ``k/n`` of the capital in proportion to score.
@@ -214,6 +220,7 @@ class ScoreProportional(Allocator):
         return picked_scores
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class InverseVolatility(Allocator):
     """The ``n`` best scores, sharing ``k/n`` of the capital in proportion to ``1/volatility``.
@@ -254,6 +261,7 @@ class InverseVolatility(Allocator):
         return lowest / vol
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class ConfidenceWeighted(Allocator):
     """The ``n`` best scores, sharing ``k/n`` of the capital in proportion to confidence.

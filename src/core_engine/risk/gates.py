@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_instance, check_items
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError, StrategyError
 from core_engine.risk._kernels import rolling_mean_2d
@@ -84,6 +86,7 @@ class Gate:
         raise NotImplementedError
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class MaxATRPct(Gate):
     """Eligible while ATR(``length``) / close, in percent, is at most ``max_atr_pct``.
@@ -113,6 +116,7 @@ class MaxATRPct(Gate):
             return atr_pct <= self.max_atr_pct
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class MinQuoteVolume(Gate):
     """Eligible while the traded quote volume over the last ``lookback`` candles is at least
@@ -142,6 +146,7 @@ class MinQuoteVolume(Gate):
             return quote_volume >= self.min_quote_volume
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class MaxSpreadProxy(Gate):
     """Eligible while the mean candle range ``(high - low) / close`` over ``length`` candles,
@@ -177,6 +182,7 @@ class MaxSpreadProxy(Gate):
             return self.range_pct(panel) <= self.max_pct
 
 
+@keyword_checked
 @dataclass(frozen=True, kw_only=True)
 class CustomGate(Gate):
     """A user rule: ``fn(features, panel) -> bool (T, N)``.
@@ -229,6 +235,8 @@ class CustomGate(Gate):
 
 def gate_features(gates: Iterable[Gate]) -> list:
     """All feature computers the ``gates`` need (to compute once with the strategy's)."""
+    gates = check_items(gates, "gates", "gate_features", kinds=Gate,
+                        expected="a list of Gate objects such as [MaxATRPct(max_atr_pct=2)]")
     return [comp for gate in gates for comp in gate.features()]
 
 
@@ -239,6 +247,11 @@ def apply_gates(gates: Iterable[Gate], features: Mapping[str, np.ndarray], panel
     -------
     numpy.ndarray of bool, shape (T, N)
     """
+    gates = check_items(gates, "gates", "apply_gates", kinds=Gate,
+                        expected="a list of Gate objects such as [MaxATRPct(max_atr_pct=2)]")
+    check_instance(features, Mapping, "features", "apply_gates",
+                   expected="a dict of feature name -> array")
+    check_instance(panel, Panel, "panel", "apply_gates")
     eligible = np.ones((panel.n_times, panel.n_symbols), dtype=bool)
     for gate in gates:
         if not isinstance(gate, Gate):

@@ -46,6 +46,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from core_engine._config import FrozenConfig, check_int, check_number
+from core_engine._validate import check_instance
 from core_engine.errors import ConfigError
 from core_engine.risk.exits import ExitRules
 
@@ -105,6 +106,8 @@ def stop_price(entry: float, rules: ExitRules, atr: float | None = None) -> floa
         If the rule is in ATR and ``atr`` is missing or not positive, or the stop would be
         at or below zero.
     """
+    check_instance(rules, ExitRules, "rules", "stop_price",
+                   expected="an ExitRules such as ExitRules(stop_loss_pct=2)")
     entry = _number("entry", entry)
     if rules.stop_loss_pct is not None:
         return entry * (1.0 - rules.stop_loss_pct / 100.0)

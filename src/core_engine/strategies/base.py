@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
+from core_engine._validate import check_items, check_symbols
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import to_utc_timestamp
 from core_engine.errors import ConfigError, StrategyError
@@ -39,7 +40,10 @@ __all__ = ["Strategy", "rank_candidates", "did_you_mean"]
 
 def did_you_mean(name: str, valid: Sequence[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest valid name, or ``""`` if none is close."""
-    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    if not isinstance(name, str):
+        return ""  # nothing to compare; the caller's message shows the value
+    names = [str(v) for v in check_items(valid, "valid", "did_you_mean", expected="a list of names")]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
@@ -49,7 +53,15 @@ def rank_candidates(scores: np.ndarray, symbols: Sequence[str]) -> list[str]:
     Ties are broken by symbol name ascending, so the order does not depend on the column
     order of the panel.
     """
-    scores = np.asarray(scores, dtype=np.float64)
+    symbols = check_symbols(symbols, "symbols", "rank_candidates")
+    try:
+        scores = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("The 'scores' parameter of rank_candidates must be numbers, one per "
+                          f"symbol. Got {type(scores).__name__}.") from exc
+    if scores.shape != (len(symbols),):
+        raise ConfigError(f"The 'scores' parameter of rank_candidates must hold one number per "
+                          f"symbol ({len(symbols)}). Got shape {scores.shape}.")
     keep = [j for j in range(len(symbols)) if np.isfinite(scores[j])]
     keep.sort(key=lambda j: (-scores[j], symbols[j]))
     return [symbols[j] for j in keep]

@@ -7,10 +7,14 @@ from typing import Any
 
 import pandas as pd
 
+from core_engine._validate import check_integer, check_real
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError
 
-__all__ = ["as_panel"]
+__all__ = ["as_panel", "check_options"]
+
+#: More sampled times than this is a mistake (each is a full recomputation), not a wish.
+MAX_TIMES = 100_000
 
 FORMS = ("a Panel, a dict of symbol -> candle frame, or (store, symbols, timeframe) with a "
          "ParquetStore")
@@ -45,3 +49,13 @@ def as_panel(data: Any, who: str, timeframe: str | None = None) -> Panel:
     raise ConfigError(
         f"The 'data' argument of {who} must be {FORMS}. Got {type(data).__name__}.{hint}"
     )
+
+
+def check_options(who: str, *, n_times: Any, seed: Any, **tolerances: Any) -> tuple[int, int]:
+    """The sampling options every checker takes (``n_times``, ``seed``, tolerances such as
+    ``rtol``): ``(n_times, seed)`` as ints, or a ConfigError naming ``who``."""
+    n = check_integer(n_times, "n_times", who, low=1, high=MAX_TIMES)
+    s = check_integer(seed, "seed", who, low=0, high=2**32 - 1)
+    for name, value in tolerances.items():
+        check_real(value, name, who, low=0)
+    return n, s

@@ -18,8 +18,9 @@ import pandas as pd
 
 from core_engine.data.candles import DiscontinuityWarning
 from core_engine.data.panel import Panel
+from core_engine.data.timeframes import timeframe_ns
 from core_engine.errors import ConfigError, DataValidationError, FeatureError, LookaheadError
-from core_engine.testing._data import as_panel
+from core_engine.testing._data import as_panel, check_options
 
 __all__ = ["check_feature"]
 
@@ -92,6 +93,15 @@ def check_feature(computer, data, *, n_times: int = 20, seed: int = 0,
     ConfigError
         If ``data`` is none of the accepted forms or holds no candle.
     """
+    if isinstance(computer, type) or not all(
+            hasattr(computer, a) for a in ("compute", "columns", "lookback")):
+        raise ConfigError(
+            "The 'computer' parameter of check_feature must be a feature instance such as "
+            "RSI(14) (a FeatureComputer, or an object with compute(candles), columns and "
+            f"lookback). Got {type(computer).__name__} {computer!r:.80}.")
+    n_times, seed = check_options("check_feature", n_times=n_times, seed=seed, rtol=rtol)
+    if timeframe is not None:
+        timeframe_ns(timeframe)
     frames, timeframe, panel = _frames_of(data, timeframe)
     for symbol, candles in frames.items():
         try:

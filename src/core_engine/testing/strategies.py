@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._validate import check_instance
 from core_engine.data.candles import DiscontinuityWarning
 from core_engine.data.panel import FIELDS, Panel
 from core_engine.errors import ConfigError, LookaheadError
 from core_engine.strategies.base import Strategy, rank_candidates
-from core_engine.testing._data import as_panel
+from core_engine.testing._data import as_panel, check_options
 
 __all__ = ["check_strategy", "POISONS"]
 
@@ -75,9 +76,11 @@ def check_strategy(strategy: Strategy, data: Any, *, n_times: int = 10, seed: in
         If ``data`` is none of the accepted forms, has fewer than 2 rows, or
         ``n_times < 1``.
     """
+    check_instance(strategy, Strategy, "strategy", "check_strategy",
+                   expected="a Strategy instance such as MomentumRank()")
+    n_times, seed = check_options("check_strategy", n_times=n_times, seed=seed, rtol=rtol,
+                                  atol=atol)
     data = as_panel(data, "check_strategy")
-    if isinstance(n_times, bool) or not isinstance(n_times, int) or n_times < 1:
-        raise ConfigError(f"The 'n_times' parameter of check_strategy must be a positive integer. Got {n_times!r}.")
     if data.n_times < 2:
         raise ConfigError(f"check_strategy needs a panel of at least 2 rows. Got {data.n_times}.")
     _check_params(strategy)

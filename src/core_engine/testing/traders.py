@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._validate import check_instance, check_real
 from core_engine.data.panel import FIELDS, Panel
 from core_engine.errors import ConfigError, LookaheadError
+from core_engine.testing._data import check_options
 
 __all__ = ["check_trader"]
 
@@ -113,11 +115,16 @@ def check_trader(trader: Any, data: Any, *, n_times: int = 5, seed: int = 0,
         If the trader placed no order on ``data`` (nothing to check) or ``n_times < 1``.
     """
     from core_engine.backtest.engine import load_panel
-    from core_engine.trading import SimBroker, replay
+    from core_engine.data.timeframes import to_utc_timestamp
+    from core_engine.trading import SimBroker, Trader, replay
 
-    if isinstance(n_times, bool) or not isinstance(n_times, int) or n_times < 1:
-        raise ConfigError(f"The 'n_times' parameter of check_trader must be a positive "
-                          f"integer. Got {n_times!r}.")
+    check_instance(trader, Trader, "trader", "check_trader",
+                   expected="a Trader instance such as RankingTrader('momentum_rank')")
+    check_instance(broker, SimBroker, "broker", "check_trader", optional=True)
+    n_times, seed = check_options("check_trader", n_times=n_times, seed=seed)
+    check_real(initial_cash, "initial_cash", "check_trader", low=0, optional=True)
+    start = None if start is None else to_utc_timestamp(start, name="start")
+    end = None if end is None else to_utc_timestamp(end, name="end")
     panel = load_panel(data)
     template = broker if broker is not None else SimBroker()
     run_end = pd.Timestamp(int(panel.index.asi8[-1]) + panel.step_ns, tz="UTC") \

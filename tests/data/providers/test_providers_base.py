@@ -112,7 +112,7 @@ def test_get_provider(tmp_path):
         get_provider("sampel")
     with pytest.raises(ConfigError, match=r"Did you mean 'binance'\?"):
         get_provider("ccxt:binanse")
-    with pytest.raises(ConfigError, match="does not take"):
+    with pytest.raises(ConfigError, match=r"has no parameter 'sede'.*Did you mean 'seed'\?"):
         get_provider("synthetic", sede=1)
 
 

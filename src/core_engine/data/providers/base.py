@@ -222,6 +222,15 @@ def candles_from_rows(
     >>> frame["timestamp"].dt.strftime("%H:%M").tolist()
     ['00:00', '00:05']
     """
+    for name, value, optional in (("source", source, False), ("symbol", symbol, True)):
+        if not (isinstance(value, str) or (optional and value is None)):
+            raise ConfigError(f"The {name!r} parameter of candles_from_rows must be a string"
+                              f"{' or None' if optional else ''}. Got {value!r}.")
+    if not isinstance(time_unit, str) or time_unit not in ("ms", "s"):
+        raise ConfigError("The 'time_unit' parameter of candles_from_rows must be 'ms' or 's'. "
+                          f"Got {time_unit!r}.")
+    if timeframe is not None:
+        timeframe_ns(timeframe)
     where = f"{source}" + (f" for {symbol}" if symbol else "")
     array = _rows_array(rows, where)
     if array.shape[0] == 0:

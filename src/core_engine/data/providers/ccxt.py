@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.data.providers._retry import CallSpacer, RetryPolicy, call_with_retry
 from core_engine.data.providers.base import (
     Provider,
@@ -41,6 +42,7 @@ def import_ccxt():
     return ccxt
 
 
+@keyword_checked
 class CCXTProvider(Provider):
     """Closed OHLCV candles from a CCXT exchange, paginated, rate-limited and retried.
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_mapping, check_path
 from core_engine.data.candles import CANDLE_COLUMNS, validate_candles
 from core_engine.data.providers.base import Provider, did_you_mean, resolve_range, slice_range
 from core_engine.data.timeframes import format_timeframe, timeframe_ns
@@ -169,11 +171,13 @@ def read_candle_file(
     ConfigError
         Unknown extension, unit or mapped column.
     """
-    path = Path(path)
-    if timestamp_unit not in TIMESTAMP_UNITS:
+    path = check_path(path, "path", "read_candle_file", kind="file", must_exist=True)
+    columns = check_mapping(columns, "columns", "read_candle_file",
+                            expected="a dict of file column -> candle column")
+    if not isinstance(timestamp_unit, str) or timestamp_unit not in TIMESTAMP_UNITS:
         raise ConfigError(
             f"The 'timestamp_unit' parameter must be one of {list(TIMESTAMP_UNITS)}. "
-            f"Got {timestamp_unit!r}.{did_you_mean(timestamp_unit, TIMESTAMP_UNITS)}"
+            f"Got {timestamp_unit!r}.{did_you_mean(str(timestamp_unit), TIMESTAMP_UNITS)}"
         )
     if not path.is_file():
         raise ConfigError(f"Candle file {path} does not exist.")
@@ -207,6 +211,7 @@ def _pattern_regex(pattern: str) -> re.Pattern:
     return re.compile("^" + "".join(groups.get(p, re.escape(p)) for p in parts) + "$")
 
 
+@keyword_checked
 class FileProvider(Provider):
     """Candles from a directory of files, one per (symbol, timeframe), or from one file.
 
@@ -240,13 +245,16 @@ class FileProvider(Provider):
         timestamp_unit: str = "auto",
         pattern: str = "{base}_{quote}-{timeframe}.{ext}",
     ) -> None:
-        self.path = Path(path_or_dir)
-        if not self.path.exists():
-            raise ConfigError(f"The 'path_or_dir' parameter of FileProvider: {self.path} does not exist.")
-        if timestamp_unit not in TIMESTAMP_UNITS:
+        self.path = check_path(path_or_dir, "path_or_dir", "FileProvider", must_exist=True)
+        columns = check_mapping(columns, "columns", "FileProvider",
+                                expected="a dict of file column -> candle column")
+        if not isinstance(pattern, str):
+            raise ConfigError("The 'pattern' parameter of FileProvider must be a string such as "
+                              f"'{{base}}_{{quote}}-{{timeframe}}.{{ext}}'. Got {pattern!r}.")
+        if not isinstance(timestamp_unit, str) or timestamp_unit not in TIMESTAMP_UNITS:
             raise ConfigError(
                 f"The 'timestamp_unit' parameter must be one of {list(TIMESTAMP_UNITS)}. "
-                f"Got {timestamp_unit!r}.{did_you_mean(timestamp_unit, TIMESTAMP_UNITS)}"
+                f"Got {timestamp_unit!r}.{did_you_mean(str(timestamp_unit), TIMESTAMP_UNITS)}"
             )
         if "{base}" not in pattern or "{timeframe}" not in pattern:
             raise ConfigError(

@@ -20,6 +20,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_real
 from core_engine.data.providers._retry import CallSpacer, RetryPolicy, call_with_retry
 from core_engine.data.providers.base import (
     Provider,
@@ -88,6 +90,7 @@ def _retry_after(headers: dict) -> float | None:
         return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
 
 
+@keyword_checked
 class NobitexProvider(Provider):
     """Closed candles from Nobitex (Iranian exchange), public data, no key needed.
 
@@ -137,7 +140,7 @@ class NobitexProvider(Provider):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        parsed = urllib.parse.urlparse(base_url)
+        parsed = urllib.parse.urlparse(base_url if isinstance(base_url, str) else "")
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ConfigError(
                 f"The 'base_url' parameter of NobitexProvider must be an http(s) URL such as "
@@ -157,7 +160,8 @@ class NobitexProvider(Provider):
         self._transport = transport or urllib_transport
         self._sleep = sleep
         self._clock = clock
-        self._spacer = CallSpacer(min_interval, clock=clock, sleep=sleep)
+        self._spacer = CallSpacer(check_real(min_interval, "min_interval", "NobitexProvider",
+                                             low=0), clock=clock, sleep=sleep)
 
     def __repr__(self) -> str:
         return f"NobitexProvider({self.base_url!r})"

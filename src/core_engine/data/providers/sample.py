@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core_engine._validate import check_symbols
 from core_engine.data.candles import validate_candles
 from core_engine.data.providers.base import Provider, did_you_mean, resolve_range, slice_range
 from core_engine.data.providers.files import _parse_timestamps
@@ -145,7 +146,6 @@ def load_sample(
     {'BTC/USDT': 288, 'ETH/USDT': 288}
     """
     provider = SampleProvider()
-    wanted = provider.symbols() if symbols is None else list(symbols)
-    if isinstance(symbols, str):
-        wanted = [symbols]
+    wanted = provider.symbols() if symbols is None else check_symbols(symbols, "symbols",
+                                                                        "load_sample")
     return {s: provider.fetch_ohlcv(s, SAMPLE_TIMEFRAME, start, end) for s in wanted}

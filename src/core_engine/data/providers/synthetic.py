@@ -27,6 +27,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.data.candles import empty_candles
 from core_engine.data.providers.base import Provider, is_integer, is_number, resolve_range
 from core_engine.data.timeframes import to_utc_timestamp
@@ -48,6 +49,7 @@ def _symbol_key(symbol: str) -> int:
     return int.from_bytes(hashlib.blake2b(symbol.encode("utf-8"), digest_size=8).digest(), "little")
 
 
+@keyword_checked
 class SyntheticProvider(Provider):
     """Deterministic synthetic candles for any symbol, timeframe and range.
 

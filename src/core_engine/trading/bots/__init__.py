@@ -62,10 +62,11 @@ def make_bot(name: str, **params: Any) -> Any:
     ConfigError
         On an unknown bot (with a did-you-mean hint) or a bad parameter.
     """
-    cls = BOTS.get(name)
+    cls = BOTS.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise ConfigError(f"Unknown bot {name!r}; the bots are {sorted(BOTS)}."
-                          f"{did_you_mean(name, sorted(BOTS))}")
+        hint = did_you_mean(name, sorted(BOTS)) if isinstance(name, str) else ""
+        raise ConfigError(f"Unknown bot {name!r}: the 'name' parameter of make_bot must be one "
+                          f"of {sorted(BOTS)}.{hint}")
     if cls is BreakoutTrader:
         from core_engine.strategies.breakout import Breakout
 
