@@ -278,13 +278,19 @@ def equity_frame(panel: Panel, snapshots: list[tuple[int, float, np.ndarray]], s
     close = pd.DataFrame(panel.close[: end_row + 1]).ffill().to_numpy()[start_row:]
     held = holdings[pick]
     exposure = np.nansum(held * np.where(held != 0, close, 0.0), axis=1)
-    value = cash[pick] + exposure
+    # the first mark is the account at the start time (the open of the first candle), as
+    # walk_forward's first mark is its cash at the first decision time
+    value = np.concatenate([[initial_cash], cash[pick] + exposure])
     peak = np.maximum.accumulate(np.maximum(value, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         drawdown = np.where(peak > 0, (1.0 - value / peak) * 100.0, 0.0)
-    times = pd.DatetimeIndex(panel.index.asi8[rows] + panel.step_ns, tz="UTC")
-    return pd.DataFrame({"time": times, "equity": value, "cash": cash[pick],
-                         "exposure": exposure, "positions": (held > 0).sum(axis=1),
+    index = panel.index.asi8
+    times = pd.DatetimeIndex(np.concatenate([index[rows[:1]], index[rows] + panel.step_ns]),
+                             tz="UTC")
+    return pd.DataFrame({"time": times, "equity": value,
+                         "cash": np.concatenate([[initial_cash], cash[pick]]),
+                         "exposure": np.concatenate([[0.0], exposure]),
+                         "positions": np.concatenate([[0], (held > 0).sum(axis=1)]),
                          "drawdown_pct": np.maximum(drawdown, 0.0)})
 
 

@@ -1,0 +1,72 @@
+"""Configurations where replay(RankingTrader(...)) and walk_forward(mode="portfolio") differed,
+found by the randomized parity harness (``tests/trading/parity.py``), each with the symptom
+it showed and the full comparison (``parity.check``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from core_engine.risk import EqualSlots, ExitRules, InverseVolatilitySizing
+from tests.trading.parity import Config, DataSpec, check
+
+UTC = "UTC"
+
+
+def _both(config):
+    panel = config.data.panel()
+    return config.run_walk_forward(panel), config.run_replay(panel)
+
+
+def test_replay_with_start_marks_the_initial_cash_at_start():
+    """start = the first decision time: the engine's first mark (10,000 at 2021-04-19 04:00)
+    had no counterpart, the replay's equity began one candle later."""
+    config = Config(data=DataSpec("sample", ("BTC/USDT", "ETH/USDT", "SOL/USDT"),
+                                  "2021-04-18", 4.0),
+                    strategy="momentum_rank", params={}, trader={},
+                    start="2021-04-19 04:00")
+    _, rp = _both(config)
+    first = rp.equity.iloc[0]
+    assert first["time"] == pd.Timestamp("2021-04-19 04:00", tz=UTC)
+    assert first["equity"] == first["cash"] == 10_000 and first["positions"] == 0
+    check(config)
+
+
+def test_a_flat_account_is_marked_at_the_run_end_candle():
+    """Seed 2000020: end = 2021-05-22 01:00, the account flat then; the engine marks the
+    candle starting at the end (where due positions would leave), the replay stopped at
+    the end's mark."""
+    config = Config(data=DataSpec("sample", ("AR/USDT",), "2021-05-21 02:00:00+00:00", 1.0),
+                    strategy="macd_rsi_confluence",
+                    params={"rsi_length": 18, "rsi_low": 30.0, "rsi_high": 70.0,
+                            "macd_fast": 4, "macd_slow": 27, "macd_signal": 7},
+                    trader=dict(exits=ExitRules(stop_loss_pct=2.317, trailing_pct=1.291),
+                                sizing=InverseVolatilitySizing(target_volatility_pct=0.15,
+                                                               length=5),
+                                window="1h", shift="2h", rebalance=True, max_positions=1),
+                    fee_bps=0.0, end="2021-05-22 01:00:00+00:00")
+    wf, rp = _both(config)
+    assert wf.equity["time"].iloc[-1] == pd.Timestamp("2021-05-22 01:05", tz=UTC)
+    assert wf.equity["positions"].iloc[-1] == 0
+    assert pd.Timestamp("2021-05-22 01:05", tz=UTC) in set(rp.equity["time"])
+    check(config)
+
+
+def test_an_end_past_the_data_ends_the_replay_at_the_data_end():
+    """Seed 2000065: end = 2021-01-05 07:50, the data end at 01:00. The engine's last
+    decision time is 23:00 (its window ends with the data); the replay went on deciding at
+    23:30 and after, with exits past the data settled at the last close."""
+    config = Config(data=DataSpec("nkn_20k", ("BTC/USDT", "NKN/USDT"),
+                                  "2021-01-01 01:00:00+00:00", 4.0),
+                    strategy="ma_crossover", params={"kind": "sma", "fast": 16, "slow": 36},
+                    trader=dict(exits=ExitRules(take_profit_pct=3.949, trailing_pct=2.6,
+                                                stop_fill="low"),
+                                sizing=EqualSlots(max_position_pct=60.0, slots=2),
+                                window="2h", shift="15min", hold="until_dropped",
+                                rebalance=True, max_positions=1, max_exit_delay="1h"),
+                    fee_bps=25.0, slippage_bps=5.0, start="2021-01-02 11:21:00+00:00",
+                    end="2021-01-05 07:50:00+00:00")
+    wf, rp = _both(config)
+    last = pd.Timestamp("2021-01-04 23:00", tz=UTC)
+    assert wf.trades["decision_time"].max() <= last
+    assert rp.trades["decision_time"].max() <= last
+    check(config)
