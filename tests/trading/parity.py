@@ -258,10 +258,14 @@ def draw_rules(rng: random.Random, window_hours: float) -> PortfolioRules | None
     return PortfolioRules(**{k: v for k, v in kw.items() if v is not None})
 
 
-def draw_sizing(rng: random.Random) -> Any:
+def draw_sizing(rng: random.Random, confidence: bool, stop: bool) -> Any:
+    """A sizing object; one that needs a confidence (a stop) only where the strategy has
+    one (the exits have one), bar a few draws that both runs must refuse alike."""
     lot = rng.choice([None, None, 0.001, 0.1, 1.0])
     cap = rng.choice([100.0, 100.0, 30.0, 60.0])
-    kind = rng.choice(["default", "slots", "fixed", "risk", "confidence", "invvol"])
+    kinds = ["default", "slots", "fixed", "invvol"]
+    kinds += ["confidence"] * (3 if confidence else 0) + ["risk"] * (2 if stop else 0)
+    kind = rng.choice(kinds) if rng.random() < 0.97 else rng.choice(["confidence", "risk"])
     if kind == "slots":
         return EqualSlots(slots=rng.choice([None, 1, 2, 4]), max_position_pct=cap, lot_step=lot)
     if kind == "fixed":
@@ -297,15 +301,19 @@ def draw_trader(rng: random.Random, timeframe: str, strategy: str) -> dict:
     if rng.random() < 0.15:
         gates.append(MaxSpreadProxy(max_pct=rng.choice([0.3, 1.0, 3.0]),
                                     length=rng.randint(3, 20)))
-    alloc = rng.choice(["none", "top", "score", "invvol", "confidence"])
+    confidence = strategy == "breakout"
+    alloc = rng.choice(["none", "top", "score", "invvol"] + ["confidence"] * (2 * confidence))
     allocator = {"none": None, "top": TopNEqual(n=n), "score": ScoreProportional(n=n),
                  "invvol": InverseVolatility(n=n, length=rng.randint(3, 30)),
                  "confidence": ConfidenceWeighted(n=n)}[alloc]
     hours = pd.Timedelta(window) / pd.Timedelta("1h")
     hold = "until_dropped" if strategy == "ma_crossover" and rng.random() < 0.7 else \
         rng.choice(["window", "until_dropped"])
-    return {"gates": tuple(gates), "allocator": allocator, "exits": draw_exits(rng),
-            "sizing": draw_sizing(rng), "rules": draw_rules(rng, hours), "window": window,
+    exits = draw_exits(rng)
+    stop = exits is not None and any(getattr(exits, f) is not None for f in (
+        "stop_loss_pct", "trailing_pct", "stop_loss_atr", "trailing_atr"))
+    return {"gates": tuple(gates), "allocator": allocator, "exits": exits,
+            "sizing": draw_sizing(rng, confidence, stop), "rules": draw_rules(rng, hours), "window": window,
             "shift": shift, "hold": hold, "rebalance": rng.random() < 0.3,
             "max_positions": n,
             "max_exit_delay": rng.choice([None, None, None, 0, 2, 6, "1h", "3h"])}
