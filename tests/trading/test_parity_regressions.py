@@ -5,8 +5,16 @@ it showed and the full comparison (``parity.check``)."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
-from core_engine.risk import EqualSlots, ExitRules, InverseVolatilitySizing
+from core_engine.errors import ConfigError
+from core_engine.risk import (
+    EqualSlots,
+    ExitRules,
+    InverseVolatility,
+    InverseVolatilitySizing,
+    PortfolioRules,
+)
 from tests.trading.parity import Config, DataSpec, check
 
 UTC = "UTC"
@@ -69,4 +77,52 @@ def test_an_end_past_the_data_ends_the_replay_at_the_data_end():
     last = pd.Timestamp("2021-01-04 23:00", tz=UTC)
     assert wf.trades["decision_time"].max() <= last
     assert rp.trades["decision_time"].max() <= last
+    check(config)
+
+
+@pytest.mark.parametrize(("start", "end"), [
+    ("2021-01-18 07:38", "2021-01-18 08:00"),  # seed 3000094: inside the last hour candle
+    ("2021-01-19", None),  # after the data
+    (None, "2020-12-20"),  # before them
+])
+def test_a_run_without_candles_in_range_is_refused_alike(start, end):
+    """walk_forward returned an empty result (or raised FeatureError on a too short panel)
+    where replay raised ConfigError: both now refuse the range with a ConfigError naming
+    it."""
+    config = Config(data=DataSpec("btc_1h", ("BTC/USDT",), "2020-12-29 09:00", 20.0),
+                    strategy="momentum_rank", params={}, trader={"window": "2h"},
+                    start=start, end=end)
+    panel = config.data.panel()
+    with pytest.raises(ConfigError, match="no candle"):
+        config.run_walk_forward(panel)
+    with pytest.raises(ConfigError, match="no candle"):
+        config.run_replay(panel)
+    assert check(config).rejected == "ConfigError"
+
+
+def test_an_account_fully_invested_by_a_cash_capped_entry_keeps_no_dust():
+    """Seed 3000390: an entry capped by the cash left paid value x (1 + fee) in the engine
+    (all the cash: 0 left) but quantity x price x (1 + fee) in the SimBroker, one rounding
+    lower (2.3e-13 left). At 2021-02-13 17:00 the next pick was then blocked as
+    ``max_gross_exposure_pct`` (no room at 100 %) by the engine and as ``cash`` by the
+    replay."""
+    config = Config(data=DataSpec("feb", ("BTC/USDT", "ETH/USDT", "NKN/USDT", "SOL/USDT"),
+                                  "2021-02-06 22:00:00+00:00", 8.0),
+                    strategy="ma_crossover", params={"kind": "sma", "fast": 8, "slow": 52},
+                    trader=dict(allocator=InverseVolatility(n=5, length=26),
+                                exits=ExitRules(take_profit_pct=4.667, stop_fill="range",
+                                                stop_fill_range=0.596),
+                                sizing=InverseVolatilitySizing(target_volatility_pct=0.15,
+                                                               length=6),
+                                rules=PortfolioRules(max_gross_exposure_pct=100.0,
+                                                     min_order_value=500.0),
+                                window="4h", shift="1h", hold="until_dropped",
+                                max_positions=5, max_exit_delay="3h"),
+                    fee_bps=25.0, slippage_bps=2.0)
+    _, rp = _both(config)
+    at = rp.equity.set_index("time").loc[pd.Timestamp("2021-02-13 17:00", tz=UTC)]
+    assert at["cash"] == 0.0 and at["positions"] == 3
+    blocked = rp.blocked.set_index(["decision_time", "symbol"])["reason"]
+    assert blocked[(pd.Timestamp("2021-02-13 17:00", tz=UTC), "BTC/USDT")] == \
+        "max_gross_exposure_pct"
     check(config)

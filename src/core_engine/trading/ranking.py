@@ -433,10 +433,11 @@ class RankingTrader(Trader):
                 continue
             meta = {"decision_time": ctx.now.isoformat(), "rank": int(picks.ranks[p]),
                     "score": float(picks.scores[p]), "equity": equity, "pick": p}
-            if exact:
+            if exact and self._sizing.lot_step is not None:
                 order = ctx.buy(symbol, float(quantity), leg="entry", tag="entry",
                                 time_in_force="ioc", meta=meta)
-            else:  # the entry price is not known before the fill: send the value
+            else:  # the value (the broker pays it exactly, as the engine does), and a
+                # live broker does not know the entry price before the fill
                 lot = self._sizing.lot_step
                 min_value = float(fp[rk.RF_MIN_ORDER])
                 order = ctx.buy(symbol, value=float(value), leg="entry", tag="entry",
@@ -476,7 +477,7 @@ class RankingTrader(Trader):
         if qty == 0:
             return
         self._unprotect(ctx, pos)
-        if qty > 0 and exact:
+        if qty > 0 and exact and self._sizing.lot_step is not None:
             ctx.buy(symbol, float(qty), leg="rebalance", tag="rebalance", time_in_force="ioc")
         elif qty > 0:
             ctx.buy(symbol, value=float(value), leg="rebalance", tag="rebalance",
