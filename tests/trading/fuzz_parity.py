@@ -5,7 +5,8 @@
 Draws configurations (``tests/trading/parity.py``) from ``--seed`` until ``--examples`` were
 run or ``--minutes`` passed, compares ``replay(RankingTrader(...))`` with
 ``walk_forward(mode="portfolio")`` (``--paper``: the Runner on a PaperBroker with ``replay``)
-and prints the counts: configurations, trades, blocked picks and marks compared, configurations
+and prints the counts: configurations, trades, blocked picks, marks (replay) and fills (paper)
+compared, configurations
 both refused, failures (each with its seed and its configuration as Python). Exit status 1
 when something failed.
 """
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         draw, check = parity.draw_config, parity.check
     deadline = time.monotonic() + args.minutes * 60
     began = time.monotonic()
-    counts = {"configs": 0, "trades": 0, "blocked": 0, "marks": 0, "rejected": 0,
+    counts = {"configs": 0, "trades": 0, "blocked": 0, "marks": 0, "fills": 0, "rejected": 0,
               "failures": 0}
     i = 0
     while i < args.examples and time.monotonic() < deadline:
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         counts["trades"] += outcome.trades
         counts["blocked"] += outcome.blocked
         counts["marks"] += outcome.marks
+        counts["fills"] += outcome.fills
         if not args.quiet and i % 25 == 0:
             print(f"{i} drawn, {time.monotonic() - began:.0f} s: {counts}", flush=True)
     elapsed = time.monotonic() - began

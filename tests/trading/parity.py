@@ -355,6 +355,7 @@ class Outcome:
     trades: int = 0
     blocked: int = 0
     marks: int = 0
+    fills: int = 0
     rejected: str | None = None
 
 
