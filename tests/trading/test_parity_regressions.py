@@ -11,9 +11,12 @@ from core_engine.errors import ConfigError
 from core_engine.risk import (
     EqualSlots,
     ExitRules,
+    FixedFraction,
     InverseVolatility,
     InverseVolatilitySizing,
+    MaxATRPct,
     PortfolioRules,
+    ScoreProportional,
 )
 from tests.trading.parity import Config, DataSpec, check
 
@@ -125,4 +128,31 @@ def test_an_account_fully_invested_by_a_cash_capped_entry_keeps_no_dust():
     blocked = rp.blocked.set_index(["decision_time", "symbol"])["reason"]
     assert blocked[(pd.Timestamp("2021-02-13 17:00", tz=UTC), "BTC/USDT")] == \
         "max_gross_exposure_pct"
+    check(config)
+
+
+def test_an_entry_worth_exactly_the_minimum_order_value_is_placed():
+    """Seed 21001421: 5 % of 10,000 is exactly the 500 minimum; the SimBroker checked a
+    quote-amount buy's rounded value (500 / price x price, a hair under 500) and refused
+    it as ``min_order_value`` where the engine traded."""
+    config = Config(data=DataSpec("nkn_20k", ("BTC/USDT",), "2021-02-27 22:00:00+00:00", 1.0,
+                                  ("BTC/USDT", "2021-02-28 10:45:00+00:00",
+                                   "2021-02-28 15:45:00+00:00")),
+                    strategy="momentum_rank",
+                    params={"length": 38, "volume_fast": 17, "volume_slow": 24},
+                    trader=dict(gates=(MaxATRPct(max_atr_pct=0.5, length=7),),
+                                allocator=ScoreProportional(n=5),
+                                exits=ExitRules(stop_loss_pct=1.207, take_profit_pct=0.53,
+                                                stop_fill="range", stop_fill_range=0.539),
+                                sizing=FixedFraction(max_position_pct=60.0, pct=5.0),
+                                rules=PortfolioRules(cooldown="5min", daily_loss_limit_pct=0.73,
+                                                     max_drawdown_pct=2.48,
+                                                     drawdown_halt_for="6h",
+                                                     max_gross_exposure_pct=90.0,
+                                                     min_order_value=500.0),
+                                window="4h", shift="30min", hold="until_dropped",
+                                max_positions=5, max_exit_delay=2),
+                    fee_bps=25.0, slippage_bps=20.0)
+    _, rp = _both(config)
+    assert len(rp.trades) == 1 and rp.trades["entry_value"].iloc[0] == pytest.approx(500.0)
     check(config)

@@ -661,10 +661,10 @@ class SimBroker:
         if order.quantity is None:  # a quote-amount market buy gets its quantity now
             assert order.quote_quantity is not None
             lot = math.nan if order.lot_step is None else float(order.lot_step)
-            quantity = float(lot_quantity(float(order.quote_quantity), price, lot)[0])
+            quantity, notional = (float(v) for v in lot_quantity(float(order.quote_quantity),
+                                                                 price, lot))
             whole_quote = order.lot_step is None
-            if quantity <= 0 or (order.min_value is not None
-                                 and quantity * price < order.min_value):
+            if quantity <= 0 or (order.min_value is not None and notional < order.min_value):
                 self._refuse(order, "lot_step" if quantity <= 0 else "min_order_value")
                 return
             order.quantity = quantity
