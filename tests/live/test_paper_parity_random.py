@@ -4,9 +4,10 @@ recorded candles places and fills the same orders as ``replay`` of the same Rank
 ``tests/trading/parity.py`` (shorter windows and fewer symbols: the runner journals every
 tick to SQLite). A few draws here; ``python -m tests.trading.fuzz_parity --paper`` soaks.
 
-Not drawn: ``max_exit_delay`` (a simulation-only cap of the SimBroker: the runner waits for a
-price, as a live account must) and ``max_volume_share``; a restart in the middle of the run
-(``restart=True``) resumes from the two journals."""
+Drawn besides: ``max_volume_share`` (partial fills by candle volume, the same SimBroker rule
+on both sides) and a restart in the middle of the run (``restart``: a new runner resumes
+from the two journals). Not drawn: ``max_exit_delay`` (a simulation-only cap of the
+SimBroker: the runner waits for a price, as a live account must) and ``start``."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from core_engine.errors import ConfigError
 from core_engine.live.paper import PaperBroker
 from core_engine.live.runner import Runner, SimulatedClock
 from core_engine.trading import RankingTrader
-from tests.trading.parity import DAY, Config, Outcome, draw_config
+from tests.trading.parity import DAY, Config, DataSpec, Outcome, draw_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +52,9 @@ def draw_paper_config(rng: random.Random) -> PaperConfig:
         first = pd.Timestamp(data.first)
         first = first.tz_localize("UTC") if first.tz is None else first
         end = str((first + rng.uniform(0.3, 1.0) * data.days * DAY).floor("1h"))
-    config = dataclasses.replace(config, data=data, trader=trader, start=None, end=end)
+    share = rng.choice([None, None, 0.002, 0.05, 1.0])  # partial fills by candle volume
+    config = dataclasses.replace(config, data=data, trader=trader, start=None, end=end,
+                                 max_volume_share=share)
     return PaperConfig(config, restart=rng.choice([None, None, 0.3, 0.6]))
 
 
@@ -70,7 +73,11 @@ def check_paper(paper: PaperConfig) -> Outcome:
         result = config.run_replay(panel)
     except ConfigError as exc:  # the runner journals the same error and trades nothing
         errors: list = []
-        got = run_paper(config, panel, paper.restart, end, errors)
+        try:
+            got = run_paper(config, panel, paper.restart, end, errors)
+        except ConfigError as again:  # refused before the run: the trader's parameters
+            assert str(again) == str(exc)
+            return Outcome(rejected=type(exc).__name__)
         assert not got and any(str(exc) in e["message"] for e in errors), \
             f"replay raised {exc!r}; the paper runner made {len(got)} fills, errors {errors}"
         return Outcome(rejected=type(exc).__name__)
@@ -125,3 +132,16 @@ def test_paper_runner_fills_as_replay_on_drawn_configurations(seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         check_paper(draw_paper_config(random.Random(seed)))
+
+
+def test_a_restart_at_the_last_tick_does_not_decide_again():
+    """Seed 12000163: stopped after its 2021-02-11 10:00 tick (which bought BTC/USDT) and
+    restarted with the clock at 10:00, the runner ticked 10:00 again: it chose its first tick
+    before reading the journal's last tick, and the repeated decision (rebalance=True)
+    bought 1.46e-5 BTC more than replay."""
+    config = Config(data=DataSpec("feb", ("BTC/USDT",), "2021-02-10 20:00:00+00:00", 2.0),
+                    strategy="ma_crossover", params={"kind": "ema", "fast": 4, "slow": 20},
+                    trader=dict(window="2h", shift="2h", rebalance=True),
+                    fee_bps=5.0, slippage_bps=2.0)
+    outcome = check_paper(PaperConfig(config, restart=0.3))
+    assert outcome.fills >= 2
