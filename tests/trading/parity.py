@@ -119,6 +119,7 @@ class Config:
     start: str | None = None
     end: str | None = None
     initial_cash: float = 10_000.0
+    max_volume_share: float | None = None  # the SimBroker's cap (paper comparisons only)
 
     def strategy_obj(self) -> Any:
         return get_strategy(self.strategy, **self.params)
@@ -130,12 +131,14 @@ class Config:
                 f"params={self.params!r},\n       trader=dict({fields}),\n"
                 f"       fee_bps={self.fee_bps!r}, slippage_bps={self.slippage_bps!r}, "
                 f"maker_taker={self.maker_taker!r}, start={self.start!r}, end={self.end!r}, "
-                f"initial_cash={self.initial_cash!r})")
+                f"initial_cash={self.initial_cash!r}, "
+                f"max_volume_share={self.max_volume_share!r})")
 
     def broker(self, cls: type = SimBroker, *args: Any, **extra: Any) -> Any:
         exits = self.trader.get("exits")
         kw: dict[str, Any] = {"slippage_bps": self.slippage_bps,
-                              "initial_cash": self.initial_cash}
+                              "initial_cash": self.initial_cash,
+                              "max_volume_share": self.max_volume_share}
         if self.maker_taker:
             kw.update(maker_bps=self.fee_bps, taker_bps=self.fee_bps)
         else:
@@ -374,13 +377,13 @@ def compare(wf: Any, rp: Any, *, initial_cash: float = 10_000.0) -> Outcome:
     got = rp.trades.sort_values(order).reset_index(drop=True)
     assert len(got) == len(want), f"trades: replay {len(got)}, walk_forward {len(want)}"
     for col in ("symbol", "decision_time", "entry_time", "exit_time", "exit_reason",
-                "exit_at_last_close"):
+                "exit_at_last_close", "rank", "direction", "ambiguous", "gaps_in_window"):
         diff = got[col].to_numpy() != want[col].to_numpy()
         assert not diff.any(), (f"{col} differs at trade {int(np.argmax(diff))}: replay "
                                 f"{got[col][diff].iloc[0]!r}, walk_forward "
                                 f"{want[col][diff].iloc[0]!r}")
     for col in ("quantity", "entry_price", "exit_price", "entry_value", "return_pct", "pnl",
-                "fees"):
+                "fees", "weight", "score", "best_return_pct", "max_drawdown"):
         np.testing.assert_allclose(got[col].astype(float), want[col].astype(float), rtol=1e-9,
                                    atol=1e-9, err_msg=col)
     for col in ("decision_time", "symbol", "rank", "reason"):

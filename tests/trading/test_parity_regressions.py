@@ -156,3 +156,20 @@ def test_an_entry_worth_exactly_the_minimum_order_value_is_placed():
     _, rp = _both(config)
     assert len(rp.trades) == 1 and rp.trades["entry_value"].iloc[0] == pytest.approx(500.0)
     check(config)
+
+
+@pytest.mark.parametrize("hold", ["window", "until_dropped"])
+def test_a_trade_weight_follows_the_rebalancing_of_its_position(hold):
+    """With rebalance=True a re-picked position buys or sells toward its target; the
+    engine's trade weight is the position's equity fraction (entry value / equity, plus each
+    rebalancing buy's value / equity, times the share a partial sale takes), the replay's
+    stayed the entry order's fraction: 0.3 for every piece of the position."""
+    config = Config(data=DataSpec("sample", ("BTC/USDT", "ETH/USDT", "SOL/USDT"),
+                                  "2021-04-18", 4.0),
+                    strategy="macd_rsi_confluence", params={},
+                    trader=dict(rebalance=True, hold=hold, sizing=FixedFraction(pct=30)))
+    wf, rp = _both(config)
+    pieces = wf.trades[wf.trades["exit_reason"] == "rebalance"]
+    assert len(pieces) and (pieces["weight"] < 0.05).all()
+    assert sorted(rp.trades["weight"].round(12)) == sorted(wf.trades["weight"].round(12))
+    check(config)

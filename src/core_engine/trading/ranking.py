@@ -359,11 +359,14 @@ class RankingTrader(Trader):
                 positions.pop(fill.symbol, None)
                 self.state["last_exit"][fill.symbol] = fill.time.value
             return
-        if order.tag != "entry" or order.is_open:
+        if order.is_open or order.tag not in ("entry", "rebalance"):
             return
         entry = float(order.average_price)
         meta = order.meta
+        # the equity fraction bought (the trades' weight, as walk_forward's)
         order.meta["weight"] = order.filled_quantity * entry / meta["equity"]
+        if order.tag != "entry":
+            return
         due = ctx.now.value + self._window_ns
         if self.hold == "until_dropped":
             due = self._run_end_due(ctx)
@@ -477,11 +480,13 @@ class RankingTrader(Trader):
         if qty == 0:
             return
         self._unprotect(ctx, pos)
+        meta = {"equity": equity}  # the buy's weight is its value / this equity
         if qty > 0 and exact and self._sizing.lot_step is not None:
-            ctx.buy(symbol, float(qty), leg="rebalance", tag="rebalance", time_in_force="ioc")
+            ctx.buy(symbol, float(qty), leg="rebalance", tag="rebalance", time_in_force="ioc",
+                    meta=meta)
         elif qty > 0:
             ctx.buy(symbol, value=float(value), leg="rebalance", tag="rebalance",
-                    time_in_force="ioc", lot_step=self._sizing.lot_step)
+                    time_in_force="ioc", lot_step=self._sizing.lot_step, meta=meta)
         else:
             ctx.sell(symbol, float(-qty), leg="rebalance", tag="rebalance")
         self._refresh_book(ctx)

@@ -156,13 +156,23 @@ def _round_trips(fills: list[Fill], orders: dict[str, Order]) -> list[tuple[list
     the position is still open and counts in the equity), each with the position's cost
     basis ``(quantity, buy value, buy fees)`` at its close. A sell of an order tagged
     ``rebalance`` that leaves part of the position is a trip of its own (portfolio mode's
-    partial trade, average cost: the position's value and fees shrink by its share)."""
+    partial trade, average cost: the position's value and fees shrink by its share). The
+    basis carries the position's weight too: the ``weight`` its buy orders noted (entry or
+    rebalancing value / equity), shrunk by each partial sale's share."""
+
+    def weight_of(fill: Fill) -> float:
+        order = orders.get(fill.client_id)
+        weight = order.meta.get("weight") if order is not None else None
+        if weight is None or not order.filled_quantity:
+            return math.nan
+        return float(weight) * fill.quantity / float(order.filled_quantity)
+
     by_symbol: dict[str, list[Fill]] = {}
     for fill in fills:
         by_symbol.setdefault(fill.symbol, []).append(fill)
     trips = []
     for symbol_fills in by_symbol.values():
-        held, bought, value, fees, current = 0.0, 0.0, 0.0, 0.0, []
+        held, bought, value, fees, weight, current = 0.0, 0.0, 0.0, 0.0, 0.0, []
         basis: tuple | None = None
         for fill in symbol_fills:
             if fill.side is OrderSide.BUY:
@@ -171,25 +181,29 @@ def _round_trips(fills: list[Fill], orders: dict[str, Order]) -> list[tuple[list
                 bought += fill.quantity
                 value += fill.quantity * fill.price
                 fees += fill.fee
+                weight += weight_of(fill)
                 continue
             order = orders.get(fill.client_id)
             if order is not None and order.tag == "rebalance" and current \
                     and held - fill.quantity > bought * 1e-9:
                 share = fill.quantity / held
                 buys = [f for f in current if f.side is OrderSide.BUY]
-                trips.append((buys + [fill], (fill.quantity, value * share, fees * share)))
+                trips.append((buys + [fill], (fill.quantity, value * share, fees * share,
+                                              weight * share)))
                 held -= fill.quantity
                 value *= 1.0 - share
                 fees *= 1.0 - share
+                weight *= 1.0 - share
                 continue
             if basis is None:  # the cost basis of what the closing sells close
-                basis = (held, value, fees)
+                basis = (held, value, fees, weight)
             current.append(fill)
             held -= fill.quantity
             if held <= bought * 1e-9:
                 if any(f.side is OrderSide.BUY for f in current):
                     trips.append((current, basis))
-                held, bought, value, fees, current, basis = 0.0, 0.0, 0.0, 0.0, [], None
+                held, bought, value, fees, weight, current, basis = (0.0, 0.0, 0.0, 0.0, 0.0,
+                                                                     [], None)
     trips.sort(key=lambda trip: (trip[0][0].time.value, trip[0][0].symbol,
                                trip[0][-1].time.value))
     return trips
@@ -199,7 +213,7 @@ def _trade_row(trip: list[Fill], basis: tuple, orders: dict[str, Order], broker:
                panel: Panel) -> dict:
     buys = [f for f in trip if f.side is OrderSide.BUY]
     sells = [f for f in trip if f.side is OrderSide.SELL]
-    qty, buy_value, buy_fees = basis
+    qty, buy_value, buy_fees, weight = basis
     sell_qty = sum(f.quantity for f in sells)
     sell_value = sum(f.quantity * f.price for f in sells)
     sell_fees = sum(f.fee for f in sells)
@@ -239,7 +253,7 @@ def _trade_row(trip: list[Fill], basis: tuple, orders: dict[str, Order], broker:
         "decision_time": pd.Timestamp(meta.get("decision_time", buys[0].time)),
         "entry_time": buys[0].time, "exit_time": last.time,
         "entry_price": entry_price, "exit_price": exit_price, "direction": "long",
-        "weight": float(meta.get("weight", math.nan)), "return_pct": ret,
+        "weight": weight, "return_pct": ret,
         "best_return_pct": best,
         "max_drawdown": max((1.0 - worst / entry_price) * 100.0, 0.0),
         "exit_reason": reason, "rank": int(meta.get("rank", 0)),
