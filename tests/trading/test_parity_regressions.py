@@ -15,8 +15,10 @@ from core_engine.risk import (
     InverseVolatility,
     InverseVolatilitySizing,
     MaxATRPct,
+    MaxSpreadProxy,
     PortfolioRules,
     ScoreProportional,
+    TopNEqual,
 )
 from tests.trading.parity import Config, DataSpec, check
 
@@ -172,4 +174,30 @@ def test_a_trade_weight_follows_the_rebalancing_of_its_position(hold):
     pieces = wf.trades[wf.trades["exit_reason"] == "rebalance"]
     assert len(pieces) and (pieces["weight"] < 0.05).all()
     assert sorted(rp.trades["weight"].round(12)) == sorted(wf.trades["weight"].round(12))
+    check(config)
+
+
+def test_an_exit_capped_at_the_last_close_counts_the_window_gaps_and_its_candle_low():
+    """Seed 31000148: BTC/USDT bought at 2021-04-25 04:00, due at 05:00 inside the outage
+    (04:05-08:40), max_exit_delay 1h: it leaves at the close of the 04:00 candle. The engine
+    counts the 11 missing candles of its window and the low of the candle it was held
+    through; the replay counted the gaps only up to the exit (0) and left that low out."""
+    config = Config(data=DataSpec("nkn_20k", ("BTC/USDT",), "2021-04-24 21:00:00+00:00",
+                                  12.0),
+                    strategy="momentum_rank",
+                    params={"length": 33, "volume_fast": 7, "volume_slow": 16,
+                            "min_return": -1.0},
+                    trader=dict(gates=(MaxSpreadProxy(max_pct=0.3, length=7),),
+                                allocator=TopNEqual(n=4),
+                                exits=ExitRules(stop_fill="low"),
+                                sizing=FixedFraction(max_position_pct=30.0, pct=100.0),
+                                rules=PortfolioRules(max_correlation=0.9,
+                                                     correlation_lookback=48,
+                                                     min_order_value=500.0),
+                                window="1h", shift="15min", max_positions=4,
+                                max_exit_delay="1h"),
+                    fee_bps=5.0, slippage_bps=20.0, end="2021-04-26 11:05:00+00:00")
+    _, rp = _both(config)
+    capped = rp.trades.set_index("entry_time").loc[pd.Timestamp("2021-04-25 04:00", tz=UTC)]
+    assert capped["exit_at_last_close"] and capped["gaps_in_window"] == 11
     check(config)

@@ -242,11 +242,15 @@ def _trade_row(trip: list[Fill], basis: tuple, orders: dict[str, Order], broker:
     lows = panel.low[entry_row:exit_row, j]
     worst = min(float(np.nanmin(lows)) if np.isfinite(lows).any() else math.inf, entry_price,
                 raw_exit)
-    if reason == "take_profit" and not exit_at_open:
+    if not exit_at_open and (reason == "take_profit" or last.reason == "last_close"):
+        # held through the exit candle: a take-profit inside it, or its close (an exit
+        # capped by max_exit_delay, the end of the data)
         worst = min(worst, float(panel.low[exit_row, j]))
     due_row = exit_row
     if closing is not None and closing.type.value == "market" and closing.created_at is not None:
-        due_row = min(exit_row, int(np.searchsorted(panel.index.asi8, closing.created_at.value)))
+        # the gaps of the window up to the due time (also when a capped exit left earlier,
+        # at the last close before them)
+        due_row = int(np.searchsorted(panel.index.asi8, closing.created_at.value))
     gaps = int(np.isnan(panel.open[entry_row:due_row, j]).sum())
     return {
         "symbol": buys[0].symbol,
