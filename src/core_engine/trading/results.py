@@ -162,9 +162,9 @@ def _round_trips(fills: list[Fill], orders: dict[str, Order]) -> list[tuple[list
 
     def weight_of(fill: Fill) -> float:
         order = orders.get(fill.client_id)
-        weight = order.meta.get("weight") if order is not None else None
-        if weight is None or not order.filled_quantity:
+        if order is None or order.meta.get("weight") is None or not order.filled_quantity:
             return math.nan
+        weight = order.meta["weight"]
         return float(weight) * fill.quantity / float(order.filled_quantity)
 
     by_symbol: dict[str, list[Fill]] = {}

@@ -657,13 +657,13 @@ class SimBroker:
         buy = order.side is OrderSide.BUY
         price = raw * (1.0 + self.slippage) if buy else raw * (1.0 - self.slippage)
         rate = self.maker_fee if order.type is OrderType.LIMIT else self.taker_fee
-        whole_quote = False  # the notional is the quote amount asked for
+        whole_quote: float | None = None  # the quote amount, when it is the notional
         if order.quantity is None:  # a quote-amount market buy gets its quantity now
             assert order.quote_quantity is not None
             lot = math.nan if order.lot_step is None else float(order.lot_step)
             quantity, notional = (float(v) for v in lot_quantity(float(order.quote_quantity),
                                                                  price, lot))
-            whole_quote = order.lot_step is None
+            whole_quote = notional if order.lot_step is None else None
             if quantity <= 0 or (order.min_value is not None and notional < order.min_value):
                 self._refuse(order, "lot_step" if quantity <= 0 else "min_order_value")
                 return
@@ -683,10 +683,10 @@ class SimBroker:
                 return
             quantity = min(quantity, held)
         value = quantity * price
-        if whole_quote and quantity == order.quantity:
+        if whole_quote is not None and quantity == order.quantity:
             # a quote-amount market buy filled at once: the amount is the notional (quantity
             # × price would round it again: an account spent to the last cent kept dust)
-            value = float(order.quote_quantity)
+            value = whole_quote
         fee = value * rate
         if buy:
             # the fee absorbs the last rounding, so that paying all the cash leaves exactly 0
