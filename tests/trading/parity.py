@@ -234,7 +234,7 @@ def draw_exits(rng: random.Random) -> ExitRules | None:
     fill = rng.choice(["level", "level", "low", "range"])
     kw["stop_fill"] = fill
     if fill == "range":
-        kw["stop_fill_range"] = round(rng.uniform(0.0, 1.0), 3)
+        kw["stop_fill_range"] = round(rng.uniform(0.001, 1.0), 3)
     return ExitRules(**kw)
 
 
