@@ -358,6 +358,7 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
                 f"The '{name}' parameter of walk_forward must be a multiple of the panel's "
                 f"{panel.timeframe} timeframe. Got {format_timeframe(ns)!r}."
             )
+    _check_candles_in_range(panel, cfg["start"], cfg["end"])
     cfg["max_exit_delay"] = _exit_delay(max_exit_delay, step)
     tick = _Progress(progress, stages=5 if cfg["audit"] else 4)
     run = _evaluate(panel, strategy, cfg, cache, tick)
@@ -369,6 +370,20 @@ def walk_forward(data: Any, strategy: Any, *, window: str = "4h", shift: str = "
     result = _assemble(panel, strategy, cfg, run, mode)
     tick("done")
     return result
+
+
+def _check_candles_in_range(panel: Panel, start: Any, end: Any) -> None:
+    """Some candle must start at or after ``start`` and close by ``end`` (as ``replay``
+    requires): a run over no candle is a mistake in the range, not an empty result."""
+    index = panel.index.asi8
+    lo = 0 if start is None else int(np.searchsorted(index, start.value, "left"))
+    hi = len(index) if end is None else int(np.searchsorted(index, end.value - panel.step_ns,
+                                                            "right"))
+    if hi <= lo:
+        cover = (f"the data cover {panel.index[0]} .. {panel.index[-1]}" if len(index)
+                 else "the data hold no candle")
+        raise ConfigError(f"walk_forward: no candle between start={start} and end={end}; "
+                          f"{cover}.")
 
 
 def _evaluate(panel: Panel, strategy: Any, cfg: dict, cache: Any, tick) -> dict:

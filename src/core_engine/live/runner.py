@@ -735,6 +735,11 @@ class Runner:
         """Tick until ``until`` (a time) or ``max_ticks``; returns the number of ticks."""
         stop = None if until is None else pd.Timestamp(until)
         done = 0
+        if not self.started and self.journal.last_checkpoint() is not None:
+            # a restart: the journal's last tick and wake-ups choose the first tick (not a
+            # second run of the last one)
+            self.now = self.clock.now()
+            self.start()
         while max_ticks is None or done < max_ticks:
             t = self.next_tick()
             if stop is not None and t > stop:

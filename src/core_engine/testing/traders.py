@@ -54,17 +54,19 @@ def _cut_trader(trader: Any, t: pd.Timestamp, step_ns: int) -> Any:
 
 
 def _cut_panel(panel: Panel, row: int) -> Panel:
-    """Candles before ``row`` and only the open of candle ``row`` (the price at ``t``)."""
-    part = panel.slice_rows(0, min(row + 1, panel.n_times))
+    """Candles before ``row`` and only the open of candle ``row`` (the price at ``t``); the
+    later candles stay on the grid as missing ones, so the run keeps its end (a replay ends
+    at the data's end: cutting the rows would move it)."""
     if row >= panel.n_times:
-        return part
+        return panel
     fields = {}
     for name in FIELDS:
-        values = np.array(getattr(part, name), dtype=np.float64, order="F")
+        values = np.array(getattr(panel, name), dtype=np.float64, order="F")
+        values[row + 1:] = np.nan
         if name != "open":
             values[row] = np.nan
         fields[name] = values
-    return part.with_fields(**fields)
+    return panel.with_fields(**fields)
 
 
 def _orders_before(frame: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:

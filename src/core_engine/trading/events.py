@@ -106,8 +106,10 @@ def _bounds(panel: Panel, start: Any, end: Any) -> tuple[int, int, pd.Timestamp]
                                         "left"))
     end_ts = pd.Timestamp(int(index[-1]) + step, tz="UTC")
     if end is not None:
-        end_ts = to_utc_timestamp(end, name="end")
-    # the last candle wholly before the end (the end may lie past the data: ctx.end says it)
+        # an end past the data is the data's end, as in walk_forward: the trader must not
+        # plan (decide, hold) for candles the run does not have
+        end_ts = min(to_utc_timestamp(end, name="end"), end_ts)
+    # the last candle wholly before the end
     end_row = min(int(np.searchsorted(index, end_ts.value - step, "right")) - 1, len(index) - 1)
     if end_row < start_row:
         raise ConfigError(f"replay: no candle between start={start!r} and end={end!r}; the "
@@ -285,7 +287,7 @@ class _Loop:
         row the account was marked at.
 
         A time exit due at the end fills at the open of the candle starting at the end when
-        there is one. When that candle is missing (an outage) and the data go on, the sell
+        there is one; that candle is marked. When that candle is missing (an outage) and the data go on, the sell
         waits for the first open after it, as in ``walk_forward`` (the replay's equity then
         runs to that candle); with no candle left at all, it fills at the last close there
         is (``settle_at_end``).
@@ -294,16 +296,18 @@ class _Loop:
         final = end_row + 1
         last = end_row
         n = self.panel.n_times
+        fills = len(broker._fills)
         if self.clock.due_at(final):
-            fills = len(broker._fills)
             broker.begin_row(final)
             self.dispatch()
             self.clock.consume(final)
             ctx._call("on_bar", lambda: self.trader.on_bar(ctx))
             self.dispatch()
-            if final < n and len(broker._fills) > fills:  # exits at the open after the end
-                last = final
-                self.snapshot(final)
+        # the candle starting at the end, where the exits due at the end fill, is marked as
+        # walk_forward marks it: after those exits, or with the account flat anyway
+        if final < n and (len(broker._fills) > fills or not broker.holdings.any()):
+            last = final
+            self.snapshot(final)
         row = last + 1
         while row < n and broker.market_orders_waiting():
             broker.begin_row(row, resting=False)

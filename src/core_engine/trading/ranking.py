@@ -359,11 +359,14 @@ class RankingTrader(Trader):
                 positions.pop(fill.symbol, None)
                 self.state["last_exit"][fill.symbol] = fill.time.value
             return
-        if order.tag != "entry" or order.is_open:
+        if order.is_open or order.tag not in ("entry", "rebalance"):
             return
         entry = float(order.average_price)
         meta = order.meta
+        # the equity fraction bought (the trades' weight, as walk_forward's)
         order.meta["weight"] = order.filled_quantity * entry / meta["equity"]
+        if order.tag != "entry":
+            return
         due = ctx.now.value + self._window_ns
         if self.hold == "until_dropped":
             due = self._run_end_due(ctx)
@@ -433,10 +436,11 @@ class RankingTrader(Trader):
                 continue
             meta = {"decision_time": ctx.now.isoformat(), "rank": int(picks.ranks[p]),
                     "score": float(picks.scores[p]), "equity": equity, "pick": p}
-            if exact:
+            if exact and self._sizing.lot_step is not None:
                 order = ctx.buy(symbol, float(quantity), leg="entry", tag="entry",
                                 time_in_force="ioc", meta=meta)
-            else:  # the entry price is not known before the fill: send the value
+            else:  # the value (the broker pays it exactly, as the engine does), and a
+                # live broker does not know the entry price before the fill
                 lot = self._sizing.lot_step
                 min_value = float(fp[rk.RF_MIN_ORDER])
                 order = ctx.buy(symbol, value=float(value), leg="entry", tag="entry",
@@ -476,11 +480,13 @@ class RankingTrader(Trader):
         if qty == 0:
             return
         self._unprotect(ctx, pos)
-        if qty > 0 and exact:
-            ctx.buy(symbol, float(qty), leg="rebalance", tag="rebalance", time_in_force="ioc")
+        meta = {"equity": equity}  # the buy's weight is its value / this equity
+        if qty > 0 and exact and self._sizing.lot_step is not None:
+            ctx.buy(symbol, float(qty), leg="rebalance", tag="rebalance", time_in_force="ioc",
+                    meta=meta)
         elif qty > 0:
             ctx.buy(symbol, value=float(value), leg="rebalance", tag="rebalance",
-                    time_in_force="ioc", lot_step=self._sizing.lot_step)
+                    time_in_force="ioc", lot_step=self._sizing.lot_step, meta=meta)
         else:
             ctx.sell(symbol, float(-qty), leg="rebalance", tag="rebalance")
         self._refresh_book(ctx)

@@ -156,13 +156,23 @@ def _round_trips(fills: list[Fill], orders: dict[str, Order]) -> list[tuple[list
     the position is still open and counts in the equity), each with the position's cost
     basis ``(quantity, buy value, buy fees)`` at its close. A sell of an order tagged
     ``rebalance`` that leaves part of the position is a trip of its own (portfolio mode's
-    partial trade, average cost: the position's value and fees shrink by its share)."""
+    partial trade, average cost: the position's value and fees shrink by its share). The
+    basis carries the position's weight too: the ``weight`` its buy orders noted (entry or
+    rebalancing value / equity), shrunk by each partial sale's share."""
+
+    def weight_of(fill: Fill) -> float:
+        order = orders.get(fill.client_id)
+        if order is None or order.meta.get("weight") is None or not order.filled_quantity:
+            return math.nan
+        weight = order.meta["weight"]
+        return float(weight) * fill.quantity / float(order.filled_quantity)
+
     by_symbol: dict[str, list[Fill]] = {}
     for fill in fills:
         by_symbol.setdefault(fill.symbol, []).append(fill)
     trips = []
     for symbol_fills in by_symbol.values():
-        held, bought, value, fees, current = 0.0, 0.0, 0.0, 0.0, []
+        held, bought, value, fees, weight, current = 0.0, 0.0, 0.0, 0.0, 0.0, []
         basis: tuple | None = None
         for fill in symbol_fills:
             if fill.side is OrderSide.BUY:
@@ -171,25 +181,29 @@ def _round_trips(fills: list[Fill], orders: dict[str, Order]) -> list[tuple[list
                 bought += fill.quantity
                 value += fill.quantity * fill.price
                 fees += fill.fee
+                weight += weight_of(fill)
                 continue
             order = orders.get(fill.client_id)
             if order is not None and order.tag == "rebalance" and current \
                     and held - fill.quantity > bought * 1e-9:
                 share = fill.quantity / held
                 buys = [f for f in current if f.side is OrderSide.BUY]
-                trips.append((buys + [fill], (fill.quantity, value * share, fees * share)))
+                trips.append((buys + [fill], (fill.quantity, value * share, fees * share,
+                                              weight * share)))
                 held -= fill.quantity
                 value *= 1.0 - share
                 fees *= 1.0 - share
+                weight *= 1.0 - share
                 continue
             if basis is None:  # the cost basis of what the closing sells close
-                basis = (held, value, fees)
+                basis = (held, value, fees, weight)
             current.append(fill)
             held -= fill.quantity
             if held <= bought * 1e-9:
                 if any(f.side is OrderSide.BUY for f in current):
                     trips.append((current, basis))
-                held, bought, value, fees, current, basis = 0.0, 0.0, 0.0, 0.0, [], None
+                held, bought, value, fees, weight, current, basis = (0.0, 0.0, 0.0, 0.0, 0.0,
+                                                                     [], None)
     trips.sort(key=lambda trip: (trip[0][0].time.value, trip[0][0].symbol,
                                trip[0][-1].time.value))
     return trips
@@ -199,7 +213,7 @@ def _trade_row(trip: list[Fill], basis: tuple, orders: dict[str, Order], broker:
                panel: Panel) -> dict:
     buys = [f for f in trip if f.side is OrderSide.BUY]
     sells = [f for f in trip if f.side is OrderSide.SELL]
-    qty, buy_value, buy_fees = basis
+    qty, buy_value, buy_fees, weight = basis
     sell_qty = sum(f.quantity for f in sells)
     sell_value = sum(f.quantity * f.price for f in sells)
     sell_fees = sum(f.fee for f in sells)
@@ -228,18 +242,22 @@ def _trade_row(trip: list[Fill], basis: tuple, orders: dict[str, Order], broker:
     lows = panel.low[entry_row:exit_row, j]
     worst = min(float(np.nanmin(lows)) if np.isfinite(lows).any() else math.inf, entry_price,
                 raw_exit)
-    if reason == "take_profit" and not exit_at_open:
+    if not exit_at_open and (reason == "take_profit" or last.reason == "last_close"):
+        # held through the exit candle: a take-profit inside it, or its close (an exit
+        # capped by max_exit_delay, the end of the data)
         worst = min(worst, float(panel.low[exit_row, j]))
     due_row = exit_row
     if closing is not None and closing.type.value == "market" and closing.created_at is not None:
-        due_row = min(exit_row, int(np.searchsorted(panel.index.asi8, closing.created_at.value)))
+        # the gaps of the window up to the due time (also when a capped exit left earlier,
+        # at the last close before them)
+        due_row = int(np.searchsorted(panel.index.asi8, closing.created_at.value))
     gaps = int(np.isnan(panel.open[entry_row:due_row, j]).sum())
     return {
         "symbol": buys[0].symbol,
         "decision_time": pd.Timestamp(meta.get("decision_time", buys[0].time)),
         "entry_time": buys[0].time, "exit_time": last.time,
         "entry_price": entry_price, "exit_price": exit_price, "direction": "long",
-        "weight": float(meta.get("weight", math.nan)), "return_pct": ret,
+        "weight": weight, "return_pct": ret,
         "best_return_pct": best,
         "max_drawdown": max((1.0 - worst / entry_price) * 100.0, 0.0),
         "exit_reason": reason, "rank": int(meta.get("rank", 0)),
@@ -278,13 +296,19 @@ def equity_frame(panel: Panel, snapshots: list[tuple[int, float, np.ndarray]], s
     close = pd.DataFrame(panel.close[: end_row + 1]).ffill().to_numpy()[start_row:]
     held = holdings[pick]
     exposure = np.nansum(held * np.where(held != 0, close, 0.0), axis=1)
-    value = cash[pick] + exposure
+    # the first mark is the account at the start time (the open of the first candle), as
+    # walk_forward's first mark is its cash at the first decision time
+    value = np.concatenate([[initial_cash], cash[pick] + exposure])
     peak = np.maximum.accumulate(np.maximum(value, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         drawdown = np.where(peak > 0, (1.0 - value / peak) * 100.0, 0.0)
-    times = pd.DatetimeIndex(panel.index.asi8[rows] + panel.step_ns, tz="UTC")
-    return pd.DataFrame({"time": times, "equity": value, "cash": cash[pick],
-                         "exposure": exposure, "positions": (held > 0).sum(axis=1),
+    index = panel.index.asi8
+    times = pd.DatetimeIndex(np.concatenate([index[rows[:1]], index[rows] + panel.step_ns]),
+                             tz="UTC")
+    return pd.DataFrame({"time": times, "equity": value,
+                         "cash": np.concatenate([[initial_cash], cash[pick]]),
+                         "exposure": np.concatenate([[0.0], exposure]),
+                         "positions": np.concatenate([[0], (held > 0).sum(axis=1)]),
                          "drawdown_pct": np.maximum(drawdown, 0.0)})
 
 

@@ -25,7 +25,8 @@ Fill rules (DESIGN.md §7; one fill and cost model for every simulation):
   fee on its value, ``maker_bps`` for limit orders and ``taker_bps`` otherwise
   (``fee_bps`` sets both). A quote-amount buy (``quote_quantity``, Binance's
   ``quoteOrderQty``) trades that value, the fee on top: ``quantity = amount / price``
-  (rounded down to the order's ``lot_step``), cash pays ``quantity × price × (1 + fee)``;
+  (rounded down to the order's ``lot_step``), cash pays ``quantity × price × (1 + fee)``
+  (without a ``lot_step`` and filled at once: ``amount × (1 + fee)``, the amount unrounded);
   when the rounded value is below the order's ``min_value`` it is rejected
   (``min_order_value``; a quantity rounded to 0: ``lot_step``).
 * ``max_volume_share`` caps what all our orders on one symbol fill on one candle at that
@@ -656,12 +657,14 @@ class SimBroker:
         buy = order.side is OrderSide.BUY
         price = raw * (1.0 + self.slippage) if buy else raw * (1.0 - self.slippage)
         rate = self.maker_fee if order.type is OrderType.LIMIT else self.taker_fee
+        whole_quote: float | None = None  # the quote amount, when it is the notional
         if order.quantity is None:  # a quote-amount market buy gets its quantity now
             assert order.quote_quantity is not None
             lot = math.nan if order.lot_step is None else float(order.lot_step)
-            quantity = float(lot_quantity(float(order.quote_quantity), price, lot)[0])
-            if quantity <= 0 or (order.min_value is not None
-                                 and quantity * price < order.min_value):
+            quantity, notional = (float(v) for v in lot_quantity(float(order.quote_quantity),
+                                                                 price, lot))
+            whole_quote = notional if order.lot_step is None else None
+            if quantity <= 0 or (order.min_value is not None and notional < order.min_value):
                 self._refuse(order, "lot_step" if quantity <= 0 else "min_order_value")
                 return
             order.quantity = quantity
@@ -680,6 +683,10 @@ class SimBroker:
                 return
             quantity = min(quantity, held)
         value = quantity * price
+        if whole_quote is not None and quantity == order.quantity:
+            # a quote-amount market buy filled at once: the amount is the notional (quantity
+            # × price would round it again: an account spent to the last cent kept dust)
+            value = whole_quote
         fee = value * rate
         if buy:
             # the fee absorbs the last rounding, so that paying all the cash leaves exactly 0
