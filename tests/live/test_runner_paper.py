@@ -105,6 +105,31 @@ def test_restart_resumes_where_it_stopped(panel, replayed, tmp_path):
     assert _fills(second.journal.fills()) == replayed
 
 
+def test_a_restart_after_a_long_stop_acts_on_the_latest_bar_not_the_stale_ones(panel, tmp_path):
+    """Down for 10 hours, the runner does not replay the decisions it missed (their orders
+    would fill at today's prices): its first tick after the restart is the latest bar close;
+    a restart right after a complete tick runs no tick twice."""
+    path, paper_path = tmp_path / "j.sqlite", tmp_path / "paper.sqlite"
+    middle = panel.index[len(panel.index) // 2].floor("2h")
+    first = _runner(panel, path, PaperBroker(panel, fee_bps=10, journal_path=paper_path))
+    first.run(until=middle)
+    before = {d["time"] for d in first.journal.decisions(1000)}
+    assert max(before) == middle
+    first.journal.close()
+    back = middle + pd.Timedelta("10h")
+    second = _runner(panel, path, PaperBroker(panel, fee_bps=10, journal_path=paper_path))
+    second.clock = SimulatedClock(back + pd.Timedelta("3s"))
+    second.run(until=back + pd.Timedelta("4h"))
+    after = sorted(d["time"] for d in second.journal.decisions(1000) if d["time"] not in before)
+    assert after == [back, back + pd.Timedelta("2h"), back + pd.Timedelta("4h")]
+    # and the journal's ticks: none between the two runs, none twice
+    with Journal(path) as journal:
+        times = [pd.Timestamp(r[0]) for r in journal._query(
+            "SELECT time FROM checkpoints ORDER BY id")]
+    assert len(times) == len(set(times))
+    assert not [x for x in times if middle < x < back]
+
+
 def test_reconciliation_refuses_to_trade_on_a_mismatch(panel, tmp_path):
     path = tmp_path / "j.sqlite"
     middle = panel.index[len(panel.index) // 2].floor("2h")

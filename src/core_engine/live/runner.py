@@ -735,11 +735,20 @@ class Runner:
         """Tick until ``until`` (a time) or ``max_ticks``; returns the number of ticks."""
         stop = None if until is None else pd.Timestamp(until)
         done = 0
-        if not self.started and self.journal.last_checkpoint() is not None:
-            # a restart: the journal's last tick and wake-ups choose the first tick (not a
-            # second run of the last one)
-            self.now = self.clock.now()
-            self.start()
+        checkpoint = None if self.started else self.journal.last_checkpoint()
+        if checkpoint is not None:
+            # a restart: the first tick is the first tick time after the journal's last
+            # complete tick (or a wake-up it asked for), but never earlier than the last bar
+            # close before now. So a tick whose checkpoint was saved is not run again, the
+            # tick a kill cut short is (its orders deduplicated by client id; its entries'
+            # exits are placed now rather than a bar later), and after a long stop the runner
+            # acts on the latest closed bar instead of replaying stale decisions. ``start``
+            # runs in that first tick, at a tick time, as on a first run.
+            latest = self.clock.now().value // self.poll_ns * self.poll_ns
+            self.last_tick = max(pd.Timestamp(checkpoint["time"]),
+                                 pd.Timestamp(latest - 1, tz="UTC"))
+            self.view.wakes = list(checkpoint["wakes"])
+            heapq.heapify(self.view.wakes)
         while max_ticks is None or done < max_ticks:
             t = self.next_tick()
             if stop is not None and t > stop:

@@ -149,7 +149,7 @@ def paper_runner(bot, panel, journal, clock_start, *, initial_cash: float, fee_b
 
 
 def killed_and_restarted(bot, panel, at, tmp_path, *, initial_cash: float,
-                         kill: str = "before_checkpoint"):
+                         kill: str = "before_checkpoint", down_bars: int = 0):
     """Paper-trade ``bot`` through the live runner twice: uninterrupted, and killed in the
     tick at ``t(at)``, then restarted as a new process would be: a new runner and paper
     broker on the same files, the clock a few seconds past the lost tick.
@@ -158,6 +158,10 @@ def killed_and_restarted(bot, panel, at, tmp_path, *, initial_cash: float,
     trader's state is not; ``"after_checkpoint"`` — the tick is complete; ``"after_fill"`` —
     the first fill journaled in the tick, before the trader hears of it (so nothing it
     would have placed in answer, such as the exits of an entry, was sent).
+
+    ``down_bars``: bars the process stays down: the restart's clock is ``down_bars`` bars
+    and 3 seconds past the lost tick (0: the runner runs the cut-short tick again; more: it
+    acts at the latest closed bar, the ticks in between are not replayed).
 
     Returns ``(plain, restarted, open_at_kill)``: the two runners and the journal rows of the
     orders open when the process died."""
@@ -194,7 +198,8 @@ def killed_and_restarted(bot, panel, at, tmp_path, *, initial_cash: float,
         raise AssertionError(f"the {kill} kill point was not reached at {t(at)}")
     open_at_kill = first.journal.orders(final=False)
     first.journal.close()
-    restarted = paper_runner(bot.clone(), panel, path, t(at) + pd.Timedelta(seconds=3),
+    restarted = paper_runner(bot.clone(), panel, path,
+                             t(at + down_bars) + pd.Timedelta(seconds=3),
                              initial_cash=initial_cash)
     assert restarted.run(until=end) > 0, "nothing after the kill: add candles"
     return plain, restarted, open_at_kill

@@ -152,19 +152,25 @@ def test_breakout_runner_killed_in_a_position_resumes_without_a_second_entry(
 
 
 def test_breakout_runner_killed_before_the_exits_were_sent_places_them_on_restart(tmp_path):
-    # killed at t(8) right after the entry's fill was journaled: nothing protects the position
-    # while candle 8 trades (high 104). The restart, at t(9), hands the fill over again and
-    # the bot rests its stop and target with the uninterrupted run's ids; the trail starts
-    # from the entry 103 and rises with candle 9's high 105 to 103.425 once it closed, so
-    # it fills at candle 10's open 102.5 (the uninterrupted trail, from 104, took 102.44)
+    # killed at t(8) right after the entry's fill was journaled: no stop, no target yet.
+    # Restarted 3 s later, the runner runs the cut-short tick t(8) again: the bot hears of
+    # the fill and rests its exits with the uninterrupted run's ids, and the run equals it.
+    # Restarted a bar later (t(9)), nothing protected the position while candle 8 traded
+    # (high 104): the trail starts from the entry 103 and rises with candle 9's high 105 to
+    # 103.425 once it closed, so it fills at candle 10's open 102.5 (not 102.44)
     rows = HEAD + TRAIL + [(102.5, 102.6, 102.4, 102.5, 10)]
     plain, restarted, open_at_kill = killed_and_restarted(
-        bot(), candles(rows), 8, tmp_path, initial_cash=10_000.0, kill="after_fill")
+        bot(), candles(rows), 8, tmp_path / "soon", initial_cash=10_000.0, kill="after_fill")
     assert open_at_kill == []
-    assert [f[1:] for f in journal_fills(restarted)] == [TRAIL_FILLS[0],
-                                                         ("sell", t(10), 102.5, round(Q, 9))]
-    assert [o.client_id for o in restarted.journal.orders()] == [
+    assert journal_fills(restarted) == journal_fills(plain)
+    assert [f[1:] for f in journal_fills(restarted)] == TRAIL_FILLS
+    assert restarted.trader.report()["realized_pnl"] == pytest.approx(TRAIL_PNL, rel=1e-12)
+    _, late, _ = killed_and_restarted(bot(), candles(rows), 8, tmp_path / "late",
+                                      initial_cash=10_000.0, kill="after_fill", down_bars=1)
+    assert [f[1:] for f in journal_fills(late)] == [TRAIL_FILLS[0],
+                                                    ("sell", t(10), 102.5, round(Q, 9))]
+    assert [o.client_id for o in late.journal.orders()] == [
         o.client_id for o in plain.journal.orders()]
     pnl = Q * 102.5 * (1 - FEE) - VALUE * (1 + FEE)
-    assert restarted.trader.report()["realized_pnl"] == pytest.approx(pnl, rel=1e-12)
-    assert restarted.trader.report()["exits"] == {"trailing_stop": 1}
+    assert late.trader.report()["realized_pnl"] == pytest.approx(pnl, rel=1e-12)
+    assert late.trader.report()["exits"] == {"trailing_stop": 1}

@@ -202,13 +202,18 @@ def test_scalp_target_or_stop_gapped_through_fills_at_the_open(gap, price, reaso
 
 def test_scalp_runner_killed_before_the_exits_were_sent_places_them_on_restart(tmp_path):
     # killed at t(10) right after the second entry's fill was journaled: no stop, no target
-    # while the process is down. The restart (its first tick at t(11)) hands the fill over
-    # again and the bot places the exits with the ids the uninterrupted run gave them; the
-    # stop (101.694) finds candle 10 gone — it traded down to 101 unprotected — and fills at
-    # the next open, 101.5, instead of at its level
-    plain, restarted, open_at_kill = killed_and_restarted(
-        bot(), candles(ROWS), 10, tmp_path, initial_cash=10_000.0, kill="after_fill")
+    # while the process is down. Restarted 3 s later, the cut-short tick t(10) runs again
+    # and the run equals the uninterrupted one. Restarted a bar later (first tick t(11)), the
+    # bot places the exits with the ids the uninterrupted run gave them; the stop (101.694)
+    # finds candle 10 gone — it traded down to 101 unprotected — and fills at the next
+    # open, 101.5, instead of at its level
+    plain, soon, open_at_kill = killed_and_restarted(
+        bot(), candles(ROWS), 10, tmp_path / "soon", initial_cash=10_000.0, kill="after_fill")
     assert open_at_kill == []
+    assert journal_fills(soon) == journal_fills(plain)
+    _, restarted, _ = killed_and_restarted(
+        bot(), candles(ROWS), 10, tmp_path / "late", initial_cash=10_000.0, kill="after_fill",
+        down_bars=1)
     assert [f[1:] for f in journal_fills(restarted)] == TRADES[:3] + [
         ("sell", t(11), 101.5, round(Q2, 9))]
     assert [o.client_id for o in restarted.journal.orders()] == [
