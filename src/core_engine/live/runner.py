@@ -13,6 +13,8 @@ trader's cadence or a time it asked for, plus ``settle`` seconds on a wall clock
    one not found ``max_misses`` times over at least ``min_miss_age`` is marked ``rejected``
    ("not placed");
 4. fills are imported by trade id (applied once) and ``on_fill`` is called for each new one;
+   a stop cancelled for an exit that did not fill is placed again (except in ``flatten``;
+   :meth:`JournaledBroker.restore_protection`);
 5. ``running``: the decision is journaled and ``on_bar`` called when due; ``halted``:
    nothing new; ``flatten``: every open order cancelled and every position sold;
 6. the account is marked (journal), the breakers (drawdown, daily loss) checked, a
@@ -574,6 +576,8 @@ class Runner:
             else:
                 self._dispatch()  # fills whose on_fill an exchange failure interrupted
             self._cancel_orphans()
+            if state is not RunnerState.FLATTEN:  # a stop cancelled for an exit that failed
+                self.broker.restore_protection()
             self._auto_resume(state)
             self._mark_and_check_breakers()  # on the account at t, before any new entry
             state = self.journal.state()[0]
