@@ -483,3 +483,41 @@ def test_an_exit_whose_outcome_is_unknown_after_its_stop_was_cancelled(fake, tmp
                                else OrderStatus.FILLED)
     assert len(_resting_stops(fake)) == len(stops)
     assert len([o for o in fake.orders if o.type == "STOP_LOSS"]) == 1 + len(stops)
+
+
+@pytest.mark.parametrize("fault", ["http_503", "http_429"])
+def test_a_restart_meeting_a_transient_exchange_failure_tries_again(fake, tmp_path, fault):
+    """Killed after the entry filled; at the restart the account endpoint fails (every read
+    retry) a few times while the runner reconciles. ``start`` is tried again after a back-off
+    (each failure journaled) instead of ending the process: the missed fills are heard, the
+    stop placed, once."""
+    path = tmp_path / "j.sqlite"
+    dying = Protected()
+    dying.kill_after_entry = True
+    first = _runner(fake, path, dying)
+    with pytest.raises(Killed):
+        first.run(max_ticks=1)
+    first.journal.close()
+    fake.retry_after = 0
+    fake.inject(fault, method="GET", path="/api/v3/account", times=7)
+    second = _runner(fake, path, Protected())
+    second.start_backoff = 0.01
+    assert second.run(max_ticks=2) == 2
+    assert fake.faults_fired[fault] == 7
+    assert "start" in [e["source"] for e in second.journal.errors()]
+    assert_clean(fake, second.journal)
+    assert len(_resting_stops(fake)) == 1 and len(
+        [o for o in fake.orders if o.type == "STOP_LOSS"]) == 1
+    assert set(second.trader.state["heard"]) == {f.trade_id for f in second.journal.fills()}
+
+
+def test_a_start_that_keeps_failing_raises_one_clear_error_and_sends_nothing(fake, tmp_path):
+    from core_engine.errors import BrokerUnavailable
+
+    fake.inject("http_503", method="GET", path="/api/v3/account", times=10**6)
+    runner = _runner(fake, tmp_path / "j.sqlite", Protected())
+    runner.start_backoff = 0.01
+    with pytest.raises(BrokerUnavailable, match="could not start: the exchange failed 6 times"):
+        runner.run(max_ticks=2)
+    assert [e["source"] for e in runner.journal.errors()].count("start") == 6
+    assert fake.requests["POST /api/v3/order"] == 0 and fake.orders == []
