@@ -521,3 +521,35 @@ def test_a_start_that_keeps_failing_raises_one_clear_error_and_sends_nothing(fak
         runner.run(max_ticks=2)
     assert [e["source"] for e in runner.journal.errors()].count("start") == 6
     assert fake.requests["POST /api/v3/order"] == 0 and fake.orders == []
+
+
+def test_killed_between_a_refused_exit_and_the_restore_of_its_stop(fake, tmp_path):
+    """The process dies right after the exit's refusal is journaled, before the cancelled
+    stop is placed again: the restarted runner places it at its first tick (the journal
+    says which stop was cancelled for which exit), once."""
+    path = tmp_path / "j.sqlite"
+    first = _runner(fake, path, ExitsOnce())
+    first.run(max_ticks=1)
+    journal = first.journal
+    update = journal.update_order
+
+    def dies_on_refusal(*args, **kw):
+        row = update(*args, **kw)
+        if kw.get("event") == "rejected":
+            raise Killed
+        return row
+
+    journal.update_order = dies_on_refusal
+    fake.inject("insufficient_funds", method="POST", path="/api/v3/order")
+    with pytest.raises(Killed):
+        first.run(max_ticks=1)
+    assert _resting_stops(fake) == []  # the position is bare
+    journal.close()
+    second = _runner(fake, path, ExitsOnce())
+    second.run(max_ticks=1)
+    assert_clean(fake, second.journal)
+    stops = _resting_stops(fake)
+    assert len(stops) == 1
+    assert float(stops[0].quantity) == pytest.approx(fake.total_balances()["BTC"], abs=1e-5)
+    second.run(max_ticks=2)
+    assert len([o for o in fake.orders if o.type == "STOP_LOSS"]) == 2
