@@ -180,6 +180,8 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
             bare, bare_refused = entries_without_stop(journal, fake, 5 * 60 * 1000)
             entries = sum(1 for o in journal_orders.values() if o.leg == "entry"
                           and o.filled_quantity > 0)
+            restored = sum(1 for cid in journal_orders
+                           if journal.order_spec(cid).get("meta", {}).get("restores"))
 
     print(f"\nsoak: {ticks} ticks in {elapsed:.1f}s, sessions {dict(outcomes)}, "
           f"self-kills {dict(kills)}, faults fired {dict(fake.faults_fired)}")
@@ -191,7 +193,8 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
           f"sent without intent {len(not_journaled)}, lost fills {len(lost)}, double-counted "
           f"fills {len(double)}, fills without their order {len(unattributed)}, filled "
           f"entries without a stop by the next tick {len(bare)} of {entries} "
-          f"({len(bare_refused)} of them after the exchange refused the stop), "
+          f"({len(bare_refused)} of them after the exchange refused the stop), {restored} "
+          f"stops placed again after their exit failed, "
           f"|journal position - exchange balance| "
           f"{ {a: f'{d:.1e}' for a, d in sorted(diffs.items())} }")
     assert final == 0, (tmp_path / "runner.log").read_text()[-3000:]
