@@ -102,7 +102,22 @@ def make_trader() -> Any:
                     else:
                         st.clear()
                         st["phase"] = "flat"
+                elif st["phase"] in ("entering", "long") and held >= 1e-5:
+                    self._protect(ctx, symbol, st, bar, held)
             self._dip(ctx, t, bar)
+
+        def _protect(self, ctx: Any, symbol: str, st: dict, bar: int, held: float) -> None:
+            """A filled entry with no sell of its group open gets its stop again: the stop
+            was refused, or its fill was handed before a restart replayed the decision that
+            made the entry (the trader did not know the order yet)."""
+            entry = ctx.broker.fetch_order(st["entry"])
+            if entry.status is not OrderStatus.FILLED or any(
+                    o.side is OrderSide.SELL and o.group == st["entry"]
+                    for o in ctx.open_orders(symbol)):
+                return
+            stop = float(entry.average_price) * (1 - self.stop_pct / 100)
+            ctx.sell(symbol, held, type="stop", price=round(stop, 2), leg=f"stop-{bar}",
+                     group=st["entry"], tag="stop")
 
         def _dip(self, ctx: Any, t: int, bar: int) -> None:
             symbol = self.symbols[0]

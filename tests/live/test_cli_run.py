@@ -96,3 +96,50 @@ def test_run_needs_one_mode_and_symbols(tmp_path, capsys):
     assert "--paper or --exchange" in capsys.readouterr().err
     assert main(["live", "--paper", "--journal", journal]) == 2
     assert "needs --symbols" in capsys.readouterr().err
+
+
+def _exchange_cli(monkeypatch, fake, journal, *extra):
+    from core_engine.live import ccxt_broker, runner
+
+    monkeypatch.setenv("CORE_ENGINE_BINANCE_KEY_1", API_KEY)
+    monkeypatch.setenv("CORE_ENGINE_BINANCE_SECRET_1", API_SECRET)
+    monkeypatch.setattr(ccxt_broker, "CCXTSession", functools.partial(
+        ccxt_broker.CCXTSession, configure=fake.configure, backoff_base=0.001,
+        backoff_cap=0.01))
+
+    class FakeClock:
+        def now(self):
+            return pd.Timestamp(fake.now_ms, unit="ms", tz="UTC")
+
+        def sleep_until(self, t):
+            while fake.now_ms < t.value // 1_000_000:
+                fake.advance()
+
+    monkeypatch.setattr(runner, "WallClock", FakeClock)
+    return main(["live", "--exchange", "binance", "--symbols", "BTC/USDT", "--journal",
+                 str(journal), "--strategy", "momentum_rank", "--shift", "5m", "--window",
+                 "15m", "--settle", "0s", "--history", "200", *extra])
+
+
+@pytest.mark.parametrize("outage, code", [(12, 0), (10**6, 2)])
+def test_exchange_down_at_start(monkeypatch, make_candles, tmp_path, capsys, outage, code):
+    """The account endpoint fails (503) while the runner reconciles at start. A short outage:
+    start is tried again after a back-off and the run goes on. A long one: one line on
+    stderr, exit code 2, no traceback, nothing sent."""
+    candles = {"BTC/USDT": make_candles(400, seed=5, price=30000.0)}
+    with FakeBinance(candles, balances={"USDT": 5000.0}, keys={API_KEY: API_SECRET},
+                     start=candles["BTC/USDT"]["timestamp"].iloc[300]) as fake:
+        fake.inject("http_503", method="GET", path="/api/v3/account", times=outage)
+        journal = tmp_path / "live.sqlite"
+        got = _exchange_cli(monkeypatch, fake, journal, "--max-ticks", "3")
+        captured = capsys.readouterr()
+        assert got == code, captured.err
+        assert "Traceback" not in captured.err and "Traceback" not in captured.out
+        if code:
+            assert len(captured.err.strip().splitlines()) == 1, captured.err
+            assert "binance" in captured.err and "start" in captured.err
+            assert fake.requests["POST /api/v3/order"] == 0
+            assert fake.requests["DELETE /api/v3/order"] == 0
+        else:
+            assert fake.faults_fired["http_503"] == outage
+            assert "3 ticks" in captured.out

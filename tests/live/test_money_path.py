@@ -404,3 +404,152 @@ def test_an_order_wrongly_declared_never_placed_is_found_by_its_trades(fake, tmp
     stops = [o for o in fake.orders if o.type == "STOP_LOSS"]
     assert len(stops) == 1 and stops[0].is_open
     assert any("declared never placed" in e["message"] for e in journal.errors())
+
+
+class ExitsOnce(Protected):
+    """:class:`Protected`, then at the next decision with the stop resting: a market exit of
+    the whole position in the stop's group (the runner cancels the stop before sending it:
+    a spot exchange locks the balance of a resting sell)."""
+
+    def on_bar(self, ctx):
+        entry = self.state.get("entry")
+        if entry and "exit" not in self.state and ctx.position(self.symbol) > 0 \
+                and ctx.open_orders(self.symbol):
+            order = ctx.sell(self.symbol, ctx.position(self.symbol), leg="exit", group=entry,
+                             tag="exit")
+            self.state.update(exit=order.client_id, exit_status=order.status.value)
+            return
+        super().on_bar(ctx)
+
+
+def _resting_stops(fake):
+    return [o for o in fake.orders if o.type == "STOP_LOSS" and o.is_open]
+
+
+@pytest.mark.parametrize("fault", ["insufficient_funds", "http_429"])
+def test_an_exit_refused_after_its_stop_was_cancelled_restores_the_stop_at_once(
+        fake, tmp_path, fault):
+    """The exit is refused (insufficient funds, a rate limit) after the runner cancelled the
+    position's stop to free the balance: the stop is placed again in the same tick (under a
+    deterministic client id, journaled), not left off until the trader's next decision (a
+    position without a stop through a crash)."""
+    runner = _runner(fake, tmp_path / "j.sqlite", ExitsOnce())
+    runner.run(max_ticks=1)
+    assert len(_resting_stops(fake)) == 1
+    fake.inject(fault, method="POST", path="/api/v3/order")
+    runner.run(max_ticks=1)
+    journal = runner.journal
+    assert runner.trader.state["exit_status"] == "rejected"
+    assert journal.order(runner.trader.state["exit"]).status is OrderStatus.REJECTED
+    assert_clean(fake, journal)
+    stops = _resting_stops(fake)
+    assert len(stops) == 1, [(o.client_id, o.status) for o in fake.orders]
+    assert float(stops[0].quantity) == pytest.approx(fake.total_balances()["BTC"], abs=1e-5)
+    first = [o for o in fake.orders if o.type == "STOP_LOSS"][0]
+    assert first.status == "CANCELED" and stops[0].client_id != first.client_id
+    assert float(stops[0].stop_price) == float(first.stop_price)
+    row = journal.order(stops[0].client_id)  # journaled in the stop's group, before it went
+    assert row.status is OrderStatus.SUBMITTED and row.parent_client_id == \
+        journal.order(first.client_id).parent_client_id
+    assert [e for e, _ in journal.order_events(row.client_id)][0] == "intent"
+    runner.run(max_ticks=2)  # nothing more is sent for it
+    assert len(_resting_stops(fake)) == 1 and len(
+        [o for o in fake.orders if o.type == "STOP_LOSS"]) == 2
+
+
+@pytest.mark.parametrize("fault", ["timeout_before", "timeout_after"])
+def test_an_exit_whose_outcome_is_unknown_after_its_stop_was_cancelled(fake, tmp_path, fault):
+    """The exit's create times out after the stop was cancelled. Not sent (``timeout_before``):
+    the base is still held, so the stop is placed again in the same tick (not after the
+    lookups that declare the exit never placed, ticks later). Executed (``timeout_after``):
+    nothing is held, nothing is placed. Either way no duplicate and no stop left behind."""
+    runner = _runner(fake, tmp_path / "j.sqlite", ExitsOnce(), max_misses=3)
+    runner.run(max_ticks=1)
+    fake.inject(fault, method="POST", path="/api/v3/order")
+    runner.run(max_ticks=1)
+    journal = runner.journal
+    assert runner.trader.state["exit_status"] == "unknown"
+    held = fake.total_balances()["BTC"]
+    stops = _resting_stops(fake)
+    if fault == "timeout_before":
+        assert held > 0 and len(stops) == 1
+        assert float(stops[0].quantity) == pytest.approx(held, abs=1e-5)
+    else:
+        assert held == pytest.approx(0.0, abs=1e-12) and stops == []
+    runner.run(max_ticks=4)  # the exit is resolved (found, or declared never placed)
+    assert_clean(fake, journal)
+    exit_row = journal.order(runner.trader.state["exit"])
+    assert exit_row.status is (OrderStatus.REJECTED if fault == "timeout_before"
+                               else OrderStatus.FILLED)
+    assert len(_resting_stops(fake)) == len(stops)
+    assert len([o for o in fake.orders if o.type == "STOP_LOSS"]) == 1 + len(stops)
+
+
+@pytest.mark.parametrize("fault", ["http_503", "http_429"])
+def test_a_restart_meeting_a_transient_exchange_failure_tries_again(fake, tmp_path, fault):
+    """Killed after the entry filled; at the restart the account endpoint fails (every read
+    retry) a few times while the runner reconciles. ``start`` is tried again after a back-off
+    (each failure journaled) instead of ending the process: the missed fills are heard, the
+    stop placed, once."""
+    path = tmp_path / "j.sqlite"
+    dying = Protected()
+    dying.kill_after_entry = True
+    first = _runner(fake, path, dying)
+    with pytest.raises(Killed):
+        first.run(max_ticks=1)
+    first.journal.close()
+    fake.retry_after = 0
+    fake.inject(fault, method="GET", path="/api/v3/account", times=7)
+    second = _runner(fake, path, Protected())
+    second.start_backoff = 0.01
+    assert second.run(max_ticks=2) == 2
+    assert fake.faults_fired[fault] == 7
+    assert "start" in [e["source"] for e in second.journal.errors()]
+    assert_clean(fake, second.journal)
+    assert len(_resting_stops(fake)) == 1 and len(
+        [o for o in fake.orders if o.type == "STOP_LOSS"]) == 1
+    assert set(second.trader.state["heard"]) == {f.trade_id for f in second.journal.fills()}
+
+
+def test_a_start_that_keeps_failing_raises_one_clear_error_and_sends_nothing(fake, tmp_path):
+    from core_engine.errors import BrokerUnavailable
+
+    fake.inject("http_503", method="GET", path="/api/v3/account", times=10**6)
+    runner = _runner(fake, tmp_path / "j.sqlite", Protected())
+    runner.start_backoff = 0.01
+    with pytest.raises(BrokerUnavailable, match="could not start: the exchange failed 6 times"):
+        runner.run(max_ticks=2)
+    assert [e["source"] for e in runner.journal.errors()].count("start") == 6
+    assert fake.requests["POST /api/v3/order"] == 0 and fake.orders == []
+
+
+def test_killed_between_a_refused_exit_and_the_restore_of_its_stop(fake, tmp_path):
+    """The process dies right after the exit's refusal is journaled, before the cancelled
+    stop is placed again: the restarted runner places it at its first tick (the journal
+    says which stop was cancelled for which exit), once."""
+    path = tmp_path / "j.sqlite"
+    first = _runner(fake, path, ExitsOnce())
+    first.run(max_ticks=1)
+    journal = first.journal
+    update = journal.update_order
+
+    def dies_on_refusal(*args, **kw):
+        row = update(*args, **kw)
+        if kw.get("event") == "rejected":
+            raise Killed
+        return row
+
+    journal.update_order = dies_on_refusal
+    fake.inject("insufficient_funds", method="POST", path="/api/v3/order")
+    with pytest.raises(Killed):
+        first.run(max_ticks=1)
+    assert _resting_stops(fake) == []  # the position is bare
+    journal.close()
+    second = _runner(fake, path, ExitsOnce())
+    second.run(max_ticks=1)
+    assert_clean(fake, second.journal)
+    stops = _resting_stops(fake)
+    assert len(stops) == 1
+    assert float(stops[0].quantity) == pytest.approx(fake.total_balances()["BTC"], abs=1e-5)
+    second.run(max_ticks=2)
+    assert len([o for o in fake.orders if o.type == "STOP_LOSS"]) == 2

@@ -72,6 +72,40 @@ class Zygote:
         self.process.stdout.close()
 
 
+def entries_without_stop(journal: Journal, fake: FakeBinance,
+                         step_ms: int) -> tuple[list[str], list[str]]:
+    """Filled entries left without a stop: no stop of their group accepted by the exchange
+    and no sell of the symbol traded by the tick after the entry's first fill (the window: a stop
+    is placed in the tick that hears of the fill, or the next one when ``on_fill`` met an
+    exchange failure or the entry's answer was lost), while the run went past that tick.
+    Returns (all of them, those whose stop create the exchange refused in the window)."""
+    on_exchange = {o.client_id: o for o in fake.orders}
+    traded: dict[int, list[int]] = {}
+    for t in fake.trades:
+        traded.setdefault(int(t["orderId"]), []).append(int(t["time"]))
+    orders = journal.orders()
+    bare, refused = [], []
+    for entry in orders:
+        theirs = on_exchange.get(entry.client_id)
+        if entry.leg != "entry" or theirs is None or theirs.order_id not in traded:
+            continue
+        deadline = min(traded[theirs.order_id]) + step_ms
+        if fake.now_ms <= deadline:
+            continue  # the run ended inside the window
+        group = [o for o in orders if o.parent_client_id == entry.client_id]
+        mine = [on_exchange[o.client_id] for o in group if o.client_id in on_exchange]
+        covered = [o.time_ms for o in mine if o.type == "STOP_LOSS"] + [
+            ms for o in fake.orders if o.side == "SELL" and o.symbol == entry.symbol
+            for ms in traded.get(o.order_id, []) if ms >= min(traded[theirs.order_id])]
+        if covered and min(covered) <= deadline:  # protected, or sold (by any order)
+            continue
+        bare.append(entry.client_id)
+        if any(o.type == "stop" and o.status.value == "rejected"
+               and o.bar_time.value // 1_000_000 <= deadline for o in group):
+            refused.append(entry.client_id)
+    return bare, refused
+
+
 @pytest.mark.slow
 def test_soak_faults_and_kills(make_candles, tmp_path):
     rng = random.Random(12)
@@ -143,6 +177,11 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
             # every trade on the account is one of the runner's: none may stay unattributed
             # (a fill without its order is one the trader never hears of: no stop after it)
             unattributed = [f.trade_id for f in journal.fills() if f.client_id is None]
+            bare, bare_refused = entries_without_stop(journal, fake, 5 * 60 * 1000)
+            entries = sum(1 for o in journal_orders.values() if o.leg == "entry"
+                          and o.filled_quantity > 0)
+            restored = sum(1 for cid in journal_orders
+                           if journal.order_spec(cid).get("meta", {}).get("restores"))
 
     print(f"\nsoak: {ticks} ticks in {elapsed:.1f}s, sessions {dict(outcomes)}, "
           f"self-kills {dict(kills)}, faults fired {dict(fake.faults_fired)}")
@@ -152,7 +191,11 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
           f"{len(journal_fills)} journaled fills, {len(rejected)} rejected by the exchange "
           f"({insufficient} for insufficient funds); duplicate orders {len(duplicates)}, orders "
           f"sent without intent {len(not_journaled)}, lost fills {len(lost)}, double-counted "
-          f"fills {len(double)}, fills without their order {len(unattributed)}, |journal position - exchange balance| "
+          f"fills {len(double)}, fills without their order {len(unattributed)}, filled "
+          f"entries without a stop by the next tick {len(bare)} of {entries} "
+          f"({len(bare_refused)} of them after the exchange refused the stop), {restored} "
+          f"stops placed again after their exit failed, "
+          f"|journal position - exchange balance| "
           f"{ {a: f'{d:.1e}' for a, d in sorted(diffs.items())} }")
     assert final == 0, (tmp_path / "runner.log").read_text()[-3000:]
     assert outcomes["finished"] == 1 and outcomes["refused_to_trade"] == 0, outcomes
@@ -164,6 +207,9 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
     assert fake.faults_fired["insufficient_funds"] >= 2 and insufficient >= 2
     assert rejected and not set(rejected) & set(exchange_ids), rejected
     assert lost == [] and double == [] and unattributed == [], (lost, double, unattributed)
+    # the only entries left without a stop past the tick after their fill: those whose stop
+    # create the exchange refused (the trader places it again at its next decision)
+    assert entries > 20 and set(bare) <= set(bare_refused), (bare, bare_refused)
     # base assets exactly (8-decimal quantities and fees); the quote within the exchange's
     # rounding of each trade's value to 8 decimals (the journal multiplies price x quantity)
     assert diffs["BTC"] < 1e-10 and diffs["ETH"] < 1e-10, diffs

@@ -198,6 +198,7 @@ class CCXTBroker:
     def _group_sells(self, order: Order) -> list[Order]:
         return [o for o in self._orders.values()
                 if o.group and o.group == order.group and o.side is OrderSide.SELL
+                and o.type is not OrderType.MARKET  # (an exit in doubt does not rest)
                 and o.client_id != order.client_id and not o.is_final]
 
     def place(self, order: Order) -> Order:

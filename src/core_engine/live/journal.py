@@ -64,6 +64,7 @@ CREATE INDEX IF NOT EXISTS orders_exchange ON orders(symbol, exchange_order_id);
 CREATE TABLE IF NOT EXISTS order_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL REFERENCES orders(client_id),
     time TEXT NOT NULL, event TEXT NOT NULL, status TEXT NOT NULL, detail TEXT);
+CREATE INDEX IF NOT EXISTS order_events_event ON order_events(event);
 CREATE TABLE IF NOT EXISTS fills (
     symbol TEXT NOT NULL, trade_id TEXT NOT NULL, client_id TEXT, side TEXT NOT NULL,
     time TEXT NOT NULL, price REAL NOT NULL, quantity REAL NOT NULL CHECK (quantity > 0),
@@ -493,6 +494,18 @@ class Journal:
         return [(r[0], r[1]) for r in self._query(
             "SELECT event, status FROM order_events WHERE client_id = ? ORDER BY id",
             (client_id,))]
+
+    def cancelled_for_exits(self) -> list[tuple[str, str]]:
+        """``(sell, exit)`` pairs: a resting sell (a stop) cancelled to free the balance for
+        the exit ``exit`` (event ``cancel_for_exit``) while that exit is not journaled, is
+        ``unknown`` or ended without filling completely (refused, never placed, expired)."""
+        return [(r[0], r[1]) for r in self._query(
+            "SELECT e.client_id, e.detail FROM order_events e "
+            "JOIN orders s ON s.client_id = e.client_id "
+            "LEFT JOIN orders x ON x.client_id = e.detail "
+            "WHERE e.event = 'cancel_for_exit' AND s.status = 'cancelled' "
+            "AND (x.client_id IS NULL OR x.status IN ('rejected', 'cancelled', 'unknown')) "
+            "ORDER BY e.id")]
 
     # -- fills and positions ----------------------------------------------------------------
 

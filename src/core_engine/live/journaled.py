@@ -11,7 +11,24 @@ The runner hands this wrapper, not the real broker, to the trader's context. For
 
 An order whose client id is already journaled (the same decision replayed after a restart)
 is **not sent**: the journaled order is returned, refreshed from the broker. Cancels are
-journaled the same way. The wrapper keeps the :class:`~core_engine.trading.orders.Order`
+journaled the same way.
+
+**An exit and its stop** (brokers with ``exit_cancels_group``, :class:`CCXTBroker`): on a
+spot exchange a resting stop holds the position's base balance, so a market exit cannot be
+sent while the stop rests (it would be refused, or cut to the free balance). The stop is
+therefore cancelled first (event ``cancel_for_exit`` naming the exit), then the exit sent.
+When the exit is refused (insufficient funds, a rate limit, a filter) the cancelled stop is
+placed again at once (:meth:`JournaledBroker.restore_protection`), before ``place`` returns:
+same symbol, type, prices, group and tag, for what it had not filled, under a client id
+derived from (stop, exit, attempt) and journaled like any order, so a replay never sends it
+twice. So is it when the exit's outcome is unknown (a timeout) while the base is still held
+(a Binance market order that executed has emptied it; one that did not arrive holds nothing;
+one arriving after the restore is refused, the stop holding the balance, and is found never
+placed). The runner calls the same method at every tick, which covers an exit found never
+placed or expired unfilled later, a failed balance read, and a process killed between the
+cancel and the restore. Not restored: while another sell of the symbol is open or in doubt
+(it holds the balance), when nothing of the base is held, and after three refused attempts
+(journaled as an error). The window without a stop is one exit's round trip. The wrapper keeps the :class:`~core_engine.trading.orders.Order`
 objects the trader placed (with their ``meta``), so ``fetch_order`` returns the trader's own
 order, its status refreshed from the broker.
 """
@@ -36,7 +53,14 @@ from core_engine.errors import (
 )
 from core_engine.live.journal import FillRow, Journal, OrderRow
 from core_engine.live.keys import SCRUBBER
-from core_engine.trading.orders import Fill, Order, OrderSide, OrderStatus, OrderType
+from core_engine.trading.orders import (
+    Fill,
+    Order,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    client_order_id,
+)
 
 __all__ = ["JournaledBroker", "order_from_row"]
 
@@ -73,6 +97,23 @@ def order_from_row(row: OrderRow, spec: dict[str, Any]) -> Order:
         order.average_price = row.average_price
     order.exchange_id = row.exchange_order_id
     return order
+
+
+_RESTORE_ATTEMPTS = 3
+
+
+def _restore_id(sell_cid: str, exit_cid: str, attempt: int) -> str:
+    """The client id of attempt ``attempt`` at placing again ``sell_cid`` after the exit
+    ``exit_cid`` did not fill (deterministic: a replay finds it journaled)."""
+    return client_order_id(f"restore:{sell_cid}", 0, "", f"{exit_cid}:{attempt}")
+
+
+def _holds_base(row: OrderRow, symbol: str) -> bool:
+    """Whether an open order may hold ``symbol``'s base balance: a sell of it, except a
+    market exit whose outcome is unknown (executed, it emptied the balance; not, it holds
+    nothing)."""
+    return row.symbol == symbol and row.side == "sell" and not (
+        row.status is OrderStatus.UNKNOWN and row.type == OrderType.MARKET.value)
 
 
 def _journaled_fees(fills: list[FillRow], symbol: str) -> float:
@@ -183,15 +224,35 @@ class JournaledBroker:
     # -- acting -----------------------------------------------------------------------------
 
     def place(self, order: Order) -> Order:
-        """Journal the intent, place, journal the outcome (never sends a journaled id twice)."""
+        """Journal the intent, place, journal the outcome (never sends a journaled id twice);
+        an exit refused after its stop was cancelled restores the stop (module docstring)."""
         existing = self.known(order.client_id)
         if existing is not None:
             _log.info("order %s is already journaled (%s); not sent again",
                       order.client_id, existing.status.value)
             return self.fetch_order(order.client_id)
+        cancelled = False
         if (getattr(self.broker, "exit_cancels_group", False) and order.group
                 and order.side is OrderSide.SELL and order.type is OrderType.MARKET):
-            self._cancel_group(order)
+            cancelled = self._cancel_group(order)
+        try:
+            sent = self._send(order)
+        except OrderRejected:
+            if cancelled:
+                self._restore_now()
+            raise
+        if cancelled and sent.status is OrderStatus.UNKNOWN:
+            self._restore_now()  # the exit may not have reached the exchange
+        return sent
+
+    def _restore_now(self) -> None:
+        try:
+            self.restore_protection()
+        except ExchangeError as exc:  # the runner tries again at its next tick
+            self.journal.record_error("restore", type(exc).__name__,
+                                      SCRUBBER.scrub(str(exc)), time=self._now())
+
+    def _send(self, order: Order) -> Order:
         asked = order  # the caller's object: a refusal is written on it too (prepare copies)
         prepare = getattr(self.broker, "prepare", None)
         if prepare is not None:
@@ -223,12 +284,65 @@ class JournaledBroker:
             return order
         return self._merge(placed) if placed is not order else self._ack(order)
 
-    def _cancel_group(self, order: Order) -> None:
-        """Cancel the open sells of ``order``'s group (its stop) before the exit itself."""
+    def _cancel_group(self, order: Order) -> bool:
+        """Cancel the open sells of ``order``'s group (its stop) before the exit itself;
+        returns whether any cancel was sent."""
+        sent = False
         for row in self.journal.orders(final=False):
             if row.parent_client_id == order.group and row.side == "sell" \
                     and row.status is not OrderStatus.UNKNOWN:
+                self.journal.record_event(row.client_id, "cancel_for_exit",
+                                          detail=order.client_id, time=self._now())
                 self.cancel(row.client_id)
+                sent = True
+        return sent
+
+    def restore_protection(self) -> list[Order]:
+        """Place again every sell cancelled for an exit that did not fill (refused, found
+        never placed, expired, or never journaled: a crash); returns the orders placed.
+        See the module docstring for what is not restored."""
+        placed: list[Order] = []
+        for sell_cid, exit_cid in self.journal.cancelled_for_exits():
+            attempt = self._restore_attempt(sell_cid, exit_cid)
+            sell = self.known(sell_cid)
+            if attempt is None or sell is None:
+                continue
+            left = float(sell.quantity or 0.0) - float(sell.filled_quantity)
+            base = sell.symbol.partition("/")[0]
+            if left <= 0 or any(_holds_base(r, sell.symbol)
+                                for r in self.journal.orders(final=False)):
+                continue
+            if float(self.broker.balances().get(base, 0.0)) <= 0:
+                continue  # the exit executed after all (its outcome was unknown)
+            restore = Order(
+                client_id=_restore_id(sell_cid, exit_cid, attempt), symbol=sell.symbol,
+                side=OrderSide.SELL, type=sell.type, quantity=left,
+                limit_price=sell.limit_price, stop_price=sell.stop_price,
+                trail_pct=sell.trail_pct, trail_offset=sell.trail_offset,
+                trail_reference=sell.trail_reference, time_in_force=sell.time_in_force,
+                group=sell.group, tag=sell.tag,
+                meta={**sell.meta, "restores": sell_cid, "after_exit": exit_cid})
+            try:
+                placed.append(self.place(restore))
+            except OrderRejected as exc:
+                if attempt + 1 >= _RESTORE_ATTEMPTS:
+                    self.journal.record_error(
+                        "restore", type(exc).__name__, SCRUBBER.scrub(
+                            f"gave up placing again {sell_cid} (cancelled for the exit "
+                            f"{exit_cid}, which did not fill) after {attempt + 1} refusals: "
+                            f"{exc}"), time=self._now())
+        return placed
+
+    def _restore_attempt(self, sell_cid: str, exit_cid: str) -> int | None:
+        """The next attempt at restoring ``sell_cid``; None when one was placed (or is in
+        doubt) or every attempt was refused."""
+        for attempt in range(_RESTORE_ATTEMPTS):
+            row = self.journal.order(_restore_id(sell_cid, exit_cid, attempt))
+            if row is None:
+                return attempt
+            if row.status is not OrderStatus.REJECTED:
+                return None
+        return None
 
     def _ack(self, order: Order) -> Order:
         self._journal_status(order, "ack")

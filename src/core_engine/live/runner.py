@@ -13,6 +13,8 @@ trader's cadence or a time it asked for, plus ``settle`` seconds on a wall clock
    one not found ``max_misses`` times over at least ``min_miss_age`` is marked ``rejected``
    ("not placed");
 4. fills are imported by trade id (applied once) and ``on_fill`` is called for each new one;
+   a stop cancelled for an exit that did not fill is placed again (except in ``flatten``;
+   :meth:`JournaledBroker.restore_protection`);
 5. ``running``: the decision is journaled and ``on_bar`` called when due; ``halted``:
    nothing new; ``flatten``: every open order cancelled and every position sold;
 6. the account is marked (journal), the breakers (drawdown, daily loss) checked, a
@@ -22,7 +24,9 @@ trader's cadence or a time it asked for, plus ``settle`` seconds on a wall clock
 On start the runner **reconciles** before it trades: it resolves every non-final order,
 imports the fills missed while it was down, restores the trader from its checkpoint and
 compares the broker's balances with the journal's positions; beyond ``tolerance`` it raises
-:class:`ReconciliationError` and sends nothing.
+:class:`ReconciliationError` and sends nothing. A transient exchange failure while it
+reconciles (unavailable, rate limited) is journaled and the start tried again after a
+back-off, a bounded number of times (then one clear error, :class:`BrokerUnavailable`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import hashlib
 import heapq
 import logging
 import math
+import random
 import time as _time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,6 +55,7 @@ from core_engine.errors import (
     ExchangeError,
     OrderNotFound,
     OrderRejected,
+    RateLimited,
 )
 from core_engine.live.journal import Journal
 from core_engine.live.journaled import JournaledBroker
@@ -326,6 +332,31 @@ class Runner:
             self._import_fills()
         self.started = True
 
+    #: Tries of ``start`` after a transient exchange failure, and the first back-off (s).
+    start_retries = 5
+    start_backoff = 2.0
+
+    def _start_retrying(self) -> None:
+        """:meth:`start`, tried again after a transient exchange failure (unavailable, rate
+        limited) with a jittered back-off doubling from ``start_backoff`` seconds (at most
+        60 s, ``start_retries`` times, each failure journaled); then
+        :class:`~core_engine.errors.BrokerUnavailable` with one line saying so. A retry is
+        safe: a failure before the trader hears of fills left nothing sent (the checkpoint
+        is read again), and a first run whose ``on_start`` placed orders is no longer one."""
+        for attempt in range(self.start_retries + 1):
+            try:
+                self.start()
+                return
+            except (BrokerUnavailable, RateLimited) as exc:
+                self._error("start", exc)
+                if attempt == self.start_retries:
+                    raise BrokerUnavailable(
+                        f"The runner could not start: the exchange failed {attempt + 1} times "
+                        f"while it reconciled (the last: {SCRUBBER.scrub(str(exc))}). Try again "
+                        "later (each failure is in the journal's errors).") from None
+            delay = min(60.0, self.start_backoff * 2 ** attempt) * (0.5 + random.random() / 2)
+            self.clock.sleep_until(pd.Timestamp(self.clock.now()) + pd.Timedelta(seconds=delay))
+
     def _check_balances(self) -> None:
         held = self.broker.balances()
         journal = self.journal.positions()
@@ -561,7 +592,7 @@ class Runner:
         t = pd.Timestamp(t)
         if not self.started:
             self.now = t
-            self.start()
+            self._start_retrying()
         self.now = t
         self.view.begin_tick(t)
         invalidate = getattr(self.broker.broker, "invalidate", None)
@@ -580,6 +611,8 @@ class Runner:
             else:
                 self._dispatch()  # fills whose on_fill an exchange failure interrupted
             self._cancel_orphans()
+            if state is not RunnerState.FLATTEN:  # a stop cancelled for an exit that failed
+                self.broker.restore_protection()
             self._auto_resume(state)
             self._mark_and_check_breakers()  # on the account at t, before any new entry
             state = self.journal.state()[0]
