@@ -22,6 +22,7 @@ __all__ = [
     "OrderRejected",
     "OrderStateError",
     "RateLimited",
+    "StopWouldTrigger",
     "StoreError",
     "StrategyError",
 ]
@@ -54,6 +55,11 @@ class ExchangeError(CoreEngineError, RuntimeError):
 class OrderRejected(ExchangeError):
     """The broker refused an order (invalid parameters, a duplicate client id, a market rule);
     the order's status is ``rejected``."""
+
+
+class StopWouldTrigger(OrderRejected):
+    """A stop order refused because the market is already through its level (Binance -2010
+    "Stop price would trigger immediately", ccxt ``OrderImmediatelyFillable``)."""
 
 
 class InsufficientFunds(OrderRejected):

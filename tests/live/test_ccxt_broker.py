@@ -111,3 +111,33 @@ def test_candles_are_closed_only(fake):
     now = Clock(fake).now()
     assert len(frame) == 5 and (frame["timestamp"] + pd.Timedelta("5min") <= now).all()
     assert frame["timestamp"].iloc[-1] == now - pd.Timedelta("5min")
+
+
+def test_a_stop_already_through_its_level_sells_at_market_under_its_own_id(fake):
+    """Binance refuses a stop whose price the market has already passed (-2010 "Stop price
+    would trigger immediately"). Left there, the position has no protection; the SimBroker
+    fills such a stop at the next open. CCXTBroker sends a market sell of the stop's quantity
+    under the stop's own client id (the refused create never existed), so the trader hears
+    its stop filled, once."""
+    broker = _broker(fake)
+    buy = broker.place(broker.prepare(Order(client_id="ce-buy2", symbol="BTC/USDT",
+                                            side="buy", quote_quantity=300.0, tag="entry")))
+    price = float(fake.candle("BTC/USDT")[0])
+    held = broker.balances()["BTC"]
+    stop = broker.place(broker.prepare(Order(
+        client_id="ce-stop2", symbol="BTC/USDT", side="sell", type="stop",
+        quantity=buy.quantity, stop_price=round(price * 1.05, 2), group="ce-buy2",
+        tag="stop")))
+    assert stop.status is OrderStatus.FILLED and stop.reason == "stop_through_when_placed"
+    assert stop.filled_quantity == pytest.approx(stop.quantity) and stop.quantity <= held
+    assert broker.balances().get("BTC", 0.0) < 1e-5
+    sells = [o for o in fake.orders if o.client_id == "ce-stop2"]
+    assert len(sells) == 1 and sells[0].type == "MARKET"
+    assert {f.client_id for f in broker.fills() if f.side == "sell"} == {"ce-stop2"}
+    assert broker.fetch_order("ce-stop2").status is OrderStatus.FILLED
+    # the mirror: a stop buy whose level the market is already above buys at market
+    buy_stop = broker.place(broker.prepare(Order(
+        client_id="ce-stopbuy", symbol="BTC/USDT", side="buy", type="stop", quantity=0.001,
+        stop_price=round(price * 0.95, 2))))
+    assert buy_stop.status is OrderStatus.FILLED
+    assert buy_stop.reason == "stop_through_when_placed"

@@ -174,6 +174,8 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
                                if e["kind"] == "InsufficientFunds")
             rejected = [cid for cid in journal_orders
                         if journal.order_events(cid)[-1][0] == "rejected"]
+            rejected_by_leg = Counter(f"{journal_orders[cid].leg}:{journal_orders[cid].type}"
+                                      for cid in rejected)
             # every trade on the account is one of the runner's: none may stay unattributed
             # (a fill without its order is one the trader never hears of: no stop after it)
             unattributed = [f.trade_id for f in journal.fills() if f.client_id is None]
@@ -189,7 +191,7 @@ def test_soak_faults_and_kills(make_candles, tmp_path):
           f"({not_placed} proven not placed, {len(unknown_left)} still unknown), "
           f"{len(exchange_trades)} exchange trades, "
           f"{len(journal_fills)} journaled fills, {len(rejected)} rejected by the exchange "
-          f"({insufficient} for insufficient funds); duplicate orders {len(duplicates)}, orders "
+          f"({insufficient} for insufficient funds; by leg {dict(rejected_by_leg)}); duplicate orders {len(duplicates)}, orders "
           f"sent without intent {len(not_journaled)}, lost fills {len(lost)}, double-counted "
           f"fills {len(double)}, fills without their order {len(unattributed)}, filled "
           f"entries without a stop by the next tick {len(bare)} of {entries} "

@@ -33,7 +33,7 @@ import pandas as pd
 
 from core_engine._config import keyword_checked
 from core_engine.data.timeframes import timeframe_ns
-from core_engine.errors import ConfigError, OrderNotFound, OrderRejected
+from core_engine.errors import ConfigError, OrderNotFound, OrderRejected, StopWouldTrigger
 from core_engine.live.ccxt_session import CCXTSession, to_order, to_trade
 from core_engine.live.exchange_params import create_call, lookup_params
 from core_engine.live.keys import KeyRing
@@ -221,10 +221,32 @@ class CCXTBroker:
         self._orders[order.client_id] = order
         try:
             raw = self._call("create_order", "create_order", *call.kwargs().values(), write=True)
+        except StopWouldTrigger:
+            if order.type is not OrderType.STOP:
+                order.status, order.reason = OrderStatus.REJECTED, "would_trigger_immediately"
+                raise
+            raw = self._stop_at_market(order)
         except OrderRejected as exc:
             order.status, order.reason = OrderStatus.REJECTED, str(exc)
             raise
         return self._update(order, raw)
+
+    def _stop_at_market(self, order: Order) -> dict[str, Any]:
+        """A stop the market has already passed is refused by the exchange; the SimBroker
+        fills it at the next open, so here it becomes a market order of its side and
+        quantity under its own client id (the refused create never existed, so the id is
+        free and a retry after a timeout is still found by it). Its ``reason`` says so."""
+        call = create_call(self.exchange_id, client_id=order.client_id, symbol=order.symbol,
+                           side=order.side.value, order_type="market",
+                           quantity=float(order.quantity or 0.0))
+        try:
+            raw = self._call("create_order", "create_order", *call.kwargs().values(),
+                             write=True)
+        except OrderRejected as exc:
+            order.status, order.reason = OrderStatus.REJECTED, str(exc)
+            raise
+        order.reason = "stop_through_when_placed"
+        return raw
 
     def _update(self, order: Order, raw: dict[str, Any]) -> Order:
         seen = to_order(raw)

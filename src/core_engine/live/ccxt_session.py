@@ -38,6 +38,7 @@ from core_engine.errors import (
     OrderNotFound,
     OrderRejected,
     RateLimited,
+    StopWouldTrigger,
 )
 from core_engine.live.keys import SCRUBBER, KeyRing, protect_logging
 from core_engine.trading.orders import OrderStatus
@@ -75,6 +76,8 @@ def classify(exc: BaseException) -> type[ExchangeError] | None:
         return OrderNotFound
     if isinstance(exc, ccxt.InsufficientFunds):
         return InsufficientFunds
+    if isinstance(exc, ccxt.OrderImmediatelyFillable):
+        return StopWouldTrigger
     if isinstance(exc, ccxt.InvalidOrder | ccxt.BadRequest | ccxt.OperationRejected):
         return OrderRejected
     if isinstance(exc, ccxt.AuthenticationError):
