@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 
+from tests.numba_compiles import compiled_in_fresh_process
+
 SCRIPT = """
 import json
 import numpy as np, pandas as pd
@@ -47,21 +49,7 @@ def test_cold_start_compiles_only_the_kernels_a_run_uses_once_each():
 
 
 BUILTINS_SCRIPT = """
-import json
 import numpy as np
-from numba.core import event
-
-compiled = []
-
-class Listener(event.Listener):
-    def on_start(self, ev):
-        f = ev.data["dispatcher"].py_func
-        compiled.append(f"{f.__module__}.{f.__qualname__}")
-
-    def on_end(self, ev):
-        pass
-
-event.register("numba:compile", Listener())
 from core_engine.features import _kernels as k
 
 x = np.linspace(1.0, 2.0, 200)
@@ -72,18 +60,13 @@ k.macd_dense(x, 12, 26, 9, *o)
 k.ema_distance_dense(x, 12, 26, o[0])
 k.volume_trend_dense(x, 5, 20, o[0])
 k.volume_zscore_dense(x, 20, o[0], np.empty((3, k._ZBLOCK)))
-print(json.dumps(compiled))
 """
 
 
 def test_feature_kernels_compile_no_builtin_max_or_min(tmp_path):
     """numba compiles the builtins ``max``/``min`` once per signature (tenths of a second of
     a cold start); the kernels spell them as conditional expressions."""
-    done = subprocess.run([sys.executable, "-c", BUILTINS_SCRIPT], capture_output=True,
-                          text=True, timeout=300,
-                          env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path)))
-    assert done.returncode == 0, done.stderr[-3000:]
-    compiled = json.loads(done.stdout.strip().splitlines()[-1])
+    compiled = compiled_in_fresh_process(BUILTINS_SCRIPT, tmp_path)
     assert "core_engine.features._kernels.rsi_dense" in compiled, compiled
     builtins = [name for name in compiled if ".ol_max." in name or ".ol_min." in name]
     assert builtins == []

@@ -9,10 +9,6 @@ The row selection must also equal one selection per row.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
@@ -24,23 +20,10 @@ from core_engine.risk._kernels import (
     top_n_select_rows,
     top_n_select_rows_parallel,
 )
+from tests.numba_compiles import compiled_in_fresh_process
 
 SCRIPT = """
-import json
-from numba.core import event
 import numpy as np
-
-compiled = []
-
-class Listener(event.Listener):
-    def on_start(self, ev):
-        f = ev.data["dispatcher"].py_func
-        compiled.append(f"{f.__module__}.{f.__qualname__}")
-
-    def on_end(self, ev):
-        pass
-
-event.register("numba:compile", Listener())
 from core_engine.risk._kernels import top_n_select_rows, top_n_select_rows_parallel
 
 scores = np.array([[1.0, np.nan, 3.0], [0.5, 0.2, 0.1]])
@@ -48,7 +31,6 @@ eligible = np.ones((2, 3), dtype=np.bool_)
 rank = np.arange(3, dtype=np.int64)
 top_n_select_rows(scores, eligible, rank, 2)
 top_n_select_rows_parallel(scores, eligible, rank, 2)
-print(json.dumps(compiled))
 """
 
 STRING_MACHINERY = ("numba.cpython.unicode", "raise_with_shape_context", "ol_str_generic",
@@ -57,10 +39,7 @@ STRING_MACHINERY = ("numba.cpython.unicode", "raise_with_shape_context", "ol_str
 
 def test_top_n_kernels_compile_no_string_machinery():
     with tempfile.TemporaryDirectory() as cache:
-        done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                              timeout=300, env=dict(os.environ, NUMBA_CACHE_DIR=cache))
-    assert done.returncode == 0, done.stderr[-3000:]
-    compiled = json.loads(done.stdout.strip().splitlines()[-1])
+        compiled = compiled_in_fresh_process(SCRIPT, cache)
     assert any(name.endswith("_top_n_rows") for name in compiled), compiled
     strings = [name for name in compiled if any(s in name for s in STRING_MACHINERY)]
     assert strings == []

@@ -6,8 +6,7 @@ client order ids that make a create idempotent, reconciliation on start, a kill 
 breakers, keys that never leak, and notifications.
 """
 
-from importlib import import_module
-from typing import Any
+from core_engine._lazy import lazy_attributes
 
 # Names resolve on first use (PEP 562), as in core_engine.trading: the command line imports
 # core_engine.live.cli to register its subcommands, and must not pay for the runner, the
@@ -23,19 +22,6 @@ _WHERE = {
     "SimulatedClock": "runner", "WallClock": "runner", "RunnerState": "state",
     "StateTransitionError": "state", "status_text": "status", "write_status_page": "status",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'core_engine.live' has no attribute {name!r}")
-    value = getattr(import_module(f"core_engine.live.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
 
 
 __all__ = [
@@ -67,3 +53,5 @@ __all__ = [
     "status_text",
     "write_status_page",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE, globals(), __all__)

@@ -9,8 +9,7 @@ candles and returns a :class:`ReplayResult`.
 >>> result = replay(RankingTrader("macd_rsi_confluence"), panel)  # doctest: +SKIP
 """
 
-from importlib import import_module
-from typing import Any
+from core_engine._lazy import lazy_attributes
 
 # Names resolve on first use (PEP 562), so ``import core_engine.trading.cli`` (the command
 # line) stays light; ``from core_engine.trading import replay`` works as usual.
@@ -24,19 +23,6 @@ _WHERE = {
     "RankingTrader": "ranking", "replay": "events", "ReplayResult": "results",
     "SimBroker": "sim", "Context": "trader", "Trader": "trader",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'core_engine.trading' has no attribute {name!r}")
-    value = getattr(import_module(f"core_engine.trading.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
 
 
 __all__ = [
@@ -63,3 +49,5 @@ __all__ = [
     "replay",
     "split_symbol",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE, globals(), __all__)
