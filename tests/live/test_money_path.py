@@ -60,6 +60,17 @@ def _runner(fake, path, trader, **kw):
                   timeframe="5m", settle="0s", history=30, status_page=False, **kw)
 
 
+def _killed_after_the_entry(fake, path):
+    """A runner of ``Protected`` on ``path`` killed right after its entry's create was
+    answered (before the fills were read); returns it (its journal still open)."""
+    dying = Protected()
+    dying.kill_after_entry = True
+    first = _runner(fake, path, dying)
+    with pytest.raises(Killed):
+        first.run(max_ticks=1)
+    return first
+
+
 def counts(fake, journal):
     """The soak's counts on one journal and the fake exchange."""
     journaled = {o.client_id for o in journal.orders()}
@@ -90,11 +101,7 @@ def test_kill_after_the_entry_was_acknowledged_filled_before_its_fills_were_read
     read: after the restart the fills are journaled under the entry's client id and the
     trader hears of them, so the stop is placed (not an unprotected position)."""
     path = tmp_path / "j.sqlite"
-    dying = Protected()
-    dying.kill_after_entry = True
-    first = _runner(fake, path, dying)
-    with pytest.raises(Killed):
-        first.run(max_ticks=1)
+    first = _killed_after_the_entry(fake, path)
     entry = first.journal.orders()[0]
     assert entry.status is OrderStatus.FILLED and first.journal.fills() == []
     first.journal.close()
@@ -144,11 +151,7 @@ def test_restart_refuses_on_a_deposit_before_the_trader_hears_of_missed_fills(
     from core_engine.live.runner import ReconciliationError
 
     path = tmp_path / "j.sqlite"
-    dying = Protected()
-    dying.kill_after_entry = True
-    first = _runner(fake, path, dying)
-    with pytest.raises(Killed):
-        first.run(max_ticks=1)
+    first = _killed_after_the_entry(fake, path)
     entry = first.journal.orders()[0].client_id
     first.journal.close()
     creates = fake.requests["POST /api/v3/order"]
@@ -492,11 +495,7 @@ def test_a_restart_meeting_a_transient_exchange_failure_tries_again(fake, tmp_pa
     (each failure journaled) instead of ending the process: the missed fills are heard, the
     stop placed, once."""
     path = tmp_path / "j.sqlite"
-    dying = Protected()
-    dying.kill_after_entry = True
-    first = _runner(fake, path, dying)
-    with pytest.raises(Killed):
-        first.run(max_ticks=1)
+    first = _killed_after_the_entry(fake, path)
     first.journal.close()
     fake.retry_after = 0
     fake.inject(fault, method="GET", path="/api/v3/account", times=7)
