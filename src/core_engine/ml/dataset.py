@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from core_engine._config import keyword_checked
+from core_engine._validate import check_instance, check_items
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError
 from core_engine.ml.labels import ForwardReturn, Labels, TripleBarrier, decision_rows
@@ -146,11 +147,12 @@ def make_dataset(panel: Any, features: Sequence[Any], label: Any,
     (['rsi_14', 'return_12', 'rsi_14_rank', 'return_12_rank'], ['decision_time', 'symbol'], True)
     """
     from core_engine.backtest.engine import load_panel
-    from core_engine.features.cache import compute_features
+    from core_engine.features.base import FeatureComputer
+    from core_engine.features.cache import FeatureCache, compute_features
 
     panel = load_panel(panel)
-    computers = list(features)
-    values = compute_features(computers, panel, cache=cache)
+    computers = check_items(features, "features", "make_dataset", kinds=FeatureComputer,
+                            expected="a list of features such as [RSI(14)]")
     if isinstance(label, (ForwardReturn, TripleBarrier)):
         window = label.window
     elif isinstance(label, Labels):
@@ -158,6 +160,13 @@ def make_dataset(panel: Any, features: Sequence[Any], label: Any,
     else:
         raise ConfigError("The 'label' argument of make_dataset must be ForwardReturn(...), "
                           f"TripleBarrier(...) or Labels. Got {type(label).__name__}.")
+    check_instance(cache, FeatureCache, "cache", "make_dataset", optional=True,
+                   expected="a FeatureCache")
+    check_instance(dropna, (bool, np.bool_), "dropna", "make_dataset", expected="True or False")
+    if ranks is not None and not isinstance(ranks, (bool, np.bool_)):
+        check_items(ranks, "ranks", "make_dataset", kinds=str,
+                    expected="True, False or a list of feature column names")
+    values = compute_features(computers, panel, cache=cache)
     if decision_times is None or isinstance(decision_times, str):
         every = decision_times if decision_times is not None else window
         if every is None:

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from core_engine._config import keyword_checked
+from core_engine._validate import check_items, check_real
 from core_engine.errors import ConfigError
 
 try:
@@ -70,6 +71,7 @@ from core_engine.backtest.schedule import decision_schedule
 from core_engine.backtest.simulate import Picks
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
+from core_engine.features.base import FeatureComputer
 from core_engine.ml.replay import ScheduledWeights
 from core_engine.risk.allocation import TopNEqual
 from core_engine.risk.gates import Gate
@@ -150,21 +152,27 @@ class TradingEnv(gym.Env):
             raise ConfigError(f"The 'action' parameter of TradingEnv must be one of "
                               f"{list(ACTIONS)}. Got {action!r}.")
         self.action = action
-        self.computers = list(features)
-        if not self.computers:
-            raise ConfigError("The 'features' parameter of TradingEnv must list at least one "
-                              "FeatureComputer, such as [RSI(14)]. Got none.")
+        self.computers = check_items(features, "features", "TradingEnv", kinds=FeatureComputer,
+                                     non_empty=True,
+                                     expected="a list of at least one FeatureComputer, such as "
+                                              "[RSI(14)]")
         for name, value in (("observation_window", observation_window),):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"The '{name}' parameter of TradingEnv must be an integer "
                                   f">= 1. Got {value!r}.")
         self.observation_window = int(observation_window)
-        self.costs = {"fee_bps": float(fee_bps), "slippage_bps": float(slippage_bps)}
+        where = "TradingEnv"
+        self.costs = {"fee_bps": check_real(fee_bps, "fee_bps", where, low=0.0, high=10_000.0),
+                      "slippage_bps": check_real(slippage_bps, "slippage_bps", where, low=0.0,
+                                                 high=10_000.0)}
         self.rules, self.exits = rules, exits
-        self.gates = (gates,) if isinstance(gates, Gate) else tuple(gates or ())
-        self.penalties = (float(drawdown_penalty), float(turnover_penalty))
-        self.ruin_pct = float(ruin_pct)
-        self.min_weight = float(min_weight)
+        self.gates = (gates,) if isinstance(gates, Gate) else tuple(check_items(
+            () if gates is None else gates, "gates", where, kinds=Gate,
+            expected="a Gate or a list of Gate objects such as [MaxATRPct(max_atr_pct=2.0)]"))
+        self.penalties = (check_real(drawdown_penalty, "drawdown_penalty", where, low=0.0),
+                          check_real(turnover_penalty, "turnover_penalty", where, low=0.0))
+        self.ruin_pct = check_real(ruin_pct, "ruin_pct", where, low=0.0, high=100.0)
+        self.min_weight = check_real(min_weight, "min_weight", where, low=0.0, high=1.0)
         self.options = PortfolioOptions(initial_cash=initial_cash, sizing=_SIZING, rules=rules,
                                         hold="until_dropped", rebalance=action == "weights")
         self.options.check_exits(exits)

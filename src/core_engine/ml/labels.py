@@ -155,8 +155,14 @@ def decision_rows(panel: Panel, decision_times: Any = None, *, every: Any = None
         times = np.arange(-(-first // every_ns), last // every_ns + 1, dtype=np.int64) * every_ns
         return (times - step - index0) // step
     times = getattr(decision_times, "times", decision_times)
-    ns = pd.DatetimeIndex(times)
-    ns = (ns.tz_convert("UTC") if ns.tz is not None else ns.tz_localize("UTC")).as_unit("ns").asi8
+    try:
+        index = pd.DatetimeIndex(times)
+        ns = (index.tz_convert("UTC") if index.tz is not None else index.tz_localize("UTC")
+              ).as_unit("ns").asi8
+    except (TypeError, ValueError, OverflowError) as exc:  # a scalar, text, a time past 2262
+        raise ConfigError("The 'decision_times' must be times (a DatetimeIndex, a list of "
+                          "times or a DecisionSchedule) on the panel's grid, before 2262. "
+                          f"Got {type(times).__name__} {times!r:.80}.") from exc
     rows = (ns - step - index0) // step
     bad = ((ns - index0) % step != 0) | (rows < 0) | (rows >= panel.n_times)
     if bad.any():

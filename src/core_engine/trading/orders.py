@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_instance
 from core_engine.errors import ConfigError, OrderStateError
 
 __all__ = [
@@ -85,6 +87,9 @@ del S
 
 def check_transition(old: OrderStatus, new: OrderStatus, client_id: str = "?") -> None:
     """Raise :class:`OrderStateError` unless ``old -> new`` is in :data:`TRANSITIONS`."""
+    if type(old) is not OrderStatus or type(new) is not OrderStatus:  # the common case skips this
+        old = _enum(OrderStatus, old, "old", "check_transition")
+        new = _enum(OrderStatus, new, "new", "check_transition")
     if new not in TRANSITIONS[old]:
         allowed = sorted(s.value for s in TRANSITIONS[old]) or "nothing (final)"
         raise OrderStateError(
@@ -128,17 +133,34 @@ def client_order_id(trader_id: str, bar_time: Any, symbol: str, leg: str, *,
     >>> len(cid), cid == client_order_id("rank-1", "2021-01-01T02:00Z", "BTC/USDT", "entry")
     (32, True)
     """
+    for name, text in (("trader_id", trader_id), ("symbol", symbol), ("leg", leg),
+                       ("prefix", prefix)):
+        if type(text) is not str:
+            check_instance(text, str, name, "client_order_id", expected="a string")
     if not isinstance(length, int) or not len(prefix) < length <= 36:
         raise ConfigError(f"The 'length' of a client order id must be in ({len(prefix)}, 36]. "
                           f"Got {length!r}.")
     if isinstance(bar_time, pd.Timestamp) and bar_time.tzinfo is not None:
         value = bar_time.value  # an aware time: its instant (the common case, fast)
     else:
-        stamp = pd.Timestamp(bar_time)
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-        value = stamp.value
+        value = _instant(bar_time)
     text = "\x1f".join((str(trader_id), str(value), str(symbol), str(leg)))
     return prefix + hashlib.sha256(text.encode()).hexdigest()[: length - len(prefix)]
+
+
+def _instant(bar_time: Any) -> int:
+    """``bar_time`` (a time, text or epoch nanoseconds) as UTC nanoseconds, or ConfigError."""
+    if not isinstance(bar_time, bool):
+        try:
+            stamp = pd.Timestamp(bar_time)
+            if stamp is not pd.NaT:
+                stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+                return int(stamp.value)
+        except (TypeError, ValueError, OverflowError):  # pandas' parse and bounds errors
+            pass
+    raise ConfigError("The 'bar_time' parameter of client_order_id must be a time (a "
+                      "pandas.Timestamp, an ISO string or epoch nanoseconds). "
+                      f"Got {type(bar_time).__name__} {bar_time!r:.80}.")
 
 
 def _positive(owner: str, name: str, value: Any, *, allow_none: bool = True) -> float | None:
@@ -154,6 +176,7 @@ def _positive(owner: str, name: str, value: Any, *, allow_none: bool = True) -> 
     return float(value)
 
 
+@keyword_checked
 @dataclass(eq=False)
 class Order:
     """One order and its state.
@@ -347,6 +370,7 @@ class Order:
         }
 
 
+@keyword_checked
 @dataclass(frozen=True)
 class Fill:
     """One execution of one order.
@@ -387,6 +411,6 @@ def _enum(kind: type[Enum], value: Any, name: str, owner: str) -> Any:
         return value
     try:
         return kind(value)
-    except ValueError:
+    except (ValueError, TypeError):  # TypeError: an unhashable value (a list, a dict)
         raise ConfigError(f"The '{name}' of {owner} must be one of "
                           f"{[m.value for m in kind]}. Got {value!r}.") from None

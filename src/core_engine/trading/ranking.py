@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._validate import check_items
 from core_engine.backtest._kernels import STOP_FILL_NAMES, level_above, level_below
 from core_engine.backtest._portfolio_kernels import entry_stop
 from core_engine.backtest.engine import _exit_delay, allocate_at, compute_inputs, warm_up
@@ -123,11 +124,9 @@ class RankingTrader(Trader):
         from core_engine.backtest.engine import _resolve_strategy
 
         self._strategy = _resolve_strategy(self.strategy)
-        gates = (self.gates,) if isinstance(self.gates, Gate) else tuple(self.gates or ())
-        for gate in gates:
-            if not isinstance(gate, Gate):
-                raise ConfigError(f"The 'gates' parameter of RankingTrader must hold Gate "
-                                  f"objects. Got {gate!r}.")
+        gates = (self.gates,) if isinstance(self.gates, Gate) else tuple(check_items(
+            () if self.gates is None else self.gates, "gates", "RankingTrader", kinds=Gate,
+            expected="a Gate or a list of Gate objects such as [MaxATRPct(max_atr_pct=2.0)]"))
         self._gates = gates
         if isinstance(self.max_positions, bool) or not isinstance(self.max_positions, int) \
                 or self.max_positions < 1:

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 import core_engine
+from core_engine._config import keyword_checked
 from core_engine.backtest._kernels import EXIT_REASON_NAMES, count_missing_2d
 from core_engine.backtest.data_quality import discontinuity_quality, trade_rows_from_times
 from core_engine.backtest.results import BacktestResult
@@ -54,6 +55,7 @@ TRADE_COLUMNS = ["symbol", "decision_time", "entry_time", "exit_time", "entry_pr
 _EXTRA = ("orders", "fills", "notes")
 
 
+@keyword_checked
 class ReplayResult(BacktestResult):
     """The outcome of :func:`~core_engine.trading.events.replay` (immutable).
 

@@ -55,6 +55,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
+from core_engine._validate import check_real
 from core_engine.backtest._kernels import (
     EXIT_REASON_NAMES,
     NO_EXIT,
@@ -103,6 +105,7 @@ def _bps(name: str, value: Any) -> float:
     return float(value) / 1e4
 
 
+@keyword_checked
 class SimBroker:
     """A :class:`~core_engine.trading.broker.Broker` that fills orders on recorded candles.
 
@@ -158,7 +161,7 @@ class SimBroker:
             raise ConfigError(f"The 'stop_fill' parameter of SimBroker must be one of "
                               f"{list(STOP_FILL_NAMES)}. Got {stop_fill!r}.")
         self.stop_fill = STOP_FILL_NAMES.index(stop_fill)
-        self.stop_fill_frac = float(stop_fill_frac)
+        self.stop_fill_frac = check_real(stop_fill_frac, "stop_fill_frac", "SimBroker", low=0.0)
         if isinstance(initial_cash, bool) or not isinstance(initial_cash, (int, float)) \
                 or not math.isfinite(initial_cash) or initial_cash < 0:
             raise ConfigError("The 'initial_cash' parameter of SimBroker must be a finite number "

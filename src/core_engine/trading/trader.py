@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from core_engine._config import keyword_checked
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError, OrderRejected, StrategyError
@@ -234,6 +235,7 @@ class BrokerView:
         """Live runners schedule wake-ups themselves; nothing to do here."""
 
 
+@keyword_checked
 class Context:
     """What a trader may see and do at ``now``. Built by the replay or the live runner."""
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._validate import check_integer, check_real
 from core_engine.errors import ConfigError
 from core_engine.trading.bots._common import (
     ActsOnKnownFills,
@@ -37,6 +38,8 @@ __all__ = ["GridTrader", "grid_levels"]
 
 SPACINGS = ("arithmetic", "geometric")
 ON_EXIT = ("stop", "liquidate", "continue")
+#: The most levels a grid may have (it sizes an array; more is certainly a mistake).
+MAX_LEVELS = 100_000
 
 
 def grid_levels(low: float, high: float, levels: int, spacing: str = "arithmetic") -> np.ndarray:
@@ -48,6 +51,13 @@ def grid_levels(low: float, high: float, levels: int, spacing: str = "arithmetic
     >>> grid_levels(100, 400, 3, "geometric").round(6).tolist()
     [100.0, 200.0, 400.0]
     """
+    low = check_real(low, "low", "grid_levels")
+    high = check_real(high, "high", "grid_levels")
+    levels = check_integer(levels, "levels", "grid_levels", low=2, high=MAX_LEVELS)
+    check_choice("grid_levels", "spacing", spacing, SPACINGS)
+    if spacing == "geometric" and not 0 < low <= high:
+        raise ConfigError("A geometric grid needs 0 < 'low' <= 'high'. "
+                          f"Got low={low!r}, high={high!r}.")
     k = np.arange(levels, dtype=np.float64) / (levels - 1)
     if spacing == "geometric":
         out = low * (high / low) ** k
