@@ -28,6 +28,20 @@ def store(tmp_path_factory):
     return root
 
 
+def _fake_exchange_clock(fake):
+    """A WallClock stand-in: the fake exchange's time, advanced candle by candle on sleep."""
+
+    class FakeClock:
+        def now(self):
+            return pd.Timestamp(fake.now_ms, unit="ms", tz="UTC")
+
+        def sleep_until(self, t):
+            while fake.now_ms < t.value // 1_000_000:
+                fake.advance()
+
+    return FakeClock
+
+
 def test_paper_run_over_a_store_then_resume(store, tmp_path, capsys):
     journal = tmp_path / "paper.sqlite"
     argv = ["live", "--paper", "--store", str(store), "--symbols", SYMBOLS, "--journal",
@@ -67,15 +81,7 @@ def test_exchange_run_against_the_fake(monkeypatch, make_candles, tmp_path, caps
         monkeypatch.setattr(ccxt_broker, "CCXTSession", functools.partial(
             ccxt_broker.CCXTSession, configure=fake.configure))
 
-        class FakeClock:
-            def now(self):
-                return pd.Timestamp(fake.now_ms, unit="ms", tz="UTC")
-
-            def sleep_until(self, t):
-                while fake.now_ms < t.value // 1_000_000:
-                    fake.advance()
-
-        monkeypatch.setattr(runner, "WallClock", FakeClock)
+        monkeypatch.setattr(runner, "WallClock", _fake_exchange_clock(fake))
         journal = tmp_path / "live.sqlite"
         code = main(["live", "--exchange", "binance", "--symbols", "BTC/USDT,ETH/USDT",
                      "--journal", str(journal), "--strategy", "momentum_rank", "--shift",
@@ -107,15 +113,7 @@ def _exchange_cli(monkeypatch, fake, journal, *extra):
         ccxt_broker.CCXTSession, configure=fake.configure, backoff_base=0.001,
         backoff_cap=0.01))
 
-    class FakeClock:
-        def now(self):
-            return pd.Timestamp(fake.now_ms, unit="ms", tz="UTC")
-
-        def sleep_until(self, t):
-            while fake.now_ms < t.value // 1_000_000:
-                fake.advance()
-
-    monkeypatch.setattr(runner, "WallClock", FakeClock)
+    monkeypatch.setattr(runner, "WallClock", _fake_exchange_clock(fake))
     return main(["live", "--exchange", "binance", "--symbols", "BTC/USDT", "--journal",
                  str(journal), "--strategy", "momentum_rank", "--shift", "5m", "--window",
                  "15m", "--settle", "0s", "--history", "200", *extra])
