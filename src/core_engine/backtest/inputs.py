@@ -98,15 +98,16 @@ def compute_inputs(panel: Panel, strategy: Any, *, gates: tuple = (),
     computers = _dedupe(computers)
     features = compute_features(computers, panel, cache=cache)
     score_rows = None
-    score_panel, score_features = panel, features
+    score_panel: Panel = panel
+    score_features: Mapping[str, np.ndarray] = features
     if rows is not None and len(rows) and getattr(strategy, "row_local", False) is True:
         # Decision rows lie on one arithmetic grid (shift / step apart) but skipped times
         # leave holes, so the step is the gcd of the gaps, not the first gap.
         spacing = int(np.gcd.reduce(np.diff(rows))) if len(rows) > 1 else 1
         every = slice(int(rows[0]), int(rows[-1]) + 1, spacing)  # views, no copies
         score_rows = np.arange(every.start, every.stop, spacing)
-        score_panel = _rows_panel(panel, every)
-        score_features = {k: v[every] for k, v in features.items()}
+        score_panel = _RowsPanel.of(panel, every)
+        score_features = RowFeatures(features, every)
     scores = strategy.score_panel(score_panel, features=score_features)
     eligible = apply_gates(gates, features, panel)
     confidence = None
@@ -121,15 +122,78 @@ def compute_inputs(panel: Panel, strategy: Any, *, gates: tuple = (),
             "lookback": warm_up(strategy, gates, allocator, exits)}
 
 
-def _rows_panel(panel: Panel, every: slice) -> Panel:
-    """Evenly spaced rows ``every`` of ``panel`` as a Panel (its step is their spacing).
+def _gather(values: np.ndarray, every: slice) -> np.ndarray:
+    """Rows ``every`` of a ``(T, N)`` array as a read-only Fortran array.
+
+    One strided pass (a cache line per value) instead of one per operation a strategy
+    applies to a strided view: elementwise numpy on a view 24 rows apart is ~50x slower
+    than on the gathered copy.
+    """
+    out = np.asfortranarray(values[every])
+    out.flags.writeable = False
+    return out
+
+
+class RowFeatures(Mapping):
+    """The features of a run on the decision rows ``every`` only, gathered on first read.
+
+    A row-local strategy scores the decision rows alone; it reads a few of the features
+    computed for all rows, so each is gathered when first read (and kept), not all up front.
+    A read-only mapping of column name to ``(len(rows), N)`` array, like the full features.
+    """
+
+    def __init__(self, features: Mapping[str, np.ndarray], every: slice) -> None:
+        self._source = features
+        self._every = every
+        self._gathered: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        found = self._gathered.get(name)
+        if found is None:
+            found = self._gathered[name] = _gather(self._source[name], self._every)
+        return found
+
+    def __iter__(self):
+        return iter(self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def copy(self) -> dict[str, np.ndarray]:
+        """A plain dict of every column (each gathered), as ``dict.copy`` gives."""
+        return {name: self[name] for name in self._source}
+
+
+class _RowsPanel(Panel):
+    """The panel's candles on the decision rows ``every``, each field gathered on first read.
 
     Its candles are the panel's own, so the candle contract is not checked again (as for
-    ``Panel.slice_rows``)."""
-    fields = {name: getattr(panel, name)[every] for name in ("open", "high", "low", "close",
-                                                             "volume")}
-    return Panel._trusted(panel.index[every], panel.symbols,
-                          format_timeframe(every.step * panel.step_ns), **fields)
+    ``Panel.slice_rows``); a field no strategy reads is never copied.
+    """
+
+    @classmethod
+    def of(cls, panel: Panel, every: slice) -> Panel:
+        rows = object.__new__(cls)
+        object.__setattr__(rows, "_source", panel)
+        object.__setattr__(rows, "_every", every)
+        object.__setattr__(rows, "_gathered", {})
+        object.__setattr__(rows, "index", panel.index[every])
+        object.__setattr__(rows, "symbols", panel.symbols)
+        object.__setattr__(rows, "timeframe", format_timeframe(every.step * panel.step_ns))
+        return rows
+
+    def _field(self, name: str) -> np.ndarray:
+        found = self._gathered.get(name)  # type: ignore[attr-defined]
+        if found is None:
+            found = _gather(getattr(self._source, name), self._every)  # type: ignore[attr-defined]
+            self._gathered[name] = found  # type: ignore[attr-defined]
+        return found
+
+    open = property(lambda self: self._field("open"))
+    high = property(lambda self: self._field("high"))
+    low = property(lambda self: self._field("low"))
+    close = property(lambda self: self._field("close"))
+    volume = property(lambda self: self._field("volume"))
 
 
 def scores_at(inputs: Mapping, rows: np.ndarray, key: str = "scores") -> np.ndarray:
