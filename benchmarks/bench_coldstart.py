@@ -13,6 +13,14 @@ wall time. With ``--profile`` one more
 cold run reports the compile time of every numba dispatcher (numba's compile events;
 exclusive of the dispatchers it calls), which shows where a cold start goes.
 
+Bytecode: ``pip install`` compiles the package's ``.pyc`` files when it installs it, and an
+editable install writes them on the first import, unless ``PYTHONDONTWRITEBYTECODE`` is set
+(as in the sandbox this project is developed in). The script compiles core_engine's sources
+first (``compileall``, as pip does), so neither run compiles Python source: without it every
+run, warm ones included, compiled ~75 modules again (0.1-0.2 s). It says whether that
+variable is set and how long a bare ``python -c pass`` takes here (interpreter start and
+site hooks: a floor under every command).
+
 Peer: vectorbt's first call (BENCHMARKS.md quotes 20.8 s on W3), timed the same way (fresh
 cache, fresh process, ``Portfolio.from_signals`` of an SMA crossover on 10 × 10,000 candles)
 when vectorbt is installed; otherwise the table says so.
@@ -23,6 +31,7 @@ when vectorbt is installed; otherwise the table says so.
 from __future__ import annotations
 
 import argparse
+import compileall
 import importlib.util
 import os
 import resource
@@ -122,6 +131,27 @@ def measure(command: list[str], repeat: int) -> tuple[float, float, float, float
     return min(colds), min(warms), min(cold_cpu), min(warm_cpu)
 
 
+def compile_bytecode() -> str:
+    """Compile core_engine's ``.pyc`` files as ``pip install`` does; say what was done."""
+    import core_engine
+
+    package = Path(core_engine.__file__).parent
+    ok = compileall.compile_dir(str(package), quiet=1, workers=1)
+    flag = os.environ.get("PYTHONDONTWRITEBYTECODE")
+    return (f"bytecode of {package} compiled first ({'ok' if ok else 'FAILED'}); "
+            f"PYTHONDONTWRITEBYTECODE={flag!r}")
+
+
+def interpreter_start(repeat: int) -> float:
+    """Best wall seconds of ``python -c pass`` (interpreter start and .pth hooks)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def profile() -> list[tuple[float, str]]:
     cache = tempfile.mkdtemp(prefix="numba-cold-")
     try:
@@ -146,9 +176,12 @@ def main() -> None:
     command = core_engine_command()
     print(f"command: NUMBA_CACHE_DIR=<empty temp dir> {' '.join(command + BACKTEST)}")
     print(f"best of {args.repeat}; load average before: {load} (2 cores shared: noisy)")
+    print(compile_bytecode())
     cold, warm, cold_cpu, warm_cpu = measure(command + BACKTEST, args.repeat)
+    bare = interpreter_start(args.repeat)
     rows = [("core_engine backtest (W10)", f"{cold:.2f}", f"{warm:.2f}", "cold <= 10, warm <= 1.5"),
-            ("  its CPU seconds (user + system)", f"{cold_cpu:.2f}", f"{warm_cpu:.2f}", "")]
+            ("  its CPU seconds (user + system)", f"{cold_cpu:.2f}", f"{warm_cpu:.2f}", ""),
+            ("  python -c pass (interpreter start)", "", f"{bare:.2f}", "a floor, included above")]
     if importlib.util.find_spec("vectorbt") is None:
         rows.append(("vectorbt first call (W3 crossover)", "not installed", "not installed",
                      "20.8 s quoted in BENCHMARKS.md"))

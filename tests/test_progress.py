@@ -99,3 +99,16 @@ def test_walk_forward_stage_bar_is_shown_only_when_asked(capsys, make_candles):
     walk_forward(panel, "momentum_rank", progress=True, audit=1)
     err = capsys.readouterr().err
     assert "walk_forward:" in err and "/5 [" in err  # five stages with the audit
+
+
+def test_a_bar_nobody_watches_does_not_import_tqdm():
+    """A silent run (CI, a pipe, enabled=False) does not pay tqdm's import (cold start, W10)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from core_engine.progress import progress_bar; "
+            "bar = progress_bar(range(3), enabled=False); assert list(bar) == [0, 1, 2]; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tqdm'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.strip() == "[]"

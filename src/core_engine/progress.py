@@ -100,10 +100,10 @@ def progress_bar(iterable: Iterable | None = None, total: int | None = None,
     ([0, 1, 2], 3)
     """
     show = progress_enabled(enabled)
-    cls = _bar_class(show and _in_notebook())
-    kwargs.setdefault("dynamic_ncols", True)
-    if not show:
+    if not show:  # before importing tqdm: a run nobody watches does not pay its import
         return _SilentBar(iterable, total=total, desc=desc)
+    cls = _bar_class(_in_notebook())
+    kwargs.setdefault("dynamic_ncols", True)
     return cls(iterable, total=total, desc=desc, **kwargs)
 
 
