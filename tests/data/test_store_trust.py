@@ -100,3 +100,31 @@ def test_store_trusts_foreign_files_no_more_but_reads_its_own_bit_identical(tmp_
     assert whole.fingerprint() == Panel.from_frames({SYMBOL: btc_5m}, "5m").fingerprint()
     week = store.read_panel([SYMBOL], "5m", start="2021-03-01", end="2021-03-08")
     assert week.n_times == 7 * 288 and int(np.isnan(week.close).sum()) == 18
+
+
+FOOTER_CASES = ["microseconds", "float32", "unsorted", "negative price", "null close"]
+
+
+@pytest.mark.parametrize("case", FOOTER_CASES)
+def test_store_trusts_foreign_files_no_more_footer_first(tmp_path, make_candles, monkeypatch,
+                                                        case):
+    """"Cheaply: footer statistics first": what the footer (schema and row-group statistics)
+    already shows is refused without decoding a data page: reading any row here fails."""
+    options, corrupt, words = CASES[case]
+    store = ParquetStore(tmp_path)
+    path = _write_foreign(store, corrupt(make_candles(40)), **options)
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("a data page was read before the footer was checked")
+
+    for name in ("read", "read_row_groups", "read_row_group", "iter_batches"):
+        monkeypatch.setattr(pq.ParquetFile, name, no_data)
+    monkeypatch.setattr(pq, "read_table", no_data)
+    for read in (lambda: store.read_one(SYMBOL, "5m"),
+                 lambda: store.read_panel([SYMBOL], "5m"),
+                 lambda: store.read_one(SYMBOL, "5m", start="2021-01-01 01:00")):
+        with pytest.raises(StoreError) as info:
+            read()
+        message = str(info.value)
+        assert str(path) in message
+        assert any(w in message for w in words.split("|")), message

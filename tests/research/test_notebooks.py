@@ -113,6 +113,11 @@ def test_notebook_runs_top_to_bottom(name, kernel_env, tmp_path):
         assert "check_strategy passed at 8 decision times" in text
         assert "LookaheadError:" in text and "walk_forward audit:" in text
         assert "Did you mean 'rsi_max'?" in text
+        # §5: the custom feature written with compute() alone, its inferred declarations,
+        # its centred-window twin caught, and the strategy that reads it run end to end
+        assert "VolumeSpike(length=48) ('volume_spike_48',) lookback 48" in text
+        assert "LookaheadError: " in text and "LeakyVolumeSpike" in text
+        assert "trades, win rate" in text
         assert len(images) >= 1
     else:
         assert "rank_ic_t" in text and "score: macd_rsi_confluence" in text
