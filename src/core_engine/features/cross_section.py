@@ -69,7 +69,10 @@ def cross_sectional_zscore(values: np.ndarray) -> np.ndarray:
     """
     matrix = _as_matrix(values, "cross_sectional_zscore")
     out = np.empty(matrix.shape, order="F")
-    _kernels.cross_sectional_zscore_2d(matrix, out)
+    if matrix.flags.f_contiguous and not matrix.flags.c_contiguous:  # a panel's layout
+        _kernels.cross_sectional_zscore_cols(matrix, out, np.empty((5, matrix.shape[0])))
+    else:
+        _kernels.cross_sectional_zscore_2d(matrix, out)
     return out
 
 
