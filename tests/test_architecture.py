@@ -219,3 +219,33 @@ def test_real_candles_live_in_one_folder():
     for path in parquet:
         base, _, rest = Path(path).stem.partition("_")
         assert base in readme and rest.split("-", 1)[-1].split("-")[-1] in readme, path
+
+
+#: What only the ``ml`` extra installs (scikit-learn, and scipy with it): no module outside
+#: core_engine.ml may import it, so the base install works and numba's BLAS probe does not
+#: import scipy on every command (~0.25 s of W10).
+ML_EXTRA_ONLY = ("sklearn", "scipy")
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_the_ml_package_imports_what_the_ml_extra_installs(path):
+    if _layer(path) == "ml":
+        return
+    for name in _imports(path):
+        assert name.split(".")[0] not in ML_EXTRA_ONLY, \
+            f"{path} imports {name}, which only the 'ml' extra installs"
+
+
+def test_the_base_install_backtests_without_scikit_learn_and_scipy():
+    """The README's first command (``pip install .`` then ``core-engine backtest``) in an
+    environment where neither scikit-learn nor scipy can be imported."""
+    import subprocess
+    import sys
+
+    script = ("import sys; sys.modules['scipy'] = None; sys.modules['sklearn'] = None; "
+              "sys.argv = ['core-engine', 'backtest', '--out', '-']; "
+              "from core_engine.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Walk-forward backtest" in done.stdout

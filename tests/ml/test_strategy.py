@@ -184,3 +184,19 @@ def test_live_paper_runner_decides_like_replay(planted, tmp_path):
     assert len(live) >= 6
     assert live == [(f.symbol, str(f.side), f.time, round(f.price, 9))
                     for f in fills.itertuples()]
+
+
+def test_missing_scikit_learn_names_the_extra(monkeypatch):
+    """scikit-learn is the ``ml`` extra: without it SklearnStrategy and the scorer say how to
+    install it instead of raising an ImportError."""
+    import sys
+
+    from core_engine.ml import trading_scorer
+
+    estimator = LogisticRegression()
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.base", None)
+    with pytest.raises(ConfigError, match=r"SklearnStrategy needs scikit-learn.*core-engine\[ml\]"):
+        SklearnStrategy(estimator=estimator, features=[RSI(14)])
+    with pytest.raises(ConfigError, match=r"trading_scorer needs scikit-learn"):
+        trading_scorer()

@@ -6,8 +6,9 @@ environment for reinforcement learning (DESIGN.md §10).
 ...                            label=ForwardReturn(window="4h", hurdle_pct=0.0))  # doctest: +SKIP
 >>> walk_forward(panel, strategy, window="4h", shift="4h", audit=5)  # doctest: +SKIP
 
-Names are imported on first use. :class:`TradingEnv` needs gymnasium, an optional extra
-(``pip install 'core-engine[ml]'``); everything else needs only scikit-learn.
+Names are imported on first use. The ``ml`` extra (``pip install 'core-engine[ml]'``)
+installs what they need: scikit-learn for :class:`SklearnStrategy` and the scorer, gymnasium
+for :class:`TradingEnv`; labels and datasets need neither.
 """
 
 from __future__ import annotations

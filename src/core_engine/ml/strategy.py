@@ -119,6 +119,19 @@ def _net_return_sum(y_true: np.ndarray, y_pred: np.ndarray, return_pct: np.ndarr
     return float(np.sum(np.asarray(return_pct, dtype=np.float64)[taken]))
 
 
+def import_sklearn(who: str) -> Any:
+    """Import scikit-learn or raise a :class:`ConfigError` that says how to install it (it
+    is the ``ml`` extra: the base install leaves it, and the scipy it brings, out)."""
+    try:
+        import sklearn
+    except ImportError as exc:
+        raise ConfigError(
+            f"{who} needs scikit-learn, which is not installed. Install it with "
+            "pip install 'core-engine[ml]' (or pip install scikit-learn)."
+        ) from exc
+    return sklearn
+
+
 def trading_scorer() -> Any:
     """A scikit-learn scorer: the summed net return (percent, after costs) of the rows a
     classifier predicts positive, read from the ``return_pct`` metadata.
@@ -130,6 +143,7 @@ def trading_scorer() -> Any:
     >>> with sklearn.config_context(enable_metadata_routing=True):
     ...     scorer = trading_scorer()
     """
+    import_sklearn("trading_scorer")
     from sklearn.metrics import make_scorer
 
     return make_scorer(_net_return_sum).set_score_request(return_pct=True)
@@ -253,6 +267,7 @@ class SklearnStrategy(Strategy):
                               f"FeatureComputer objects. Got {value!r}.") from None
 
     def _validate_params(self) -> None:
+        import_sklearn("SklearnStrategy")
         from sklearn.base import is_classifier
 
         from core_engine.features.base import FeatureComputer
