@@ -25,7 +25,7 @@ Peer: vectorbt's first call (BENCHMARKS.md quotes 20.8 s on W3), timed the same 
 cache, fresh process, ``Portfolio.from_signals`` of an SMA crossover on 10 × 10,000 candles)
 when vectorbt is installed; otherwise the table says so.
 
-    python benchmarks/bench_coldstart.py [--repeat 3] [--profile]
+    python benchmarks/bench_coldstart.py [--repeat 3] [--profile] [--python V/bin/python]
 """
 
 from __future__ import annotations
@@ -81,12 +81,12 @@ for name, spent in sorted(exclusive.items(), key=lambda kv: -kv[1]):
 """
 
 
-def core_engine_command() -> list[str]:
-    """The console script beside this interpreter (as a user runs it), else ``-m``."""
-    script = Path(sys.executable).with_name("core-engine")
+def core_engine_command(python: str) -> list[str]:
+    """The console script beside ``python`` (as a user runs it), else ``-m``."""
+    script = Path(python).with_name("core-engine")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "core_engine.cli"]
+    return [python, "-m", "core_engine.cli"]
 
 
 def _children_cpu() -> float:
@@ -131,31 +131,34 @@ def measure(command: list[str], repeat: int) -> tuple[float, float, float, float
     return min(colds), min(warms), min(cold_cpu), min(warm_cpu)
 
 
-def compile_bytecode() -> str:
-    """Compile core_engine's ``.pyc`` files as ``pip install`` does; say what was done."""
-    import core_engine
-
-    package = Path(core_engine.__file__).parent
-    ok = compileall.compile_dir(str(package), quiet=1, workers=1)
+def compile_bytecode(python: str) -> str:
+    """Compile the ``.pyc`` files of the core_engine ``python`` imports, as ``pip install``
+    does; say what was done and whether scipy is importable there."""
+    probe = ("import core_engine, importlib.util as u, os; "
+             "print(os.path.dirname(core_engine.__file__)); print(u.find_spec('scipy') is not None)")
+    found = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
+    package, scipy = found.stdout.split()
+    ok = compileall.compile_dir(package, quiet=1, workers=1)
     flag = os.environ.get("PYTHONDONTWRITEBYTECODE")
     return (f"bytecode of {package} compiled first ({'ok' if ok else 'FAILED'}); "
-            f"PYTHONDONTWRITEBYTECODE={flag!r}")
+            f"PYTHONDONTWRITEBYTECODE={flag!r}; scipy installed there: {scipy} (numba's "
+            "first kernel imports it when it is: the test extra brings it, the base install not)")
 
 
-def interpreter_start(repeat: int) -> float:
+def interpreter_start(python: str, repeat: int) -> float:
     """Best wall seconds of ``python -c pass`` (interpreter start and .pth hooks)."""
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        subprocess.run([python, "-c", "pass"], check=True)
         best = min(best, time.perf_counter() - start)
     return best
 
 
-def profile() -> list[tuple[float, str]]:
+def profile(python: str) -> list[tuple[float, str]]:
     cache = tempfile.mkdtemp(prefix="numba-cold-")
     try:
-        _, done = timed_run([sys.executable, "-c", PROFILE, *BACKTEST], cache)
+        _, done = timed_run([python, "-c", PROFILE, *BACKTEST], cache)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     rows = []
@@ -171,14 +174,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true",
                         help="also report compile seconds per numba dispatcher (one cold run)")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter of the environment to time (e.g. a fresh venv "
+                             "with the base install: python -m venv V && V/bin/pip install .)")
     args = parser.parse_args()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    command = core_engine_command()
+    command = core_engine_command(args.python)
     print(f"command: NUMBA_CACHE_DIR=<empty temp dir> {' '.join(command + BACKTEST)}")
     print(f"best of {args.repeat}; load average before: {load} (2 cores shared: noisy)")
-    print(compile_bytecode())
+    print(compile_bytecode(args.python))
     cold, warm, cold_cpu, warm_cpu = measure(command + BACKTEST, args.repeat)
-    bare = interpreter_start(args.repeat)
+    bare = interpreter_start(args.python, args.repeat)
     rows = [("core_engine backtest (W10)", f"{cold:.2f}", f"{warm:.2f}", "cold <= 10, warm <= 1.5"),
             ("  its CPU seconds (user + system)", f"{cold_cpu:.2f}", f"{warm_cpu:.2f}", ""),
             ("  python -c pass (interpreter start)", "", f"{bare:.2f}", "a floor, included above")]
@@ -193,7 +199,7 @@ def main() -> None:
         print(f"{name:36s} {c:>14s} {w:>14s}  {note}")
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.profile:
-        spent = profile()
+        spent = profile(args.python)
         print(f"\ncompile seconds per numba dispatcher, one cold run (total {sum(s for s, _ in spent):.2f}):")
         for seconds, name in spent:
             if seconds >= 0.05:
