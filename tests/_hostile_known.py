@@ -7,17 +7,8 @@ through a listed parameter any more, it fails until the line is removed.
 
 KNOWN_ESCAPES: dict[str, str] = {
     'Allocation(kwarg-typo)': 'TypeError',
-    'CCXTBroker(exchange_id)': 'AttributeError',
-    'CCXTBroker(keys)': 'AttributeError',
-    'CCXTBroker(session)': 'AttributeError',
     'CCXTProvider(config)': 'TypeError, ValueError',
-    'CCXTSession(config)': 'TypeError, ValueError',
-    'CCXTSession(configure)': 'TypeError',
-    'CCXTSession(keys)': 'AttributeError',
-    'CCXTSession(seed)': 'TypeError',
     'FeatureCache(kwarg-typo)': 'TypeError',
-    'KeyRing(exchange)': 'TypeError',
-    'KeyRing(keys)': 'TypeError',
     'Picks(cols)': 'IndexError',
     'Picks(ranks)': 'IndexError',
     'Picks(rows)': 'IndexError',

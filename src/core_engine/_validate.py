@@ -90,14 +90,15 @@ def check_path(value: Any, name: str, where: str, *, kind: str = "any", must_exi
 
 
 def check_frame(value: Any, name: str, where: str, *, columns: tuple[str, ...] = (),
+                expected: str = "a pandas DataFrame of candles",
                 error: type[CoreEngineError] = DataValidationError) -> Any:
     """``value`` if it is a pandas DataFrame with unique column labels holding ``columns``,
     else ``error`` naming the parameter (never pandas' ``AttributeError`` or ``KeyError``)."""
     import pandas as pd
 
     if not isinstance(value, pd.DataFrame):
-        raise error(f"The {name!r} parameter of {where} must be a pandas DataFrame of "
-                    f"candles. Got {type(value).__name__}.")
+        raise error(f"The {name!r} parameter of {where} must be {expected}. "
+                    f"Got {type(value).__name__}.")
     if not value.columns.is_unique:
         repeated = sorted({str(c) for c in value.columns[value.columns.duplicated()]})
         raise error(f"The {name!r} parameter of {where} has repeated column(s) "
@@ -171,38 +172,47 @@ def check_integer(value: Any, name: str, where: str, *, low: int | None = None,
     return int(value)
 
 
+def _shown(value: Any, show_value: bool) -> str:
+    """``"dict {'a': 1}"``, or only ``"dict"`` where the value may hold a credential."""
+    return f"{type(value).__name__} {value!r:.80}" if show_value else type(value).__name__
+
+
 def check_instance(value: Any, kinds: type | tuple[type, ...], name: str, where: str, *,
                    expected: str | None = None, optional: bool = False,
+                   show_value: bool = True,
                    error: type[CoreEngineError] = ConfigError) -> Any:
     """``value`` if it is an instance of ``kinds`` (or ``None`` when ``optional``), else
-    ``error`` saying what was expected (``expected``, or the class names)."""
+    ``error`` saying what was expected (``expected``, or the class names). With
+    ``show_value=False`` the message names the value's type only (a parameter that may
+    carry an API key or secret must never print it)."""
     if (value is None and optional) or isinstance(value, kinds):
         return value
     if expected is None:
         names = [k.__name__ for k in (kinds if isinstance(kinds, tuple) else (kinds,))]
         expected = "a " + " or a ".join(names)
     raise error(f"The {name!r} parameter of {where} must be {expected}"
-                f"{' or None' if optional else ''}. Got {type(value).__name__} {value!r:.80}.")
+                f"{' or None' if optional else ''}. Got {_shown(value, show_value)}.")
 
 
 def check_items(value: Any, name: str, where: str, *, kinds: type | tuple[type, ...] = object,
-                expected: str = "a list", non_empty: bool = False,
+                expected: str = "a list", non_empty: bool = False, show_value: bool = True,
                 error: type[CoreEngineError] = ConfigError) -> list[Any]:
     """``value`` as a list when it is a list, tuple or other iterable (not a string, bytes or
     a mapping) whose items are instances of ``kinds``; else ``error`` naming the parameter
-    and the first wrong item."""
+    and the first wrong item (by type only with ``show_value=False``, as
+    :func:`check_instance`)."""
     from collections.abc import Iterable, Mapping
 
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         raise error(f"The {name!r} parameter of {where} must be {expected}. "
-                    f"Got {type(value).__name__} {value!r:.80}.")
+                    f"Got {_shown(value, show_value)}.")
     items = list(value)
     if non_empty and not items:
         raise error(f"The {name!r} parameter of {where} must be {expected}, not empty.")
     for i, item in enumerate(items):
         if not isinstance(item, kinds):
             raise error(f"The {name!r} parameter of {where} must be {expected}; its item {i} "
-                        f"is {type(item).__name__} {item!r:.80}.")
+                        f"is {_shown(item, show_value)}.")
     return items
 
 
@@ -235,15 +245,25 @@ def check_symbols(value: Any, name: str, where: str, *,
 
 
 def check_mapping(value: Any, name: str, where: str, *, optional: bool = True,
-                  expected: str = "a dict of str -> str",
-                  error: type[CoreEngineError] = ConfigError) -> dict[str, str] | None:
-    """``value`` as a dict whose keys and values are strings (``None`` when ``optional``)."""
+                  expected: str = "a dict of str -> str", kinds: type | tuple[type, ...] = str,
+                  show_value: bool = True,
+                  error: type[CoreEngineError] = ConfigError) -> dict[str, Any] | None:
+    """``value`` as a dict whose keys are strings and values instances of ``kinds`` (``None``
+    when ``optional``). With ``show_value=False`` the message names types only, never a key
+    or a value: a config dict may carry an API key."""
     from collections.abc import Mapping
 
     if value is None and optional:
         return None
-    if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+    if not isinstance(value, Mapping):
         raise error(f"The {name!r} parameter of {where} must be {expected}"
-                    f"{' or None' if optional else ''}. Got {value!r:.80}.")
+                    f"{' or None' if optional else ''}. "
+                    f"Got {repr(value)[:80] if show_value else type(value).__name__}.")
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, kinds):
+            got = (repr(value)[:80] if show_value else
+                   f"a {type(key).__name__} key" if not isinstance(key, str) else
+                   f"a {type(item).__name__} value")
+            raise error(f"The {name!r} parameter of {where} must be {expected}"
+                        f"{' or None' if optional else ''}. Got {got}.")
     return dict(value)

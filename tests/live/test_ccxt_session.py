@@ -7,6 +7,7 @@ import pytest
 
 from core_engine.errors import (
     BrokerUnavailable,
+    ConfigError,
     InsufficientFunds,
     OrderNotFound,
     OrderRejected,
@@ -139,7 +140,8 @@ def test_sandbox_mode_points_ccxt_at_the_testnet():
     session = CCXTSession("binance", sandbox=True)
     assert "testnet" in session.exchange.urls["api"]["private"]
     assert session.exchange.isSandboxModeEnabled
-    with pytest.raises(Exception, match="ccxt knows no exchange 'nowhere'"):
+    with pytest.raises(ConfigError, match="'exchange_id' parameter of CCXTSession must be an "
+                                          "exchange ccxt knows.*Got 'nowhere'"):
         CCXTSession("nowhere")
 
 

@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core_engine._config import keyword_checked
+from core_engine._config import did_you_mean, keyword_checked
+from core_engine._validate import check_instance, check_symbols
 from core_engine.data.timeframes import timeframe_ns
 from core_engine.errors import ConfigError, OrderNotFound, OrderRejected, StopWouldTrigger
 from core_engine.live.ccxt_session import CCXTSession, to_order, to_trade
-from core_engine.live.exchange_params import create_call, lookup_params
+from core_engine.live.exchange_params import SUPPORTED_EXCHANGES, create_call, lookup_params
 from core_engine.live.keys import KeyRing
 from core_engine.trading.orders import Fill, Order, OrderSide, OrderStatus, OrderType
 
@@ -85,8 +86,31 @@ class CCXTBroker:
     def __init__(self, exchange_id: str, *, keys: KeyRing | None = None, sandbox: bool = False,
                  symbols: list[str], clock: Any = None, session: CCXTSession | None = None,
                  price_timeframe: str = "1m", **session_options: Any) -> None:
+        # checked before a key is read or a ccxt object is built; 'keys' is named by its type
+        # only (a user who passes a dict of keys must not see them printed)
+        where = "CCXTBroker"
+        if not isinstance(exchange_id, str) or exchange_id not in SUPPORTED_EXCHANGES:
+            hint = did_you_mean(exchange_id, SUPPORTED_EXCHANGES) if isinstance(
+                exchange_id, str) else ""
+            raise ConfigError(f"The 'exchange_id' parameter of {where} must be one of "
+                              f"{list(SUPPORTED_EXCHANGES)} (the exchanges whose order "
+                              f"parameters are written). Got {exchange_id!r:.80}.{hint}")
+        check_instance(keys, KeyRing, "keys", where, optional=True, show_value=False,
+                       expected="a KeyRing (KeyRing.from_env(exchange_id))")
+        check_instance(session, CCXTSession, "session", where, optional=True)
+        if session is not None and session.exchange_id != exchange_id:
+            raise ConfigError(f"The 'session' parameter of {where} is a session of "
+                              f"{session.exchange_id!r}, not of {exchange_id!r}.")
         if not symbols:
             raise ConfigError("CCXTBroker needs its 'symbols' (the universe it trades).")
+        symbols = check_symbols(symbols, "symbols", where)
+        if any(symbol.count("/") != 1 for symbol in symbols):
+            raise ConfigError(f"The 'symbols' parameter of {where} must hold symbols such as "
+                              f"'BTC/USDT'. Got {symbols!r:.80}.")
+        if clock is not None and not callable(getattr(clock, "now", None)):
+            raise ConfigError(f"The 'clock' parameter of {where} must have a now() method (a "
+                              f"WallClock or SimulatedClock) or be None. Got {type(clock).__name__}.")
+        timeframe_ns(price_timeframe, name="price_timeframe")
         self.exchange_id = exchange_id
         if session is None:
             session = CCXTSession(exchange_id, keys=keys or KeyRing.from_env(exchange_id),

@@ -29,7 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from core_engine._config import keyword_checked
+from core_engine._config import did_you_mean, keyword_checked
+from core_engine._validate import check_instance, check_integer, check_mapping, check_real
 from core_engine.errors import (
     BrokerUnavailable,
     ConfigError,
@@ -190,20 +191,36 @@ class CCXTSession:
                  clock: Callable[[], float] = time.monotonic) -> None:
         import ccxt
 
-        if exchange_id not in ccxt.exchanges:
-            raise ConfigError(f"ccxt knows no exchange {exchange_id!r}; e.g. 'binance', 'kraken'.")
+        # every argument is checked before a ccxt object exists or a key is installed; the
+        # messages of 'keys' and 'config' name types only (either may carry a credential)
+        where = "CCXTSession"
+        if not isinstance(exchange_id, str) or exchange_id not in ccxt.exchanges:
+            hint = did_you_mean(exchange_id, ccxt.exchanges) if isinstance(exchange_id, str) else ""
+            raise ConfigError(f"The 'exchange_id' parameter of {where} must be an exchange ccxt "
+                              f"knows, such as 'binance' or 'kraken'. Got {exchange_id!r:.80}.{hint}")
+        check_instance(keys, KeyRing, "keys", where, optional=True, show_value=False,
+                       expected="a KeyRing (KeyRing.from_env(exchange_id))")
+        check_instance(sandbox, bool, "sandbox", where)
+        options = check_mapping(config, "config", where, kinds=object, show_value=False,
+                                expected="a dict of ccxt options such as {'timeout': 10000}")
+        for name, function in (("configure", configure), ("sleep", sleep), ("clock", clock)):
+            if not (callable(function) or (name == "configure" and function is None)):
+                raise ConfigError(f"The {name!r} parameter of {where} must be a callable"
+                                  f"{' or None' if name == 'configure' else ''}. "
+                                  f"Got {type(function).__name__}.")
+        self.read_retries = check_integer(read_retries, "read_retries", where, low=0, high=100)
+        self.backoff_base = check_real(backoff_base, "backoff_base", where, low=0)
+        self.backoff_cap = check_real(backoff_cap, "backoff_cap", where, low=0)
+        self._rng = random.Random(check_integer(seed, "seed", where, optional=True))
         self.exchange_id = exchange_id
         self.keys = keys
-        self.read_retries = read_retries
-        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.sleep = sleep
-        self._rng = random.Random(seed)
         self.clock = clock
         self.quiet_until = -math.inf  # no call before (clock seconds): a long Retry-After
         self.slept: list[float] = []
         if keys is not None:
             protect_logging()  # ccxt's DEBUG log prints request headers, the API key among them
-        options = {"enableRateLimit": True, "timeout": 10_000, **dict(config or {})}
+        options = {"enableRateLimit": True, "timeout": 10_000, **(options or {})}
         self.exchange = getattr(ccxt, exchange_id)(options)
         if sandbox:
             self.exchange.set_sandbox_mode(True)

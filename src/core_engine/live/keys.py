@@ -35,6 +35,7 @@ from typing import NoReturn, SupportsIndex
 from urllib.parse import quote
 
 from core_engine._config import keyword_checked
+from core_engine._validate import check_instance, check_items
 from core_engine.errors import ConfigError
 
 __all__ = [
@@ -126,14 +127,37 @@ class Secret:
         return self
 
 
+@keyword_checked
 @dataclass(frozen=True)
 class ApiKey:
-    """One exchange credential set: key, secret and the optional passphrase."""
+    """One exchange credential set: key, secret and the optional passphrase.
+
+    Raises
+    ------
+    ConfigError
+        ``key``, ``secret`` or ``password`` is not a :class:`Secret` (a plain string is
+        refused rather than wrapped: the message names the parameter and the type, never the
+        value), or ``label`` is not a string.
+    """
 
     label: str
     key: Secret
     secret: Secret
     password: Secret | None = None
+
+    def __post_init__(self) -> None:
+        check_instance(self.label, str, "label", "ApiKey")
+        for name in ("key", "secret", "password"):
+            check_instance(getattr(self, name), Secret, name, "ApiKey", optional=name == "password",
+                           expected="a Secret (Secret(value, name=...))", show_value=False)
+
+
+def _check_exchange(exchange: object, where: str) -> str:
+    """``exchange`` if it is a non-empty exchange id string, else a ConfigError naming it."""
+    if not isinstance(exchange, str) or not exchange.strip() or "\x00" in exchange:
+        raise ConfigError(f"The 'exchange' parameter of {where} must be an exchange id such as "
+                          f"'binance'. Got {type(exchange).__name__} {exchange!r:.80}.")
+    return exchange
 
 
 @keyword_checked
@@ -159,8 +183,10 @@ class KeyRing:
     """
 
     def __init__(self, exchange: str, keys: Iterable[ApiKey]) -> None:
-        self.exchange = exchange
-        self._keys = list(keys)
+        self.exchange = _check_exchange(exchange, "KeyRing")
+        # never shown: a user who passes {key: secret} or raw strings would see them printed
+        self._keys = check_items(keys, "keys", "KeyRing", kinds=ApiKey, show_value=False,
+                                 expected="a list of ApiKey (or use KeyRing.from_env)")
         if not self._keys:
             raise ConfigError(f"A KeyRing for {exchange!r} needs at least one key. Got none.")
         self._index = 0
@@ -179,6 +205,10 @@ class KeyRing:
             No key is set, or a key lacks its secret (or the reverse). The message names the
             variables, never their values.
         """
+        _check_exchange(exchange, "KeyRing.from_env")
+        check_instance(environ, Mapping, "environ", "KeyRing.from_env", optional=True,
+                       expected="a mapping of variable names to values", show_value=False)
+        check_instance(prefix, str, "prefix", "KeyRing.from_env")
         env = os.environ if environ is None else environ
         stem = f"{prefix}_{exchange.upper()}"
         pattern = re.compile(rf"^{re.escape(stem)}_(KEY|SECRET|PASSWORD)(?:_(\d+))?$")
