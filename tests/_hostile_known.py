@@ -7,7 +7,6 @@ through a listed parameter any more, it fails until the line is removed.
 
 KNOWN_ESCAPES: dict[str, str] = {
     'Allocation(kwarg-typo)': 'TypeError',
-    'CCXTProvider(config)': 'TypeError, ValueError',
     'FeatureCache(kwarg-typo)': 'TypeError',
     'Picks(cols)': 'IndexError',
     'Picks(ranks)': 'IndexError',
@@ -19,9 +18,6 @@ KNOWN_ESCAPES: dict[str, str] = {
     'SweepResult(ids)': 'AttributeError',
     'SweepResult(skipped)': 'AttributeError',
     'SweepResult(sweep)': 'AttributeError',
-    'align_to_base(base)': 'AttributeError',
-    'align_to_base(higher)': 'AttributeError',
-    'align_to_base(values)': 'AttributeError, TypeError, ValueError',
     'allocate_at(allocator)': 'IndexError, OverflowError, TypeError, ValueError',
     'allocate_at(inputs)': 'IndexError, OverflowError, TypeError, ValueError',
     'allocate_at(rows)': 'IndexError, OverflowError, TypeError, ValueError',
@@ -33,8 +29,6 @@ KNOWN_ESCAPES: dict[str, str] = {
     'audit_lookahead(reference)': 'TypeError',
     'audit_lookahead(rows)': 'IndexError',
     'audit_lookahead(seed)': 'IndexError',
-    'candles_from_rows(rows)': 'TypeError',
-    'candles_from_rows(timeframe)': 'TypeError',
     'compute_inputs(allocator)': 'AttributeError',
     'compute_inputs(exits)': 'AttributeError',
     'compute_inputs(rows)': 'TypeError, ValueError',

@@ -90,3 +90,31 @@ def test_aligned_values_are_truncation_invariant(make_candles, n, cut, seed, tar
     short_higher = resample(short_base, target)
     short = align_to_base(short_higher.high, short_higher, short_base)[:, 0]
     np.testing.assert_array_equal(full[: cut + 1], short)
+
+
+def _panels(make_candles):
+    base = Panel.from_frames({"A": make_candles(48, seed=1), "B": make_candles(48, seed=2)}, "5m")
+    return base, resample(base, "1h")
+
+
+@pytest.mark.parametrize("wrong", [None, "yesterday", 3.0, [], {"x": 1}])
+def test_align_to_base_panels_are_checked_by_name(make_candles, wrong):
+    base, higher = _panels(make_candles)
+    with pytest.raises(ConfigError, match="'higher' parameter of align_to_base must be a Panel"):
+        align_to_base(higher.close, wrong, base)
+    with pytest.raises(ConfigError, match="'base' parameter of align_to_base must be a Panel"):
+        align_to_base(higher.close, higher, wrong)
+
+
+@pytest.mark.parametrize("values", [None, "yesterday", {"x": 1}, object(), 3.0, [[1, 2]]])
+def test_align_to_base_values_are_checked_by_name(make_candles, values):
+    base, higher = _panels(make_candles)
+    with pytest.raises(ConfigError, match="'values' parameter of align_to_base"):
+        align_to_base(values, higher, base)
+
+
+def test_align_to_base_needs_panels_of_the_same_symbols(make_candles):
+    base, higher = _panels(make_candles)
+    other = Panel.from_frames({"A": make_candles(48, seed=1)}, "5m")
+    with pytest.raises(ConfigError, match="'higher' and 'base' parameters of align_to_base"):
+        align_to_base(higher.close, higher, other)

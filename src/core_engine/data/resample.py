@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core_engine._validate import check_instance
 from core_engine.data._kernels import resample_ohlcv_2d
 from core_engine.data.candles import validate_candles
 from core_engine.data.panel import FIELDS, Panel
@@ -109,15 +110,31 @@ def align_to_base(values: np.ndarray, higher: Panel, base: Panel) -> np.ndarray:
         ``(base.n_times, n_symbols)``: base row ``i`` holds the value of the latest higher
         candle whose close ``T + Δ`` is at or before the base candle's close
         ``index[i] + δ``; NaN before the first one.
+
+    Raises
+    ------
+    ConfigError
+        ``higher`` or ``base`` is not a Panel, ``values`` is not numeric or not of shape
+        ``(higher.n_times, higher.n_symbols)``, or the panels' symbols differ.
     """
-    values = np.asarray(values, dtype=np.float64)
+    check_instance(higher, Panel, "higher", "align_to_base",
+                   expected="a Panel (the resampled panel the values were computed on)")
+    check_instance(base, Panel, "base", "align_to_base", expected="a Panel (the base panel)")
+    try:
+        values = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            "The 'values' parameter of align_to_base must be a numeric array of shape "
+            f"{(higher.n_times, higher.n_symbols)}. Got {type(values).__name__} ({exc})."
+        ) from None
     if values.shape != (higher.n_times, higher.n_symbols):
         raise ConfigError(
-            f"align_to_base: values have shape {values.shape}; expected "
+            f"The 'values' parameter of align_to_base has shape {values.shape}; expected "
             f"{(higher.n_times, higher.n_symbols)} (the higher panel's times × symbols)."
         )
     if higher.symbols != base.symbols:
-        raise ConfigError("align_to_base: the higher and base panels must have the same symbols.")
+        raise ConfigError("The 'higher' and 'base' parameters of align_to_base must be panels "
+                          f"of the same symbols. Got {higher.symbols[:5]} and {base.symbols[:5]}.")
     higher_close = higher.index.asi8 + higher.step_ns
     base_close = base.index.asi8 + base.step_ns
     # position of the latest higher candle closed by each base close

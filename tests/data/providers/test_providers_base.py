@@ -119,3 +119,21 @@ def test_get_provider(tmp_path):
 def test_the_suite_cannot_reach_the_network():
     with socket.socket() as sock, pytest.raises(RuntimeError, match="must not use the network"):
         sock.connect(("203.0.113.7", 443))  # TEST-NET-3, never routed
+
+
+@pytest.mark.parametrize("rows", [None, -1, 10**12, float("nan"), True, object(), "yesterday"])
+def test_rows_that_are_not_a_list_of_rows_name_the_parameter(rows):
+    with pytest.raises(DataValidationError, match="'rows' parameter of candles_from_rows"):
+        candles_from_rows(rows, "5m")
+
+
+@pytest.mark.parametrize("row", [1, "abcdefgh", None, {"t": 0}, np.zeros((2, 6))])
+def test_a_row_that_is_not_a_sequence_is_named_by_position(row):
+    with pytest.raises(DataValidationError, match="Row 1 from the provider must be"):
+        candles_from_rows([[0, 1, 1, 1, 1, 1], row], "5m")
+
+
+@pytest.mark.parametrize("timeframe", [None, 5, "soon"])
+def test_timeframe_is_required_and_checked(timeframe):
+    with pytest.raises(ConfigError, match="'timeframe' parameter"):
+        candles_from_rows([[0, 1, 1, 1, 1, 1]], timeframe)

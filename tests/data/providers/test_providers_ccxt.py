@@ -245,3 +245,14 @@ def test_any_page_size_and_range_gives_the_same_candles(btc_rows, expected, fake
     ns = expected["timestamp"].astype("int64")
     want = expected[(ns >= lo * 1_000_000) & (ns < hi * 1_000_000)].reset_index(drop=True)
     assert_bit_identical(got, want)
+
+
+@pytest.mark.parametrize("config", ["yesterday", -1, float("nan"), [("apiKey", "KEY-hostile-1")],
+                                    {1: "SECRET-hostile-2"}, object()])
+def test_config_of_the_wrong_type_is_named_without_its_values(config, monkeypatch):
+    built = []
+    monkeypatch.setattr(ccxt, "binance", lambda options: built.append(options))
+    with pytest.raises(ConfigError, match="'config' parameter of CCXTProvider must be a dict") as info:
+        CCXTProvider("binance", config=config)
+    assert built == []  # refused before an exchange object is built
+    assert "hostile" not in str(info.value)  # a config may carry credentials: never shown

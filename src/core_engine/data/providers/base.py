@@ -18,6 +18,7 @@ from typing import TypeGuard
 import numpy as np
 import pandas as pd
 
+from core_engine._validate import check_items
 from core_engine.data.candles import (
     CANDLE_COLUMNS,
     RepairReport,
@@ -145,14 +146,22 @@ def slice_range(frame: pd.DataFrame, start_ns: int | None, end_ns: int | None) -
     return frame.iloc[lo:hi].reset_index(drop=True)
 
 
+def _is_row(row: object) -> bool:
+    """A list, tuple or 1-D array of at least 6 items (a string or a number is not a row)."""
+    return (isinstance(row, (list, tuple)) or (isinstance(row, np.ndarray) and row.ndim == 1)
+            ) and len(row) >= 6
+
+
 def _rows_array(rows, where: str) -> np.ndarray:
     if isinstance(rows, np.ndarray):
         array = rows
     else:
-        rows = list(rows)
+        rows = check_items(rows, "rows", "candles_from_rows", error=DataValidationError,
+                           expected="a list of rows [timestamp_ms, open, high, low, close, "
+                                    "volume] or a 2-D array")
         if not rows:
             return np.empty((0, 6), dtype=np.float64)
-        bad = next((i for i, r in enumerate(rows) if len(r) < 6), None)
+        bad = next((i for i, r in enumerate(rows) if not _is_row(r)), None)
         if bad is not None:
             raise DataValidationError(
                 f"Row {bad:,} from {where} must be [timestamp_ms, open, high, low, close, "
@@ -229,8 +238,7 @@ def candles_from_rows(
     if not isinstance(time_unit, str) or time_unit not in ("ms", "s"):
         raise ConfigError("The 'time_unit' parameter of candles_from_rows must be 'ms' or 's'. "
                           f"Got {time_unit!r}.")
-    if timeframe is not None:
-        timeframe_ns(timeframe)
+    timeframe_ns(timeframe)
     where = f"{source}" + (f" for {symbol}" if symbol else "")
     array = _rows_array(rows, where)
     if array.shape[0] == 0:

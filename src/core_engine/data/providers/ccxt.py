@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core_engine._config import keyword_checked
+from core_engine._validate import check_mapping
 from core_engine.data.providers._retry import CallSpacer, RetryPolicy, call_with_retry
 from core_engine.data.providers.base import (
     Provider,
@@ -110,6 +111,9 @@ class CCXTProvider(Provider):
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._ccxt = import_ccxt()
+        # named by type only: a config dict may carry credentials ({"apiKey": ...})
+        config = check_mapping(config, "config", "CCXTProvider", kinds=object, show_value=False,
+                               expected="a dict of CCXT options such as {'timeout': 10000}")
         if not is_integer(limit) or limit < 1:
             raise ConfigError(f"The 'limit' parameter of CCXTProvider must be a positive integer. Got {limit!r}.")
         if exchange is None:
