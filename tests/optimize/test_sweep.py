@@ -333,3 +333,37 @@ def test_task_sizing_aims_at_the_target_and_shares_the_rest():
     assert [len(u) for u in first] == [20] and [len(u) for u in queue] == [20]
     with pytest.raises(ConfigError, match="positive integer"):
         LocalExecutor(0)
+
+
+def test_sweep_result_arguments_are_checked_by_name(panel):
+    from core_engine.optimize import SweepResult
+
+    sweep = Sweep(MomentumRank, {"length": [12, 24]}, panel)
+    done = sweep.run(executor=INLINE, progress=False)
+    ids = list(done.table.index)
+    again = SweepResult(sweep, done.rows, ids, np.int64(2), 0)
+    pd.testing.assert_frame_equal(again.table, done.table)
+    good = {"sweep": sweep, "frame": done.rows, "ids": ids, "evaluated": 2, "skipped": 0}
+    for name, wrong in [("sweep", None), ("sweep", "yesterday"), ("frame", [1, 2]),
+                        ("frame", panel), ("frame", done.rows.drop(columns="config_id")),
+                        ("ids", None), ("ids", "abc"), ("ids", [1, 2]), ("evaluated", -1),
+                        ("evaluated", math.nan), ("skipped", True)]:
+        with pytest.raises(ConfigError, match=f"'{name}' parameter of SweepResult"):
+            SweepResult(**{**good, name: wrong})
+    with pytest.raises(ConfigError, match="SweepResult has no parameter 'idx'.*Did you mean 'ids'"):
+        SweepResult(**{k: v for k, v in good.items() if k != "ids"}, idx=ids)
+
+
+def test_config_id_checks_backtest_and_fingerprint():
+    from core_engine.optimize.results import config_id
+
+    strategy = MomentumRank(length=6)
+    cid = config_id(strategy, {"window": "1h"}, "fp-1")
+    assert len(cid) == 16 and cid == config_id(strategy, {"window": "1h"}, "fp-1")
+    assert cid != config_id(strategy, {"window": "1h"}, "fp-2")
+    for backtest in (None, "yesterday", -1, [("window", "1h")], {1: "1h"}):
+        with pytest.raises(ConfigError, match="'backtest' parameter of config_id"):
+            config_id(strategy, backtest, "fp-1")
+    for fingerprint in (None, "", 3, math.nan, ["fp"]):
+        with pytest.raises(ConfigError, match="'fingerprint' parameter of config_id"):
+            config_id(strategy, {"window": "1h"}, fingerprint)

@@ -32,7 +32,7 @@ import pandas as pd
 
 import core_engine
 from core_engine._config import keyword_checked
-from core_engine._validate import check_path
+from core_engine._validate import check_mapping, check_path
 from core_engine.errors import ConfigError
 
 __all__ = ["ResultStore", "canonical", "config_id"]
@@ -72,7 +72,28 @@ def canonical(value: Any) -> Any:
 
 
 def config_id(strategy: Any, backtest: Mapping[str, Any], fingerprint: str) -> str:
-    """16 hex digits identifying a configuration on a data set (see the module docstring)."""
+    """16 hex digits identifying a configuration on a data set (see the module docstring).
+
+    Parameters
+    ----------
+    strategy : object
+        The strategy (or trader class); any object has a canonical form.
+    backtest : mapping
+        The ``walk_forward`` (or ``replay``) arguments, defaults filled in.
+    fingerprint : str
+        The data set's fingerprint.
+
+    Raises
+    ------
+    ConfigError
+        ``backtest`` is not a mapping with string keys, or ``fingerprint`` is not a non-empty
+        string.
+    """
+    check_mapping(backtest, "backtest", "config_id", optional=False, kinds=object,
+                  expected="a dict of backtest arguments (str -> value)")
+    if not isinstance(fingerprint, str) or not fingerprint:
+        raise ConfigError("The 'fingerprint' parameter of config_id must be the data set's "
+                          f"fingerprint (a non-empty string). Got {fingerprint!r:.80}.")
     payload = {"strategy": canonical(strategy), "backtest": canonical(dict(backtest)),
                "data": fingerprint, "version": core_engine.__version__}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from core_engine._config import keyword_checked
+from core_engine._validate import check_frame, check_instance, check_integer, check_items
 from core_engine.backtest import decision_schedule, load_panel, walk_forward, warm_up
 from core_engine.data.timeframes import timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError, CoreEngineError
@@ -516,10 +517,23 @@ class SweepResult:
         Configurations that ran (the true number of trials for the deflated Sharpe ratio).
     evaluated, skipped : int
         Configurations computed by this run, and found done in the results file.
+
+    Notes
+    -----
+    Built by :meth:`Sweep.run` and :func:`walk_forward_optimize`, not by users; the
+    arguments are still checked (by type, once per sweep) so a wrong call is a
+    :class:`~core_engine.errors.ConfigError` naming the parameter.
     """
 
     def __init__(self, sweep: Sweep, frame: pd.DataFrame, ids: Sequence[str], evaluated: int,
                  skipped: int) -> None:
+        where = "SweepResult"
+        check_instance(sweep, Sweep, "sweep", where)
+        check_frame(frame, "frame", where, columns=("config_id",), error=ConfigError,
+                    expected="the pandas DataFrame of the sweep's rows")
+        ids = check_items(ids, "ids", where, kinds=str, expected="a list of config ids")
+        evaluated = check_integer(evaluated, "evaluated", where, low=0)
+        skipped = check_integer(skipped, "skipped", where, low=0)
         self.sweep = sweep
         self.metric, self.direction = sweep.metric, sweep.direction
         order = list(dict.fromkeys(ids))
