@@ -6,8 +6,6 @@ through a listed parameter any more, it fails until the line is removed.
 """
 
 KNOWN_ESCAPES: dict[str, str] = {
-    'Allocation(kwarg-typo)': 'TypeError',
-    'FeatureCache(kwarg-typo)': 'TypeError',
     'Picks(cols)': 'IndexError',
     'Picks(ranks)': 'IndexError',
     'Picks(rows)': 'IndexError',

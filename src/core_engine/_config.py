@@ -75,8 +75,11 @@ def keyword_checked(cls: type) -> type:
 
     The check costs nothing on a good call: the signature is only bound after ``__init__``
     raised a ``TypeError``, to tell a wrong call (reported) from a ``TypeError`` raised inside
-    ``__init__`` (re-raised unchanged). Put it above ``@dataclass``.
+    ``__init__`` (re-raised unchanged). Put it above ``@dataclass``. A named tuple (whose
+    fields are taken by ``__new__``) gets the same check on ``__new__``.
     """
+    if issubclass(cls, tuple) and hasattr(cls, "_fields"):
+        return _keyword_checked_new(cls)
     init = cls.__init__  # type: ignore[misc]
     sig = inspect.signature(init)
 
@@ -93,6 +96,27 @@ def keyword_checked(cls: type) -> type:
             raise
 
     cls.__init__ = __init__  # type: ignore[misc]
+    return cls
+
+
+def _keyword_checked_new(cls: type) -> type:
+    """:func:`keyword_checked` for a named tuple: the check wraps ``__new__``."""
+    new = cls.__new__
+    sig = inspect.signature(new)
+    fields = inspect.Signature(list(sig.parameters.values())[1:])  # without ``_cls``
+
+    @functools.wraps(new)
+    def __new__(kind: type, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return new(kind, *args, **kwargs)
+        except TypeError:
+            try:
+                fields.bind(*args, **kwargs)
+            except TypeError:
+                raise ConfigError(_call_message(kind.__name__, fields, args, kwargs)) from None
+            raise
+
+    cls.__new__ = staticmethod(__new__)  # type: ignore[assignment]
     return cls
 
 

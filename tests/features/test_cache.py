@@ -89,3 +89,12 @@ def test_lru_eviction_respects_the_byte_cap(panel):
     assert len(cache) == 0 and cache.nbytes == 0
     with pytest.raises(ConfigError, match="max_bytes"):
         FeatureCache(max_bytes=0)
+
+
+def test_a_misspelt_keyword_gets_the_did_you_mean_of_the_strategies():
+    with pytest.raises(ConfigError, match=r"FeatureCache has no parameter 'max_byte'; valid "
+                                          r"parameters are \['max_bytes'\]\. Did you mean "
+                                          r"'max_bytes'\?"):
+        FeatureCache(max_byte=10)
+    with pytest.raises(ConfigError, match="at most 1 positional"):
+        FeatureCache(10, 20)

@@ -202,3 +202,17 @@ def test_extreme_volatilities_give_finite_weights():
     assert alloc.weights[0, 0] == pytest.approx(1.0)
     huge = ScoreProportional(n=2).allocate(np.array([[1e308, 1e308]]), None, ["A", "B"])
     np.testing.assert_allclose(huge.weights, [[0.5, 0.5]])
+
+
+def test_allocation_misspelt_or_missing_fields_get_the_did_you_mean():
+    from core_engine.risk import Allocation
+
+    picks, weights, ranks = np.array([[0]]), np.array([[1.0]]), np.array([[1]])
+    made = Allocation(picks=picks, weights=weights, ranks=ranks)
+    assert made.picks is picks and Allocation(picks, weights, ranks)._fields == made._fields
+    with pytest.raises(ConfigError, match=r"Allocation has no parameter 'weight'; valid "
+                                          r"parameters are \['picks', 'weights', 'ranks'\]\. "
+                                          r"Did you mean 'weights'\?"):
+        Allocation(picks=picks, weight=weights, ranks=ranks)
+    with pytest.raises(ConfigError, match=r"Allocation needs the parameter\(s\) \['ranks'\]"):
+        Allocation(picks, weights)

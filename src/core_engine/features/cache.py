@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from core_engine._config import keyword_checked
 from core_engine._validate import check_instance, check_items
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError, FeatureError
@@ -70,6 +71,7 @@ def _definition_parts(value: object) -> list[bytes]:
     return [repr(value).encode()]
 
 
+@keyword_checked
 class FeatureCache:
     """LRU cache of feature outputs in memory.
 

@@ -46,6 +46,7 @@ __all__ = [
 CONFIDENCE = "confidence"
 
 
+@keyword_checked
 class Allocation(NamedTuple):
     """Picks of an allocator on ``D`` decision rows.
 
