@@ -5,13 +5,18 @@
 >>> print(result.summary())  # doctest: +SKIP
 """
 
+# The names marked F401 are not public, so not in __all__ (issue 9 §2): engine plumbing that
+# walk_forward and the RankingTrader call per decision on inputs they have already checked.
+# It lives in core_engine.backtest.inputs, .schedule and .simulate; these names stay
+# importable from the package only because core_engine.optimize imports them from here.
+# New code imports them from their modules.
 from core_engine.backtest.audit import audit_lookahead, poisoned_panels
 from core_engine.backtest.engine import MODES, load_panel, walk_forward
-from core_engine.backtest.inputs import allocate_at, compute_inputs, scores_at, warm_up
+from core_engine.backtest.inputs import warm_up  # noqa: F401
 from core_engine.backtest.metrics import compute_metrics, equity_curve
 from core_engine.backtest.results import BacktestResult, compare
-from core_engine.backtest.schedule import SKIP_REASONS, DecisionSchedule, decision_schedule
-from core_engine.backtest.simulate import (
+from core_engine.backtest.schedule import SKIP_REASONS, decision_schedule  # noqa: F401
+from core_engine.backtest.simulate import (  # noqa: F401
     EXIT_REASON_NAMES,
     TRADE_DTYPE,
     Picks,
@@ -26,21 +31,11 @@ __all__ = [
     "SKIP_REASONS",
     "TRADE_DTYPE",
     "BacktestResult",
-    "DecisionSchedule",
-    "Picks",
-    "allocate_at",
     "audit_lookahead",
     "compare",
-    "compute_inputs",
     "compute_metrics",
-    "decision_schedule",
     "equity_curve",
     "load_panel",
     "poisoned_panels",
-    "records_to_frame",
-    "resolve_exit_distances",
-    "scores_at",
-    "simulate_picks",
     "walk_forward",
-    "warm_up",
 ]
