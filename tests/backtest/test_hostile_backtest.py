@@ -3,6 +3,8 @@ equity_curve, compute_metrics): a ConfigError naming the parameter (issue 9 §2)
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 
@@ -84,6 +86,38 @@ def _curve_args(**kwargs):
 def test_equity_curve_names_the_bad_parameter(kwargs, name):
     with pytest.raises(ConfigError, match=f"'{name}' parameter of equity_curve"):
         equity_curve(**_curve_args(**kwargs))
+
+
+def _timed_out(signum, frame):
+    raise TimeoutError("equity_curve walked every sleeve")
+
+
+def test_equity_curve_walks_only_the_sleeves_in_use():
+    """A long window over a short shift gives more sleeves than decisions; the unused ones
+    stay at 1.0. A 1 ns shift (10**13 sleeves) must not loop over them (it hung)."""
+    trades = hand_trades()  # period returns 0.5 %, 0 %, -1 % at 0h, 2h, 4h
+    equity = equity_curve(trades, DECISIONS, window_ns=24 * H, shift_ns=2 * H)  # 12 sleeves
+    np.testing.assert_allclose(equity["equity"], [(1.005 + 11) / 12, (1.005 + 1 + 10) / 12,
+                                                  (1.005 + 1 + 0.99 + 9) / 12], rtol=1e-12)
+    previous = signal.signal(signal.SIGALRM, _timed_out)
+    signal.alarm(10)
+    try:
+        equity = equity_curve(trades, DECISIONS, window_ns=4 * H, shift_ns=1)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert equity["n_trades"].tolist() == [2, 0, 1]
+    assert (equity["equity"] > 0.999).all()
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us"])
+def test_equity_curve_sleeves_do_not_depend_on_the_time_unit(unit):
+    """Sleeves are counted in nanoseconds: decision times in another unit (pandas gives
+    microseconds to parsed timestamps) once all landed in one sleeve."""
+    trades = hand_trades()
+    expected = equity_curve(trades, DECISIONS.as_unit("ns"), window_ns=24 * H, shift_ns=2 * H)
+    got = equity_curve(trades, DECISIONS.as_unit(unit), window_ns=24 * H, shift_ns=2 * H)
+    np.testing.assert_array_equal(got["equity"], expected["equity"])
 
 
 def test_equity_curve_names_the_missing_trade_columns():

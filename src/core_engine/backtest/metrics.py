@@ -73,6 +73,7 @@ def equity_curve(trades: pd.DataFrame, decision_times: pd.DatetimeIndex, *, wind
                 kind="trades (BacktestResult.trades)", error=ConfigError)
     try:
         times = pd.DatetimeIndex(decision_times)
+        times_ns = times.as_unit("ns").asi8  # the sleeves count nanoseconds, whatever the unit
     except (TypeError, ValueError, OverflowError) as exc:  # a scalar, text, a time past 2262
         raise ConfigError("The 'decision_times' parameter of equity_curve must be times (a "
                           "DatetimeIndex of the evaluated decision times). "
@@ -92,7 +93,7 @@ def equity_curve(trades: pd.DataFrame, decision_times: pd.DatetimeIndex, *, wind
     period_worst = np.bincount(pos, weights=weighted_worst, minlength=n) if len(pos) else np.zeros(n)
     counts = np.bincount(pos, minlength=n) if len(pos) else np.zeros(n, dtype=np.int64)
     sleeves = max(1, -(-window_ns // shift_ns))
-    sleeve_of = (times.asi8 // shift_ns) % sleeves
+    sleeve_of = (times_ns // shift_ns) % sleeves
     equity = _sleeve_equity(period / 100.0, sleeve_of, sleeves)
     best_equity = _sleeve_equity(period_best / 100.0, sleeve_of, sleeves)
     worst_equity = _sleeve_equity(period_worst / 100.0, sleeve_of, sleeves)
@@ -119,7 +120,13 @@ def _sleeve_equity(returns: np.ndarray, sleeve_of: np.ndarray, sleeves: int) -> 
     """Mean over sleeves of each sleeve's compounded value after every decision."""
     n = returns.shape[0]
     total = np.zeros(n)
-    for s in range(sleeves):
+    # A sleeve no decision uses stays at 1.0. With more sleeves than decisions (a long window
+    # over a short shift, up to 10**13 sleeves for a 4h window and a 1 ns shift) only the
+    # sleeves in use are walked, so the loop is bounded by the decisions.
+    used = range(sleeves) if sleeves <= n else np.unique(sleeve_of)
+    if sleeves > n:
+        total += sleeves - len(used)
+    for s in used:
         mine = sleeve_of == s
         value = np.cumprod(1.0 + returns[mine])
         # the sleeve's value at decision d is its value after its last decision <= d
