@@ -411,6 +411,33 @@ def test_known_escapes_are_real_cases(tmp_path):
     assert not stale, f"KNOWN_ESCAPES names cases that do not exist: {stale[:20]}"
 
 
+#: Engine plumbing: steps that walk_forward and the RankingTrader call per decision on inputs
+#: they have already checked (hot paths, so they check nothing). They are importable from
+#: their modules but not public, so they get no hostile call (issue 9 §2).
+ENGINE_PLUMBING = {
+    "core_engine.backtest.inputs": ("allocate_at", "compute_inputs", "scores_at", "warm_up"),
+    "core_engine.backtest.schedule": ("DecisionSchedule", "decision_schedule"),
+    "core_engine.backtest.simulate": ("Picks", "records_to_frame", "resolve_exit_distances",
+                                      "simulate_picks"),
+    "core_engine.features._runner": ("run_kernel_features",),
+    "core_engine.risk.allocation": ("allocation_extra",),
+}
+
+
+def test_engine_plumbing_is_not_public():
+    """The public surface: no package's ``__all__`` names the engine plumbing, which stays
+    importable from its module."""
+    exported = {name: package for package in PUBLIC_PACKAGES
+                for name in importlib.import_module(package).__all__}
+    plumbing = {name for names in ENGINE_PLUMBING.values() for name in names}
+    leaked = sorted(f"{exported[name]}.{name}" for name in plumbing & set(exported))
+    assert not leaked, f"engine plumbing in a public __all__: {leaked}"
+    assert not plumbing & set(NAMES), "engine plumbing gets hostile calls"
+    for module, names in ENGINE_PLUMBING.items():
+        for name in names:
+            assert callable(getattr(importlib.import_module(module), name)), f"{module}.{name}"
+
+
 # -- hypothesis: drawn values for the validated constructors ----------------------------------
 
 def _drawn_values():

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from core_engine.backtest import Picks
 from core_engine.backtest.portfolio import PortfolioOptions, simulate_portfolio
+from core_engine.backtest.simulate import Picks
 from core_engine.data.panel import Panel
 from core_engine.risk import PortfolioRules
 from core_engine.risk.sizing import RiskPerTrade, Sizing
@@ -102,8 +102,8 @@ def assert_accounting(run, initial_cash: float):
 
 def simulate_both(panel, picks, rows, *, options, window, fee_bps=10.0, slippage_bps=0.0,
                   exits=None, atr=None, weights=None, max_exit_delay=None):
-    from core_engine.backtest import resolve_exit_distances
     from core_engine.backtest.portfolio import sizing_weights
+    from core_engine.backtest.simulate import resolve_exit_distances
 
     if weights is None:
         weights = sizing_weights(options.sizing_or_default, picks, 3)

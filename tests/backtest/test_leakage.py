@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core_engine.backtest import allocate_at, audit_lookahead, compute_inputs, walk_forward
+from core_engine.backtest import audit_lookahead, walk_forward
 from core_engine.backtest.audit import poisoned_panels
+from core_engine.backtest.inputs import allocate_at, compute_inputs
 from core_engine.errors import LookaheadError
 from core_engine.features.base import FeatureComputer
 from core_engine.risk import ExitRules, MaxATRPct, TopNEqual

@@ -11,19 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core_engine.backtest import (
-    Picks,
-    allocate_at,
-    compute_inputs,
-    decision_schedule,
-    walk_forward,
-    warm_up,
-)
+from core_engine.backtest import walk_forward
 from core_engine.backtest._portfolio_kernels import (
     BLOCK_REASON_NAMES,
     PORTFOLIO_EXIT_REASON_NAMES,
 )
+from core_engine.backtest.inputs import allocate_at, compute_inputs, warm_up
 from core_engine.backtest.portfolio import PortfolioOptions, sizing_weights
+from core_engine.backtest.schedule import decision_schedule
+from core_engine.backtest.simulate import Picks
 from core_engine.data.panel import Panel
 from core_engine.risk import (
     EqualSlots,

@@ -99,3 +99,18 @@ def test_bad_shapes_and_parameters():
         CrossSectional(RSI(14), "rsi_15")
     with pytest.raises(ConfigError, match="'method' parameter"):
         CrossSectional(RSI(14), "rsi_14", "median")
+
+
+@pytest.mark.parametrize("values", ["yesterday", "a\x00b", {"x": 1}, object(), [["a", "b"]],
+                                    [[1.0, 2.0], [3.0]], [1.0, 2.0], 3.0, None])
+def test_cross_sectional_transforms_name_values_when_not_a_matrix_of_numbers(values):
+    for transform in (cross_sectional_rank, cross_sectional_zscore):
+        with pytest.raises(ConfigError, match=f"'values' parameter of {transform.__name__}"):
+            transform(values)
+
+
+@pytest.mark.parametrize("pct", ["yes", None, 1, np.nan])
+def test_cross_sectional_rank_names_pct_when_not_a_bool(pct):
+    with pytest.raises(ConfigError, match="'pct' parameter of cross_sectional_rank"):
+        cross_sectional_rank(np.array([[1.0, 2.0]]), pct=pct)
+    assert cross_sectional_rank(np.array([[1.0, 2.0]]), pct=np.bool_(False)).tolist() == [[1, 2]]

@@ -57,7 +57,8 @@ def test_features_run_together_equal_each_run_alone(seed, holes):
     """The runner remembers each symbol's present rows per mask of fields read; features
     reading different fields, run together, equal each run alone (raw arrays whose fields
     are missing at different rows, which a Panel would refuse)."""
-    from core_engine.features import ATR, RSI, VolumeZScore, run_kernel_features
+    from core_engine.features import ATR, RSI, VolumeZScore
+    from core_engine.features._runner import run_kernel_features
 
     rng = np.random.default_rng(seed)
     n, m = 300, 3

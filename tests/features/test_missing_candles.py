@@ -18,8 +18,8 @@ from core_engine.features import (
     MultiTimeframe,
     PandasTA,
     compute_features,
-    run_kernel_features,
 )
+from core_engine.features._runner import run_kernel_features
 
 from .helpers import builtin_kernel_features, candle_frames
 

@@ -12,6 +12,7 @@ from core_engine.features import RSI
 from core_engine.ml import (
     ForwardReturn,
     TradingEnv,
+    decision_rows,
     forward_return_label,
     make_dataset,
     triple_barrier_label,
@@ -54,3 +55,15 @@ def test_label_functions_refuse_what_are_not_decision_times(panel, times):
         forward_return_label(panel, "1h", decision_times=times)
     with pytest.raises(ConfigError, match="decision"):
         triple_barrier_label(panel, "1h", ExitRules(stop_loss_pct=2.0), decision_times=times)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"panel": None}, "panel"), ({"panel": "yesterday"}, "panel"), ({"panel": {"x": 1}}, "panel"),
+    ({"lookback": "yesterday"}, "lookback"), ({"lookback": float("nan")}, "lookback"),
+    ({"lookback": 1.5}, "lookback"), ({"lookback": -1}, "lookback"),
+    ({"lookback": 10**18}, "lookback"), ({"lookback": object()}, "lookback"),
+])
+def test_decision_rows_names_the_bad_parameter(panel, kwargs, name):
+    args = {"panel": panel, "every": "1h", **kwargs}
+    with pytest.raises(ConfigError, match=f"'{name}' parameter of decision_rows"):
+        decision_rows(**args)

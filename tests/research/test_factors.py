@@ -313,3 +313,24 @@ def test_many_factors_table_summary_and_html(sample_panel):
     assert 'data-key="rank_ic_mean"' in html_text and "IC decay" in html_text
     with pytest.raises(ConfigError, match="names from the keys"):
         evaluate_factors(feats, sample_panel, name="x")
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"panel": None}, "panel"), ({"panel": {"BTC/USDT": 1}}, "panel"),
+    ({"rows": None}, "rows"), ({"rows": "yesterday"}, "rows"), ({"rows": 5}, "rows"),
+    ({"rows": [-1]}, "rows"), ({"rows": [10**12]}, "rows"), ({"rows": [1.5]}, "rows"),
+    ({"horizon_candles": 0}, "horizon_candles"), ({"horizon_candles": 1.5}, "horizon_candles"),
+    ({"horizon_candles": None}, "horizon_candles"), ({"horizon_candles": "4h"}, "horizon_candles"),
+    ({"horizon_candles": float("inf")}, "horizon_candles"),
+    ({"horizon_candles": 10**18}, "horizon_candles"),
+])
+def test_forward_returns_names_the_bad_parameter(sample_panel, kwargs, name):
+    args = {"panel": sample_panel, "rows": np.array([10, 20]), "horizon_candles": 48, **kwargs}
+    with pytest.raises(ConfigError, match=f"'{name}' parameter of forward_returns"):
+        forward_returns(**args)
+
+
+def test_forward_returns_takes_a_list_of_rows_and_numpy_integers(sample_panel):
+    expected = forward_returns(sample_panel, np.array([10, 20]), 48)
+    np.testing.assert_array_equal(forward_returns(sample_panel, [10, 20], np.int64(48)), expected)
+    assert forward_returns(sample_panel, [], 48).shape == (0, sample_panel.n_symbols)

@@ -13,10 +13,10 @@ from core_engine.risk import (
     InverseVolatility,
     ScoreProportional,
     TopNEqual,
-    allocation_extra,
     symbol_name_rank,
 )
 from core_engine.risk._kernels import top_n_select_1d
+from core_engine.risk.allocation import allocation_extra
 
 SYMBOLS = ["ADA/USDT", "BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT"]
 NAN = np.nan

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core_engine.backtest import allocate_at, compute_inputs, decision_schedule, warm_up
+from core_engine.backtest.inputs import allocate_at, compute_inputs, warm_up
+from core_engine.backtest.schedule import decision_schedule
 from core_engine.data import Panel
 from core_engine.data.providers import load_sample
 from core_engine.risk import ExitRules, PortfolioRules, TopNEqual

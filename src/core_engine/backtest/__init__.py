@@ -5,20 +5,16 @@
 >>> print(result.summary())  # doctest: +SKIP
 """
 
+# Engine plumbing (allocate_at, scores_at, compute_inputs, warm_up, decision_schedule, Picks,
+# simulate_picks, records_to_frame, resolve_exit_distances) is not public (issue 9 §2): steps
+# walk_forward, the RankingTrader and the sweeps call per decision on inputs they have already
+# checked. Import it from core_engine.backtest.inputs, .schedule and .simulate.
 from core_engine.backtest.audit import audit_lookahead, poisoned_panels
 from core_engine.backtest.engine import MODES, load_panel, walk_forward
-from core_engine.backtest.inputs import allocate_at, compute_inputs, scores_at, warm_up
 from core_engine.backtest.metrics import compute_metrics, equity_curve
 from core_engine.backtest.results import BacktestResult, compare
-from core_engine.backtest.schedule import SKIP_REASONS, DecisionSchedule, decision_schedule
-from core_engine.backtest.simulate import (
-    EXIT_REASON_NAMES,
-    TRADE_DTYPE,
-    Picks,
-    records_to_frame,
-    resolve_exit_distances,
-    simulate_picks,
-)
+from core_engine.backtest.schedule import SKIP_REASONS
+from core_engine.backtest.simulate import EXIT_REASON_NAMES, TRADE_DTYPE
 
 __all__ = [
     "EXIT_REASON_NAMES",
@@ -26,21 +22,11 @@ __all__ = [
     "SKIP_REASONS",
     "TRADE_DTYPE",
     "BacktestResult",
-    "DecisionSchedule",
-    "Picks",
-    "allocate_at",
     "audit_lookahead",
     "compare",
-    "compute_inputs",
     "compute_metrics",
-    "decision_schedule",
     "equity_curve",
     "load_panel",
     "poisoned_panels",
-    "records_to_frame",
-    "resolve_exit_distances",
-    "scores_at",
-    "simulate_picks",
     "walk_forward",
-    "warm_up",
 ]

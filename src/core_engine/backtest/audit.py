@@ -24,11 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core_engine._validate import check_instance, check_integer, check_rows
 from core_engine.backtest.inputs import allocate_at, compute_inputs, scores_at
 from core_engine.data.candles import DiscontinuityWarning
 from core_engine.data.panel import FIELDS, Panel
 from core_engine.errors import ConfigError, LookaheadError
-from core_engine.risk.allocation import TopNEqual
+from core_engine.risk.allocation import Allocator, TopNEqual
+from core_engine.risk.exits import ExitRules
 
 __all__ = ["audit_lookahead", "poisoned_panels"]
 
@@ -36,6 +38,8 @@ _PHRASES = {"truncated": "data truncated at the decision time",
             "future NaN": "data whose future is set to NaN",
             "future huge": "data whose future is replaced by huge values"}
 _RTOL = 1e-9
+#: What ``reference["inputs"]`` must hold (the keys compute_inputs returns that are read).
+_REFERENCE_KEYS = ("features", "scores", "score_rows", "eligible", "confidence", "atr")
 _ATOL = 1e-12
 
 
@@ -43,7 +47,16 @@ def poisoned_panels(panel: Panel, row: int, seed: int = 0) -> dict[str, Panel]:
     """The three versions of ``panel`` a decision at row ``row`` must not tell apart.
 
     Returns ``{"truncated": ..., "future NaN": ..., "future huge": ...}``.
+
+    Raises
+    ------
+    ConfigError
+        If ``panel`` is not a Panel, ``row`` not one of its rows, or ``seed`` not a
+        non-negative integer.
     """
+    check_instance(panel, Panel, "panel", "poisoned_panels")
+    row = check_integer(row, "row", "poisoned_panels", low=0, high=panel.n_times - 1)
+    seed = check_integer(seed, "seed", "poisoned_panels", low=0)
     rng = np.random.default_rng(seed)
     after = slice(row + 1, None)
     nan_fields, huge_fields = {}, {}
@@ -99,11 +112,23 @@ def audit_lookahead(panel: Panel, strategy: Any, rows: np.ndarray, *, k: int,
     ------
     LookaheadError
         If any audited decision differs on truncated or poisoned data.
+    ConfigError
+        If a parameter is malformed (the message names it): ``rows`` not rows of ``panel``,
+        ``k`` not a positive integer, ``allocator`` / ``exits`` not an Allocator / ExitRules,
+        ``reference`` not ``{"inputs": ...}`` as walk_forward builds it, ``seed`` not a
+        non-negative integer.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ConfigError(f"The 'k' parameter of audit_lookahead must be a positive integer. Got {k!r}.")
+    where = "audit_lookahead"
+    check_instance(panel, Panel, "panel", where)
+    rows = check_rows(rows, "rows", where, n_rows=panel.n_times)
+    k = check_integer(k, "k", where, low=1)
+    allocator = check_instance(allocator, Allocator, "allocator", where, optional=True,
+                               expected="an Allocator such as TopNEqual(n=3)")
+    check_instance(exits, ExitRules, "exits", where, optional=True,
+                   expected="ExitRules(...)")
+    _check_reference(reference)
+    seed = check_integer(seed, "seed", where, low=0)
     allocator = allocator if allocator is not None else TopNEqual()
-    rows = np.asarray(rows, dtype=np.int64)
     if rows.size == 0:
         return []
     rng = np.random.default_rng(seed)
@@ -124,6 +149,16 @@ def audit_lookahead(panel: Panel, strategy: Any, rows: np.ndarray, *, k: int,
             _compare(panel, strategy, row, label, ref, other, ref_picks,
                      allocate_at(other, np.array([row]), allocator, panel.symbols))
     return [int(r) for r in chosen]
+
+
+def _check_reference(reference: Any) -> None:
+    inputs = reference.get("inputs") if isinstance(reference, Mapping) else None
+    if reference is not None and not (
+            isinstance(inputs, Mapping) and all(key in inputs for key in _REFERENCE_KEYS)):
+        raise ConfigError(
+            "The 'reference' parameter of audit_lookahead must be the full run as walk_forward "
+            "builds it ({'inputs': compute_inputs(...)}, from core_engine.backtest.inputs) or "
+            f"None. Got {type(reference).__name__} {reference!r:.80}.")
 
 
 def _compare(panel: Panel, strategy: Any, row: int, label: str, ref: Mapping, other: Mapping,

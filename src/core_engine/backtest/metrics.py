@@ -28,9 +28,24 @@ import math
 import numpy as np
 import pandas as pd
 
+from core_engine._validate import MAX_DURATION_YEARS, YEAR_NS, check_frame, check_integer
+from core_engine.errors import ConfigError
+
 __all__ = ["account_metrics", "compute_metrics", "daily_returns", "equity_curve"]
 
-_YEAR_NS = 365 * 24 * 3600 * 10**9
+#: The trade and equity columns the two functions read (``worst_case_*`` are optional).
+_CURVE_TRADE_COLUMNS = ("decision_time", "weight", "return_pct", "best_return_pct")
+_METRIC_TRADE_COLUMNS = ("weight", "return_pct", "best_return_pct", "entry_time", "exit_time",
+                         "max_drawdown", "exit_reason", "ambiguous", "gaps_in_window")
+_METRIC_EQUITY_COLUMNS = ("n_trades", "period_return_pct", "equity", "best_case_equity",
+                          "drawdown_pct")
+
+
+def _check_spans(window_ns: object, shift_ns: object, where: str) -> tuple[int, int]:
+    """The window and shift in nanoseconds (positive, at most MAX_DURATION_YEARS)."""
+    high = MAX_DURATION_YEARS * YEAR_NS
+    return (check_integer(window_ns, "window_ns", where, low=1, high=high),
+            check_integer(shift_ns, "shift_ns", where, low=1, high=high))
 
 
 def equity_curve(trades: pd.DataFrame, decision_times: pd.DatetimeIndex, *, window_ns: int,
@@ -46,19 +61,40 @@ def equity_curve(trades: pd.DataFrame, decision_times: pd.DatetimeIndex, *, wind
         ``equity`` (starts at 1.0 before the first decision), ``best_case_equity``,
         ``worst_case_equity``, ``drawdown_pct`` (of ``equity`` from its running peak, ≥ 0).
         Trades without a ``worst_case_return_pct`` column count their ``return_pct``.
+
+    Raises
+    ------
+    ConfigError
+        If ``trades`` is not a trades frame (``decision_time``, ``weight``, ``return_pct``,
+        ``best_return_pct``), ``decision_times`` are not times or miss a trade's decision
+        time, or ``window_ns`` / ``shift_ns`` are not positive integers (nanoseconds).
     """
-    times = pd.DatetimeIndex(decision_times)
+    check_frame(trades, "trades", "equity_curve", columns=_CURVE_TRADE_COLUMNS,
+                expected="a pandas DataFrame of trades (BacktestResult.trades)",
+                error=ConfigError)
+    try:
+        times = pd.DatetimeIndex(decision_times)
+        times_ns = times.as_unit("ns").asi8  # the sleeves count nanoseconds, whatever the unit
+    except (TypeError, ValueError, OverflowError) as exc:  # a scalar, text, a time past 2262
+        raise ConfigError("The 'decision_times' parameter of equity_curve must be times (a "
+                          "DatetimeIndex of the evaluated decision times). "
+                          f"Got {type(decision_times).__name__} {decision_times!r:.80}.") from exc
+    window_ns, shift_ns = _check_spans(window_ns, shift_ns, "equity_curve")
     n = len(times)
     weighted = trades["weight"].to_numpy() * trades["return_pct"].to_numpy()
     weighted_best = trades["weight"].to_numpy() * trades["best_return_pct"].to_numpy()
     weighted_worst = trades["weight"].to_numpy() * _worst_case(trades)
     pos = times.get_indexer(pd.DatetimeIndex(trades["decision_time"]))
+    if (pos < 0).any():
+        t = trades["decision_time"].iloc[int(np.argmax(pos < 0))]
+        raise ConfigError(f"The 'trades' parameter of equity_curve holds a trade decided at {t}, "
+                          "which is not one of the 'decision_times'.")
     period = np.bincount(pos, weights=weighted, minlength=n) if len(pos) else np.zeros(n)
     period_best = np.bincount(pos, weights=weighted_best, minlength=n) if len(pos) else np.zeros(n)
     period_worst = np.bincount(pos, weights=weighted_worst, minlength=n) if len(pos) else np.zeros(n)
     counts = np.bincount(pos, minlength=n) if len(pos) else np.zeros(n, dtype=np.int64)
     sleeves = max(1, -(-window_ns // shift_ns))
-    sleeve_of = (times.asi8 // shift_ns) % sleeves
+    sleeve_of = (times_ns // shift_ns) % sleeves
     equity = _sleeve_equity(period / 100.0, sleeve_of, sleeves)
     best_equity = _sleeve_equity(period_best / 100.0, sleeve_of, sleeves)
     worst_equity = _sleeve_equity(period_worst / 100.0, sleeve_of, sleeves)
@@ -85,7 +121,13 @@ def _sleeve_equity(returns: np.ndarray, sleeve_of: np.ndarray, sleeves: int) -> 
     """Mean over sleeves of each sleeve's compounded value after every decision."""
     n = returns.shape[0]
     total = np.zeros(n)
-    for s in range(sleeves):
+    # A sleeve no decision uses stays at 1.0. With more sleeves than decisions (a long window
+    # over a short shift, up to 10**13 sleeves for a 4h window and a 1 ns shift) only the
+    # sleeves in use are walked, so the loop is bounded by the decisions.
+    used = range(sleeves) if sleeves <= n else np.unique(sleeve_of)
+    if sleeves > n:
+        total += sleeves - len(used)
+    for s in used:
         mine = sleeve_of == s
         value = np.cumprod(1.0 + returns[mine])
         # the sleeve's value at decision d is its value after its last decision <= d
@@ -124,18 +166,31 @@ def compute_metrics(trades: pd.DataFrame, equity: pd.DataFrame, *, window_ns: in
     average trade return minus its worst case (stops inside a candle filled at the
     candle's low; 0 without such stops or with ``stop_fill="low"``). Trade-level averages
     are unweighted.
+
+    Raises
+    ------
+    ConfigError
+        If ``trades`` or ``equity`` is not a frame with the columns read (those of
+        ``BacktestResult.trades`` and of :func:`equity_curve`), or ``window_ns`` /
+        ``shift_ns`` are not positive integers (nanoseconds).
     """
+    check_frame(trades, "trades", "compute_metrics", columns=_METRIC_TRADE_COLUMNS,
+                expected="a pandas DataFrame of trades (BacktestResult.trades)",
+                error=ConfigError)
+    check_frame(equity, "equity", "compute_metrics", columns=_METRIC_EQUITY_COLUMNS,
+                expected="a pandas DataFrame of equity (from equity_curve)", error=ConfigError)
+    window_ns, shift_ns = _check_spans(window_ns, shift_ns, "compute_metrics")
     returns = trades["return_pct"].to_numpy(dtype=np.float64)
     weights = trades["weight"].to_numpy(dtype=np.float64)
     n_trades = int(returns.size)
     n_dec = int(len(equity))
     sleeves = max(1, -(-window_ns // shift_ns))
-    periods_per_year = _YEAR_NS / max(window_ns, shift_ns)
+    periods_per_year = YEAR_NS / max(window_ns, shift_ns)
     period = equity["period_return_pct"].to_numpy() / 100.0
     gains, losses = returns[returns > 0].sum(), -returns[returns < 0].sum()
     holding_ns = (trades["exit_time"] - trades["entry_time"]).to_numpy().astype("timedelta64[ns]")
     holding_ns = holding_ns.astype(np.int64).astype(np.float64)
-    years = n_dec * shift_ns / _YEAR_NS
+    years = n_dec * shift_ns / YEAR_NS
     downside = math.sqrt(float(np.mean(np.minimum(period, 0.0) ** 2))) if n_dec else math.nan
     best = trades["best_return_pct"].to_numpy(dtype=np.float64)
     eq = equity["equity"].to_numpy()
@@ -263,7 +318,7 @@ def account_metrics(trades: pd.DataFrame, equity: pd.DataFrame, blocked: pd.Data
     values = equity["equity"].to_numpy(dtype=np.float64)
     final = float(values[-1]) if values.size else float(initial_cash)
     times = pd.DatetimeIndex(equity["time"]).as_unit("ns").asi8
-    years = float(times[-1] - times[0]) / _YEAR_NS if values.size > 1 else 0.0
+    years = float(times[-1] - times[0]) / YEAR_NS if values.size > 1 else 0.0
     daily = daily_returns(equity)
     downside = math.sqrt(float(np.mean(np.minimum(daily, 0.0) ** 2))) if daily.size else math.nan
     max_dd = float(equity["drawdown_pct"].max()) if values.size else 0.0

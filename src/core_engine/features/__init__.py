@@ -9,7 +9,7 @@ The value at row ``i`` uses rows ``<= i`` only; missing candles are skipped.
 ('rsi_14',)
 """
 
-from core_engine.features.base import FeatureComputer, KernelFeature, run_kernel_features
+from core_engine.features.base import FeatureComputer, KernelFeature
 from core_engine.features.cache import FeatureCache, compute_features
 from core_engine.features.cross_section import (
     CrossSectional,
@@ -47,5 +47,4 @@ __all__ = [
     "compute_features",
     "cross_sectional_rank",
     "cross_sectional_zscore",
-    "run_kernel_features",
 ]

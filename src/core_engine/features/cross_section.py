@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from core_engine._validate import check_instance
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError
 from core_engine.features import _kernels
@@ -23,9 +24,14 @@ __all__ = ["CrossSectional", "cross_sectional_rank", "cross_sectional_zscore"]
 
 
 def _as_matrix(values: np.ndarray, who: str) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64)
+    expected = (f"The 'values' parameter of {who} must be a 2-D (times × symbols) array of "
+                "numbers.")
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as exc:  # text, objects, ragged rows
+        raise ConfigError(f"{expected} Got {type(values).__name__} {values!r:.80}.") from exc
     if array.ndim != 2:
-        raise ConfigError(f"{who} expects a 2-D (times × symbols) array. Got shape {array.shape}.")
+        raise ConfigError(f"{expected} Got shape {array.shape}.")
     return array
 
 
@@ -45,12 +51,19 @@ def cross_sectional_rank(values: np.ndarray, pct: bool = True) -> np.ndarray:
     numpy.ndarray
         ``(T, N)`` float64 Fortran array; NaN where the input is NaN.
 
+    Raises
+    ------
+    ConfigError
+        If ``values`` is not a 2-D array of numbers or ``pct`` is not a bool.
+
     Examples
     --------
     >>> cross_sectional_rank(np.array([[3.0, np.nan, 1.0, 3.0]]))
     array([[0.83333333,        nan, 0.33333333, 0.83333333]])
     """
-    return _kernels.cross_sectional_rank_2d(_as_matrix(values, "cross_sectional_rank"), bool(pct))
+    matrix = _as_matrix(values, "cross_sectional_rank")
+    check_instance(pct, (bool, np.bool_), "pct", "cross_sectional_rank", expected="True or False")
+    return _kernels.cross_sectional_rank_2d(matrix, bool(pct))
 
 
 def cross_sectional_zscore(values: np.ndarray) -> np.ndarray:
@@ -61,6 +74,11 @@ def cross_sectional_zscore(values: np.ndarray) -> np.ndarray:
     numpy.ndarray
         ``(T, N)`` float64 Fortran array; NaN where the input is NaN, and for a whole row
         with fewer than two values or with all values equal (0/0).
+
+    Raises
+    ------
+    ConfigError
+        If ``values`` is not a 2-D array of numbers.
 
     Examples
     --------

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from core_engine._config import FrozenConfig, check_number, keyword_checked
+from core_engine._validate import MAX_DURATION_YEARS, YEAR_NS, check_instance, check_integer
 from core_engine.backtest.simulate import EXIT_REASON_NAMES, Picks, simulate_picks
 from core_engine.data.panel import FIELDS, Panel
 from core_engine.data.timeframes import format_timeframe, timeframe_ns
@@ -137,20 +138,24 @@ def decision_rows(panel: Panel, decision_times: Any = None, *, every: Any = None
     Raises
     ------
     ConfigError
-        If a time is off the grid or outside the panel, or neither argument is given.
+        If ``panel`` is not a Panel, ``lookback`` not an integer >= 0, or a time is off the
+        grid or outside the panel.
     """
+    check_instance(panel, Panel, "panel", "decision_rows")
     step = panel.step_ns
+    lookback = check_integer(lookback, "lookback", "decision_rows", low=0,
+                             high=MAX_DURATION_YEARS * YEAR_NS // step)
     index0 = int(panel.index.asi8[0]) if panel.n_times else 0
     if decision_times is None:
         if every is None:
-            return np.arange(max(int(lookback), 0), panel.n_times, dtype=np.int64)
+            return np.arange(lookback, panel.n_times, dtype=np.int64)
         every_ns = timeframe_ns(every, name="every")
         if every_ns % step:
             raise ConfigError(f"The decision cadence {every!r} must be a multiple of the "
                               f"panel's {panel.timeframe} timeframe.")
         if not panel.n_times:
             return np.empty(0, dtype=np.int64)
-        first = index0 + (max(int(lookback), 0) + 1) * step
+        first = index0 + (lookback + 1) * step
         last = int(panel.index.asi8[-1]) + step
         times = np.arange(-(-first // every_ns), last // every_ns + 1, dtype=np.int64) * every_ns
         return (times - step - index0) // step

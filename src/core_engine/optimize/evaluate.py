@@ -43,16 +43,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core_engine.backtest import (
+from core_engine.backtest import compute_metrics, equity_curve, walk_forward
+from core_engine.backtest.simulate import (
+    DISTANCE_KEYS,
     Picks,
-    compute_metrics,
-    equity_curve,
     records_to_frame,
     resolve_exit_distances,
     simulate_picks,
-    walk_forward,
 )
-from core_engine.backtest.simulate import DISTANCE_KEYS
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import timeframe_ns
 from core_engine.errors import ConfigError, CoreEngineError

@@ -35,7 +35,9 @@ import pandas as pd
 
 from core_engine._config import keyword_checked
 from core_engine._validate import check_frame, check_instance, check_integer, check_items
-from core_engine.backtest import decision_schedule, load_panel, walk_forward, warm_up
+from core_engine.backtest import load_panel, walk_forward
+from core_engine.backtest.inputs import warm_up
+from core_engine.backtest.schedule import decision_schedule
 from core_engine.data.timeframes import timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError, CoreEngineError
 from core_engine.optimize.account import (

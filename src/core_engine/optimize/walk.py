@@ -52,12 +52,11 @@ from core_engine._config import keyword_checked
 from core_engine.backtest import (
     TRADE_DTYPE,
     BacktestResult,
-    Picks,
     compute_metrics,
     equity_curve,
-    records_to_frame,
     walk_forward,
 )
+from core_engine.backtest.simulate import Picks, records_to_frame
 from core_engine.errors import ConfigError
 from core_engine.optimize.account import account_returns, account_segments, run_legs
 from core_engine.optimize.evaluate import ALL

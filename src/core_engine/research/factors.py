@@ -37,7 +37,14 @@ import numpy as np
 import pandas as pd
 
 from core_engine._config import keyword_checked
-from core_engine._validate import check_instance, check_items
+from core_engine._validate import (
+    MAX_DURATION_YEARS,
+    YEAR_NS,
+    check_instance,
+    check_integer,
+    check_items,
+    check_rows,
+)
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError
@@ -258,12 +265,21 @@ def forward_returns(panel: Panel, rows: np.ndarray, horizon_candles: int) -> np.
     -------
     numpy.ndarray
         ``(len(rows), n_symbols)`` float64.
+
+    Raises
+    ------
+    ConfigError
+        If ``panel`` is not a Panel, ``rows`` not a 1-D array of its rows, or
+        ``horizon_candles`` not a positive integer (at most MAX_DURATION_YEARS of candles).
     """
-    rows = np.asarray(rows, dtype=np.int64)
+    check_instance(panel, Panel, "panel", "forward_returns")
+    rows = check_rows(rows, "rows", "forward_returns", n_rows=panel.n_times)
+    horizon_candles = check_integer(horizon_candles, "horizon_candles", "forward_returns",
+                                    low=1, high=MAX_DURATION_YEARS * YEAR_NS // panel.step_ns)
     n_times = panel.n_times
     out = np.full((rows.size, panel.n_symbols), np.nan)
     entry = rows + 1
-    target = entry + int(horizon_candles)
+    target = entry + horizon_candles
     ok = (entry >= 0) & (target <= n_times - 1)
     if not ok.any():
         return out

@@ -6,6 +6,8 @@ The engine's order of work on a panel::
     eligible = apply_gates(gates, features, panel)                 # (T, N) bool
     alloc = allocator.allocate(scores[rows], eligible[rows], panel.symbols,
                                allocation_extra(allocator, features, confidence, rows))
+
+(``allocation_extra`` is engine plumbing, imported from :mod:`core_engine.risk.allocation`.)
 """
 
 from core_engine.risk.allocation import (
@@ -15,7 +17,6 @@ from core_engine.risk.allocation import (
     InverseVolatility,
     ScoreProportional,
     TopNEqual,
-    allocation_extra,
     symbol_name_rank,
 )
 from core_engine.risk.exits import ExitRules
@@ -65,7 +66,6 @@ __all__ = [
     "ScoreProportional",
     "Sizing",
     "TopNEqual",
-    "allocation_extra",
     "apply_gates",
     "cap_by_balance",
     "cap_by_exposure",
