@@ -15,7 +15,7 @@ LAYERS = ["data", "features", "strategies", "risk", "backtest", "trading", "live
 #: Packages on top of the layers: they may import any layer, no layer may import them.
 ON_TOP = ["research", "optimize", "ml", "cli", "notebooks"]
 #: Modules every layer may import; they import no layer themselves.
-FOUNDATION = ["errors", "_config", "progress"]
+FOUNDATION = ["errors", "_config", "progress", "_scrub"]
 FORBIDDEN_EVERYWHERE = ("django", "flask", "fastapi", "starlette")
 #: The one sanctioned upward reference: plugin modules a result loads by name on first use
 #: of result.plot()/report() (core_engine.backtest.views, the pandas plotting-backend way).

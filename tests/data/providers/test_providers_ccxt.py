@@ -256,3 +256,23 @@ def test_config_of_the_wrong_type_is_named_without_its_values(config, monkeypatc
         CCXTProvider("binance", config=config)
     assert built == []  # refused before an exchange object is built
     assert "hostile" not in str(info.value)  # a config may carry credentials: never shown
+
+
+def test_credentials_given_to_the_provider_never_show_in_a_log(caplog):
+    """api_key/secret/password and credentials inside ``config`` are registered with the log
+    scrubber when the provider hands them to ccxt (whose debug log prints request headers),
+    as a KeyRing's are; a record of any logger shows the mask instead."""
+    import logging
+
+    key, secret, password = "pk-live-9f3a7c21", "sk-live-5e8d2b94c0", "pw-0d7e3fa2"
+    uid = "uid-77ab31c9"
+    CCXTProvider("binance", api_key=key, secret=secret, password=password,
+                 config={"uid": uid, "timeout": 10_000})
+    with caplog.at_level(logging.DEBUG, logger="ccxt.base.exchange"):
+        logging.getLogger("ccxt.base.exchange").debug(
+            "GET https://api.binance.com/api/v3/account headers %s",
+            {"X-MBX-APIKEY": key, "signature-of": secret, "pass": password, "uid": uid})
+    text = caplog.text
+    assert "****" in text
+    for value in (key, secret, password, uid):
+        assert value not in text, value

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core_engine._config import keyword_checked
+from core_engine._scrub import SCRUBBER, protect_logging
 from core_engine._validate import check_mapping
 from core_engine.data.providers._retry import CallSpacer, RetryPolicy, call_with_retry
 from core_engine.data.providers.base import (
@@ -41,6 +42,26 @@ def import_ccxt():
             "pip install 'core-engine[exchanges]' (or pip install ccxt)."
         ) from exc
     return ccxt
+
+
+#: ccxt's option and attribute names that carry a credential
+CREDENTIAL_FIELDS = ("apiKey", "secret", "password", "uid", "login", "privateKey", "token",
+                     "twofa")
+
+
+def _protect_credentials(exchange: Any, given: tuple, config: Mapping[str, Any] | None) -> None:
+    """Register every credential handed to ccxt (arguments, ``config``, the exchange object's
+    own fields) with the log scrubber, and install it: ccxt's debug log prints request
+    headers, and a market-data provider's keys must not show in logs any more than a
+    broker's (:mod:`core_engine.live.keys` does the same for key rings)."""
+    values = [v for v in given if isinstance(v, str)]
+    values += [v for k, v in (config or {}).items() if k in CREDENTIAL_FIELDS and isinstance(v, str)]
+    values += [v for k in CREDENTIAL_FIELDS if isinstance(v := getattr(exchange, k, None), str)]
+    values = [v for v in values if v]
+    for value in values:
+        SCRUBBER.register(value)
+    if values:
+        protect_logging()
 
 
 @keyword_checked
@@ -123,6 +144,7 @@ class CCXTProvider(Provider):
                 "The 'exchange' parameter of CCXTProvider must be a CCXT exchange object with a "
                 f"fetch_ohlcv method. Got {type(exchange).__name__}."
             )
+        _protect_credentials(exchange, (api_key, secret, password), config)
         self._exchange = exchange
         self.exchange_id = str(getattr(exchange, "id", None) or exchange_id)
         self.name = f"ccxt:{self.exchange_id}"
