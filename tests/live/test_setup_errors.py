@@ -146,6 +146,17 @@ def test_broker_refuses_a_session_of_another_exchange():
         CCXTBroker("binance", session=session, symbols=["BTC/USDT"])
 
 
+def test_broker_refuses_session_settings_beside_a_session():
+    """keys, sandbox and session options configure the session CCXTBroker builds; beside a
+    ready session they were silently ignored (a user's keys not used, a sandbox flag lost)."""
+    session = CCXTSession("binance")
+    for extra, named in (({"keys": _ring()}, "keys"), ({"sandbox": True}, "sandbox"),
+                         ({"read_retries": 2}, "read_retries")):
+        with pytest.raises(ConfigError, match=f"'{named}'.*cannot go with a 'session'") as info:
+            CCXTBroker("binance", session=session, symbols=["BTC/USDT"], **extra)
+        assert SECRET not in _shown(info.value) and KEY not in _shown(info.value)
+
+
 # -- property: no shape of a wrong key set-up prints the credential ----------------------------
 
 _WRONG_KEY_SHAPES = (

@@ -101,6 +101,12 @@ class CCXTBroker:
         if session is not None and session.exchange_id != exchange_id:
             raise ConfigError(f"The 'session' parameter of {where} is a session of "
                               f"{session.exchange_id!r}, not of {exchange_id!r}.")
+        if session is not None and (keys is not None or sandbox or session_options):
+            given = [n for n, v in (("keys", keys is not None), ("sandbox", sandbox),
+                                    *((k, True) for k in session_options)) if v]
+            raise ConfigError(f"The {given} parameter(s) of {where} configure the session it "
+                              "builds, so they cannot go with a 'session' (which has its own): "
+                              "pass them to CCXTSession, or drop 'session'.")
         if not symbols:
             raise ConfigError("CCXTBroker needs its 'symbols' (the universe it trades).")
         symbols = check_symbols(symbols, "symbols", where)
