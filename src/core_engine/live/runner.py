@@ -549,10 +549,14 @@ class Runner:
         self._set_state(RunnerState.HALTED, f"trader failed in {hook}: {type(exc).__name__}")
 
     def _on_broker_step(self) -> None:
-        """During a paper sync: fills at the time of the candle that produced them."""
+        """During a paper sync: fills at the time of the candle that produced them, handed
+        with the market view of that time (as ``replay``: the candles closed by that step,
+        not those of the first fill of the tick; the view is renewed when the clock moved)."""
         self._in_sync = True
         try:
             self.now = self.broker.broker.now()
+            if self.view._now != self.now:
+                self.view.begin_tick(self.now)
             self._import_fills()
         finally:
             self._in_sync = False
