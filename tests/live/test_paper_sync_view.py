@@ -75,30 +75,3 @@ def test_on_fill_in_a_paper_sync_sees_the_candles_closed_by_its_step(tmp_path):
     runner.run(until=pd.Timestamp("2021-01-01 01:00", tz="UTC"))
     assert runner.ticks == 2  # 00:00 and 01:00: both fills come in the sync of one tick
     assert trader.state["seen"] == want
-
-
-def test_a_restart_between_ticks_hands_the_fills_as_without_it(tmp_path):
-    """Stopped after its 00:00 tick and restarted at 00:30, the runner's next tick is 01:00
-    as without the stop; its start moved the saved paper account to 01:00 with no step, and
-    both fills reached ``on_fill`` with the 01:00 market (row 11) after the restart."""
-    panel = _panel()
-    end = panel.index[-1] + pd.Timedelta("5min")
-    replayed = LadderBuyer()
-    replay(replayed, panel, SimBroker(fee_bps=10), end=end)
-
-    def runner(at):
-        paper = PaperBroker(panel, fee_bps=10, journal_path=tmp_path / "paper.sqlite")
-        return Runner(LadderBuyer(), paper, tmp_path / "j.sqlite", clock=SimulatedClock(at),
-                      symbols=[SYMBOL], timeframe="5m", history=None, end=end,
-                      status_page=False)
-
-    first = runner(panel.index[0])
-    first.run(until=pd.Timestamp("2021-01-01 00:30", tz="UTC"))
-    first.journal.close()
-    second = runner(pd.Timestamp("2021-01-01 00:30", tz="UTC"))
-    second.run(until=pd.Timestamp("2021-01-01 01:00", tz="UTC"))
-    assert second.ticks == 1
-    assert second.trader.state["seen"] == replayed.state["seen"]
-    assert [(f.time, f.quantity) for f in second.journal.fills()] == [
-        (pd.Timestamp("2021-01-01 00:20", tz="UTC"), 1.0),
-        (pd.Timestamp("2021-01-01 00:40", tz="UTC"), 1.0)]

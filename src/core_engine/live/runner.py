@@ -303,10 +303,7 @@ class Runner:
         journal.set_meta("trader_id", self.trader.trader_id)
         journal.set_meta("broker", type(self.broker.broker).__name__)
         sync = getattr(self.broker.broker, "sync", None)
-        if sync is not None and getattr(self.broker.broker, "synced_to", None) is None:
-            # a paper account restored from its file stays where it was saved (where the
-            # journal stopped): the first tick's sync moves it on once reconciled, handing
-            # each fill with the market of its step, as if the runner had not stopped
+        if sync is not None:
             sync(self.now, on_step=None)
         first_run = journal.last_checkpoint() is None and not journal.orders()
         if not journal.opening_balances():
