@@ -24,7 +24,14 @@ from hypothesis import strategies as st
 from core_engine.errors import ConfigError
 from core_engine.live.paper import PaperBroker
 from core_engine.live.runner import Runner, SimulatedClock
-from core_engine.risk import ExitRules, MaxATRPct, RiskPerTrade
+from core_engine.risk import (
+    ExitRules,
+    FixedFraction,
+    MaxATRPct,
+    PortfolioRules,
+    RiskPerTrade,
+    TopNEqual,
+)
 from core_engine.trading import RankingTrader
 from tests.trading.parity import DAY, Config, DataSpec, Outcome, draw_config
 
@@ -167,3 +174,25 @@ def test_a_rebalance_after_a_stop_filled_over_several_candles_sizes_as_replay():
                                 rebalance=True, max_positions=2),
                     fee_bps=25.0, end="2021-05-16 10:00:00+00:00", max_volume_share=0.05)
     check_paper(PaperConfig(config))
+
+
+def test_the_remainder_of_the_last_exit_filled_after_the_last_tick_is_journaled():
+    """Seed 42000185 (paper soak): NKN/USDT's window-end sell at 08:30 fills 10.2 of 41.5
+    (volume cap 0.2 %) and the rest at the 08:35 open. The runner ticks every 4 h and the
+    run ends at 11:00: its last tick was the 08:30 wake-up, the candles after it were never
+    synced and the remainder was missing from the journal. The run now ends with a tick at
+    its end (``test_paper_run_end.py``)."""
+    config = Config(data=DataSpec("feb", ("ETH/USDT", "NKN/USDT", "SOL/USDT"),
+                                  "2021-02-13 23:00:00+00:00", 0.5),
+                    strategy="momentum_rank",
+                    params={"length": 47, "volume_fast": 3, "volume_slow": 29,
+                            "min_volume_trend": 0.0, "min_return": -1.0},
+                    trader=dict(allocator=TopNEqual(n=4),
+                                exits=ExitRules(stop_loss_pct=2.794, take_profit_pct=3.313),
+                                sizing=FixedFraction(max_position_pct=60.0, pct=20.0),
+                                rules=PortfolioRules(cooldown="5min", min_order_value=500.0),
+                                window="30min", shift="4h", hold="window", rebalance=True,
+                                max_positions=4),
+                    fee_bps=0.0, slippage_bps=20.0, max_volume_share=0.002)
+    outcome = check_paper(PaperConfig(config, restart=0.6))
+    assert outcome.fills == 10
