@@ -241,7 +241,8 @@ class Runner:
         ``on_fill`` while an exchange failure interrupts it, before giving up (journaled).
     min_miss_age : str, default "0s"
     end : time, optional
-        The last time of a bounded run (a replay); the trader sees it as ``ctx.end``.
+        The last time of a bounded run (a replay); the trader sees it as ``ctx.end``;
+        :meth:`run` to ``end`` ticks at ``end`` last.
     status_page : bool, default True
         Rewrite ``<journal>.html`` after every tick.
     """
@@ -549,10 +550,14 @@ class Runner:
         self._set_state(RunnerState.HALTED, f"trader failed in {hook}: {type(exc).__name__}")
 
     def _on_broker_step(self) -> None:
-        """During a paper sync: fills at the time of the candle that produced them."""
+        """During a paper sync: fills at the time of the candle that produced them, handed
+        with the market view of that time (as ``replay``: the candles closed by that step,
+        not those of the first fill of the tick; the view is renewed when the clock moved)."""
         self._in_sync = True
         try:
             self.now = self.broker.broker.now()
+            if self.view._now != self.now:
+                self.view.begin_tick(self.now)
             self._import_fills()
         finally:
             self._in_sync = False
@@ -765,7 +770,8 @@ class Runner:
         return pd.Timestamp(nxt, tz="UTC")
 
     def run(self, until: Any = None, max_ticks: int | None = None) -> int:
-        """Tick until ``until`` (a time) or ``max_ticks``; returns the number of ticks."""
+        """Tick until ``until`` (a time) or ``max_ticks``; returns the number of ticks.
+        A run to (or past) the runner's ``end`` has a last tick at ``end``."""
         stop = None if until is None else pd.Timestamp(until)
         done = 0
         checkpoint = None if self.started else self.journal.last_checkpoint()
@@ -782,10 +788,17 @@ class Runner:
                                  pd.Timestamp(latest - 1, tz="UTC"))
             self.view.wakes = list(checkpoint["wakes"])
             heapq.heapify(self.view.wakes)
+        end = self.view.end
         while max_ticks is None or done < max_ticks:
             t = self.next_tick()
             if stop is not None and t > stop:
-                break
+                # a bounded run is read to its end: a last tick there when the cadence does
+                # not fall on it journals the fills after the last tick (a remainder filling
+                # at later opens), as replay matches every candle to the end
+                last = self.last_tick
+                if end is None or end > stop or (last is not None and last >= end):
+                    break
+                t = end
             self.clock.sleep_until(t + self.settle)
             self.tick(t)
             done += 1
