@@ -210,9 +210,14 @@ class SimBroker:
         self._now: tuple | None = None  # (row, now()) of the current candle
         self._bases: list[str] | None = None  # base currency of each symbol
         self._book = RestingBook(self._cols)  # the open orders as kernel records
-        # open buy / sell / market / ioc orders, in placement order (indexes of _live)
-        self._open_buys: dict[str, None] = {}
+        # open buy / sell / market / ioc orders, in placement order (indexes of _live); an
+        # open buy's value is the cash it holds when that does not move with the clock
+        # (None: a market buy, computed when read), see _held_cost
+        self._open_buys: dict[str, float | None] = {}
         self._open_sells: dict[str, None] = {}
+        # per column: what each open sell holds of the base, (remaining, group), in
+        # placement order (what _reserved_base sums)
+        self._sell_holds: dict[int, dict[str, tuple[float, str | None]]] = {}
         self._open_markets: dict[str, None] = {}
         self._open_ioc: dict[str, None] = {}
         self._live_id = id(self._live)
@@ -712,7 +717,9 @@ class SimBroker:
         order.apply_fill(fill)
         self._fills.append(fill)
         self._fill_rows[fill.trade_id] = (row, at_open)
-        if order.status is OrderStatus.FILLED:
+        if order.status is not OrderStatus.FILLED:
+            self._refresh_holds(order)
+        else:
             if not buy and order.reason is None:
                 order.reason = reason
             self._forget(order)
@@ -743,7 +750,7 @@ class SimBroker:
         self._live.pop(cid, None)
         self._highest.pop(cid, None)
         self._deadlines.pop(cid, None)
-        self._untrack(cid)
+        self._untrack(order)
         self._book.remove(order)
 
     def _reject(self, order: Order, reason: str, error: Exception) -> None:
@@ -779,17 +786,39 @@ class SimBroker:
     def _track(self, order: Order) -> None:
         cid = order.client_id
         if order.side is OrderSide.BUY:
-            self._open_buys[cid] = None
+            self._open_buys[cid] = self._held_cost(order)
         else:
             self._open_sells[cid] = None
+            col = self._cols[order.symbol]
+            self._sell_holds.setdefault(col, {})[cid] = (order.remaining, order.group)
         if order.type is OrderType.MARKET:
             self._open_markets[cid] = None
         if order.time_in_force == "ioc":
             self._open_ioc[cid] = None
 
-    def _untrack(self, cid: str) -> None:
+    def _held_cost(self, order: Order) -> float | None:
+        """The cash an open buy holds (:meth:`_cost`) when it does not move with the clock
+        (a limit or stop buy: its price is its own), else None (a market buy)."""
+        if order.type is OrderType.MARKET or order.stop_price is None \
+                and order.type is OrderType.STOP:
+            return None
+        return self._cost(order, self._cols[order.symbol])
+
+    def _refresh_holds(self, order: Order) -> None:
+        """After a partial fill: what the still open ``order`` holds."""
+        cid = order.client_id
+        if cid in self._open_buys:
+            self._open_buys[cid] = self._held_cost(order)
+        elif cid in self._open_sells:
+            holds = self._sell_holds[self._cols[order.symbol]]
+            holds[cid] = (order.remaining, order.group)
+
+    def _untrack(self, order: Order) -> None:
+        cid = order.client_id
         self._open_buys.pop(cid, None)
-        self._open_sells.pop(cid, None)
+        if cid in self._open_sells:
+            del self._open_sells[cid]
+            self._sell_holds[self._cols[order.symbol]].pop(cid, None)
         self._open_markets.pop(cid, None)
         self._open_ioc.pop(cid, None)
 
@@ -807,29 +836,36 @@ class SimBroker:
         if self._live_id != id(self._live):
             self._live_id = id(self._live)
             self._open_buys, self._open_markets, self._open_ioc = {}, {}, {}
-            self._open_sells = {}
+            self._open_sells, self._sell_holds = {}, {}
             for order in self._live.values():
                 self._track(order)
             self._book = RestingBook(self._cols, [o for o in self._live.values() if o.is_open])
 
     def _reserved_cash(self, exclude: str | None) -> float:
+        """The cash the open buys hold (but ``exclude``): the sum of their :meth:`_cost`, in
+        placement order, read from ``_open_buys`` where it does not move with the clock."""
         self._check_live()
-        return sum(self._cost(o, self._cols[o.symbol]) for o in self._live_of(self._open_buys)
-                   if o.client_id != exclude)
+        buys = self._open_buys
+        if exclude not in buys and None not in buys.values():
+            return sum(buys.values())  # type: ignore[arg-type]
+        live, cols = self._live, self._cols
+        return sum(self._cost(live[cid], cols[live[cid].symbol]) if cost is None else cost
+                   for cid, cost in buys.items() if cid != exclude and cid in live)
 
     def _reserved_base(self, col: int, extra: Order | None) -> float:
+        """The base the open sells of ``col`` (and ``extra``) hold: their remaining
+        quantities, the largest once per OCO group, in placement order."""
         groups: dict[str, float] = {}
         total = 0.0
         self._check_live()
-        cols = self._cols
-        orders = [o for o in self._live_of(self._open_sells) if cols[o.symbol] == col]
+        holds = list(self._sell_holds.get(col, {}).values())
         if extra is not None:
-            orders.append(extra)
-        for o in orders:
-            if o.group is None:
-                total += o.remaining
+            holds.append((extra.remaining, extra.group))
+        for remaining, group in holds:
+            if group is None:
+                total += remaining
             else:
-                groups[o.group] = max(groups.get(o.group, 0.0), o.remaining)
+                groups[group] = max(groups.get(group, 0.0), remaining)
         return total + sum(groups.values())
 
     def _check_funds(self, order: Order, col: int) -> None:
