@@ -83,6 +83,7 @@ from core_engine.trading.orders import (
     OrderSide,
     OrderStatus,
     OrderType,
+    new_fill,
 )
 
 __all__ = ["SimBroker"]
@@ -677,10 +678,11 @@ class SimBroker:
                 return
             order.quantity = quantity
         quantity = order.remaining
-        cap = self._volume_left(col, row)
-        if cap <= 0:
-            return
-        quantity = min(quantity, cap)
+        if self.max_volume_share is not None:
+            cap = self._volume_left(col, row)
+            if cap <= 0:
+                return
+            quantity = min(quantity, cap)
         if buy and quantity * price * (1.0 + rate) > self.cash * (1 + _TOL) + 1e-12:
             self._refuse(order, "insufficient_funds")
             return
@@ -709,11 +711,10 @@ class SimBroker:
             self._used[(row, col)] = self._used.get((row, col), 0.0) + quantity
         self._seq += 1
         time = int(self._index[row]) + (0 if at_open else self._step)
-        fill = Fill(trade_id=f"sim-{self._seq}", client_id=order.client_id, symbol=order.symbol,
-                    side=order.side, time=pd.Timestamp(time, tz="UTC"), price=price,
-                    quantity=quantity, fee=fee,
-                    liquidity="maker" if order.type is OrderType.LIMIT else "taker",
-                    reason=reason, ambiguous=ambiguous)
+        fill = new_fill(f"sim-{self._seq}", order.client_id, order.symbol, order.side,
+                        pd.Timestamp(time, tz="UTC"), price, quantity, fee,
+                        "maker" if order.type is OrderType.LIMIT else "taker", reason,
+                        ambiguous)
         order.apply_fill(fill)
         self._fills.append(fill)
         self._fill_rows[fill.trade_id] = (row, at_open)
@@ -781,7 +782,7 @@ class SimBroker:
             return order.quote_quantity * (1.0 + self.taker_fee)
         rate = self.maker_fee if order.type is OrderType.LIMIT else self.taker_fee
         price = self._reference_price(order, col)
-        return order.remaining * price * (1.0 + rate) if np.isfinite(price) else 0.0
+        return order.remaining * price * (1.0 + rate) if math.isfinite(price) else 0.0
 
     def _track(self, order: Order) -> None:
         cid = order.client_id
