@@ -370,12 +370,17 @@ class Order:
 
     def to_record(self) -> dict:
         """A flat dict (one row of the orders table)."""
+        nan = math.nan
         return {
             "client_id": self.client_id, "symbol": self.symbol, "side": self.side.value,
-            "type": self.type.value, "quantity": _nan(self.quantity),
-            "quote_quantity": _nan(self.quote_quantity), "limit_price": _nan(self.limit_price),
-            "stop_price": _nan(self.stop_price), "trail_pct": _nan(self.trail_pct),
-            "trail_offset": _nan(self.trail_offset), "time_in_force": self.time_in_force,
+            "type": self.type.value,
+            "quantity": nan if self.quantity is None else float(self.quantity),
+            "quote_quantity": nan if self.quote_quantity is None else float(self.quote_quantity),
+            "limit_price": nan if self.limit_price is None else float(self.limit_price),
+            "stop_price": nan if self.stop_price is None else float(self.stop_price),
+            "trail_pct": nan if self.trail_pct is None else float(self.trail_pct),
+            "trail_offset": nan if self.trail_offset is None else float(self.trail_offset),
+            "time_in_force": self.time_in_force,
             "group": self.group, "tag": self.tag, "status": self.status.value,
             "filled_quantity": self.filled_quantity, "average_price": self.average_price,
             "fees": self.fees, "created_at": self.created_at, "updated_at": self.updated_at,
@@ -427,10 +432,6 @@ def new_fill(trade_id: str, client_id: str, symbol: str, side: OrderSide, time: 
                          time=time, price=price, quantity=quantity, fee=fee,
                          liquidity=liquidity, reason=reason, ambiguous=ambiguous)
     return fill
-
-
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else float(value)
 
 
 def _enum(kind: type[Enum], value: Any, name: str, owner: str) -> Any:

@@ -211,6 +211,7 @@ class SimBroker:
         self._now: tuple | None = None  # (row, now()) of the current candle
         self._bases: list[str] | None = None  # base currency of each symbol
         self._book = RestingBook(self._cols)  # the open orders as kernel records
+        self._hits = np.empty(16, dtype=np.int64)  # _match_resting's kernel output
         # open buy / sell / market / ioc orders, in placement order (indexes of _live); an
         # open buy's value is the cash it holds when that does not move with the clock
         # (None: a market buy, computed when read), see _held_cost
@@ -482,12 +483,14 @@ class SimBroker:
         skipping search's own test) leaves Python only the orders this candle can fill."""
         book = self._book_now()
         n = book.n
-        if not len(book):
+        if not book.slots:
             return
         orders = book.orders
         if self._highest:
             book.load_highs(self._highest)
-        hits = np.empty(n, dtype=np.int64)
+        hits = self._hits
+        if len(hits) < n:  # the kernel's output, reused (read into a list below)
+            hits = self._hits = np.empty(2 * n, dtype=np.int64)
         count = triggers_on_row(self._open, self._high, self._low, book.records, n, row,
                                 open_only, hits)
         if not count:
