@@ -100,3 +100,45 @@ def test_quote_limit_order_gets_its_quantity_from_the_limit():
     order = Order(client_id="x", symbol="BTC/USDT", side="buy", type="limit", limit_price=50.0,
                   quote_quantity=100.0)
     assert order.quantity == 2.0 and math.isnan(order.average_price)
+
+
+def test_new_fill_is_the_fill_the_keyword_call_builds():
+    """The brokers' fast constructor: the same frozen record, field for field and in order."""
+    import dataclasses
+    import pickle
+
+    from core_engine.trading.orders import OrderSide, new_fill
+
+    t = pd.Timestamp("2021-01-01 00:05", tz="UTC")
+    args = ("sim-7", "c1", "AAA/USDT", OrderSide.SELL, t, 101.5, 0.25, 0.0125, "maker",
+            "take_profit", True)
+    fast = new_fill(*args)
+    slow = Fill(trade_id="sim-7", client_id="c1", symbol="AAA/USDT", side=OrderSide.SELL,
+                time=t, price=101.5, quantity=0.25, fee=0.0125, liquidity="maker",
+                reason="take_profit", ambiguous=True)
+    assert type(fast) is Fill and fast == slow and hash(fast) == hash(slow)
+    assert list(vars(fast).items()) == list(vars(slow).items())
+    assert fast.to_record() == slow.to_record()
+    assert pickle.loads(pickle.dumps(fast)) == slow
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.price = 1.0  # type: ignore[misc]
+
+
+def test_context_order_refuses_a_bad_side_and_type_as_before():
+    """ctx.order maps side and type by dict lookups; what it refuses is unchanged."""
+    from core_engine.trading import OrderSide, SimBroker, Trader
+    from core_engine.trading.events import PanelView
+    from core_engine.trading.trader import Context, Records
+    from tests.trading.conftest import make_panel
+
+    panel = make_panel([(100, 101, 99, 100, 10)] * 3)
+    broker = SimBroker(panel)
+    broker.begin_row(1)
+    ctx = Context(broker, PanelView(panel, broker, True, None), Trader(), Records())
+    with pytest.raises(ConfigError, match="The 'type' of ctx.buy must be 'market', 'limit' "
+                                          "or 'stop'. Got 'twap'."):
+        ctx.buy("AAA/USDT", 1.0, type="twap")
+    with pytest.raises(ValueError, match="'hold' is not a valid OrderSide"):
+        ctx.order("AAA/USDT", "hold", 1.0)
+    placed = ctx.order("AAA/USDT", "buy", 1.0, type="limit", price=90.0)
+    assert placed.side is OrderSide.BUY and placed.type.value == "limit"

@@ -262,9 +262,13 @@ class Order:
             raise ConfigError(f"An order needs a non-empty string client_id. Got {self.client_id!r}.")
         if not isinstance(self.symbol, str) or not self.symbol:
             raise ConfigError(f"The 'symbol' of {owner} must be a non-empty string. Got {self.symbol!r}.")
-        self.side = _enum(OrderSide, self.side, "side", owner)
-        self.type = _enum(OrderType, self.type, "type", owner)
-        self.status = _enum(OrderStatus, self.status, "status", owner)
+        # (the common cases test inline: an order is built per event of a replay)
+        if type(self.side) is not OrderSide:
+            self.side = _enum(OrderSide, self.side, "side", owner)
+        if type(self.type) is not OrderType:
+            self.type = _enum(OrderType, self.type, "type", owner)
+        if type(self.status) is not OrderStatus:
+            self.status = _enum(OrderStatus, self.status, "status", owner)
         if (self.quantity is None) == (self.quote_quantity is None):
             raise ConfigError(f"{owner} needs exactly one of 'quantity' and 'quote_quantity'. "
                               f"Got quantity={self.quantity!r}, quote_quantity={self.quote_quantity!r}.")
@@ -272,9 +276,18 @@ class Order:
         self.quote_quantity = _positive(owner, "quote_quantity", self.quote_quantity)
         if self.quote_quantity is not None and self.side is not OrderSide.BUY:
             raise ConfigError(f"{owner}: 'quote_quantity' is for buys; give a sell its 'quantity'.")
-        for name in ("limit_price", "stop_price", "trail_pct", "trail_offset", "trail_reference",
-                     "lot_step"):
-            setattr(self, name, _positive(owner, name, getattr(self, name)))
+        if self.limit_price is not None:
+            self.limit_price = _positive(owner, "limit_price", self.limit_price)
+        if self.stop_price is not None:
+            self.stop_price = _positive(owner, "stop_price", self.stop_price)
+        if self.trail_pct is not None:
+            self.trail_pct = _positive(owner, "trail_pct", self.trail_pct)
+        if self.trail_offset is not None:
+            self.trail_offset = _positive(owner, "trail_offset", self.trail_offset)
+        if self.trail_reference is not None:
+            self.trail_reference = _positive(owner, "trail_reference", self.trail_reference)
+        if self.lot_step is not None:
+            self.lot_step = _positive(owner, "lot_step", self.lot_step)
         if self.type is OrderType.LIMIT and self.limit_price is None:
             raise ConfigError(f"{owner} is a limit order without a 'limit_price'.")
         if self.type is not OrderType.LIMIT and self.limit_price is not None:
@@ -357,12 +370,17 @@ class Order:
 
     def to_record(self) -> dict:
         """A flat dict (one row of the orders table)."""
+        nan = math.nan
         return {
             "client_id": self.client_id, "symbol": self.symbol, "side": self.side.value,
-            "type": self.type.value, "quantity": _nan(self.quantity),
-            "quote_quantity": _nan(self.quote_quantity), "limit_price": _nan(self.limit_price),
-            "stop_price": _nan(self.stop_price), "trail_pct": _nan(self.trail_pct),
-            "trail_offset": _nan(self.trail_offset), "time_in_force": self.time_in_force,
+            "type": self.type.value,
+            "quantity": nan if self.quantity is None else float(self.quantity),
+            "quote_quantity": nan if self.quote_quantity is None else float(self.quote_quantity),
+            "limit_price": nan if self.limit_price is None else float(self.limit_price),
+            "stop_price": nan if self.stop_price is None else float(self.stop_price),
+            "trail_pct": nan if self.trail_pct is None else float(self.trail_pct),
+            "trail_offset": nan if self.trail_offset is None else float(self.trail_offset),
+            "time_in_force": self.time_in_force,
             "group": self.group, "tag": self.tag, "status": self.status.value,
             "filled_quantity": self.filled_quantity, "average_price": self.average_price,
             "fees": self.fees, "created_at": self.created_at, "updated_at": self.updated_at,
@@ -397,13 +415,23 @@ class Fill:
 
     def to_record(self) -> dict:
         return {"trade_id": self.trade_id, "client_id": self.client_id, "symbol": self.symbol,
-                "side": OrderSide(self.side).value, "time": self.time, "price": self.price,
+                "side": self.side.value if type(self.side) is OrderSide
+                else OrderSide(self.side).value, "time": self.time, "price": self.price,
                 "quantity": self.quantity, "fee": self.fee, "liquidity": self.liquidity,
                 "reason": self.reason, "ambiguous": self.ambiguous}
 
 
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else float(value)
+def new_fill(trade_id: str, client_id: str, symbol: str, side: OrderSide, time: pd.Timestamp,
+             price: float, quantity: float, fee: float, liquidity: str, reason: str,
+             ambiguous: bool) -> Fill:
+    """``Fill(trade_id=..., ...)`` for a broker's hot path: the same frozen record, set
+    without the keyword check of the call and the frozen dataclass's one attribute at a time
+    (a fill is built per event of a replay). Fill has no ``__post_init__`` to skip."""
+    fill = object.__new__(Fill)
+    fill.__dict__.update(trade_id=trade_id, client_id=client_id, symbol=symbol, side=side,
+                         time=time, price=price, quantity=quantity, fee=fee,
+                         liquidity=liquidity, reason=reason, ambiguous=ambiguous)
+    return fill
 
 
 def _enum(kind: type[Enum], value: Any, name: str, owner: str) -> Any:

@@ -83,6 +83,7 @@ from core_engine.trading.orders import (
     OrderSide,
     OrderStatus,
     OrderType,
+    new_fill,
 )
 
 __all__ = ["SimBroker"]
@@ -210,9 +211,15 @@ class SimBroker:
         self._now: tuple | None = None  # (row, now()) of the current candle
         self._bases: list[str] | None = None  # base currency of each symbol
         self._book = RestingBook(self._cols)  # the open orders as kernel records
-        # open buy / sell / market / ioc orders, in placement order (indexes of _live)
-        self._open_buys: dict[str, None] = {}
+        self._hits = np.empty(16, dtype=np.int64)  # _match_resting's kernel output
+        # open buy / sell / market / ioc orders, in placement order (indexes of _live); an
+        # open buy's value is the cash it holds when that does not move with the clock
+        # (None: a market buy, computed when read), see _held_cost
+        self._open_buys: dict[str, float | None] = {}
         self._open_sells: dict[str, None] = {}
+        # per column: what each open sell holds of the base, (remaining, group), in
+        # placement order (what _reserved_base sums)
+        self._sell_holds: dict[int, dict[str, tuple[float, str | None]]] = {}
         self._open_markets: dict[str, None] = {}
         self._open_ioc: dict[str, None] = {}
         self._live_id = id(self._live)
@@ -476,12 +483,14 @@ class SimBroker:
         skipping search's own test) leaves Python only the orders this candle can fill."""
         book = self._book_now()
         n = book.n
-        if not len(book):
+        if not book.slots:
             return
         orders = book.orders
         if self._highest:
             book.load_highs(self._highest)
-        hits = np.empty(n, dtype=np.int64)
+        hits = self._hits
+        if len(hits) < n:  # the kernel's output, reused (read into a list below)
+            hits = self._hits = np.empty(2 * n, dtype=np.int64)
         count = triggers_on_row(self._open, self._high, self._low, book.records, n, row,
                                 open_only, hits)
         if not count:
@@ -672,10 +681,11 @@ class SimBroker:
                 return
             order.quantity = quantity
         quantity = order.remaining
-        cap = self._volume_left(col, row)
-        if cap <= 0:
-            return
-        quantity = min(quantity, cap)
+        if self.max_volume_share is not None:
+            cap = self._volume_left(col, row)
+            if cap <= 0:
+                return
+            quantity = min(quantity, cap)
         if buy and quantity * price * (1.0 + rate) > self.cash * (1 + _TOL) + 1e-12:
             self._refuse(order, "insufficient_funds")
             return
@@ -704,15 +714,16 @@ class SimBroker:
             self._used[(row, col)] = self._used.get((row, col), 0.0) + quantity
         self._seq += 1
         time = int(self._index[row]) + (0 if at_open else self._step)
-        fill = Fill(trade_id=f"sim-{self._seq}", client_id=order.client_id, symbol=order.symbol,
-                    side=order.side, time=pd.Timestamp(time, tz="UTC"), price=price,
-                    quantity=quantity, fee=fee,
-                    liquidity="maker" if order.type is OrderType.LIMIT else "taker",
-                    reason=reason, ambiguous=ambiguous)
+        fill = new_fill(f"sim-{self._seq}", order.client_id, order.symbol, order.side,
+                        pd.Timestamp(time, tz="UTC"), price, quantity, fee,
+                        "maker" if order.type is OrderType.LIMIT else "taker", reason,
+                        ambiguous)
         order.apply_fill(fill)
         self._fills.append(fill)
         self._fill_rows[fill.trade_id] = (row, at_open)
-        if order.status is OrderStatus.FILLED:
+        if order.status is not OrderStatus.FILLED:
+            self._refresh_holds(order)
+        else:
             if not buy and order.reason is None:
                 order.reason = reason
             self._forget(order)
@@ -743,7 +754,7 @@ class SimBroker:
         self._live.pop(cid, None)
         self._highest.pop(cid, None)
         self._deadlines.pop(cid, None)
-        self._untrack(cid)
+        self._untrack(order)
         self._book.remove(order)
 
     def _reject(self, order: Order, reason: str, error: Exception) -> None:
@@ -774,22 +785,44 @@ class SimBroker:
             return order.quote_quantity * (1.0 + self.taker_fee)
         rate = self.maker_fee if order.type is OrderType.LIMIT else self.taker_fee
         price = self._reference_price(order, col)
-        return order.remaining * price * (1.0 + rate) if np.isfinite(price) else 0.0
+        return order.remaining * price * (1.0 + rate) if math.isfinite(price) else 0.0
 
     def _track(self, order: Order) -> None:
         cid = order.client_id
         if order.side is OrderSide.BUY:
-            self._open_buys[cid] = None
+            self._open_buys[cid] = self._held_cost(order)
         else:
             self._open_sells[cid] = None
+            col = self._cols[order.symbol]
+            self._sell_holds.setdefault(col, {})[cid] = (order.remaining, order.group)
         if order.type is OrderType.MARKET:
             self._open_markets[cid] = None
         if order.time_in_force == "ioc":
             self._open_ioc[cid] = None
 
-    def _untrack(self, cid: str) -> None:
+    def _held_cost(self, order: Order) -> float | None:
+        """The cash an open buy holds (:meth:`_cost`) when it does not move with the clock
+        (a limit or stop buy: its price is its own), else None (a market buy)."""
+        if order.type is OrderType.MARKET or order.stop_price is None \
+                and order.type is OrderType.STOP:
+            return None
+        return self._cost(order, self._cols[order.symbol])
+
+    def _refresh_holds(self, order: Order) -> None:
+        """After a partial fill: what the still open ``order`` holds."""
+        cid = order.client_id
+        if cid in self._open_buys:
+            self._open_buys[cid] = self._held_cost(order)
+        elif cid in self._open_sells:
+            holds = self._sell_holds[self._cols[order.symbol]]
+            holds[cid] = (order.remaining, order.group)
+
+    def _untrack(self, order: Order) -> None:
+        cid = order.client_id
         self._open_buys.pop(cid, None)
-        self._open_sells.pop(cid, None)
+        if cid in self._open_sells:
+            del self._open_sells[cid]
+            self._sell_holds[self._cols[order.symbol]].pop(cid, None)
         self._open_markets.pop(cid, None)
         self._open_ioc.pop(cid, None)
 
@@ -807,29 +840,36 @@ class SimBroker:
         if self._live_id != id(self._live):
             self._live_id = id(self._live)
             self._open_buys, self._open_markets, self._open_ioc = {}, {}, {}
-            self._open_sells = {}
+            self._open_sells, self._sell_holds = {}, {}
             for order in self._live.values():
                 self._track(order)
             self._book = RestingBook(self._cols, [o for o in self._live.values() if o.is_open])
 
     def _reserved_cash(self, exclude: str | None) -> float:
+        """The cash the open buys hold (but ``exclude``): the sum of their :meth:`_cost`, in
+        placement order, read from ``_open_buys`` where it does not move with the clock."""
         self._check_live()
-        return sum(self._cost(o, self._cols[o.symbol]) for o in self._live_of(self._open_buys)
-                   if o.client_id != exclude)
+        buys = self._open_buys
+        if exclude not in buys and None not in buys.values():
+            return sum(buys.values())  # type: ignore[arg-type]
+        live, cols = self._live, self._cols
+        return sum(self._cost(live[cid], cols[live[cid].symbol]) if cost is None else cost
+                   for cid, cost in buys.items() if cid != exclude and cid in live)
 
     def _reserved_base(self, col: int, extra: Order | None) -> float:
+        """The base the open sells of ``col`` (and ``extra``) hold: their remaining
+        quantities, the largest once per OCO group, in placement order."""
         groups: dict[str, float] = {}
         total = 0.0
         self._check_live()
-        cols = self._cols
-        orders = [o for o in self._live_of(self._open_sells) if cols[o.symbol] == col]
+        holds = list(self._sell_holds.get(col, {}).values())
         if extra is not None:
-            orders.append(extra)
-        for o in orders:
-            if o.group is None:
-                total += o.remaining
+            holds.append((extra.remaining, extra.group))
+        for remaining, group in holds:
+            if group is None:
+                total += remaining
             else:
-                groups[o.group] = max(groups.get(o.group, 0.0), o.remaining)
+                groups[group] = max(groups.get(group, 0.0), remaining)
         return total + sum(groups.values())
 
     def _check_funds(self, order: Order, col: int) -> None:

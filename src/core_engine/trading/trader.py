@@ -43,6 +43,17 @@ from core_engine.trading.orders import Fill, Order, OrderSide, OrderType, client
 
 __all__ = ["BrokerView", "Context", "Records", "Trader"]
 
+_KINDS = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP}
+_SIDES = {"buy": OrderSide.BUY, "sell": OrderSide.SELL}
+
+
+def _side(side: Any) -> OrderSide:
+    """``OrderSide(side)``, by a dict lookup in the common case."""
+    try:
+        return _SIDES[side]
+    except (KeyError, TypeError):
+        return OrderSide(side)
+
 
 def _wrap_init(cls: type, original: Callable) -> Callable:
     signature = inspect.signature(original)
@@ -378,7 +389,7 @@ class Context:
         if (quantity is None) == (value is None):
             raise ConfigError(f"ctx.{side} needs exactly one of 'quantity' and 'value'. Got "
                               f"quantity={quantity!r}, value={value!r}.")
-        kind = OrderType(type) if type in ("market", "limit", "stop") else None
+        kind = _KINDS[type] if type in ("market", "limit", "stop") else None
         if kind is None:
             raise ConfigError(f"The 'type' of ctx.{side} must be 'market', 'limit' or 'stop'. "
                               f"Got {type!r}.")
@@ -396,7 +407,7 @@ class Context:
             leg = f"{side}-{count}"
         order = Order(
             client_id=client_order_id(self.trader.trader_id, now, symbol, leg),
-            symbol=symbol, side=OrderSide(side), type=kind, quantity=quantity,
+            symbol=symbol, side=_side(side), type=kind, quantity=quantity,
             quote_quantity=quote_quantity, lot_step=lot_step, min_value=min_value,
             limit_price=price if kind is OrderType.LIMIT else None,
             stop_price=price if kind is OrderType.STOP else None,
