@@ -242,7 +242,8 @@ class Runner:
     min_miss_age : str, default "0s"
     end : time, optional
         The last time of a bounded run (a replay); the trader sees it as ``ctx.end``;
-        :meth:`run` to ``end`` ticks at ``end`` last.
+        :meth:`run` to ``end`` ticks last at ``end`` (at the open of the candle it falls
+        in, as replay's call at the end time), unless the run started after it.
     status_page : bool, default True
         Rewrite ``<journal>.html`` after every tick.
     """
@@ -789,14 +790,24 @@ class Runner:
             self.view.wakes = list(checkpoint["wakes"])
             heapq.heapify(self.view.wakes)
         end = self.view.end
+        if end is not None:
+            # the end tick is at the open of the candle ``end`` falls in (replay's call at
+            # the end time): a sync to a time inside a candle would match that candle,
+            # which closes after ``end``, before it closed
+            end = pd.Timestamp(end.value // self.step_ns * self.step_ns, tz="UTC")
         while max_ticks is None or done < max_ticks:
             t = self.next_tick()
             if stop is not None and t > stop:
                 # a bounded run is read to its end: a last tick there when the cadence does
                 # not fall on it journals the fills after the last tick (a remainder filling
-                # at later opens), as replay matches every candle to the end
+                # at later opens), as replay matches every candle to the end. A run that
+                # never reached ``end`` (its first tick, or the clock at start, after it)
+                # has none: that tick would start a trader at a past time (on_start, a
+                # decision on the candles of then, sent at today's prices)
                 last = self.last_tick
-                if end is None or end > stop or (last is not None and last >= end):
+                if last is None:
+                    last = pd.Timestamp(self.clock.now()) - pd.Timedelta(1, unit="ns")
+                if end is None or end > stop or last >= end:
                     break
                 t = end
             self.clock.sleep_until(t + self.settle)
