@@ -41,7 +41,8 @@ from core_engine.trading.sim import SimBroker
 __all__ = ["PaperBroker", "ccxt_candle_source"]
 
 _ACCOUNT = ("cash", "holdings", "_orders", "_live", "_highest", "_placed_row", "_fills",
-            "_fill_rows", "_used", "_row", "_phase", "_seq", "mark_equity")
+            "_fill_rows", "_used", "_row", "_phase", "_seq", "mark_equity", "_fill_steps")
+_SINCE = {"_fill_steps": dict}  # (an account saved before it was kept: its default)
 
 
 class PaperBroker(SimBroker):
@@ -125,7 +126,7 @@ class PaperBroker(SimBroker):
             self._frames = state["frames"]
             self._rebind()
         for name in _ACCOUNT:
-            setattr(self, name, state[name])
+            setattr(self, name, state[name] if name in state else _SINCE[name]())
         self.synced_to = state["synced_to"]
 
     # -- candles ----------------------------------------------------------------------------

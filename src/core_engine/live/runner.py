@@ -488,8 +488,9 @@ class Runner:
     def _dispatch(self) -> None:
         """Call ``on_fill`` for every journaled fill after the cursor, in journal order.
 
-        Outside a paper sync, ``ctx.now`` is the fill's time while ``on_fill`` runs, so the
-        orders it places (a stop after an entry) get the same client ids when a restart
+        Outside a paper sync, ``ctx.now`` is the fill's time while ``on_fill`` runs (a paper
+        broker's: the time of the sync step that made it, the ``ctx.now`` of the sync), so
+        the orders it places (a stop after an entry) get the same client ids when a restart
         dispatches the fill again.
         """
         tick = self.now
@@ -513,8 +514,10 @@ class Runner:
             tries, last = self._fill_tries.get(rowid, (0, -1))
             if last == self.ticks:
                 return  # it failed in this tick already: the next tick tries again
-            if not self._in_sync:
-                self.now = row.time
+            if not self._in_sync:  # a paper fill: the time of the sync step that made it
+                step = getattr(self.broker.broker, "fill_step_time", None)
+                at = step(row.trade_id) if step is not None else None
+                self.now = row.time if at is None else at
             legs = dict(self.ctx._legs)
             try:
                 handled = self._on_fill(fill)

@@ -207,6 +207,9 @@ class SimBroker:
         self._placed_row: dict[str, int] = {}
         self._fills: list[Fill] = []
         self._fill_rows: dict[str, tuple[int, bool]] = {}
+        # trade id: the row the clock was at when it filled, where not the fill's own row
+        # (a 'last_close' fill of an earlier candle), see fill_step_time
+        self._fill_steps: dict[str, int] = {}
         self._deadlines: dict[str, int] = {}
         self._now: tuple | None = None  # (row, now()) of the current candle
         self._bases: list[str] | None = None  # base currency of each symbol
@@ -286,6 +289,16 @@ class SimBroker:
         except KeyError:
             raise OrderNotFound(f"No order with client id {client_id!r} is known to this "
                                 "SimBroker.") from None
+
+    def fill_step_time(self, trade_id: str) -> pd.Timestamp | None:
+        """The broker's time when it made the fill ``trade_id`` (the open of the candle its
+        clock was at, :meth:`now` then), None for a trade it does not know. A paper runner
+        hands a fill to ``on_fill`` at that time in its sync, and again at that time when a
+        restart hands it again (the orders ``on_fill`` places keep their client ids)."""
+        rows = self._fill_rows.get(trade_id)
+        if rows is None:
+            return None
+        return self._now_at(self._fill_steps.get(trade_id, rows[0]))
 
     def fills(self, since: Any = None) -> list[Fill]:
         if since is None:
@@ -721,6 +734,8 @@ class SimBroker:
         order.apply_fill(fill)
         self._fills.append(fill)
         self._fill_rows[fill.trade_id] = (row, at_open)
+        if row != self._row:
+            self._fill_steps[fill.trade_id] = self._row
         if order.status is not OrderStatus.FILLED:
             self._refresh_holds(order)
         else:
