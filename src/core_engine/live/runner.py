@@ -792,7 +792,7 @@ class Runner:
                                  pd.Timestamp(latest - 1, tz="UTC"))
             self.view.wakes = list(checkpoint["wakes"])
             heapq.heapify(self.view.wakes)
-        end = self.view.end
+        end = end_given = self.view.end
         if end is not None:
             # the end tick is at the open of the candle ``end`` falls in (replay's call at
             # the end time): a sync to a time inside a candle would match that candle,
@@ -810,7 +810,7 @@ class Runner:
                 last = self.last_tick
                 if last is None:
                     last = pd.Timestamp(self.clock.now()) - pd.Timedelta(1, unit="ns")
-                if end is None or end > stop or last >= end:
+                if end is None or end_given > stop or last >= end:
                     break
                 t = end
             self.clock.sleep_until(t + self.settle)
