@@ -6,7 +6,6 @@ inside the candle), so the orders got other client ids and were placed twice."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,8 +13,7 @@ from core_engine.data import Panel
 from core_engine.live.paper import PaperBroker
 from core_engine.live.runner import Runner, SimulatedClock
 from core_engine.trading import Trader
-
-SYMBOL = "BTC/USDT"
+from tests.live.flat_candles import SYMBOL, flat_panel
 
 
 class Killed(BaseException):
@@ -23,13 +21,8 @@ class Killed(BaseException):
 
 
 def _panel() -> Panel:
-    times = pd.date_range("2021-01-01", periods=24, freq="5min", tz="UTC")
-    price = np.full(24, 100.0)
-    lows = price - 0.5
-    lows[3] = 98.0  # 00:15: the limit buy fills inside the candle (timed 00:20)
-    frame = pd.DataFrame({"timestamp": times, "open": price, "high": price + 0.5,
-                          "low": lows, "close": price, "volume": np.full(24, 1_000.0)})
-    return Panel.from_frames({SYMBOL: frame}, "5m")
+    # 00:15: the limit buy fills inside the candle (timed 00:20)
+    return flat_panel(lows={3: 98.0})
 
 
 class ScaleIn(Trader):

@@ -18,18 +18,12 @@ from core_engine.data import Panel
 from core_engine.live.paper import PaperBroker
 from core_engine.live.runner import Runner, SimulatedClock
 from core_engine.trading import SimBroker, Trader, replay
-
-SYMBOL = "BTC/USDT"
+from tests.live.flat_candles import SYMBOL, flat_panel
 
 
 def _panel() -> Panel:
     """24 five-minute candles at 100; from 01:00 a volume of 40 (0.4 at a share of 1 %)."""
-    times = pd.date_range("2021-01-01", periods=24, freq="5min", tz="UTC")
-    price = np.full(24, 100.0)
-    volume = np.where(np.arange(24) >= 12, 40.0, 1_000.0)
-    frame = pd.DataFrame({"timestamp": times, "open": price, "high": price + 0.5,
-                          "low": price - 0.5, "close": price, "volume": volume})
-    return Panel.from_frames({SYMBOL: frame}, "5m")
+    return flat_panel(volume=np.where(np.arange(24) >= 12, 40.0, 1_000.0))
 
 
 class BuyThenSell(Trader):

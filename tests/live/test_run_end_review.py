@@ -10,19 +10,11 @@ from core_engine.data import Panel
 from core_engine.live.paper import PaperBroker
 from core_engine.live.runner import Runner, SimulatedClock
 from core_engine.trading import SimBroker, Trader, replay
-
-SYMBOL = "BTC/USDT"
+from tests.live.flat_candles import SYMBOL, flat_panel
 
 
 def _panel(dip_row: int | None = None) -> Panel:
-    times = pd.date_range("2021-01-01", periods=24, freq="5min", tz="UTC")
-    price = np.full(24, 100.0)
-    lows = price - 0.5
-    if dip_row is not None:
-        lows[dip_row] = 95.0
-    frame = pd.DataFrame({"timestamp": times, "open": price, "high": price + 0.5,
-                          "low": lows, "close": price, "volume": np.full(24, 1_000.0)})
-    return Panel.from_frames({SYMBOL: frame}, "5m")
+    return flat_panel(lows=None if dip_row is None else {dip_row: 95.0})
 
 
 class Buyer(Trader):
