@@ -184,6 +184,22 @@ def test_idempotent_place_cancel_and_lookups():
         b.place(Order(client_id="z", symbol="ZZZ/USDT", side="buy", quantity=1.0))
 
 
+def test_a_filled_quote_amount_buy_sent_again_is_returned_not_refused():
+    """A quote-amount market buy gets its quantity when it fills; the same order sent again
+    (a retry that does not know it filled) is the same order, not a clash of client ids.
+    A different amount under that id is still refused."""
+    b = broker_on([(100, 101, 99, 100, 10), (100, 101, 99, 100, 10)])
+    b.begin_row(1)
+    first = b.place(Order(client_id="q", symbol=SYM, side="buy", quote_quantity=200.0))
+    assert first.status is OrderStatus.FILLED and first.quantity == pytest.approx(2.0)
+    again = Order(client_id="q", symbol=SYM, side="buy", quote_quantity=200.0)
+    assert b.place(again) is first and len(b.fills()) == 1
+    with pytest.raises(OrderRejected, match="already used"):
+        b.place(Order(client_id="q", symbol=SYM, side="buy", quote_quantity=300.0))
+    with pytest.raises(OrderRejected, match="already used"):
+        b.place(Order(client_id="q", symbol=SYM, side="buy", quantity=3.0))
+
+
 def test_candles_are_closed_candles_only():
     b = broker_on([(100, 101, 99, 100, 10), (101, 102, 100, 101, 10), (102, 103, 101, 102, 10)])
     b.begin_row(2)

@@ -92,6 +92,7 @@ _TOL = 1e-9
 _NO_DEADLINE = 2**62
 _SAME_FIELDS = ("symbol", "side", "type", "quantity", "quote_quantity", "lot_step", "limit_price",
                 "stop_price", "trail_pct", "trail_offset", "time_in_force", "group")
+_SAME_FIELDS_BY_VALUE = tuple(f for f in _SAME_FIELDS if f != "quantity")
 
 
 def _price(value: float | None) -> float:
@@ -316,7 +317,11 @@ class SimBroker:
         self._require()
         known = self._orders.get(order.client_id)
         if known is not None:
-            if all(getattr(known, f) == getattr(order, f) for f in _SAME_FIELDS):
+            # a quote-amount order's quantity is the broker's (set when it fills), not the
+            # sender's: a resend that leaves it unset is the same order
+            fields = _SAME_FIELDS if order.quantity is not None \
+                or order.quote_quantity is None else _SAME_FIELDS_BY_VALUE
+            if all(getattr(known, f) == getattr(order, f) for f in fields):
                 return known
             raise OrderRejected(f"Client order id {order.client_id!r} is already used by "
                                 "another order; client ids must be unique.")
