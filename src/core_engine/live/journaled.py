@@ -55,6 +55,7 @@ from core_engine.live.journal import FillRow, Journal, OrderRow
 from core_engine.live.keys import SCRUBBER
 from core_engine.trading.orders import (
     Fill,
+    FollowUp,
     Order,
     OrderSide,
     OrderStatus,
@@ -75,6 +76,8 @@ def _spec(order: Order) -> dict[str, Any]:
     out = {k: getattr(order, k) for k in keep}
     out["meta"] = order.meta
     out["type"] = record["type"]
+    if order.then is not None:
+        out["then"] = order.then.to_record()
     return json.loads(json.dumps(out, default=str))
 
 
@@ -90,7 +93,8 @@ def order_from_row(row: OrderRow, spec: dict[str, Any]) -> Order:
         trail_pct=spec.get("trail_pct"), trail_offset=spec.get("trail_offset"),
         trail_reference=spec.get("trail_reference"),
         time_in_force=spec.get("time_in_force") or "gtc", group=spec.get("group"),
-        tag=spec.get("tag") or "", meta=dict(spec.get("meta") or {}))
+        tag=spec.get("tag") or "", meta=dict(spec.get("meta") or {}),
+        then=FollowUp.from_record(spec.get("then")))
     order.status = row.status
     order.filled_quantity = row.filled_quantity
     if row.average_price is not None:

@@ -538,7 +538,7 @@ class Runner:
     def _on_fill(self, fill: Fill) -> bool:
         """Run ``on_fill``; False when an exchange failure interrupted it (to be run again)."""
         try:
-            self.ctx._call("on_fill", lambda: self.trader.on_fill(self.ctx, fill))
+            self.ctx._call("on_fill", lambda: self.ctx._hand_fill(fill))
         except CoreEngineError as exc:
             self._trader_failed("on_fill", exc)
             return not _exchange_failure(exc)

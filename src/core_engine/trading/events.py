@@ -251,7 +251,7 @@ class _Loop:
         while self.seen_fills < len(fills):
             fill = fills[self.seen_fills]
             self.seen_fills += 1
-            self.ctx._call("on_fill", functools.partial(self.trader.on_fill, self.ctx, fill))
+            self.ctx._call("on_fill", functools.partial(self.ctx._hand_fill, fill))
 
     def snapshot(self, row: int) -> None:
         self.snapshots.append((row, self.broker.cash, self.broker.holdings.copy()))

@@ -34,6 +34,7 @@ __all__ = [
     "RESTING_DTYPE",
     "TRANSITIONS",
     "Fill",
+    "FollowUp",
     "Order",
     "OrderSide",
     "OrderStatus",
@@ -177,6 +178,64 @@ def _positive(owner: str, name: str, value: Any, *, allow_none: bool = True) -> 
 
 
 @keyword_checked
+@dataclass(frozen=True)
+class FollowUp:
+    """The order to place once an order has filled completely (one-triggers-the-other).
+
+    The follow-up is on the opposite side, for the filled quantity, of ``type`` at ``price``
+    (Binance's OTO order lists and Kraken's conditional close do the same on the exchange).
+    With ``repeat``, its own follow-up is the first order again (same type and price, the
+    same quantity), and so on until one of them is cancelled: a grid level that buys low,
+    sells high and buys again. A partly filled order that is cancelled has no follow-up.
+
+    :class:`~core_engine.trading.trader.Context` places it when it hands the fill over,
+    before ``on_fill`` (with the client id ``client_order_id(trader, now, symbol,
+    "then:" + the filled order's id)``), so a replay, a paper runner and a live runner place
+    it alike, and a restart that hands the fill again sends nothing twice.
+
+    Parameters
+    ----------
+    price : float, optional
+        The limit (``limit``) or stop (``stop``) price; none for ``market``.
+    type : {"limit", "stop", "market"}
+    repeat : bool
+        Alternate between the two orders for as long as they fill.
+
+    Examples
+    --------
+    >>> FollowUp(price=105.0, repeat=True)
+    FollowUp(price=105.0, type='limit', repeat=True)
+    """
+
+    price: float | None = None
+    type: str = "limit"
+    repeat: bool = False
+
+    def __post_init__(self) -> None:
+        if self.type not in ("limit", "stop", "market"):
+            raise ConfigError("The 'type' of a FollowUp must be 'limit', 'stop' or 'market'. "
+                              f"Got {self.type!r}.")
+        if self.type == "market":
+            if self.price is not None:
+                raise ConfigError(f"A market FollowUp takes no 'price'. Got {self.price!r}.")
+        else:
+            object.__setattr__(self, "price", _positive("FollowUp", "price", self.price,
+                                                        allow_none=False))
+        if not isinstance(self.repeat, (bool, np.bool_)):
+            raise ConfigError(f"The 'repeat' of a FollowUp must be True or False. Got "
+                              f"{self.repeat!r}.")
+        object.__setattr__(self, "repeat", bool(self.repeat))
+
+    def to_record(self) -> dict:
+        return {"price": self.price, "type": self.type, "repeat": self.repeat}
+
+    @classmethod
+    def from_record(cls, record: Any) -> FollowUp | None:
+        """The follow-up of a journaled order (``None`` stays ``None``)."""
+        return None if record is None else cls(**record)
+
+
+@keyword_checked
 @dataclass(eq=False)
 class Order:
     """One order and its state.
@@ -220,6 +279,8 @@ class Order:
         The leg (``"entry"``, ``"stop"``, ``"target"``, ``"exit"``, ...), free text.
     meta : dict
         Free information kept with the order (decision time, rank, score, ...).
+    then : FollowUp, optional
+        The order to place once this one has filled completely (see :class:`FollowUp`).
 
     Attributes
     ----------
@@ -255,6 +316,7 @@ class Order:
     updated_at: pd.Timestamp | None = None
     reason: str | None = None
     exchange_id: str | None = None
+    then: FollowUp | None = None
 
     def __post_init__(self) -> None:
         owner = f"order {self.client_id!r}"
@@ -317,6 +379,8 @@ class Order:
         if self.type is OrderType.LIMIT and self.quote_quantity is not None:
             assert self.limit_price is not None
             self.quantity = self.quote_quantity / self.limit_price
+        if self.then is not None and type(self.then) is not FollowUp:
+            check_instance(self.then, FollowUp, "then", owner, expected="a FollowUp or None")
 
     # ------------------------------------------------------------------ state
     @property

@@ -39,12 +39,21 @@ from core_engine.data.panel import Panel
 from core_engine.data.timeframes import timeframe_ns, to_utc_timestamp
 from core_engine.errors import ConfigError, OrderRejected, StrategyError
 from core_engine.strategies.base import did_you_mean
-from core_engine.trading.orders import Fill, Order, OrderSide, OrderType, client_order_id
+from core_engine.trading.orders import (
+    Fill,
+    FollowUp,
+    Order,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    client_order_id,
+)
 
 __all__ = ["BrokerView", "Context", "Records", "Trader"]
 
 _KINDS = {"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP}
 _SIDES = {"buy": OrderSide.BUY, "sell": OrderSide.SELL}
+_EPOCH = pd.Timestamp(0, tz="UTC")  # the time in a follow-up's client id: none of its own
 
 
 def _side(side: Any) -> OrderSide:
@@ -361,7 +370,8 @@ class Context:
               leg: str | None = None, time_in_force: str = "gtc", group: str | None = None,
               lot_step: float | None = None, min_value: float | None = None,
               tag: str = "", trail_pct: float | None = None, trail_offset: float | None = None,
-              trail_reference: float | None = None, meta: dict | None = None) -> Order:
+              trail_reference: float | None = None, meta: dict | None = None,
+              then: FollowUp | None = None) -> Order:
         """Place one order and return it.
 
         Parameters
@@ -379,6 +389,9 @@ class Context:
         time_in_force, group, tag, trail_pct, trail_offset, trail_reference, lot_step,
         min_value, meta
             As :class:`~core_engine.trading.orders.Order`.
+        then : FollowUp, optional
+            The order to place once this one has filled completely (placed by the context
+            before ``on_fill`` is called); see :class:`~core_engine.trading.orders.FollowUp`.
 
         Returns
         -------
@@ -412,7 +425,11 @@ class Context:
             limit_price=price if kind is OrderType.LIMIT else None,
             stop_price=price if kind is OrderType.STOP else None,
             trail_pct=trail_pct, trail_offset=trail_offset, trail_reference=trail_reference,
-            time_in_force=time_in_force, group=group, tag=tag, meta=dict(meta or {}))
+            time_in_force=time_in_force, group=group, tag=tag, meta=dict(meta or {}),
+            then=then)
+        return self._send(order)
+
+    def _send(self, order: Order) -> Order:
         try:
             placed = self.broker.place(order)
         except OrderRejected:
@@ -421,6 +438,37 @@ class Context:
             self.records.orders.append(order)
         self._produced.append(placed.client_id)
         return placed
+
+    def _hand_fill(self, fill: Fill) -> None:
+        """Hand one fill to the trader: place the follow-up of an order it completed
+        (:class:`~core_engine.trading.orders.FollowUp`), then call ``on_fill``."""
+        known = getattr(self.broker, "known", None)
+        order = known(fill.client_id) if known is not None \
+            else self.broker.fetch_order(fill.client_id)
+        if order is not None and order.then is not None and order.status is OrderStatus.FILLED:
+            self._follow(order, order.then)
+        if type(self.trader).on_fill is not Trader.on_fill:
+            self.trader.on_fill(self, fill)
+
+    def _follow(self, order: Order, then: FollowUp) -> Order:
+        """Place the follow-up of the filled ``order``. Its client id depends on the filled
+        order alone, so handing the fill again (a restart) or handing each of its partial
+        fills after it completed sends it once."""
+        kind = _KINDS[then.type]
+        first = order.limit_price if order.type is OrderType.LIMIT else order.stop_price
+        back = FollowUp(price=first, type=order.type.value, repeat=True) if then.repeat \
+            else None
+        follow = Order(
+            client_id=client_order_id(self.trader.trader_id, _EPOCH, order.symbol,
+                                      "then:" + order.client_id),
+            symbol=order.symbol, side=OrderSide.SELL if order.side is OrderSide.BUY
+            else OrderSide.BUY, type=kind, quantity=order.filled_quantity,
+            lot_step=order.lot_step, min_value=order.min_value,
+            limit_price=then.price if kind is OrderType.LIMIT else None,
+            stop_price=then.price if kind is OrderType.STOP else None,
+            time_in_force=order.time_in_force, tag=order.tag,
+            meta={**order.meta, "after": order.client_id}, then=back)
+        return self._send(follow)
 
     def cancel(self, order: Order | str) -> Order:
         """Cancel an open order (by the order or its client id); a final order is returned
