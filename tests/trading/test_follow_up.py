@@ -4,6 +4,8 @@ or skipping, and in a paper runner, restarts included. Prices in comments are wo
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from core_engine.data import Panel
 from core_engine.errors import ConfigError
 from core_engine.trading import FollowUp, Order, SimBroker, Trader, client_order_id, replay
+from core_engine.trading._fast import DeclaredPath
 from tests.trading.conftest import make_panel
 
 SYM = "AAA/USDT"
@@ -162,26 +165,32 @@ def _walk(n: int, seed: int, step_pct: float) -> Panel:
 
 class Ladder(Trader):
     """``levels`` limit buys ``step`` % apart below the first close, each with its sell one
-    step up, repeating: by ``then`` (declared) or by hand in ``on_fill``."""
+    step up, repeating, declared with ``then`` (no ``on_fill``: replay plays it in numba)."""
 
-    def __init__(self, levels=8, step=0.5, value=100.0, by_hand=False):
+    def __init__(self, levels=8, step=0.5, value=100.0):
         self.levels = levels
         self.step = step
         self.value = value
-        self.by_hand = by_hand
 
     def on_start(self, ctx):
         ref = float(ctx.candles(SYM, 1)["close"].iloc[-1])
         for k in range(1, self.levels + 1):
             price = ref * (1 - k * self.step / 100)
-            then = None if self.by_hand else FollowUp(price=price * (1 + self.step / 100),
-                                                      repeat=True)
-            ctx.buy(SYM, value=self.value, type="limit", price=price, leg=f"b{k}", then=then,
+            ctx.buy(SYM, value=self.value, type="limit", price=price, leg=f"b{k}",
+                    then=self.then(price * (1 + self.step / 100)),
                     meta={"buy": price, "sell": price * (1 + self.step / 100)})
 
+    def then(self, price):
+        return FollowUp(price=price, repeat=True)
+
+
+class HandLadder(Ladder):
+    """The same ladder written in ``on_fill`` (the Python path)."""
+
+    def then(self, price):
+        return None
+
     def on_fill(self, ctx, fill):
-        if not self.by_hand:
-            return
         order = ctx.broker.fetch_order(fill.client_id)
         if order.is_open:
             return
@@ -198,19 +207,96 @@ class Ladder(Trader):
        slippage=st.sampled_from([0.0, 5.0]), cash=st.sampled_from([300.0, 10_000.0]))
 def test_a_declared_ladder_trades_as_one_written_in_on_fill(seed, step, levels, fee, slippage,
                                                             cash):
-    """Same fills (time, side, price, quantity, fee) and equity, skipping and every candle;
-    a small account runs out of cash for some levels (rejections) alike."""
+    """The declared ladder, played in numba while skipping, equals itself played candle by
+    candle in Python — every table — and the ladder written in ``on_fill`` (fills, equity,
+    statuses); a small account runs out of cash for some levels (rejections) alike."""
     panel = _walk(600, seed, step)
 
-    def run(by_hand, skip):
-        return replay(Ladder(levels=levels, step=step, by_hand=by_hand), panel,
-                      SimBroker(initial_cash=cash, fee_bps=fee, slippage_bps=slippage),
-                      start=panel.index[1], skip=skip)
+    def run(kind, skip):
+        broker = SimBroker(initial_cash=cash, fee_bps=fee, slippage_bps=slippage)
+        res = replay(kind(levels=levels, step=step), panel, broker, start=panel.index[1],
+                     skip=skip)
+        return res, broker
 
+    fast, broker = run(Ladder, True)
+    assert broker._segments or not len(fast.fills)  # the numba path played it
+    slow, _ = run(Ladder, False)
+    for name in ("fills", "orders", "equity", "trades", "notes"):
+        pd.testing.assert_frame_equal(getattr(fast, name), getattr(slow, name))
+    # (metrics count the calls of on_bar: every candle, or none)
+    assert str({**fast.metrics, "decisions": 0}) == str({**slow.metrics, "decisions": 0})
     cols = ["time", "side", "price", "quantity", "fee"]
-    ref = run(True, False)
-    for by_hand, skip in ((False, True), (False, False), (True, True)):
-        res = run(by_hand, skip)
-        pd.testing.assert_frame_equal(res.fills[cols], ref.fills[cols])
-        pd.testing.assert_frame_equal(res.equity, ref.equity)
-        assert list(res.orders["status"]) == list(ref.orders["status"])
+    for res in (run(HandLadder, False)[0], run(HandLadder, True)[0]):
+        assert len(res.fills) == len(fast.fills)
+        if len(fast.fills):
+            pd.testing.assert_frame_equal(res.fills[cols], fast.fills[cols])
+        pd.testing.assert_frame_equal(res.equity, fast.equity)
+        assert list(res.orders["status"]) == list(fast.orders["status"])
+
+
+class PanelLadder(Trader):
+    """A declared ladder on every symbol, woken hourly to re-centre the levels of a symbol
+    with nothing open (cancel-free: it only adds), so stretches end at wake-ups."""
+
+    def __init__(self, levels=4, step=0.5, value=150.0, every="1h"):
+        self.levels = levels
+        self.step = step
+        self.value = value
+        self.every = every
+
+    def on_start(self, ctx):
+        self.on_bar(ctx)
+
+    def on_bar(self, ctx):
+        for symbol in ctx.symbols:
+            if ctx.open_orders(symbol):
+                continue
+            last = ctx.candles(symbol, 1)
+            if not len(last):
+                continue
+            ref = float(last["close"].iloc[-1])
+            for k in range(1, self.levels + 1):
+                price = ref * (1 - k * self.step / 100)
+                ctx.buy(symbol, value=self.value, type="limit", price=price,
+                        then=FollowUp(price=price * (1 + self.step / 100), repeat=k % 2 == 1))
+
+
+def _walk_panel(n: int, seed: int, symbols: int, gaps: float) -> Panel:
+    rng = np.random.default_rng(seed)
+    fields = {f: np.full((n, symbols), np.nan) for f in ("open", "high", "low", "close",
+                                                          "volume")}
+    for j in range(symbols):
+        one = _walk(n, seed * 7 + j, 0.4)
+        for f in fields:
+            fields[f][:, j] = getattr(one, f)[:, 0]
+    missing = rng.random((n, symbols)) < gaps
+    missing[0] = False
+    for f in fields:
+        fields[f][missing] = np.nan
+    return Panel(index=pd.date_range("2021-01-01", periods=n, freq="5min", tz="UTC"),
+                 symbols=tuple(f"S{j}/USDT" for j in range(symbols)), timeframe="5m",
+                 **fields)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), symbols=st.integers(1, 3),
+       gaps=st.sampled_from([0.0, 0.05]), cash=st.sampled_from([500.0, 5_000.0]),
+       fee=st.sampled_from([0.0, 10.0]), end=st.integers(300, 700))
+def test_declared_orders_on_several_symbols_with_gaps_and_wake_ups_equal_the_python_path(
+        seed, symbols, gaps, cash, fee, end):
+    panel = _walk_panel(700, seed, symbols, gaps)
+
+    def run(numba):
+        broker = SimBroker(initial_cash=cash, fee_bps=fee, slippage_bps=3.0)
+        with mock.patch.object(DeclaredPath, "ready", lambda self: numba and ready(self)):
+            return replay(PanelLadder(), panel, broker, start=panel.index[12],
+                          end=panel.index[end - 1]), broker
+
+    ready = DeclaredPath.ready
+    (fast, broker), (slow, python) = run(True), run(False)
+    assert not python._segments
+    for name in ("fills", "orders", "equity", "trades"):
+        pd.testing.assert_frame_equal(getattr(fast, name), getattr(slow, name))
+    assert [f.trade_id for f in broker.fills()] == list(fast.fills.get("trade_id", []))
+    for cid in fast.orders["client_id"]:
+        assert broker.fetch_order(cid).client_id == cid

@@ -41,6 +41,7 @@ import pandas as pd
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import to_utc_timestamp
 from core_engine.errors import ConfigError
+from core_engine.trading._fast import DeclaredPath
 from core_engine.trading.sim import SimBroker
 from core_engine.trading.trader import Context, Records, Trader
 
@@ -244,6 +245,7 @@ class _Loop:
         self.calls = 0
         self.snapshots: list[tuple[int, float, np.ndarray]] = []
         self.last_row = -1
+        self.fast = DeclaredPath(broker, trader, ctx.records, self.snapshots)
 
     def dispatch(self) -> None:
         """Call ``on_fill`` for each new fill, in order (fills it causes included)."""
@@ -270,6 +272,8 @@ class _Loop:
                 target = min(wake, end_row + 1)
                 if not first:
                     target = min(target, broker.next_deadline_row())
+                    if self.fast.usable and self.fast.ready():
+                        row = self.fast.run(row, target)
                     event = broker.next_event_row(row, target)
                 else:
                     event = row

@@ -163,11 +163,10 @@ def _round_trips(fills: list[Fill], orders: dict[str, Order]) -> list[tuple[list
     rebalancing value / equity), shrunk by each partial sale's share."""
 
     def weight_of(fill: Fill) -> float:
-        order = orders.get(fill.client_id)
-        if order is None or order.meta.get("weight") is None or not order.filled_quantity:
+        meta, filled, _ = _light(orders, fill.client_id)
+        if meta.get("weight") is None or not filled:
             return math.nan
-        weight = order.meta["weight"]
-        return float(weight) * fill.quantity / float(order.filled_quantity)
+        return float(meta["weight"]) * fill.quantity / float(filled)
 
     by_symbol: dict[str, list[Fill]] = {}
     for fill in fills:
@@ -185,8 +184,7 @@ def _round_trips(fills: list[Fill], orders: dict[str, Order]) -> list[tuple[list
                 fees += fill.fee
                 weight += weight_of(fill)
                 continue
-            order = orders.get(fill.client_id)
-            if order is not None and order.tag == "rebalance" and current \
+            if _light(orders, fill.client_id)[2] == "rebalance" and current \
                     and held - fill.quantity > bought * 1e-9:
                 share = fill.quantity / held
                 buys = [f for f in current if f.side is OrderSide.BUY]
@@ -387,20 +385,20 @@ def account_metrics(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: fl
 def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Records,
                  snapshots: list, *, start_row: int, end_row: int, config: dict,
                  calls: int = 0) -> ReplayResult:
-    fills = list(broker._fills)
-    orders = {o.client_id: o for o in records.orders}
+    fills = broker.all_fills()
+    orders = _Orders(broker)
+    orders.update((o.client_id, o) for o in records.orders)
     for cid, order in broker._orders.items():
         orders.setdefault(cid, order)
     trades = trades_frame(fills, orders, broker, panel)
     initial = float(snapshots[0][1])
     equity = equity_frame(panel, snapshots, start_row, end_row, initial)
     metrics = account_metrics(equity, trades, initial, panel.step_ns)
-    order_rows = [o.to_record() for o in orders.values()]
-    orders_df = pd.DataFrame(order_rows)
+    orders_df = _orders_frame(records, orders, broker)
     statuses = orders_df["status"].value_counts() if len(orders_df) else pd.Series(dtype=int)
-    fills_df = pd.DataFrame([f.to_record() for f in fills])
+    fills_df = _fills_frame(broker, fills)
     fees_all = float(fills_df["fee"].sum()) if len(fills_df) else 0.0
-    metrics.update({"decisions": int(calls), "orders": len(order_rows), "fills": len(fills),
+    metrics.update({"decisions": int(calls), "orders": len(orders_df), "fills": len(fills),
                     "rejected_orders": int(statuses.get("rejected", 0)),
                     "cancelled_orders": int(statuses.get("cancelled", 0)),
                     "fees_paid": fees_all})
@@ -433,6 +431,80 @@ def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Recor
                         data_quality=data_quality, panel=panel, orders=orders_df,
                         fills=fills_df, notes=records.notes_frame(),
                         blocked=records.blocked_frame())
+
+
+def _light(orders: dict[str, Order], client_id: str) -> tuple[dict, float, str]:
+    """``(meta, filled_quantity, tag)`` of an order (empty for an unknown one), without
+    making an object of an order the declared-orders path kept as columns."""
+    order = dict.get(orders, client_id)
+    if order is not None:
+        return order.meta, order.filled_quantity, order.tag
+    if isinstance(orders, _Orders):
+        for segment in orders.broker._segments:
+            k = segment.index.get(client_id)
+            if k is not None:
+                return segment.light(k)
+    return {}, 0.0, ""
+
+
+class _Orders(dict):
+    """Client id -> order; ``get`` also finds the orders replay's declared-orders path
+    kept as columns (made objects when asked)."""
+
+    def __init__(self, broker: SimBroker) -> None:
+        super().__init__()
+        self.broker = broker
+
+    def get(self, client_id: Any, default: Any = None) -> Any:
+        order = dict.get(self, client_id)
+        if order is None and self.broker._segments:
+            order = self.broker._segment_order(client_id)
+        return default if order is None else order
+
+
+def _fills_frame(broker: SimBroker, fills: list[Fill]) -> pd.DataFrame:
+    """One row per fill (``Fill.to_record``); the declared-orders path's from its columns."""
+    segments = broker._segments
+    if not segments:
+        return pd.DataFrame([f.to_record() for f in fills])
+    columns: dict[str, list] = {}
+    listed = broker._fills
+    done = 0
+    for segment in segments:
+        _add_records(columns, listed[done:segment.fills_at])
+        for key, values in segment.fill_records().items():
+            columns.setdefault(key, []).extend(values)
+        done = segment.fills_at
+    _add_records(columns, listed[done:])
+    return pd.DataFrame(columns)
+
+
+def _add_records(columns: dict[str, list], objects: Any) -> None:
+    """Append the ``to_record`` of each order or fill to ``columns``."""
+    for item in objects:
+        for key, value in item.to_record().items():
+            columns.setdefault(key, []).append(value)
+
+
+def _orders_frame(records: Records, orders: dict[str, Order], broker: SimBroker
+                  ) -> pd.DataFrame:
+    """One row per order in placement order (``Order.to_record``); the declared-orders
+    path's orders are read from its columns, at the place they were made."""
+    segments = broker._segments
+    if not segments:
+        return pd.DataFrame([o.to_record() for o in orders.values()])
+    columns: dict[str, list] = {}
+    listed = records.orders
+    done = 0
+    for segment in segments:
+        _add_records(columns, listed[done:segment.orders_at])
+        for key, values in segment.order_records().items():
+            columns.setdefault(key, []).extend(values)
+        done = segment.orders_at
+    _add_records(columns, listed[done:])
+    seen = {o.client_id for o in listed}
+    _add_records(columns, (o for cid, o in orders.items() if cid not in seen))
+    return pd.DataFrame(columns)
 
 
 def _jsonable(value: Any) -> Any:

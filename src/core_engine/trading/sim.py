@@ -138,6 +138,9 @@ class SimBroker:
     """
 
     _mark: float | tuple  # mark_equity, or the balances it is computed from when read
+    # what replay's declared-orders path made, as columns (trading/_fast.py); a tuple, so an
+    # account restored from an older save reads it empty
+    _segments: tuple = ()
 
     def __init__(self, candles: Any = None, *, initial_cash: float = 10_000.0,
                  fee_bps: float | None = None, maker_bps: float | None = None,
@@ -228,6 +231,7 @@ class SimBroker:
         self._open_ioc: dict[str, None] = {}
         self._live_id = id(self._live)
         self._used: dict[tuple[int, int], float] = {}
+        self._segments = ()
         self._row = 0
         self._phase = "open"
         self._seq = 0
@@ -288,6 +292,9 @@ class SimBroker:
         try:
             return self._orders[client_id]
         except KeyError:
+            made = self._segment_order(client_id)
+            if made is not None:
+                return made
             raise OrderNotFound(f"No order with client id {client_id!r} is known to this "
                                 "SimBroker.") from None
 
@@ -302,10 +309,33 @@ class SimBroker:
         return self._now_at(self._fill_steps.get(trade_id, rows[0]))
 
     def fills(self, since: Any = None) -> list[Fill]:
+        fills = self.all_fills()
         if since is None:
-            return list(self._fills)
+            return fills
         t = to_utc_timestamp(since, name="since")
-        return [f for f in self._fills if f.time >= t]
+        return [f for f in fills if f.time >= t]
+
+    def all_fills(self) -> list[Fill]:
+        """Every fill in the order it was made (those of replay's declared-orders path
+        made objects here)."""
+        if not self._segments:
+            return list(self._fills)
+        out: list[Fill] = []
+        done = 0
+        for segment in self._segments:
+            out.extend(self._fills[done:segment.fills_at])
+            out.extend(segment.fills())
+            done = segment.fills_at
+        out.extend(self._fills[done:])
+        return out
+
+    def _segment_order(self, client_id: str) -> Order | None:
+        """An order replay's declared-orders path placed (made an object when asked)."""
+        for segment in self._segments:
+            k = segment.index.get(client_id)
+            if k is not None:
+                return segment.order(k)
+        return None
 
     def cancel(self, client_id: str) -> Order:
         order = self.fetch_order(client_id)
@@ -316,6 +346,8 @@ class SimBroker:
     def place(self, order: Order) -> Order:
         self._require()
         known = self._orders.get(order.client_id)
+        if known is None and self._segments:
+            known = self._segment_order(order.client_id)
         if known is not None:
             # a quote-amount order's quantity is the broker's (set when it fills), not the
             # sender's: a resend that leaves it unset is the same order
