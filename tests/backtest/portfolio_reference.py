@@ -304,14 +304,18 @@ class Reference:
         if value is None:
             return "sizing"
         why = "min_order_value"
-        if cfg.max_exposure is not None and value > cfg.max_exposure * equity:
-            value, why = cfg.max_exposure * equity, "max_exposure_pct"
+        tol = DUST * equity  # a cap binds when it cuts more than float rounding
+
+        def cut(value, why, cap, name):
+            return (cap, name if value - cap > tol else why) if value > cap else (value, why)
+
+        if cfg.max_exposure is not None:
+            value, why = cut(value, why, cfg.max_exposure * equity, "max_exposure_pct")
         if cfg.max_gross is not None:
-            room = cfg.max_gross * equity - self.exposure(acc)
-            if value > room:
-                value, why = room, "max_gross_exposure_pct"
+            value, why = cut(value, why, cfg.max_gross * equity - self.exposure(acc),
+                             "max_gross_exposure_pct")
         if value * (1 + cfg.fee) > acc.cash:
-            value, why = acc.cash / (1 + cfg.fee), "cash"
+            value, why = cut(value, why, acc.cash / (1 + cfg.fee), "cash")
         if value <= 0:
             return why
         qty, value = self.to_qty(value, fill)

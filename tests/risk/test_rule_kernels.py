@@ -125,6 +125,33 @@ def test_entry_size_caps_in_order_and_names_the_last_that_bound():
     assert k.entry_size(10_000.0, 9_000.0, 0.0, np.nan, 100.0, np.nan, fp)[2] == k.B_SIZING
 
 
+def test_a_cap_that_cuts_only_float_rounding_does_not_name_the_block():
+    """A later cap names the block only when it cuts more than ``DUST x equity`` below the
+    earlier one. With max_gross_exposure_pct 100 and no fee, the room (equity - gross) and
+    the cash (equity - what was paid) are one number reached by two float sums: the soak's
+    (seed 51002627) replay had a room of 1.8e-12 over 0 cash and named the pick ``cash``
+    where the engine, its gross equal to the equity, named it ``max_gross_exposure_pct``."""
+    fp, _ = params(fee=0.0, max_exposure_pct=40, max_gross_exposure_pct=100,
+                   min_order_value=500)
+    equity = 10_145.053412809923
+    for gross, cash in ((equity - 1.8e-12, 0.0), (equity, 0.0), (equity + 1.8e-12, 2e-13),
+                        (equity - 1.8e-12, 4e-13)):
+        assert k.entry_size(equity, cash, gross, 1 / 6, 20.22, np.nan, fp) == \
+            (0.0, 0.0, k.B_MAX_GROSS), (gross, cash)
+    # the converse: the cash short of the room by more than rounding binds
+    assert k.entry_size(10_000.0, 0.0, 9_990.0, 1 / 6, 20.0, np.nan, fp)[2] == k.B_CASH
+    assert k.entry_size(10_000.0, 400.0, 9_000.0, 1 / 6, 20.0, np.nan, fp)[2] == k.B_CASH
+    # the same between the exposure caps: 40 % (4,000) and a room 1e-12 below it
+    fp, _ = params(fee=0.0, max_exposure_pct=40, max_gross_exposure_pct=100,
+                   min_order_value=5_000)
+    assert k.entry_size(10_000.0, 10_000.0, 6_000.0 + 1e-12, 0.5, 20.0, np.nan, fp)[2] == \
+        k.B_MAX_EXPOSURE
+    # the value is still the smallest cap: never more than the cash
+    fp, _ = params(fee=0.0, max_gross_exposure_pct=100)
+    qty, value, reason = k.entry_size(10_000.0, 2_000.0 - 1e-12, 8_000.0, 0.5, 20.0, np.nan, fp)
+    assert value == 2_000.0 - 1e-12 and qty == value / 20.0 and reason == -1
+
+
 def test_risk_per_trade_sizes_from_the_stop_in_force():
     fp, _ = params(sizing=RiskPerTrade(risk_pct=1))
     # risk 1 % of 10,000 on a 2 % stop: a 5,000 position

@@ -97,16 +97,23 @@ def simulate(panel, picks, dec_rows, *, window, fee, slip, hold="window", slots=
                     block("max_entries_per_day")
                     continue
                 value, bound = equity_t / slots, None
-                if max_exposure is not None and value > max_exposure * equity_t:
-                    value, bound = max_exposure * equity_t, "max_exposure_pct"
+
+                def cut(value, bound, cap, name, tol=1e-9 * equity_t):
+                    # a cap binds when it cuts more than float rounding
+                    if value > cap:
+                        return cap, name if value - cap > tol else bound
+                    return value, bound
+
+                if max_exposure is not None:
+                    value, bound = cut(value, bound, max_exposure * equity_t,
+                                       "max_exposure_pct")
                 if max_gross is not None:
                     used = sum(p["qty"] * mark[k - 1, i] for i, p in held.items()
                                if i not in entered) + sum(entered.values())
                     room = max(max_gross * equity_t - used, 0.0)
-                    if value > room:
-                        value, bound = room, "max_gross_exposure_pct"
+                    value, bound = cut(value, bound, room, "max_gross_exposure_pct")
                 if value * (1 + fee) > cash:
-                    value, bound = cash / (1 + fee), "cash"
+                    value, bound = cut(value, bound, cash / (1 + fee), "cash")
                 if not value > 1e-9 * equity_t or value < min_value:
                     block(bound or "min_order_value")
                     continue

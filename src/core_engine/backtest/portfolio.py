@@ -50,7 +50,9 @@ decision time.
      fills) and to ``cash / (1 + fee)``; the quantity ``value / fill`` is rounded down to
      the sizing's ``lot_step`` (``value = quantity × fill`` then); a quantity of 0 or a
      value below ``min_order_value`` is blocked, named after the last cap that bound
-     (``cash``, ``max_gross_exposure_pct``, ``max_exposure_pct``) or ``min_order_value``;
+     (``cash``, ``max_gross_exposure_pct``, ``max_exposure_pct``; a cap that cuts at most
+     ``1e-9 × E`` off the value is an earlier cap again up to float rounding and does not
+     count as binding) or ``min_order_value``;
      so is an order worth at most ``1e-9 × E`` (the cash float rounding leaves after the
      account is fully invested is dust, not a position; the event trader uses the same
      check, :func:`core_engine.risk._kernels.order_value_ok`).

@@ -50,7 +50,11 @@ parameters after them. The account's rule state is ``af[AF_*]`` (floats) and ``a
     under ``max_gross_exposure_pct × equity`` (``gross``: the positions' value now), to
     ``cash / (1 + fee)``; the quantity ``value / fill`` rounded down to the lot. ``reason``
     is -1 when the order stands, else why not (``B_SIZING``, or the last cap that bound:
-    ``B_CASH``, ``B_MAX_GROSS``, ``B_MAX_EXPOSURE``, or ``B_MIN_ORDER``).
+    ``B_CASH``, ``B_MAX_GROSS``, ``B_MAX_EXPOSURE``, or ``B_MIN_ORDER``). A cap binds
+    when it cuts more than ``DUST × equity`` (it still cuts the value when it cuts less):
+    caps equal in exact arithmetic (the room under ``max_gross_exposure_pct`` 100 % and
+    the cash, no fee) are named after the earlier one whichever float sum comes out a
+    hair lower, so the engine and the trader, summing the gross their own ways, agree.
 ``rebalance_size(equity, cash, gross, held_qty, o, fill, weight, stop0, halted, fp)
 -> (quantity, value)``
     ``rebalance=True`` for a re-picked position of ``held_qty`` at the open ``o``: the
@@ -402,24 +406,37 @@ def sizing_fraction(weight, fill, stop0, fp):
 
 
 @njit(cache=True)
+def _cut(value, cap, reason, cap_reason, tol):
+    """``value`` cut to ``cap``; ``cap_reason`` names the block only when the cut is more
+    than ``tol`` (a smaller one is float rounding of a tie: the earlier cap bound)."""
+    if value > cap:
+        if value - cap > tol:
+            reason = cap_reason
+        value = cap
+    return value, reason
+
+
+@njit(cache=True)
 def entry_size(equity, cash, gross, weight, fill, stop0, fp):
     """A new entry's ``(quantity, value, reason)``; see the module docstring."""
     w = sizing_fraction(weight, fill, stop0, fp)
     if np.isnan(w):
         return 0.0, 0.0, B_SIZING
+    tol = DUST * equity
     value = equity * w
     reason = B_MIN_ORDER
-    if not np.isnan(fp[RF_MAX_EXPOSURE]) and value > fp[RF_MAX_EXPOSURE] * equity:
-        value = fp[RF_MAX_EXPOSURE] * equity
-        reason = B_MAX_EXPOSURE
+    if not np.isnan(fp[RF_MAX_EXPOSURE]):
+        value, reason = _cut(value, fp[RF_MAX_EXPOSURE] * equity, reason, B_MAX_EXPOSURE, tol)
     if not np.isnan(fp[RF_MAX_GROSS]):
-        room = fp[RF_MAX_GROSS] * equity - gross
-        if value > room:
-            value = room
-            reason = B_MAX_GROSS
+        value, reason = _cut(value, fp[RF_MAX_GROSS] * equity - gross, reason, B_MAX_GROSS,
+                             tol)
     if value * (1.0 + fp[RF_FEE]) > cash:
-        value = cash / (1.0 + fp[RF_FEE])
-        reason = B_CASH
+        # (compared as value x (1 + fee), what paying it costs, and cut to exactly what
+        # the cash buys, even when it names no block)
+        cap = cash / (1.0 + fp[RF_FEE])
+        if value - cap > tol:
+            reason = B_CASH
+        value = cap
     if not (value > 0.0):
         return 0.0, 0.0, reason
     qty, value = lot_quantity(value, fill, fp[RF_LOT])

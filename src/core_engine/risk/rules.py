@@ -27,6 +27,9 @@ checked for a new entry at ``t`` (the first that fails names the block):
    (fees included); an order whose quantity is 0 or whose value is below
    ``min_order_value`` is skipped, named after the last cap that bound (``cash``,
    ``max_gross_exposure_pct``, ``max_exposure_pct``) or ``min_order_value`` if none did.
+   A cap binds when it cuts the value by more than ``1e-9 × equity``: one that cuts less
+   only matches an earlier one up to float rounding (with ``max_gross_exposure_pct=100``
+   and no fee, the room and the cash of a fully invested account are the same number).
 
 Re-picks of a held symbol are not entries: only the halts and the caps apply to the extra
 quantity that ``rebalance=True`` buys.
