@@ -271,11 +271,18 @@ def run_declared(open_, high, low, start, stop, slip, rate, cash, hold, o_col, o
     return stop, cash, n_orders, n_live, n_fills, n_snaps, True
 
 
-def _digest_id(trader_id: str, symbol: str, parent_id: str) -> str:
-    """``client_order_id(trader_id, _EPOCH, symbol, "then:" + parent_id)`` (Context._follow)
-    without its argument checks (one per order of a segment); equality is tested."""
-    text = "\x1f".join((trader_id, "0", symbol, "then:" + parent_id))
-    return "ce" + hashlib.sha256(text.encode()).hexdigest()[:30]
+def _digester(trader_id: str, symbol: str) -> Any:
+    """``parent_id -> client_order_id(trader_id, _EPOCH, symbol, "then:" + parent_id)``
+    (Context._follow) without its argument checks, the common prefix hashed once (one id
+    per order of a segment); equality is tested."""
+    head = hashlib.sha256("\x1f".join((trader_id, "0", symbol, "then:")).encode())
+
+    def digest(parent_id: str) -> str:
+        h = head.copy()
+        h.update(parent_id.encode())
+        return "ce" + h.hexdigest()[:30]
+
+    return digest
 
 
 class Segment:
@@ -306,8 +313,10 @@ class Segment:
         self.index = {cid: k for k, cid in enumerate(ids)}
         self.objects: dict[int, Order] = {}   # new orders made objects (open at the end)
         self._fills: list[Fill] | None = None
+        self._fill_made: dict[int, Fill] = {}
+        self._records: dict[str, Any] | None = None
         self._backs: dict[float, FollowUp] = {}  # one (frozen) follow-up per price
-        self._times: tuple[list[pd.Timestamp], list[pd.Timestamp]] | None = None
+        self._times: tuple[np.ndarray, np.ndarray] | None = None
         self.moved_on: list[int] = []  # new orders open at the end (their state moves on)
         # the fill of each filled new order (its row in the fill columns)
         m = len(pre)
@@ -346,7 +355,7 @@ class Segment:
             back = self._backs.get(price)
             if back is None:
                 back = self._backs[price] = FollowUp(price=price, repeat=True)
-        now = self.times()[0][k]
+        now = broker._now_at(int(self.rows[k]))
         # the fields of a follow-up Context._follow would have built (checked there: all
         # come from the root order or the kernel), set without the constructor's checks
         order = object.__new__(Order)
@@ -394,24 +403,48 @@ class Segment:
             order.reason = "take_profit"
 
     def fill_time(self, f: int) -> pd.Timestamp:
-        return self.times()[1][f]
+        return pd.Timestamp(int(self.times_ns()[1][f]), tz="UTC")
 
-    def times(self) -> tuple[list[pd.Timestamp], list[pd.Timestamp]]:
-        """The times the new orders were placed at and the fills' times (made once)."""
+    def times_ns(self) -> tuple[np.ndarray, np.ndarray]:
+        """The times the new orders were placed at and the fills' times, in epoch
+        nanoseconds (made once)."""
         if self._times is None:
             broker = self.broker
             index = broker._index
-            created = list(pd.DatetimeIndex(index[self.rows], tz="UTC"))
-            fills = list(pd.DatetimeIndex(index[self.fill_rows]
-                                          + np.where(self.fill_open, 0, broker._step),
-                                          tz="UTC"))
-            self._times = (created, fills)
+            self._times = (index[self.rows],
+                           index[self.fill_rows] + np.where(self.fill_open, 0, broker._step))
         return self._times
 
     def order_of_fill(self, f: int) -> Order:
         i = int(self.fill_order[f])
         m = len(self.pre)
         return self.pre[i] if i < m else self.order(i - m)
+
+    def fill_tuples(self) -> list[tuple]:
+        """``(buy, quantity, price, fee, client_id, symbol, time_ns, light)`` of each fill
+        (the result's trades, :class:`~core_engine.trading.results.FillTable`); ``light``
+        is ``(meta, filled_quantity, tag)`` of a new order's fill (None for an order that
+        was open before: its object is read)."""
+        records = self.fill_records()
+        m = len(self.pre)
+        filled = np.where(self.status == FILLED, self.qty, 0.0).tolist()
+        by_order = [None] * m + [
+            (root.meta, q, root.tag) if k not in self.objects else self.light(k)
+            for k, (root, q) in enumerate(zip(self.roots, filled, strict=True))]
+        lights = [by_order[i] for i in self.fill_order.tolist()]
+        return list(zip([s == "buy" for s in records["side"]], records["quantity"].tolist(),
+                        records["price"].tolist(), records["fee"].tolist(),
+                        records["client_id"], records["symbol"], records["time"].tolist(),
+                        lights, strict=True))
+
+    def fill_object(self, f: int) -> Fill:
+        """Fill ``f`` as a :class:`Fill` (all of them are made only by :meth:`fills`)."""
+        if self._fills is not None:
+            return self._fills[f]
+        made = self._fill_made.get(f)
+        if made is None:
+            made = self._fill_made[f] = self._make_fill(f)
+        return made
 
     def fills(self) -> list[Fill]:
         """The fills as :class:`Fill` objects (made when first asked; the result's trades
@@ -421,100 +454,89 @@ class Segment:
         return self._fills
 
     def _make_fills(self) -> list[Fill]:
-        broker = self.broker
-        m = len(self.pre)
-        times = self.times()[1]
-        out = []
-        rows = broker._fill_rows
-        for f, (i, time, price, fee, row, at_open) in enumerate(zip(
-                self.fill_order.tolist(), times, self.fill_price.tolist(),
-                self.fill_fee.tolist(), self.fill_rows.tolist(), self.fill_open.tolist(),
-                strict=True)):
-            if i < m:
-                order = self.pre[i]
-                cid, symbol, side, q = order.client_id, order.symbol, order.side, order.quantity
-            else:
-                k = i - m
-                cid, q = self.ids[k], float(self.qty[k])
-                symbol = broker.panel.symbols[int(self.cols[k])]
-                side = OrderSide.BUY if self.sides[k] == 0 else OrderSide.SELL
-            trade_id = f"sim-{self.seq0 + f + 1}"
-            out.append(new_fill(trade_id, cid, symbol, side, time, price, q, fee, "maker",
-                                "limit" if side is OrderSide.BUY else "take_profit", False))
-            rows[trade_id] = (row, at_open)
-        return out
+        return [self.fill_object(f) for f in range(len(self.fill_order))]
+
+    def _make_fill(self, f: int) -> Fill:
+        records = self.fill_records()
+        trade_id = records["trade_id"][f]
+        self.broker._fill_rows[trade_id] = (int(self.fill_rows[f]), bool(self.fill_open[f]))
+        side = OrderSide.BUY if records["side"][f] == "buy" else OrderSide.SELL
+        return new_fill(trade_id, records["client_id"][f], records["symbol"][f], side,
+                        self.fill_time(f), float(records["price"][f]),
+                        float(records["quantity"][f]), float(records["fee"][f]), "maker",
+                        records["reason"][f], False)
 
     # ------------------------------------------------------------------ tables
-    def fill_records(self) -> dict[str, list]:
-        """The fills as the columns of ``Fill.to_record`` (the result's fills)."""
+    def fill_records(self) -> dict[str, Any]:
+        """The fills as the columns of ``Fill.to_record`` (the result's fills; times as
+        epoch nanoseconds, floats as arrays), made once."""
+        if self._records is None:
+            self._records = self._fill_records()
+        return self._records
+
+    def _fill_records(self) -> dict[str, Any]:
         n = len(self.fill_order)
-        m = len(self.pre)
         symbols = self.broker.panel.symbols
-        cid, sym, side = [], [], []
-        pre_ids = [o.client_id for o in self.pre]
-        pre_side = ["buy" if o.side is OrderSide.BUY else "sell" for o in self.pre]
-        pre_sym = [o.symbol for o in self.pre]
-        for i in self.fill_order.tolist():
-            if i < m:
-                cid.append(pre_ids[i])
-                sym.append(pre_sym[i])
-                side.append(pre_side[i])
-            else:
-                k = i - m
-                cid.append(self.ids[k])
-                sym.append(symbols[int(self.cols[k])])
-                side.append("buy" if self.sides[k] == 0 else "sell")
-        pre_qty = [o.quantity for o in self.pre]
-        qty = [pre_qty[i] if i < m else float(self.qty[i - m])
-               for i in self.fill_order.tolist()]
+        # per order (those open before, then the new ones), read at each fill's order
+        ids = np.array([o.client_id for o in self.pre] + self.ids, dtype=object)
+        syms = np.array([o.symbol for o in self.pre]
+                        + [symbols[c] for c in self.cols.tolist()], dtype=object)
+        buys = np.concatenate([[o.side is OrderSide.BUY for o in self.pre],
+                               self.sides == 0]).astype(bool)
+        qty = np.concatenate([[float(o.quantity) for o in self.pre],  # type: ignore[arg-type]
+                              self.qty]).astype(np.float64)
+        at = self.fill_order
+        buy = buys[at]
+        side = np.where(buy, "buy", "sell").astype(object).tolist()
         return {
-            "trade_id": [f"sim-{self.seq0 + f + 1}" for f in range(n)], "client_id": cid,
-            "symbol": sym, "side": side, "time": list(self.times()[1]),
-            "price": self.fill_price.tolist(), "quantity": qty,
-            "fee": self.fill_fee.tolist(), "liquidity": ["maker"] * n,
-            "reason": ["limit" if x == "buy" else "take_profit" for x in side],
+            "trade_id": [f"sim-{self.seq0 + f + 1}" for f in range(n)],
+            "client_id": ids[at].tolist(), "symbol": syms[at].tolist(), "side": side,
+            "time": self.times_ns()[1], "price": self.fill_price, "quantity": qty[at],
+            "fee": self.fill_fee, "liquidity": ["maker"] * n,
+            "reason": np.where(buy, "limit", "take_profit").astype(object).tolist(),
             "ambiguous": [False] * n,
         }
 
-    def order_records(self) -> dict[str, list]:
-        """The new orders as the columns of ``Order.to_record`` (the result's orders)."""
+
+    def order_records(self) -> dict[str, Any]:
+        """The new orders as the columns of ``Order.to_record`` (the result's orders; times
+        as epoch nanoseconds, floats as arrays)."""
         broker = self.broker
         n = len(self.ids)
-        nan = math.nan
+        nan = np.full(n, math.nan)
         symbols = np.asarray(broker.panel.symbols, dtype=object)[self.cols]
         status_names = np.array(["submitted", "filled", "rejected"], dtype=object)
-        created, fill_times = self.times()
+        created_ns, fill_ns = self.times_ns()
         filled = self.status == FILLED
         f = np.where(filled, self.fill_of, 0)
         price = self.fill_price[f] if len(self.fill_price) else np.zeros(n)
         fee = self.fill_fee[f] if len(self.fill_fee) else np.zeros(n)
         q = self.qty
-        updated = list(created)
-        reason: list[str | None] = [None] * n
-        sides = np.where(self.sides == 0, "buy", "sell").astype(object)
-        for k in np.flatnonzero(filled).tolist():
-            updated[k] = fill_times[int(f[k])]
-            if self.sides[k] == 1:
-                reason[k] = "take_profit"
-        for k in np.flatnonzero(self.status == REJECTED).tolist():
-            reason[k] = "insufficient_funds"
-        out = {
-            "client_id": list(self.ids), "symbol": symbols.tolist(), "side": sides.tolist(),
-            "type": ["limit"] * n, "quantity": q.tolist(), "quote_quantity": [nan] * n,
-            "limit_price": self.levels.tolist(), "stop_price": [nan] * n,
-            "trail_pct": [nan] * n, "trail_offset": [nan] * n,
-            "time_in_force": [r.time_in_force for r in self.roots],
+        updated = np.where(filled, fill_ns[f] if len(fill_ns) else 0, created_ns)
+        reason = np.full(n, None, dtype=object)
+        reason[filled & (self.sides == 1)] = "take_profit"
+        reason[self.status == REJECTED] = "insufficient_funds"
+        with np.errstate(invalid="ignore", divide="ignore"):
+            average = np.where(filled, (0.0 + price * q) / q, math.nan)
+        out: dict[str, Any] = {
+            "client_id": list(self.ids), "symbol": symbols.tolist(),
+            "side": np.where(self.sides == 0, "buy", "sell").astype(object).tolist(),
+            "type": ["limit"] * n, "quantity": q.copy(), "quote_quantity": nan,
+            "limit_price": self.levels.copy(), "stop_price": nan, "trail_pct": nan,
+            "trail_offset": nan, "time_in_force": [r.time_in_force for r in self.roots],
             "group": [None] * n, "tag": [r.tag for r in self.roots],
             "status": status_names[self.status].tolist(),
-            "filled_quantity": np.where(filled, q, 0.0).tolist(),
-            "average_price": np.where(filled, (0.0 + price * q) / q, nan).tolist(),
-            "fees": np.where(filled, 0.0 + fee, 0.0).tolist(),
-            "created_at": created, "updated_at": updated, "reason": reason,
+            "filled_quantity": np.where(filled, q, 0.0), "average_price": average,
+            "fees": np.where(filled, 0.0 + fee, 0.0), "created_at": created_ns.copy(),
+            "updated_at": updated, "reason": reason.tolist(),
         }
         for k in self.moved_on:  # open at the end: their state moved on after the segment
             record = self.objects[k].to_record()
             for key, column in out.items():
-                column[k] = record[key]
+                value = record[key]
+                if key in ("created_at", "updated_at"):
+                    value = np.iinfo(np.int64).min if value is None else value.value
+                column[k] = value
         return out
 
 
@@ -610,15 +632,15 @@ class DeclaredPath:
         ids: list[str] = []
         parents: list[str] = []
         roots: list[Order] = []
-        for j in range(m, len(o_col)):
-            p = int(o_parent[j])
+        digests = [_digester(self.trader_id, symbol) for symbol in symbols]
+        for p, c in zip(o_parent[m:].tolist(), o_col[m:].tolist(), strict=True):
             if p < m:
                 parent_id, root = pre[p].client_id, pre[p]
             else:
                 parent_id, root = ids[p - m], roots[p - m]
             parents.append(parent_id)
             roots.append(root)
-            ids.append(_digest_id(self.trader_id, symbols[int(o_col[j])], parent_id))
+            ids.append(digests[c](parent_id))
         segment = Segment(broker, pre, ids, parents, roots, o_col[m:].copy(), o_side[m:].copy(),
                           o_level[m:].copy(), o_qty[m:].copy(), o_row[m:].copy(),
                           o_status[m:].copy(), o_repeat[m:].copy(), f_order.copy(),

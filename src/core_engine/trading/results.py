@@ -24,6 +24,7 @@ account.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 import math
@@ -149,78 +150,131 @@ class ReplayResult(BacktestResult):
 
 
 # ---------------------------------------------------------------------------- trades
-def _fill_row(broker: SimBroker, fill: Fill) -> tuple[int, bool]:
-    return broker._fill_rows[fill.trade_id]
+class FillTable:
+    """Every fill of a replay in the order made, as tuples ``(buy, quantity, price, fee,
+    client_id, symbol, time_ns, light)`` for the trades (``light``: see
+    ``Segment.fill_tuples``); the :class:`Fill` (and its candle row)
+    of one fill when a trade row needs it. The declared-orders path's fills are read from
+    its columns, never all made objects."""
+
+    def __init__(self, broker: SimBroker) -> None:
+        self.broker = broker
+        self.rows: list[tuple] = []
+        self._parts: list[tuple[int, Any]] = []  # (first index, list of Fill or Segment)
+        listed = broker._fills
+        done = 0
+        for segment in broker._segments:
+            self._add_objects(listed[done:segment.fills_at])
+            self._parts.append((len(self.rows), segment))
+            self.rows.extend(segment.fill_tuples())
+            done = segment.fills_at
+        self._add_objects(listed[done:])
+        self._starts = [start for start, _ in self._parts]
+
+    def _add_objects(self, fills: list[Fill]) -> None:
+        if fills:
+            self._parts.append((len(self.rows), fills))
+            buy = OrderSide.BUY
+            self.rows.extend((f.side is buy, f.quantity, f.price, f.fee, f.client_id, f.symbol,
+                              f.time.value, None) for f in fills)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _part(self, i: int) -> tuple[int, Any]:
+        start, part = self._parts[bisect.bisect_right(self._starts, i) - 1]
+        return i - start, part
+
+    def fill(self, i: int) -> Fill:
+        k, part = self._part(i)
+        return part[k] if isinstance(part, list) else part.fill_object(k)
+
+    def candle(self, i: int) -> tuple[int, bool]:
+        """The row of the fill's candle and whether it filled at the open."""
+        k, part = self._part(i)
+        if isinstance(part, list):
+            return self.broker._fill_rows[part[k].trade_id]
+        return int(part.fill_rows[k]), bool(part.fill_open[k])
 
 
-def _round_trips(fills: list[Fill], orders: dict[str, Order]) -> list[tuple[list[Fill], tuple]]:
+def _round_trips(fills: FillTable, orders: dict[str, Order]) -> list[tuple[list[int], tuple]]:
     """Group fills per symbol into flat-to-flat round trips (an unfinished one is dropped:
     the position is still open and counts in the equity), each with the position's cost
     basis ``(quantity, buy value, buy fees)`` at its close. A sell of an order tagged
     ``rebalance`` that leaves part of the position is a trip of its own (portfolio mode's
     partial trade, average cost: the position's value and fees shrink by its share). The
     basis carries the position's weight too: the ``weight`` its buy orders noted (entry or
-    rebalancing value / equity), shrunk by each partial sale's share."""
+    rebalancing value / equity), shrunk by each partial sale's share. Trips list the
+    indexes of their fills in ``fills``."""
+    rows = fills.rows
 
-    def weight_of(fill: Fill) -> float:
-        meta, filled, _ = _light(orders, fill.client_id)
+    def light(i: int) -> tuple[dict, float, str]:
+        known = rows[i][7]
+        return _light(orders, rows[i][4]) if known is None else known
+
+    def weight_of(i: int) -> float:
+        meta, filled, _ = light(i)
         if meta.get("weight") is None or not filled:
             return math.nan
-        return float(meta["weight"]) * fill.quantity / float(filled)
+        return float(meta["weight"]) * rows[i][1] / float(filled)
 
-    by_symbol: dict[str, list[Fill]] = {}
-    for fill in fills:
-        by_symbol.setdefault(fill.symbol, []).append(fill)
+    by_symbol: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_symbol.setdefault(row[5], []).append(i)
     trips = []
     for symbol_fills in by_symbol.values():
-        held, bought, value, fees, weight, current = 0.0, 0.0, 0.0, 0.0, 0.0, []
+        held, bought, value, fees, weight = 0.0, 0.0, 0.0, 0.0, 0.0
+        current: list[int] = []
         basis: tuple | None = None
-        for fill in symbol_fills:
-            if fill.side is OrderSide.BUY:
-                current.append(fill)
-                held += fill.quantity
-                bought += fill.quantity
-                value += fill.quantity * fill.price
-                fees += fill.fee
-                weight += weight_of(fill)
+        for i in symbol_fills:
+            buy, quantity, price, fee = rows[i][:4]
+            if buy:
+                current.append(i)
+                held += quantity
+                bought += quantity
+                value += quantity * price
+                fees += fee
+                weight += weight_of(i)
                 continue
-            if _light(orders, fill.client_id)[2] == "rebalance" and current \
-                    and held - fill.quantity > bought * 1e-9:
-                share = fill.quantity / held
-                buys = [f for f in current if f.side is OrderSide.BUY]
-                trips.append((buys + [fill], (fill.quantity, value * share, fees * share,
-                                              weight * share)))
-                held -= fill.quantity
+            if light(i)[2] == "rebalance" and current \
+                    and held - quantity > bought * 1e-9:
+                share = quantity / held
+                buys = [k for k in current if rows[k][0]]
+                trips.append((buys + [i], (quantity, value * share, fees * share,
+                                           weight * share)))
+                held -= quantity
                 value *= 1.0 - share
                 fees *= 1.0 - share
                 weight *= 1.0 - share
                 continue
             if basis is None:  # the cost basis of what the closing sells close
                 basis = (held, value, fees, weight)
-            current.append(fill)
-            held -= fill.quantity
+            current.append(i)
+            held -= quantity
             if held <= bought * 1e-9:
-                if any(f.side is OrderSide.BUY for f in current):
+                if any(rows[k][0] for k in current):
                     trips.append((current, basis))
                 held, bought, value, fees, weight, current, basis = (0.0, 0.0, 0.0, 0.0, 0.0,
                                                                      [], None)
-    trips.sort(key=lambda trip: (trip[0][0].time.value, trip[0][0].symbol,
-                               trip[0][-1].time.value))
+    trips.sort(key=lambda trip: (rows[trip[0][0]][6], rows[trip[0][0]][5],
+                                 rows[trip[0][-1]][6]))
     return trips
 
 
-def _trade_row(trip: list[Fill], basis: tuple, orders: dict[str, Order], broker: SimBroker,
-               panel: Panel) -> dict:
-    buys = [f for f in trip if f.side is OrderSide.BUY]
-    sells = [f for f in trip if f.side is OrderSide.SELL]
+def _trade_row(trip: list[int], basis: tuple, fills: FillTable, orders: dict[str, Order],
+               broker: SimBroker, panel: Panel) -> dict:
+    rows = fills.rows
+    buys = [i for i in trip if rows[i][0]]
+    sells = [i for i in trip if not rows[i][0]]
     qty, buy_value, buy_fees, weight = basis
-    sell_qty = sum(f.quantity for f in sells)
-    sell_value = sum(f.quantity * f.price for f in sells)
-    sell_fees = sum(f.fee for f in sells)
+    sell_qty = sum(rows[i][1] for i in sells)
+    sell_value = sum(rows[i][1] * rows[i][2] for i in sells)
+    sell_fees = sum(rows[i][3] for i in sells)
     entry_price, exit_price = buy_value / qty, sell_value / sell_qty
-    last = sells[-1]
+    first = fills.fill(buys[0])
+    last = fills.fill(sells[-1])
     closing = orders.get(last.client_id)
-    entry_order = orders.get(buys[0].client_id)
+    entry_order = orders.get(first.client_id)
     meta = entry_order.meta if entry_order is not None else {}
     reason = last.reason
     if reason not in EXIT_REASON_NAMES:
@@ -235,9 +289,9 @@ def _trade_row(trip: list[Fill], basis: tuple, orders: dict[str, Order], broker:
             fee = broker.maker_fee
             best = ((target.limit_price * (1 - broker.slippage)) * (1 - fee)
                     / (entry_price * (1 + broker.taker_fee)) - 1.0) * 100.0
-    entry_row, _ = _fill_row(broker, buys[0])
-    exit_row, exit_at_open = _fill_row(broker, last)
-    j = panel.column(buys[0].symbol)
+    entry_row, _ = fills.candle(buys[0])
+    exit_row, exit_at_open = fills.candle(sells[-1])
+    j = panel.column(first.symbol)
     raw_exit = last.price / (1.0 - broker.slippage)
     lows = panel.low[entry_row:exit_row, j]
     worst = min(float(np.nanmin(lows)) if np.isfinite(lows).any() else math.inf, entry_price,
@@ -253,9 +307,9 @@ def _trade_row(trip: list[Fill], basis: tuple, orders: dict[str, Order], broker:
         due_row = int(np.searchsorted(panel.index.asi8, closing.created_at.value))
     gaps = int(np.isnan(panel.open[entry_row:due_row, j]).sum())
     return {
-        "symbol": buys[0].symbol,
-        "decision_time": pd.Timestamp(meta.get("decision_time", buys[0].time)),
-        "entry_time": buys[0].time, "exit_time": last.time,
+        "symbol": first.symbol,
+        "decision_time": pd.Timestamp(meta.get("decision_time", first.time)),
+        "entry_time": first.time, "exit_time": last.time,
         "entry_price": entry_price, "exit_price": exit_price, "direction": "long",
         "weight": weight, "return_pct": ret,
         "best_return_pct": best,
@@ -268,9 +322,9 @@ def _trade_row(trip: list[Fill], basis: tuple, orders: dict[str, Order], broker:
     }
 
 
-def trades_frame(fills: list[Fill], orders: dict[str, Order], broker: SimBroker,
+def trades_frame(fills: FillTable, orders: dict[str, Order], broker: SimBroker,
                  panel: Panel) -> pd.DataFrame:
-    rows = [_trade_row(trip, basis, orders, broker, panel)
+    rows = [_trade_row(trip, basis, fills, orders, broker, panel)
             for trip, basis in _round_trips(fills, orders)]
     frame = pd.DataFrame(rows, columns=TRADE_COLUMNS)
     if not rows:
@@ -385,7 +439,7 @@ def account_metrics(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: fl
 def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Records,
                  snapshots: list, *, start_row: int, end_row: int, config: dict,
                  calls: int = 0) -> ReplayResult:
-    fills = broker.all_fills()
+    fills = FillTable(broker)
     orders = _Orders(broker)
     orders.update((o.client_id, o) for o in records.orders)
     for cid, order in broker._orders.items():
@@ -396,7 +450,7 @@ def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Recor
     metrics = account_metrics(equity, trades, initial, panel.step_ns)
     orders_df = _orders_frame(records, orders, broker)
     statuses = orders_df["status"].value_counts() if len(orders_df) else pd.Series(dtype=int)
-    fills_df = _fills_frame(broker, fills)
+    fills_df = _fills_frame(broker)
     fees_all = float(fills_df["fee"].sum()) if len(fills_df) else 0.0
     metrics.update({"decisions": int(calls), "orders": len(orders_df), "fills": len(fills),
                     "rejected_orders": int(statuses.get("rejected", 0)),
@@ -462,28 +516,20 @@ class _Orders(dict):
         return default if order is None else order
 
 
-def _fills_frame(broker: SimBroker, fills: list[Fill]) -> pd.DataFrame:
+def _fills_frame(broker: SimBroker) -> pd.DataFrame:
     """One row per fill (``Fill.to_record``); the declared-orders path's from its columns."""
     segments = broker._segments
     if not segments:
-        return pd.DataFrame([f.to_record() for f in fills])
-    columns: dict[str, list] = {}
+        return pd.DataFrame([f.to_record() for f in broker._fills])
+    table = _Table(("time",), ("price", "quantity", "fee"))
     listed = broker._fills
     done = 0
     for segment in segments:
-        _add_records(columns, listed[done:segment.fills_at])
-        for key, values in segment.fill_records().items():
-            columns.setdefault(key, []).extend(values)
+        table.add_objects(listed[done:segment.fills_at])
+        table.add_columns(segment.fill_records())
         done = segment.fills_at
-    _add_records(columns, listed[done:])
-    return pd.DataFrame(columns)
-
-
-def _add_records(columns: dict[str, list], objects: Any) -> None:
-    """Append the ``to_record`` of each order or fill to ``columns``."""
-    for item in objects:
-        for key, value in item.to_record().items():
-            columns.setdefault(key, []).append(value)
+    table.add_objects(listed[done:])
+    return table.frame()
 
 
 def _orders_frame(records: Records, orders: dict[str, Order], broker: SimBroker
@@ -493,18 +539,60 @@ def _orders_frame(records: Records, orders: dict[str, Order], broker: SimBroker
     segments = broker._segments
     if not segments:
         return pd.DataFrame([o.to_record() for o in orders.values()])
-    columns: dict[str, list] = {}
+    table = _Table(("created_at", "updated_at"),
+                   ("quantity", "quote_quantity", "limit_price", "stop_price", "trail_pct",
+                    "trail_offset", "filled_quantity", "average_price", "fees"))
     listed = records.orders
     done = 0
     for segment in segments:
-        _add_records(columns, listed[done:segment.orders_at])
-        for key, values in segment.order_records().items():
-            columns.setdefault(key, []).extend(values)
+        table.add_objects(listed[done:segment.orders_at])
+        table.add_columns(segment.order_records())
         done = segment.orders_at
-    _add_records(columns, listed[done:])
+    table.add_objects(listed[done:])
     seen = {o.client_id for o in listed}
-    _add_records(columns, (o for cid, o in orders.items() if cid not in seen))
-    return pd.DataFrame(columns)
+    table.add_objects(o for cid, o in orders.items() if cid not in seen)
+    return table.frame()
+
+
+class _Table:
+    """Columns gathered from records of objects (``to_record``) and from the columns of
+    the declared-orders path, in order, as chunks: times as epoch nanoseconds (``None``:
+    NaT) and the float columns as arrays, so the frame gets the dtypes a frame of the
+    records alone gets."""
+
+    _NAT = np.iinfo(np.int64).min
+
+    def __init__(self, times: tuple[str, ...], floats: tuple[str, ...]) -> None:
+        self.times = times
+        self.floats = floats
+        self.chunks: dict[str, list] = {}
+
+    def add_objects(self, objects: Any) -> None:
+        records = [item.to_record() for item in objects]
+        if not records:
+            return
+        nat = self._NAT
+        for key in records[0]:
+            values = [r[key] for r in records]
+            if key in self.times:
+                values = [nat if v is None else v.value for v in values]
+            self.chunks.setdefault(key, []).append(values)
+
+    def add_columns(self, values: dict[str, Any]) -> None:
+        for key, column in values.items():
+            self.chunks.setdefault(key, []).append(column)
+
+    def frame(self) -> pd.DataFrame:
+        columns: dict[str, Any] = {}
+        for key, chunks in self.chunks.items():
+            if key in self.times:
+                ns = np.concatenate([np.asarray(c, dtype=np.int64) for c in chunks])
+                columns[key] = pd.DatetimeIndex(ns, tz="UTC")
+            elif key in self.floats:
+                columns[key] = np.concatenate([np.asarray(c, dtype=np.float64) for c in chunks])
+            else:
+                columns[key] = [v for c in chunks for v in c]
+        return pd.DataFrame(columns)
 
 
 def _jsonable(value: Any) -> Any:
