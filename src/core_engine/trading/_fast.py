@@ -139,6 +139,22 @@ def _follow(i, row, cash, hold, rate, o_col, o_side, o_level, o_qty, o_cost, o_t
 
 
 @njit(cache=True)
+def _follow_fills(first, n_fills, f_order, row, cash, hold, rate, o_col, o_side, o_level,
+                  o_qty, o_cost, o_then, o_repeat, o_status, o_row, o_parent, n_orders, live,
+                  n_live):
+    """The context handing fills ``first..n_fills`` over: the follow-up of each, in order;
+    returns ``(n_live, n_orders)``."""
+    for k in range(first, n_fills):
+        i = f_order[k]
+        if not np.isnan(o_then[i]):
+            n_live = _follow(i, row, cash, hold, rate, o_col, o_side, o_level, o_qty, o_cost,
+                             o_then, o_repeat, o_status, o_row, o_parent, n_orders, live,
+                             n_live)
+            n_orders += 1
+    return n_live, n_orders
+
+
+@njit(cache=True)
 def run_declared(open_, high, low, start, stop, slip, rate, cash, hold, o_col, o_side,
                  o_level, o_qty, o_cost, o_then, o_repeat, o_status, o_row, o_parent,
                  n_orders, live, n_live, f_order, f_row, f_open, f_price, f_fee, s_row,
@@ -189,31 +205,10 @@ def run_declared(open_, high, low, start, stop, slip, rate, cash, hold, o_col, o
         saved_live[:n_live] = live[:n_live]
         saved_n_live, saved_n_orders, saved_n_fills = n_live, n_orders, n_fills
         ok = True
-        # 1. at the open: orders placed before this row that the open crosses
-        first = n_fills
-        for p in range(n_live):
-            i = live[p]
-            if i < 0 or o_row[i] >= r:
-                continue
-            c = o_col[i]
-            o = open_[r, c]
-            if np.isnan(o) or not (o <= o_level[i] if o_side[i] == 0 else o >= o_level[i]):
-                continue
-            ok, cash = _fill(i, o, True, r, cash, hold, o_col, o_side, o_qty, slip, rate,
-                             o_status, f_order, f_row, f_open, f_price, f_fee, n_fills)
-            if not ok:
-                break
-            n_fills += 1
-            live[p] = -1
-        if ok:
-            for k in range(first, n_fills):
-                i = f_order[k]
-                if not np.isnan(o_then[i]):
-                    n_live = _follow(i, r, cash, hold, rate, o_col, o_side, o_level, o_qty,
-                                     o_cost, o_then, o_repeat, o_status, o_row, o_parent,
-                                     n_orders, live, n_live)
-                    n_orders += 1
-            # 2. inside the candle: every open order its range reaches
+        # 1. at the open: orders placed before this row that the open crosses;
+        # 2. inside the candle: every open order its range reaches. Each followed by the
+        # follow-ups of its fills (the context hands them over after the broker's step)
+        for phase in range(2):
             first = n_fills
             for p in range(n_live):
                 i = live[p]
@@ -224,7 +219,12 @@ def run_declared(open_, high, low, start, stop, slip, rate, cash, hold, o_col, o
                 if np.isnan(o):
                     continue
                 level = o_level[i]
-                if o_side[i] == 0:
+                buy = o_side[i] == 0
+                if phase == 0:
+                    if o_row[i] >= r or not (o <= level if buy else o >= level):
+                        continue
+                    at_open = True
+                elif buy:
                     if not low[r, c] <= level:
                         continue
                     at_open = o <= level
@@ -239,14 +239,12 @@ def run_declared(open_, high, low, start, stop, slip, rate, cash, hold, o_col, o
                     break
                 n_fills += 1
                 live[p] = -1
-        if ok:
-            for k in range(first, n_fills):
-                i = f_order[k]
-                if not np.isnan(o_then[i]):
-                    n_live = _follow(i, r, cash, hold, rate, o_col, o_side, o_level, o_qty,
-                                     o_cost, o_then, o_repeat, o_status, o_row, o_parent,
-                                     n_orders, live, n_live)
-                    n_orders += 1
+            if not ok:
+                break
+            n_live, n_orders = _follow_fills(first, n_fills, f_order, r, cash, hold, rate,
+                                             o_col, o_side, o_level, o_qty, o_cost, o_then,
+                                             o_repeat, o_status, o_row, o_parent, n_orders,
+                                             live, n_live)
         if not ok:  # the Python path plays this row: undo it
             cash = saved_cash
             hold[:] = saved_hold

@@ -522,13 +522,7 @@ def _fills_frame(broker: SimBroker) -> pd.DataFrame:
     if not segments:
         return pd.DataFrame([f.to_record() for f in broker._fills])
     table = _Table(("time",), ("price", "quantity", "fee"))
-    listed = broker._fills
-    done = 0
-    for segment in segments:
-        table.add_objects(listed[done:segment.fills_at])
-        table.add_columns(segment.fill_records())
-        done = segment.fills_at
-    table.add_objects(listed[done:])
+    table.interleave(broker._fills, [(s.fills_at, s.fill_records) for s in segments])
     return table.frame()
 
 
@@ -543,12 +537,7 @@ def _orders_frame(records: Records, orders: dict[str, Order], broker: SimBroker
                    ("quantity", "quote_quantity", "limit_price", "stop_price", "trail_pct",
                     "trail_offset", "filled_quantity", "average_price", "fees"))
     listed = records.orders
-    done = 0
-    for segment in segments:
-        table.add_objects(listed[done:segment.orders_at])
-        table.add_columns(segment.order_records())
-        done = segment.orders_at
-    table.add_objects(listed[done:])
+    table.interleave(listed, [(s.orders_at, s.order_records) for s in segments])
     seen = {o.client_id for o in listed}
     table.add_objects(o for cid, o in orders.items() if cid not in seen)
     return table.frame()
@@ -577,6 +566,16 @@ class _Table:
             if key in self.times:
                 values = [nat if v is None else v.value for v in values]
             self.chunks.setdefault(key, []).append(values)
+
+    def interleave(self, listed: list, blocks: list[tuple[int, Any]]) -> None:
+        """The objects of ``listed`` with each block's columns (``(position, make)``: the
+        columns ``make()`` returns go before ``listed[position]``)."""
+        done = 0
+        for at, make in blocks:
+            self.add_objects(listed[done:at])
+            self.add_columns(make())
+            done = at
+        self.add_objects(listed[done:])
 
     def add_columns(self, values: dict[str, Any]) -> None:
         for key, column in values.items():
