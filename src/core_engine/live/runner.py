@@ -24,7 +24,9 @@ trader's cadence or a time it asked for, plus ``settle`` seconds on a wall clock
 On start the runner **reconciles** before it trades: it resolves every non-final order,
 imports the fills missed while it was down, restores the trader from its checkpoint and
 compares the broker's balances with the journal's positions; beyond ``tolerance`` it raises
-:class:`ReconciliationError` and sends nothing. A transient exchange failure while it
+:class:`ReconciliationError` and sends nothing. A restarted runner reconciles when it comes
+up (at the last candle open), not at its next tick: what happened while it was down is
+handed then, and from then on each fill is handed at its own step, as without the stop. A transient exchange failure while it
 reconciles (unavailable, rate limited) is journaled and the start tried again after a
 back-off, a bounded number of times (then one clear error, :class:`BrokerUnavailable`).
 """
@@ -785,13 +787,24 @@ class Runner:
             # close before now. So a tick whose checkpoint was saved is not run again, the
             # tick a kill cut short is (its orders deduplicated by client id; its entries'
             # exits are placed now rather than a bar later), and after a long stop the runner
-            # acts on the latest closed bar instead of replaying stale decisions. ``start``
-            # runs in that first tick, at a tick time, as on a first run.
+            # acts on the latest closed bar instead of replaying stale decisions.
             latest = self.clock.now().value // self.poll_ns * self.poll_ns
-            self.last_tick = max(pd.Timestamp(checkpoint["time"]),
-                                 pd.Timestamp(latest - 1, tz="UTC"))
+            last = self.last_tick = max(pd.Timestamp(checkpoint["time"]),
+                                        pd.Timestamp(latest - 1, tz="UTC"))
             self.view.wakes = list(checkpoint["wakes"])
             heapq.heapify(self.view.wakes)
+            # ``start`` reconciles when the process comes up, at the last candle open (what
+            # happened while it was down is learned now, and its orders go out now), unless
+            # the first tick is that time or earlier (it then runs there, at a tick time).
+            # A paper account so caught up moves on in the ticks' syncs, each fill handed at
+            # its step, as if the runner had not stopped (test_paper_sync_view.py)
+            up = pd.Timestamp(self.clock.now().value // self.step_ns * self.step_ns, tz="UTC")
+            first = self.next_tick()
+            if max_ticks != 0 and (stop is None or first <= stop) and \
+                    pd.Timestamp(checkpoint["time"]) <= up < first:
+                self.now = up
+                self._start_retrying()
+                self.last_tick = last  # (start read the checkpoint's)
         end = end_given = self.view.end
         if end is not None:
             # the end tick is at the open of the candle ``end`` falls in (replay's call at
