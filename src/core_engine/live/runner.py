@@ -161,7 +161,11 @@ class Runner:
     end : time, optional
         The last time of a bounded run (a replay); the trader sees it as ``ctx.end``;
         :meth:`run` to ``end`` ticks last at ``end`` (at the open of the candle it falls
-        in, as replay's call at the end time), unless the run started after it.
+        in, as replay's call at the end time), unless the run started after it. After that
+        tick, while market orders still wait (an exit cut by the volume cap, an outage),
+        the paper account moves on candle by candle and each fill is handed to ``on_fill``
+        at its step, as replay finishes (no ``on_bar``, no resting order matched), until
+        they fill or the data end (a live source: at most ``exit_wait_candles``).
     status_page : bool, default True
         Rewrite ``<journal>.html`` after every tick.
     """
@@ -745,7 +749,39 @@ class Runner:
             self.clock.sleep_until(t + self.settle)
             self.tick(t)
             done += 1
+        if done and end is not None and self.last_tick == end:
+            self._finish_market_orders()
         return done
+
+    #: Candles a bounded run with a live candle source waits after its end for market orders
+    #: still waiting (recorded candles: until they end).
+    exit_wait_candles = 288
+
+    def _finish_market_orders(self) -> None:
+        """After the end tick: while market orders wait (an exit cut by the volume cap), move
+        the paper account on candle by candle and hand each fill at its step, as ``replay``
+        finishes (no decision, no resting order matched); bounded by the data's end or
+        :attr:`exit_wait_candles`. The account is marked at each step, checkpointed at the
+        last (a later run to ``end`` has nothing to do)."""
+        paper = self.broker.broker
+        if not hasattr(paper, "open_next"):
+            return
+        steps = 0
+        limit = None if paper.source is None else self.exit_wait_candles
+        while paper.market_orders_waiting() and (limit is None or steps < limit):
+            at = paper.now() + pd.Timedelta(self.step_ns, unit="ns")
+            self.clock.sleep_until(at + self.settle)
+            if not paper.open_next(self._on_broker_step):
+                break
+            steps += 1
+            self.now = paper.now()
+            self._resolve_orders()  # the journal's statuses (the exit filled)
+            self.journal.record_equity(self.now, *self.equity())
+        if steps:
+            self.journal.record_checkpoint(self.now, self.trader.get_state(), self.fill_cursor,
+                                           sorted(self.view.wakes))
+            if self.status_page:
+                write_status_page(self.journal, now=self.now)
 
 
 def _exchange_failure(exc: BaseException) -> bool:
