@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from core_engine.data import Panel
 from core_engine.live.paper import PaperBroker
@@ -77,15 +78,17 @@ def test_on_fill_in_a_paper_sync_sees_the_candles_closed_by_its_step(tmp_path):
     assert trader.state["seen"] == want
 
 
-def test_a_restart_between_ticks_hands_the_fills_as_without_it(tmp_path):
+@pytest.mark.parametrize("end", ["2021-01-01 02:00", "2021-01-01 00:50"])
+def test_a_restart_between_ticks_hands_the_fills_as_without_it(tmp_path, end):
     """Stopped after its 00:00 tick and restarted at 00:05 (before either fill), the
     runner's next tick is 01:00, as without the stop. Its ``start`` ran in that tick and
     synced the saved paper account to 01:00 with no step: both fills reached ``on_fill``
     after reconciliation with the 01:00 market (causal row 11) instead of the market of
     their steps. ``start`` now reconciles when the process comes up (00:05), and the 01:00
-    tick's sync hands each fill at its step."""
+    tick's sync hands each fill at its step. With ``end`` at 00:50, the first tick after
+    the restart is the run's end tick (00:50, off the cadence), alike."""
     panel = _panel()
-    end = panel.index[-1] + pd.Timedelta("5min")
+    end = pd.Timestamp(end, tz="UTC")
     replayed = LadderBuyer()
     replay(replayed, panel, SimBroker(fee_bps=10), end=end)
 
@@ -99,7 +102,7 @@ def test_a_restart_between_ticks_hands_the_fills_as_without_it(tmp_path):
     first.run(until=pd.Timestamp("2021-01-01 00:05", tz="UTC"))
     first.journal.close()
     second = runner(pd.Timestamp("2021-01-01 00:05", tz="UTC"))
-    second.run(until=pd.Timestamp("2021-01-01 01:00", tz="UTC"))
+    second.run(until=min(end, pd.Timestamp("2021-01-01 01:00", tz="UTC")))
     assert second.ticks == 1
     assert second.trader.state["seen"] == replayed.state["seen"]
 

@@ -699,7 +699,12 @@ class Runner:
         """Tick until ``until`` (a time) or ``max_ticks``; returns the number of ticks.
         A run to (or past) the runner's ``end`` has a last tick at ``end``."""
         stop = None if until is None else pd.Timestamp(until)
-        done = 0
+        end = self.view.end
+        if end is not None:
+            # the end tick is at the open of the candle ``end`` falls in (replay's call at
+            # the end time): a sync to a time inside a candle would match that candle,
+            # which closes after ``end``, before it closed
+            end = pd.Timestamp(end.value // self.step_ns * self.step_ns, tz="UTC")
         checkpoint = None if self.started else self.journal.last_checkpoint()
         if checkpoint is not None:
             # a restart: the first tick is the first tick time after the journal's last
@@ -719,39 +724,43 @@ class Runner:
             # A paper account so caught up moves on in the ticks' syncs, each fill handed at
             # its step, as if the runner had not stopped (test_paper_sync_view.py)
             up = pd.Timestamp(self.clock.now().value // self.step_ns * self.step_ns, tz="UTC")
-            first = self.next_tick()
-            if max_ticks != 0 and (stop is None or first <= stop) and \
+            first = self._next_in_run(stop, end)
+            if max_ticks != 0 and first is not None and \
                     pd.Timestamp(checkpoint["time"]) <= up < first:
                 self.now = up
                 self._start_retrying()
                 self.last_tick = last  # (start read the checkpoint's)
-        end = end_given = self.view.end
-        if end is not None:
-            # the end tick is at the open of the candle ``end`` falls in (replay's call at
-            # the end time): a sync to a time inside a candle would match that candle,
-            # which closes after ``end``, before it closed
-            end = pd.Timestamp(end.value // self.step_ns * self.step_ns, tz="UTC")
+        done = 0
         while max_ticks is None or done < max_ticks:
-            t = self.next_tick()
-            if stop is not None and t > stop:
-                # a bounded run is read to its end: a last tick there when the cadence does
-                # not fall on it journals the fills after the last tick (a remainder filling
-                # at later opens), as replay matches every candle to the end. A run that
-                # never reached ``end`` (its first tick, or the clock at start, after it)
-                # has none: that tick would start a trader at a past time (on_start, a
-                # decision on the candles of then, sent at today's prices)
-                last = self.last_tick
-                if last is None:
-                    last = pd.Timestamp(self.clock.now()) - pd.Timedelta(1, unit="ns")
-                if end is None or end_given > stop or last >= end:
-                    break
-                t = end
+            t = self._next_in_run(stop, end)
+            if t is None:
+                break
             self.clock.sleep_until(t + self.settle)
             self.tick(t)
             done += 1
         if done and end is not None and self.last_tick == end:
             self._finish_market_orders()
         return done
+
+    def _next_in_run(self, stop: pd.Timestamp | None,
+                     end: pd.Timestamp | None) -> pd.Timestamp | None:
+        """The next tick of a run to ``stop`` (None: the run is over); ``end`` the end tick.
+
+        A bounded run is read to its end: a last tick there when the cadence does not fall
+        on it journals the fills after the last tick (a remainder filling at later opens), as
+        replay matches every candle to the end. A run that never reached ``end`` (its first
+        tick, or the clock at start, after it) has none: that tick would start a trader at a
+        past time (on_start, a decision on the candles of then, sent at today's prices).
+        """
+        t = self.next_tick()
+        if stop is None or t <= stop:
+            return t
+        last = self.last_tick
+        if last is None:
+            last = pd.Timestamp(self.clock.now()) - pd.Timedelta(1, unit="ns")
+        if end is None or self.view.end > stop or last >= end:
+            return None
+        return end
 
     #: Candles a bounded run with a live candle source waits after its end for market orders
     #: still waiting (recorded candles: until they end).
