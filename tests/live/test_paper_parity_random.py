@@ -18,7 +18,6 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -199,12 +198,10 @@ def test_the_remainder_of_the_last_exit_filled_after_the_last_tick_is_journaled(
     assert outcome.fills == 10
 
 
-@pytest.mark.xfail(strict=True, reason="open: replay keeps filling an exit partly filled at "
-                   "'end' at the opens after it; a paper run stops at 'end' (see the docstring)")
 def test_an_exit_partly_filled_at_the_end_of_a_bounded_run_fills_alike():
-    """Seed 11000183 (found by the paper soak after the run-end tick fix, not fixed): with
-    ``end`` 2018-01-21 12:00 inside the data and a volume cap, DASH/BTC's window-end sell is
-    partly filled by 12:00; replay fills the rest at the 12:05 and 12:10 opens (after
-    ``end``), the paper run, which stops at ``end``, cannot. To decide: whether a bounded
-    replay drains its book after ``end`` (as now) or stops with it, as a runner does."""
+    """Seed 11000183 (found by the paper soak after the run-end tick fix): with ``end``
+    2018-01-21 12:00 inside the data and a volume cap, DASH/BTC's window-end sell is partly
+    filled by 12:00; replay fills the rest at the 12:05 and 12:10 opens (after ``end``, as
+    walk_forward's exits), the paper run stopped at ``end``. It now moves on after its end
+    tick while market orders wait (``test_paper_run_end.py``)."""
     check_paper(draw_paper_config(random.Random(11000183)))

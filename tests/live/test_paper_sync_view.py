@@ -78,19 +78,17 @@ def test_on_fill_in_a_paper_sync_sees_the_candles_closed_by_its_step(tmp_path):
     assert trader.state["seen"] == want
 
 
-@pytest.mark.xfail(strict=True, reason="open: a restarted runner hands the fills since its "
-                   "last tick after reconciling, all with the market of its first tick")
-def test_a_restart_between_ticks_hands_the_fills_as_without_it(tmp_path):
+@pytest.mark.parametrize("end", ["2021-01-01 02:00", "2021-01-01 00:50"])
+def test_a_restart_between_ticks_hands_the_fills_as_without_it(tmp_path, end):
     """Stopped after its 00:00 tick and restarted at 00:05 (before either fill), the
-    runner's next tick is 01:00, as without the stop. Its ``start`` (run in that tick)
-    syncs the saved paper account to 01:00 with no step, and both fills reach ``on_fill`` after reconciliation with the 01:00
-    market (causal row 11, ``ctx.now`` the fill's time) instead of the market of their steps.
-    Not fixed: leaving the account where it was saved for the tick's sync to move on lets
-    the orders ``start`` places (exits of a fill not yet handed, protection placed again)
-    fill on candles of the downtime (``tests/trading/bots``: ..._killed_before_the_exits_
-    were_sent_places_them_on_restart); a fix reconciles when the process comes up."""
+    runner's next tick is 01:00, as without the stop. Its ``start`` ran in that tick and
+    synced the saved paper account to 01:00 with no step: both fills reached ``on_fill``
+    after reconciliation with the 01:00 market (causal row 11) instead of the market of
+    their steps. ``start`` now reconciles when the process comes up (00:05), and the 01:00
+    tick's sync hands each fill at its step. With ``end`` at 00:50, the first tick after
+    the restart is the run's end tick (00:50, off the cadence), alike."""
     panel = _panel()
-    end = panel.index[-1] + pd.Timedelta("5min")
+    end = pd.Timestamp(end, tz="UTC")
     replayed = LadderBuyer()
     replay(replayed, panel, SimBroker(fee_bps=10), end=end)
 
@@ -104,6 +102,55 @@ def test_a_restart_between_ticks_hands_the_fills_as_without_it(tmp_path):
     first.run(until=pd.Timestamp("2021-01-01 00:05", tz="UTC"))
     first.journal.close()
     second = runner(pd.Timestamp("2021-01-01 00:05", tz="UTC"))
-    second.run(until=pd.Timestamp("2021-01-01 01:00", tz="UTC"))
+    second.run(until=min(end, pd.Timestamp("2021-01-01 01:00", tz="UTC")))
     assert second.ticks == 1
     assert second.trader.state["seen"] == replayed.state["seen"]
+
+
+class ProtectedBuyer(LadderBuyer):
+    """One resting limit buy at 99 (filled in the 00:15 candle); its fill places a stop
+    sell at 98.5 (the 00:35 candle trades down to 97.9)."""
+
+    def on_start(self, ctx):
+        ctx.buy(SYMBOL, 1.0, type="limit", price=99.0, leg="entry")
+
+    def on_fill(self, ctx, fill):
+        super().on_fill(ctx, fill)
+        if fill.side == "buy":
+            ctx.sell(SYMBOL, fill.quantity, type="stop", price=98.5, leg="stop")
+
+
+def test_a_fill_made_while_the_runner_was_down_is_handed_when_it_comes_up(tmp_path):
+    """Stopped after its 00:00 tick, the runner is down while the entry fills (00:15 candle)
+    and its stop would have filled (00:35 candle); it comes up at 00:45, its next tick is
+    01:00. It reconciles at 00:45: the entry is handed with the market of then (9 closed
+    candles; ``ctx.now`` the fill's step, so the stop keeps its client id) and the stop goes
+    out then: the 00:35 candle traded unprotected, the stop rests (neither handed with the
+    01:00 market, as when ``start`` ran in the first tick, nor matched on the candles of the
+    downtime, as when the first tick's sync moved the saved account on)."""
+    panel = _panel()
+    end = panel.index[-1] + pd.Timedelta("5min")
+
+    def runner(at):
+        paper = PaperBroker(panel, fee_bps=10, journal_path=tmp_path / "paper.sqlite")
+        return Runner(ProtectedBuyer(), paper, tmp_path / "j.sqlite", clock=SimulatedClock(at),
+                      symbols=[SYMBOL], timeframe="5m", history=None, end=end,
+                      status_page=False)
+
+    plain = ProtectedBuyer()
+    replay(plain, panel, SimBroker(fee_bps=10), end=end)
+    assert [s[:4] for s in plain.state["seen"]] == [
+        ("2021-01-01 00:20:00+00:00", "2021-01-01 00:15:00+00:00", 2, 3),
+        ("2021-01-01 00:40:00+00:00", "2021-01-01 00:35:00+00:00", 6, 7)]
+    first = runner(panel.index[0])
+    first.run(until=pd.Timestamp("2021-01-01 00:45", tz="UTC"))
+    first.journal.close()
+    second = runner(pd.Timestamp("2021-01-01 00:45:03", tz="UTC"))
+    second.run(until=pd.Timestamp("2021-01-01 01:00", tz="UTC"))
+    assert second.ticks == 1
+    assert [s[:4] for s in second.trader.state["seen"]] == [
+        ("2021-01-01 00:20:00+00:00", "2021-01-01 00:15:00+00:00", 8, 9)]
+    stop = [o for o in second.journal.orders() if o.side == "sell"]
+    assert len(stop) == 1 and stop[0].status.value == "submitted"  # resting
+    assert stop[0].bar_time == pd.Timestamp("2021-01-01 00:15", tz="UTC")
+    assert [f.side for f in second.journal.fills()] == ["buy"]

@@ -12,7 +12,9 @@ model of every simulation — whose candles arrive as time passes:
 
 The runner calls :meth:`PaperBroker.sync` at each tick: every candle that closed since the
 last tick is matched (resting orders, stops, targets), and the clock moves to the open of the
-candle starting at ``t``. With ``journal_path``, the simulated account (cash, holdings, orders,
+candle starting at ``t``. After the end of a bounded run, :meth:`PaperBroker.open_next`
+fills the market orders still waiting at the next opens, as ``replay`` does. With
+``journal_path``, the simulated account (cash, holdings, orders,
 fills) is saved after every sync in its own SQLite file and restored at start, so a paper run
 can stop and resume for days.
 
@@ -201,6 +203,27 @@ class PaperBroker(SimBroker):
             on_step()
         self.synced_to = t
         self._save()
+
+    def open_next(self, on_step: Callable[[], None] | None = None) -> bool:
+        """Move to the open of the next candle and fill there the market orders still
+        waiting (a remainder cut by ``max_volume_share``, an outage's), as ``replay`` does
+        after its end: resting orders are not matched. False, nothing moved, when there is
+        no next candle (the data's end; with a live source: not published yet)."""
+        if self.source is not None:
+            self._fetch(self._now_at(self._row) + pd.Timedelta(self._step, unit="ns"))
+        row = self._row + 1
+        if row >= self._require().n_times:
+            return False
+        self._syncing = True
+        try:
+            self.begin_row(row, resting=False)
+            if on_step:
+                on_step()
+        finally:
+            self._syncing = False
+        self.synced_to = self._now_at(row)
+        self._save()
+        return True
 
     def place(self, order: Any) -> Any:
         """SimBroker's ``place``; the account is saved before the answer is returned."""

@@ -24,14 +24,15 @@ trader's cadence or a time it asked for, plus ``settle`` seconds on a wall clock
 On start the runner **reconciles** before it trades: it resolves every non-final order,
 imports the fills missed while it was down, restores the trader from its checkpoint and
 compares the broker's balances with the journal's positions; beyond ``tolerance`` it raises
-:class:`ReconciliationError` and sends nothing. A transient exchange failure while it
+:class:`ReconciliationError` and sends nothing. A restarted runner reconciles when it comes
+up (at the last candle open), not at its next tick: what happened while it was down is
+handed then, and from then on each fill is handed at its own step, as without the stop. A transient exchange failure while it
 reconciles (unavailable, rate limited) is journaled and the start tried again after a
 back-off, a bounded number of times (then one clear error, :class:`BrokerUnavailable`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import logging
 import math
@@ -42,11 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from core_engine._config import keyword_checked
-from core_engine.data.panel import Panel
 from core_engine.data.timeframes import timeframe_ns
 from core_engine.errors import (
     BrokerUnavailable,
@@ -63,6 +62,7 @@ from core_engine.live.keys import SCRUBBER, protect_logging
 from core_engine.live.notify import Notification, Notifier, notify_all
 from core_engine.live.state import RunnerState
 from core_engine.live.status import write_status_page
+from core_engine.live.view import LiveView
 from core_engine.trading.orders import Fill, Order, OrderSide, OrderStatus, client_order_id
 from core_engine.trading.trader import Context, Records, Trader
 
@@ -124,88 +124,6 @@ class Breakers:
         return cls(**values)
 
 
-class LiveView:
-    """Market data of the runner's context, read through the broker (closed candles only)."""
-
-    def __init__(self, broker: Any, symbols: Iterable[str], timeframe: str,
-                 history: int | None = 500, end: Any = None) -> None:
-        self.broker = broker
-        self.symbols = tuple(symbols)
-        self.timeframe = timeframe
-        self.step = pd.Timedelta(timeframe_ns(timeframe), unit="ns")
-        self.history = history
-        self.end = None if end is None else pd.Timestamp(end)
-        self.wakes: list[int] = []
-        self._cache: dict[Any, Any] = {}
-        self._now: pd.Timestamp | None = None
-
-    def begin_tick(self, now: pd.Timestamp) -> None:
-        self._now = now
-        self._cache.clear()
-
-    def _closed(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if self._now is None or frame.empty:
-            return frame
-        return frame[frame["timestamp"] + self.step <= self._now].reset_index(drop=True)
-
-    def candles(self, symbol: str, n: int | None) -> pd.DataFrame:
-        """The last ``n`` closed candles (one broker read per symbol and tick)."""
-        want = None if self.history is None else max(n or 0, self.history)
-        key = ("candles", symbol)
-        cached = self._cache.get(key)
-        if cached is None or (cached[0] is not None and (want is None or want > cached[0])):
-            frame = self._closed(self.broker.candles(symbol, self.timeframe, None, want))
-            self._cache[key] = cached = (want, frame)
-        frame = cached[1]
-        return frame if n is None else frame.tail(n).reset_index(drop=True)
-
-    def panel(self) -> Panel:
-        if "panel" not in self._cache:
-            known = getattr(getattr(self.broker, "broker", None), "known_panel", None)
-            if known is not None:
-                self._cache["panel"] = known()
-            else:
-                frames = {s: self.candles(s, None) for s in self.symbols}
-                self._cache["panel"] = Panel.from_frames(frames, self.timeframe)
-        return self._cache["panel"]
-
-    def causal(self, key: str, fn: Any) -> tuple[Any, int]:
-        if ("causal", key) not in self._cache:
-            panel = self.panel()
-            self._cache[("causal", key)] = (fn(panel), panel.n_times - 1)
-        return self._cache[("causal", key)]
-
-    def last_prices(self) -> np.ndarray:
-        """The last closed candle's close of each symbol (NaN when it has none)."""
-        out = np.full(len(self.symbols), np.nan)
-        if "panel" not in self._cache and not hasattr(getattr(self.broker, "broker", None),
-                                                      "known_panel"):
-            for j, symbol in enumerate(self.symbols):
-                frame = self.candles(symbol, 1)
-                if len(frame):
-                    out[j] = float(frame["close"].iloc[-1])
-            return out
-        panel = self.panel()
-        for j, symbol in enumerate(self.symbols):
-            closes = np.asarray(panel.close)[:, panel.column(symbol)]
-            present = closes[~np.isnan(closes)]
-            if present.size:
-                out[j] = present[-1]
-        return out
-
-    def wake_at(self, t: pd.Timestamp) -> None:
-        heapq.heappush(self.wakes, int(pd.Timestamp(t).value))
-
-    def fingerprint(self) -> str:
-        """A short hash of what the trader can see now (last closed candle of each symbol)."""
-        panel = self.panel()
-        last = panel.slice_rows(max(panel.n_times - 1, 0), panel.n_times)
-        digest = hashlib.sha256(str(panel.n_times).encode())
-        for array in (last.index.asi8, last.open, last.high, last.low, last.close, last.volume):
-            digest.update(np.ascontiguousarray(array).tobytes())
-        return digest.hexdigest()[:16]
-
-
 @keyword_checked
 class Runner:
     """Run ``trader`` on ``broker``, journaling to ``journal`` (see the module docstring).
@@ -243,7 +161,11 @@ class Runner:
     end : time, optional
         The last time of a bounded run (a replay); the trader sees it as ``ctx.end``;
         :meth:`run` to ``end`` ticks last at ``end`` (at the open of the candle it falls
-        in, as replay's call at the end time), unless the run started after it.
+        in, as replay's call at the end time), unless the run started after it. After that
+        tick, while market orders still wait (an exit cut by the volume cap, an outage),
+        the paper account moves on candle by candle and each fill is handed to ``on_fill``
+        at its step, as replay finishes (no ``on_bar``, no resting order matched), until
+        they fill or the data end (a live source: at most ``exit_wait_candles``).
     status_page : bool, default True
         Rewrite ``<journal>.html`` after every tick.
     """
@@ -777,7 +699,12 @@ class Runner:
         """Tick until ``until`` (a time) or ``max_ticks``; returns the number of ticks.
         A run to (or past) the runner's ``end`` has a last tick at ``end``."""
         stop = None if until is None else pd.Timestamp(until)
-        done = 0
+        end = self.view.end
+        if end is not None:
+            # the end tick is at the open of the candle ``end`` falls in (replay's call at
+            # the end time): a sync to a time inside a candle would match that candle,
+            # which closes after ``end``, before it closed
+            end = pd.Timestamp(end.value // self.step_ns * self.step_ns, tz="UTC")
         checkpoint = None if self.started else self.journal.last_checkpoint()
         if checkpoint is not None:
             # a restart: the first tick is the first tick time after the journal's last
@@ -785,38 +712,85 @@ class Runner:
             # close before now. So a tick whose checkpoint was saved is not run again, the
             # tick a kill cut short is (its orders deduplicated by client id; its entries'
             # exits are placed now rather than a bar later), and after a long stop the runner
-            # acts on the latest closed bar instead of replaying stale decisions. ``start``
-            # runs in that first tick, at a tick time, as on a first run.
+            # acts on the latest closed bar instead of replaying stale decisions.
             latest = self.clock.now().value // self.poll_ns * self.poll_ns
-            self.last_tick = max(pd.Timestamp(checkpoint["time"]),
-                                 pd.Timestamp(latest - 1, tz="UTC"))
+            last = self.last_tick = max(pd.Timestamp(checkpoint["time"]),
+                                        pd.Timestamp(latest - 1, tz="UTC"))
             self.view.wakes = list(checkpoint["wakes"])
             heapq.heapify(self.view.wakes)
-        end = end_given = self.view.end
-        if end is not None:
-            # the end tick is at the open of the candle ``end`` falls in (replay's call at
-            # the end time): a sync to a time inside a candle would match that candle,
-            # which closes after ``end``, before it closed
-            end = pd.Timestamp(end.value // self.step_ns * self.step_ns, tz="UTC")
+            # ``start`` reconciles when the process comes up, at the last candle open (what
+            # happened while it was down is learned now, and its orders go out now), unless
+            # the first tick is that time or earlier (it then runs there, at a tick time).
+            # A paper account so caught up moves on in the ticks' syncs, each fill handed at
+            # its step, as if the runner had not stopped (test_paper_sync_view.py)
+            up = pd.Timestamp(self.clock.now().value // self.step_ns * self.step_ns, tz="UTC")
+            first = self._next_in_run(stop, end)
+            if max_ticks != 0 and first is not None and \
+                    pd.Timestamp(checkpoint["time"]) <= up < first:
+                self.now = up
+                self._start_retrying()
+                self.last_tick = last  # (start read the checkpoint's)
+        done = 0
         while max_ticks is None or done < max_ticks:
-            t = self.next_tick()
-            if stop is not None and t > stop:
-                # a bounded run is read to its end: a last tick there when the cadence does
-                # not fall on it journals the fills after the last tick (a remainder filling
-                # at later opens), as replay matches every candle to the end. A run that
-                # never reached ``end`` (its first tick, or the clock at start, after it)
-                # has none: that tick would start a trader at a past time (on_start, a
-                # decision on the candles of then, sent at today's prices)
-                last = self.last_tick
-                if last is None:
-                    last = pd.Timestamp(self.clock.now()) - pd.Timedelta(1, unit="ns")
-                if end is None or end_given > stop or last >= end:
-                    break
-                t = end
+            t = self._next_in_run(stop, end)
+            if t is None:
+                break
             self.clock.sleep_until(t + self.settle)
             self.tick(t)
             done += 1
+        if done and end is not None and self.last_tick == end:
+            self._finish_market_orders()
         return done
+
+    def _next_in_run(self, stop: pd.Timestamp | None,
+                     end: pd.Timestamp | None) -> pd.Timestamp | None:
+        """The next tick of a run to ``stop`` (None: the run is over); ``end`` the end tick.
+
+        A bounded run is read to its end: a last tick there when the cadence does not fall
+        on it journals the fills after the last tick (a remainder filling at later opens), as
+        replay matches every candle to the end. A run that never reached ``end`` (its first
+        tick, or the clock at start, after it) has none: that tick would start a trader at a
+        past time (on_start, a decision on the candles of then, sent at today's prices).
+        """
+        t = self.next_tick()
+        if stop is None or t <= stop:
+            return t
+        last = self.last_tick
+        if last is None:
+            last = pd.Timestamp(self.clock.now()) - pd.Timedelta(1, unit="ns")
+        if end is None or self.view.end > stop or last >= end:
+            return None
+        return end
+
+    #: Candles a bounded run with a live candle source waits after its end for market orders
+    #: still waiting (recorded candles: until they end).
+    exit_wait_candles = 288
+
+    def _finish_market_orders(self) -> None:
+        """After the end tick: while market orders wait (an exit cut by the volume cap), move
+        the paper account on candle by candle and hand each fill at its step, as ``replay``
+        finishes (no decision, no resting order matched); bounded by the data's end or
+        :attr:`exit_wait_candles`. The account is marked at each step, checkpointed at the
+        last (a later run to ``end`` has nothing to do)."""
+        paper = self.broker.broker
+        if not hasattr(paper, "open_next"):
+            return
+        steps = 0
+        limit = None if paper.source is None else self.exit_wait_candles
+        while paper.market_orders_waiting() and (limit is None or steps < limit):
+            at = paper.now() + pd.Timedelta(self.step_ns, unit="ns")
+            self.clock.sleep_until(at + self.settle)
+            if not paper.open_next(self._on_broker_step):
+                break
+            steps += 1
+            self.now = paper.now()
+            self._resolve_orders()  # the journal's statuses (the exit filled)
+            self.journal.record_equity(self.now, *self.equity())
+        if steps:
+            self.journal.record_checkpoint(self.now, self.trader.get_state(), self.fill_cursor,
+                                           sorted(self.view.wakes))
+            if self.status_page:
+                write_status_page(self.journal, now=self.now)
 
 
 def _exchange_failure(exc: BaseException) -> bool:
