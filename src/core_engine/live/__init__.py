@@ -19,7 +19,7 @@ _WHERE = {
     "EmailNotifier": "notify", "MemoryNotifier": "notify", "Notification": "notify",
     "WebhookNotifier": "notify", "notify_all": "notify", "PaperBroker": "paper",
     "Breakers": "runner", "ReconciliationError": "runner", "Runner": "runner",
-    "SimulatedClock": "runner", "WallClock": "runner", "RunnerState": "state",
+    "SimulatedClock": "clock", "WallClock": "clock", "RunnerState": "state",
     "StateTransitionError": "state", "status_text": "status", "write_status_page": "status",
 }
 

@@ -37,7 +37,6 @@ import heapq
 import logging
 import math
 import random
-import time as _time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +55,7 @@ from core_engine.errors import (
     OrderRejected,
     RateLimited,
 )
+from core_engine.live.clock import SimulatedClock, WallClock
 from core_engine.live.journal import Journal
 from core_engine.live.journaled import JournaledBroker
 from core_engine.live.keys import SCRUBBER, protect_logging
@@ -74,33 +74,6 @@ _log = logging.getLogger(__name__)
 
 class ReconciliationError(CoreEngineError, RuntimeError):
     """The broker and the journal disagree beyond the tolerance: the runner will not trade."""
-
-
-@keyword_checked
-class SimulatedClock:
-    """A clock that jumps: ``sleep_until`` moves time, nothing waits (replays, tests)."""
-
-    def __init__(self, start: Any) -> None:
-        from core_engine.data.timeframes import to_utc_timestamp
-
-        self._now = to_utc_timestamp(start, name="start")  # ConfigError for "yesterday", NaN
-
-    def now(self) -> pd.Timestamp:
-        return self._now
-
-    def sleep_until(self, t: pd.Timestamp) -> None:
-        self._now = max(self._now, pd.Timestamp(t))
-
-
-class WallClock:
-    """The real UTC time; ``sleep_until`` sleeps in short steps (so a stop is quick)."""
-
-    def now(self) -> pd.Timestamp:
-        return pd.Timestamp.now(tz="UTC")
-
-    def sleep_until(self, t: pd.Timestamp) -> None:
-        while (left := (pd.Timestamp(t) - self.now()).total_seconds()) > 0:
-            _time.sleep(min(left, 1.0))
 
 
 @keyword_checked
@@ -736,11 +709,32 @@ class Runner:
             if t is None:
                 break
             self.clock.sleep_until(t + self.settle)
+            latest = self._skip_missed(t, stop, end)
+            if latest is None:
+                break
+            if latest != t:  # woke after later ticks were due (the process stalled)
+                t = latest
+                self.clock.sleep_until(t + self.settle)
             self.tick(t)
             done += 1
         if done and end is not None and self.last_tick == end:
             self._finish_market_orders()
         return done
+
+    def _skip_missed(self, t: pd.Timestamp, stop: pd.Timestamp | None,
+                     end: pd.Timestamp | None) -> pd.Timestamp | None:
+        """``t``, or the latest tick due when the process stalled past later ones (as a
+        restart acts on the latest closed bar); the skipped ticks are journaled."""
+        latest = pd.Timestamp(self.clock.now().value // self.poll_ns * self.poll_ns, tz="UTC")
+        if latest <= t:
+            return t
+        skipped = (latest.value - t.value) // self.poll_ns
+        self.journal.record_error(
+            "clock", "missed_ticks", f"the process stalled: {skipped} ticks from {t} to "
+            f"{latest - pd.Timedelta(self.poll_ns, unit='ns')} were not run; acting on the "
+            f"latest closed bar ({latest})", time=self.clock.now())
+        self.last_tick = latest - pd.Timedelta(1, unit="ns")
+        return self._next_in_run(stop, end)
 
     def _next_in_run(self, stop: pd.Timestamp | None,
                      end: pd.Timestamp | None) -> pd.Timestamp | None:
