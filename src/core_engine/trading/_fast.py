@@ -584,6 +584,7 @@ class DeclaredPath:
         s_cash = np.empty(_CAPACITY)
         s_hold = np.empty((_CAPACITY, len(cols)))
         hold = broker.holdings.copy()
+        cash0, hold0 = float(broker.cash), broker.holdings.copy()
         rate = broker.maker_fee
         end, cash, n_orders, n_live, n_fills, n_snaps, _ = run_declared(
             broker._open, broker._high, broker._low, row, stop, broker.slippage, rate,
@@ -597,12 +598,12 @@ class DeclaredPath:
                     o_status[:n_orders], o_repeat[:n_orders], o_parent[:n_orders],
                     live[:n_live], f_order[:n_fills], f_row[:n_fills], f_open[:n_fills],
                     f_price[:n_fills], f_fee[:n_fills], s_row[:n_snaps], s_cash[:n_snaps],
-                    s_hold[:n_snaps])
+                    s_hold[:n_snaps], cash0, hold0)
         return end
 
     def _apply(self, pre, end, cash, hold, o_col, o_side, o_level, o_qty, o_row, o_status,
                o_repeat, o_parent, live, f_order, f_row, f_open, f_price, f_fee, s_row,
-               s_cash, s_hold) -> None:
+               s_cash, s_hold, cash0, hold0) -> None:
         broker = self.broker
         m = len(pre)
         symbols = broker.panel.symbols
@@ -648,4 +649,9 @@ class DeclaredPath:
         if len(s_row):
             broker._row = int(s_row[-1])
             broker._phase = "intrabar"
+            # begin_row's mark of the last row played: the account after the row before it
+            if len(s_row) > 1:
+                broker._mark = (float(s_cash[-2]), s_hold[-2].copy(), broker._row)
+            else:
+                broker._mark = (cash0, hold0, broker._row)
         self.snapshots.extend(zip(s_row.tolist(), s_cash.tolist(), s_hold, strict=True))

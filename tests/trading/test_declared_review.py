@@ -1,0 +1,210 @@
+"""Adversarial checks of replay's declared-orders fast path (trading/_fast.py): every case
+is played twice, in numba and in Python (``DeclaredPath.ready`` patched False), and both
+runs must agree on every table and on the broker's state afterwards."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pandas as pd
+import pytest
+
+from core_engine.trading import FollowUp, SimBroker, Trader, _fast, replay
+from core_engine.trading._fast import DeclaredPath
+from tests.trading.test_follow_up import _walk, _walk_panel
+
+SYM = "AAA/USDT"
+_READY = DeclaredPath.ready
+
+
+def _play(make, panel, numba, broker_kwargs=None, broker=None, **kwargs):
+    broker = broker if broker is not None else SimBroker(**(broker_kwargs or {}))
+    with mock.patch.object(DeclaredPath, "ready", lambda self: numba and _READY(self)):
+        res = replay(make(), panel, broker, **kwargs)
+    return res, broker
+
+
+def _order_state(order):
+    return (order.to_record(), order.meta, order.then, order.lot_step, order.min_value)
+
+
+def _broker_state(broker, res):
+    ids = list(res.orders["client_id"]) if len(res.orders) else []
+    return {
+        "cash": broker.cash, "holdings": broker.holdings.tolist(), "seq": broker._seq,
+        "now": broker.now(), "mark_equity": broker.mark_equity,
+        "open": [_order_state(o) for o in broker.open_orders()],
+        "fetched": [_order_state(broker.fetch_order(cid)) for cid in ids],
+        "fills": [f.to_record() for f in broker.fills()],
+        "free_cash": broker.free_cash(),
+    }
+
+
+def _same(fast, slow):
+    (a, ba), (b, bb) = fast, slow
+    for name in ("fills", "orders", "equity", "trades", "notes", "blocked"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), obj=name)
+    assert str(a.metrics) == str(b.metrics)
+    sa, sb = _broker_state(ba, a), _broker_state(bb, b)
+    for key in sa:
+        assert str(sa[key]) == str(sb[key]), key
+
+
+def _both(make, panel, broker_kwargs=None, **kwargs):
+    fast = _play(make, panel, True, broker_kwargs, **kwargs)
+    slow = _play(make, panel, False, broker_kwargs, **kwargs)
+    assert not slow[1]._segments
+    return fast, slow
+
+
+class Ladder(Trader):
+    def __init__(self, levels=6, step=0.5, value=100.0, symbol=SYM, every=None, tag="",
+                 lot_step=None, min_value=None, meta_key="k"):
+        self.levels = levels
+        self.step = step
+        self.value = value
+        self.symbol = symbol
+        self.every = every
+        self.tag = tag
+        self.lot_step = lot_step
+        self.min_value = min_value
+        self.meta_key = meta_key
+
+    def on_start(self, ctx):
+        self.place(ctx, self.symbol)
+
+    def place(self, ctx, symbol):
+        ref = float(ctx.candles(symbol, 1)["close"].iloc[-1])
+        for k in range(1, self.levels + 1):
+            price = ref * (1 - k * self.step / 100)
+            ctx.buy(symbol, value=self.value, type="limit", price=price, tag=self.tag,
+                    lot_step=self.lot_step, min_value=self.min_value,
+                    meta={self.meta_key: k},
+                    then=FollowUp(price=price * (1 + self.step / 100), repeat=True))
+
+
+def test_a_plain_declared_ladder_leaves_the_broker_as_the_python_path():
+    panel = _walk(400, 3, 0.5)
+    fast, slow = _both(Ladder, panel, {"initial_cash": 1_000.0}, start=panel.index[1])
+    assert fast[1]._segments
+    _same(fast, slow)
+
+
+class Peeking(Ladder):
+    """A ladder woken on a cadence that reads the broker (fills, fetch_order, open orders)
+    and notes what it saw; ``churn`` cancels every open order and lays the ladder again."""
+
+    def __init__(self, levels=6, step=0.5, value=100.0, symbol=SYM, every="1h", churn=False,
+                 wake=False):
+        super().__init__(levels=levels, step=step, value=value, symbol=symbol, every=every)
+        self.churn = churn
+        self.wake = wake
+
+    def on_bar(self, ctx):
+        fills = ctx.broker.fills()
+        opened = ctx.open_orders()
+        seen = [ctx.broker.fetch_order(f.client_id).to_record() for f in fills[-3:]]
+        ctx.note("peek", fills=len(fills), last=[f.to_record() for f in fills[-2:]],
+                 open=[(o.client_id, o.status.value, o.meta, o.filled_quantity)
+                       for o in opened], seen=seen, cash=ctx.broker.cash,
+                 mark=ctx.broker.mark_equity)
+        if self.churn:
+            for o in opened[::2]:
+                ctx.cancel(o)
+            if not ctx.open_orders(self.symbol):
+                self.place(ctx, self.symbol)
+        if self.wake:
+            ctx.wake_at(ctx.now + pd.Timedelta("20min"))
+
+
+@pytest.mark.parametrize("kwargs", [
+    {}, {"churn": True}, {"churn": True, "every": "15min"}, {"wake": True, "every": "6h"},
+])
+def test_a_trader_reading_and_cancelling_fast_path_orders_on_a_cadence(kwargs):
+    panel = _walk(500, 11, 0.6)
+    fast, slow = _both(lambda: Peeking(**kwargs), panel,
+                       {"initial_cash": 800.0, "maker_bps": 2.0, "taker_bps": 7.0,
+                        "slippage_bps": 3.0}, start=panel.index[1])
+    assert fast[1]._segments
+    _same(fast, slow)
+
+
+@pytest.mark.parametrize("capacity", [1, 3, 8, 40])
+def test_a_segment_that_fills_the_kernels_capacity_hands_back_equal(capacity):
+    panel = _walk_panel(300, 5, 3, 0.05)
+
+    def make():
+        return Ladder(levels=5, step=0.3, value=60.0, symbol="S1/USDT")
+
+    with mock.patch.object(_fast, "_CAPACITY", capacity):
+        fast, slow = _both(make, panel, {"initial_cash": 400.0, "fee_bps": 10.0},
+                           start=panel.index[3])
+    _same(fast, slow)
+
+
+@pytest.mark.parametrize("end", [40, 41, 150, 299])
+def test_the_end_bound_and_the_call_after_it(end):
+    panel = _walk(300, 21, 0.7)
+    fast, slow = _both(lambda: Peeking(every="1h"), panel, {"initial_cash": 2_000.0},
+                       start=panel.index[1], end=panel.index[end])
+    _same(fast, slow)
+
+
+def test_tags_and_meta_are_inherited_along_the_chain_in_the_trades():
+    panel = _walk(400, 8, 0.5)
+    fast, slow = _both(lambda: Ladder(tag="rebalance", meta_key="weight"), panel,
+                       {"initial_cash": 5_000.0}, start=panel.index[1])
+    _same(fast, slow)
+    assert (fast[0].orders["tag"] == "rebalance").all()
+
+
+def test_quote_amount_buys_with_lot_step_and_min_value():
+    panel = _walk(400, 9, 0.5)
+    fast, slow = _both(lambda: Ladder(lot_step=0.001, min_value=5.0, value=33.3), panel,
+                       {"initial_cash": 250.0, "maker_bps": 0.0, "taker_bps": 25.0},
+                       start=panel.index[1])
+    _same(fast, slow)
+
+
+def test_one_sim_broker_reused_for_two_replays():
+    panel = _walk(300, 4, 0.5)
+    other = _walk(300, 5, 0.5)
+    for numba in (True, False):
+        broker = SimBroker(initial_cash=1_000.0)
+        first = _play(Ladder, panel, numba, broker=broker, start=panel.index[1])[0]
+        second = _play(Ladder, other, numba, broker=broker, start=other.index[1])
+        if numba:
+            fast = (first, second)
+        else:
+            slow = (first, second)
+    _same(fast[1], slow[1])
+    pd.testing.assert_frame_equal(fast[0].orders, slow[0].orders)
+    pd.testing.assert_frame_equal(fast[0].fills, slow[0].fills)
+
+
+class DustSells(Trader):
+    """A quote-amount market buy, then its position sold in limit sells of one part each
+    (each with a buy back), whose sum is a hair off what is held."""
+
+    def __init__(self, parts=3, up=0.4):
+        self.parts = parts
+        self.up = up
+
+    def on_start(self, ctx):
+        ctx.buy(SYM, value=333.3)  # filled at once, at the open
+        ref = float(ctx.candles(SYM, 1)["close"].iloc[-1])
+        held = ctx.broker.position(SYM)
+        q = held / self.parts
+        for k in range(self.parts):
+            price = ref * (1 + (k + 1) * self.up / 100)
+            ctx.sell(SYM, q, type="limit", price=price, leg=f"s{k}",
+                     then=FollowUp(price=price * (1 - self.up / 100), repeat=True))
+
+
+@pytest.mark.parametrize("parts", [3, 7])
+def test_sells_of_dust_held_a_hair_under_their_sum(parts):
+    panel = _walk(400, 13, 0.5)
+    fast, slow = _both(lambda: DustSells(parts=parts), panel,
+                       {"initial_cash": 1_000.0, "fee_bps": 7.0}, start=panel.index[1])
+    assert fast[1]._segments
+    _same(fast, slow)
