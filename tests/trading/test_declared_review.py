@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from unittest import mock
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -206,5 +207,26 @@ def test_sells_of_dust_held_a_hair_under_their_sum(parts):
     panel = _walk(400, 13, 0.5)
     fast, slow = _both(lambda: DustSells(parts=parts), panel,
                        {"initial_cash": 1_000.0, "fee_bps": 7.0}, start=panel.index[1])
+    assert fast[1]._segments
+    _same(fast, slow)
+
+
+def _open_only(panel, rows):
+    """``panel`` with only the open left of candles ``rows`` (high, low, close missing), as
+    check_trader's cut panels have at the cut."""
+    fields = {}
+    for name in ("high", "low", "close"):
+        values = np.array(getattr(panel, name), dtype=np.float64, order="F")
+        values[rows] = np.nan
+        fields[name] = values
+    return panel.with_fields(**fields)
+
+
+def test_a_candle_with_only_its_open_fills_the_orders_its_open_crosses():
+    # check_trader's cut: the candle at t keeps its open alone; a limit buy the open
+    # crosses fills there in Python (limit_buy_on_candle reads no low), so in numba too
+    panel = _walk(300, 3, 0.5)
+    gaps = _open_only(panel, np.arange(20, 300, 7))
+    fast, slow = _both(Ladder, gaps, {"initial_cash": 1_000.0}, start=gaps.index[1])
     assert fast[1]._segments
     _same(fast, slow)

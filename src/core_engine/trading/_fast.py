@@ -172,8 +172,10 @@ def run_declared(open_, high, low, start, stop, slip, rate, cash, hold, o_col, o
         hit = False
         for p in range(n_cols):
             c = cols[p]
-            if not np.isnan(open_[r, c]) and (low[r, c] <= buy_max[c]
-                                              or high[r, c] >= sell_min[c]):
+            o = open_[r, c]
+            # next_event_row's test (a limit buy the open crosses fills without a low)
+            if not np.isnan(o) and (o <= buy_max[c] or low[r, c] <= buy_max[c]
+                                    or high[r, c] >= sell_min[c]):
                 hit = True
                 break
         if not hit:
@@ -224,10 +226,10 @@ def run_declared(open_, high, low, start, stop, slip, rate, cash, hold, o_col, o
                 if np.isnan(o):
                     continue
                 level = o_level[i]
-                if o_side[i] == 0:
-                    if not low[r, c] <= level:
-                        continue
+                if o_side[i] == 0:  # limit_buy_on_candle: the open first, then the low
                     at_open = o <= level
+                    if not at_open and not low[r, c] <= level:
+                        continue
                 else:
                     if not high[r, c] >= level:
                         continue
