@@ -49,7 +49,9 @@ the trader acts) and :meth:`SimBroker.match_row` (the rest of the candle).
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -902,11 +904,14 @@ class SimBroker:
         placement order, read from ``_open_buys`` where it does not move with the clock."""
         self._check_live()
         buys = self._open_buys
+        # added one by one (as replay's declared-orders kernel adds them): Python 3.12's
+        # sum() of floats compensates, which would round the total differently
         if exclude not in buys and None not in buys.values():
-            return sum(buys.values())  # type: ignore[arg-type]
+            return functools.reduce(operator.add, buys.values(), 0.0)
         live, cols = self._live, self._cols
-        return sum(self._cost(live[cid], cols[live[cid].symbol]) if cost is None else cost
-                   for cid, cost in buys.items() if cid != exclude and cid in live)
+        return functools.reduce(operator.add, (
+            self._cost(live[cid], cols[live[cid].symbol]) if cost is None else cost
+            for cid, cost in buys.items() if cid != exclude and cid in live), 0.0)
 
     def _reserved_base(self, col: int, extra: Order | None) -> float:
         """The base the open sells of ``col`` (and ``extra``) hold: their remaining
