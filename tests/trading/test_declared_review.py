@@ -4,6 +4,7 @@ runs must agree on every table and on the broker's state afterwards."""
 
 from __future__ import annotations
 
+import math
 from unittest import mock
 
 import numpy as np
@@ -255,3 +256,44 @@ def test_a_saved_fast_replay_loads_as_the_python_one(tmp_path):
     a, b = ReplayResult.load(tmp_path / "fast"), ReplayResult.load(tmp_path / "slow")
     for name in ("fills", "orders", "equity", "trades", "notes"):
         pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), obj=name)
+
+
+def test_the_cash_open_buys_hold_is_summed_as_the_kernel_sums_it():
+    """The kernel adds the open buys' costs one by one, in placement order; Python 3.12's
+    ``sum`` of floats compensates (``sum([0.1] * 10) == 1.0``, the fold gives
+    0.9999999999999999), so a SimBroker summing with ``sum`` would check a follow-up's
+    funds against another free cash than the kernel. ``math.fsum`` stands in for 3.12's
+    ``sum`` here (this suite runs on 3.11 too)."""
+    panel = _walk(20, 1, 0.5)
+    broker = SimBroker(panel, initial_cash=1.5, fee_bps=0.0)
+    broker.begin_row(1)
+    from core_engine.trading import Order
+    for k in range(10):
+        broker.place(Order(client_id=f"b{k}", symbol=SYM, side="buy", type="limit",
+                           quantity=0.1, limit_price=1.0))
+    fold = 0.0
+    for _ in range(10):
+        fold += 0.1
+    with mock.patch("core_engine.trading.sim.sum", math.fsum, create=True):
+        assert broker.free_cash() == 1.5 - fold
+
+
+class TwiceAtStart(Ladder):
+    """Lays its ladder twice in on_start, the second a step lower: the same legs at the same
+    time, so the same client ids for other prices (refused as duplicates, kept in the
+    records with status 'new')."""
+
+    def on_start(self, ctx):
+        ref = float(ctx.candles(SYM, 1)["close"].iloc[-1])
+        for again in (0, 1):
+            for k in range(1, self.levels + 1):
+                price = ref * (1 - (k + again) * self.step / 100)
+                ctx.buy(SYM, value=self.value, type="limit", price=price, leg=f"l{k}",
+                        then=FollowUp(price=price * (1 + self.step / 100), repeat=True))
+
+
+def test_an_order_refused_for_its_reused_client_id_is_tabled_as_in_python():
+    panel = _walk(300, 3, 0.5)
+    fast, slow = _both(TwiceAtStart, panel, {"initial_cash": 1_000.0}, start=panel.index[1])
+    assert fast[1]._segments
+    _same(fast, slow)

@@ -495,14 +495,23 @@ def _orders_frame(records: Records, orders: dict[str, Order], broker: SimBroker
         return pd.DataFrame([o.to_record() for o in orders.values()])
     columns: dict[str, list] = {}
     listed = records.orders
+    seen: set[str] = set()
+
+    def once(part: list[Order]) -> Any:
+        # as the dict ``orders``: a client id listed twice (an order refused for reusing
+        # it) takes its first place and the last order listed under it
+        for order in part:
+            if order.client_id not in seen:
+                seen.add(order.client_id)
+                yield dict.__getitem__(orders, order.client_id)
+
     done = 0
     for segment in segments:
-        _add_records(columns, listed[done:segment.orders_at])
+        _add_records(columns, once(listed[done:segment.orders_at]))
         for key, values in segment.order_records().items():
             columns.setdefault(key, []).extend(values)
         done = segment.orders_at
-    _add_records(columns, listed[done:])
-    seen = {o.client_id for o in listed}
+    _add_records(columns, once(listed[done:]))
     _add_records(columns, (o for cid, o in orders.items() if cid not in seen))
     return pd.DataFrame(columns)
 
