@@ -297,3 +297,19 @@ def test_an_order_refused_for_its_reused_client_id_is_tabled_as_in_python():
     fast, slow = _both(TwiceAtStart, panel, {"initial_cash": 1_000.0}, start=panel.index[1])
     assert fast[1]._segments
     _same(fast, slow)
+
+
+def test_a_trailing_stop_cannot_take_a_repeating_follow_up():
+    """Its follow-up's own follow-up would be a stop at its price, which it has none of: the
+    replay failed at the fill (FollowUp's 'price' is None); the order is refused when made."""
+    from core_engine.errors import ConfigError
+    from core_engine.trading import Order
+
+    with pytest.raises(ConfigError, match="then.*repeat"):
+        Order(client_id="a", symbol=SYM, side="sell", type="stop", quantity=1.0,
+              trail_pct=0.5, trail_reference=100.0, then=FollowUp(price=90.0, repeat=True))
+    # without repeat, or with its own stop price, it is fine
+    Order(client_id="a", symbol=SYM, side="sell", type="stop", quantity=1.0, trail_pct=0.5,
+          trail_reference=100.0, then=FollowUp(price=90.0))
+    Order(client_id="a", symbol=SYM, side="sell", type="stop", quantity=1.0, stop_price=95.0,
+          then=FollowUp(price=90.0, repeat=True))
