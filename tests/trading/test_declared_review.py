@@ -313,3 +313,25 @@ def test_a_trailing_stop_cannot_take_a_repeating_follow_up():
           trail_reference=100.0, then=FollowUp(price=90.0))
     Order(client_id="a", symbol=SYM, side="sell", type="stop", quantity=1.0, stop_price=95.0,
           then=FollowUp(price=90.0, repeat=True))
+
+
+def test_the_kernels_buffers_are_not_kept_by_the_equity_snapshots():
+    """Each kernel call has a buffer of _CAPACITY x symbols holdings for its marks; the
+    snapshots kept rows of it (views), so a run held one such buffer per wake-up until it
+    ended (hundreds of GB of address space: 500 symbols, an hourly cadence, a year of 5m)."""
+    from core_engine.trading import results
+
+    panel = _walk_panel(300, 1, 4, 0.0)
+    seen = []
+    frame = results.equity_frame
+
+    def spy(panel, snapshots, *args):
+        seen.extend(snapshots)
+        return frame(panel, snapshots, *args)
+
+    broker = SimBroker(initial_cash=50_000.0)
+    with mock.patch.object(results, "equity_frame", spy):
+        replay(Peeking(symbol="S1/USDT", every="30min"), panel, broker, start=panel.index[12])
+    assert broker._segments
+    held = {id(h.base): h.base.nbytes for _, _, h in seen if h.base is not None}
+    assert sum(held.values()) <= 8 * 4 * len(seen)

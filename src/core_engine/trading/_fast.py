@@ -656,4 +656,5 @@ class DeclaredPath:
                 broker._mark = (float(s_cash[-2]), s_hold[-2].copy(), broker._row)
             else:
                 broker._mark = (cash0, hold0, broker._row)
-        self.snapshots.extend(zip(s_row.tolist(), s_cash.tolist(), s_hold, strict=True))
+        # (a copy: rows of s_hold would keep the kernel's whole buffer alive to the end)
+        self.snapshots.extend(zip(s_row.tolist(), s_cash.tolist(), s_hold.copy(), strict=True))
