@@ -10,6 +10,8 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core_engine.errors import LookaheadError
 from core_engine.testing import check_trader
@@ -335,3 +337,97 @@ def test_the_kernels_buffers_are_not_kept_by_the_equity_snapshots():
     assert broker._segments
     held = {id(h.base): h.base.nbytes for _, _, h in seen if h.base is not None}
     assert sum(held.values()) <= 8 * 4 * len(seen)
+
+
+class Chaos(Trader):
+    """On a cadence (and at wake-ups it asks for), from a generator seeded by the time:
+    cancels some open orders (those numba made among them), lays limit buys (base or quote
+    sized, some dust, some crossing the price, equal levels) with or without a follow-up
+    (repeating or not, above or below), sells parts of what it holds with follow-ups, now
+    and then a market order (the Python path until it fills), and reads the broker."""
+
+    def __init__(self, seed=0, every="30min", market=0.0, sells=0.5, cancels=0.3, wake=0.2):
+        self.seed = seed
+        self.every = every
+        self.market = market
+        self.sells = sells
+        self.cancels = cancels
+        self.wake = wake
+
+    def on_start(self, ctx):
+        self.on_bar(ctx)
+
+    def on_bar(self, ctx):
+        rng = np.random.default_rng([self.seed, ctx.now.value % (2**62)])
+        broker = ctx.broker
+        fills = broker.fills()
+        if fills:
+            broker.fetch_order(fills[-1].client_id)
+        for o in ctx.open_orders():
+            if rng.random() < self.cancels:
+                ctx.cancel(o)
+        for sym in ctx.symbols:
+            last = ctx.candles(sym, 1)
+            if not len(last):
+                continue
+            ref = float(last["close"].iloc[-1])
+            for k in range(int(rng.integers(0, 4))):
+                step = float(rng.choice([0.2, 0.5, 1.0]))
+                price = ref * (1 - (k + 1) * step / 100) if rng.random() > 0.2 \
+                    else ref * float(rng.choice([0.999, 1.0, 1.003]))
+                up = price * (1 + step / 100) if rng.random() > 0.3 \
+                    else price * float(rng.uniform(0.99, 1.01))
+                then = None if rng.random() < 0.2 \
+                    else FollowUp(price=up, repeat=bool(rng.random() < 0.7))
+                if rng.random() < 0.5:
+                    ctx.buy(sym, value=float(rng.choice([20.0, 75.0, 300.0])), type="limit",
+                            price=price, then=then, leg=f"b{k}", meta={"k": k},
+                            tag=str(rng.choice(["", "x", "rebalance"])))
+                else:
+                    ctx.buy(sym, float(rng.choice([0.1, 0.77, 2.0, 1e-13, 1 / 3])),
+                            type="limit", price=price, then=then, leg=f"q{k}")
+            held = broker.position(sym)
+            if held > 0 and rng.random() < self.sells:
+                parts = int(rng.integers(1, 4))
+                for j in range(parts):
+                    price = ref * (1 + (j + 1) * 0.3 / 100) if rng.random() > 0.3 \
+                        else ref * float(rng.uniform(0.995, 1.002))
+                    then = None if rng.random() < 0.3 \
+                        else FollowUp(price=price * 0.997, repeat=bool(rng.random() < 0.5))
+                    ctx.sell(sym, held / parts, type="limit", price=price, leg=f"s{j}",
+                             then=then)
+            if rng.random() < self.market:
+                if held > 0 and rng.random() < 0.5:
+                    ctx.sell(sym, held * 0.5, leg="m")
+                else:
+                    ctx.buy(sym, value=50.0, leg="m")
+        if rng.random() < self.wake:
+            ctx.wake_at(ctx.now + pd.Timedelta(minutes=int(rng.integers(5, 60))))
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**16), symbols=st.integers(1, 3),
+       gaps=st.sampled_from([0.0, 0.03, 0.2]), cash=st.sampled_from([200.0, 1_000.0, 1e4]),
+       maker=st.sampled_from([0.0, 2.0, 10.0]), taker=st.sampled_from([0.0, 10.0]),
+       slippage=st.sampled_from([0.0, 4.0]), every=st.sampled_from(["15min", "1h", "4h"]),
+       market=st.sampled_from([0.0, 0.3]), sells=st.sampled_from([0.0, 0.6]),
+       cancels=st.sampled_from([0.0, 0.3]), wake=st.sampled_from([0.0, 0.3]),
+       capacity=st.sampled_from([1 << 14, 5, 40]), start=st.integers(1, 20),
+       end=st.integers(30, 200))
+def test_a_random_trader_equals_the_python_path(seed, symbols, gaps, cash, maker, taker,
+                                                slippage, every, market, sells, cancels,
+                                                wake, capacity, start, end):
+    panel = _walk_panel(160, seed, symbols, gaps)
+    kwargs = {"start": panel.index[start]}
+    if end < 160:
+        kwargs["end"] = panel.index[end]
+
+    def make():
+        return Chaos(seed=seed, every=every, market=market, sells=sells, cancels=cancels,
+                     wake=wake)
+
+    broker = {"initial_cash": cash, "maker_bps": maker, "taker_bps": taker,
+              "slippage_bps": slippage}
+    with mock.patch.object(_fast, "_CAPACITY", capacity):
+        fast, slow = _both(make, panel, broker, **kwargs)
+    _same(fast, slow)
