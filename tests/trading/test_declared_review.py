@@ -450,3 +450,25 @@ def test_a_stretch_where_no_order_can_fill_skips_the_kernel():
                            {"initial_cash": 1_000.0}, start=panel.index[1])
     assert not len(fast[0].fills) and calls == []
     _same(fast, slow)
+
+
+class Marking(Ladder):
+    """Writes the time of each call into the meta of every filled buy it finds (its
+    follow-ups copied the meta when they were placed, before that)."""
+
+    def __init__(self, levels=6, step=0.5, every="2h"):
+        super().__init__(levels=levels, step=step, every=every)
+
+    def on_bar(self, ctx):
+        for fill in ctx.broker.fills():
+            if fill.side == "buy":
+                order = ctx.broker.fetch_order(fill.client_id)
+                order.meta["seen"] = str(ctx.now)
+                order.tag = "seen"
+
+
+def test_the_meta_a_follow_up_copies_is_the_filled_orders_when_it_filled():
+    panel = _walk(400, 3, 0.5)
+    fast, slow = _both(Marking, panel, {"initial_cash": 1_000.0}, start=panel.index[1])
+    assert fast[1]._segments
+    _same(fast, slow)

@@ -280,17 +280,31 @@ def _digest_id(trader_id: str, symbol: str, parent_id: str) -> str:
     return "ce" + hashlib.sha256(text.encode()).hexdigest()[:30]
 
 
+class _Root:
+    """What the follow-ups of a chain copy from the order at its start (Context._follow),
+    kept when they were placed."""
+
+    __slots__ = ("lot_step", "meta", "min_value", "tag", "time_in_force")
+
+    def __init__(self, order: Order) -> None:
+        self.meta = dict(order.meta)
+        self.tag = order.tag
+        self.time_in_force = order.time_in_force
+        self.lot_step = order.lot_step
+        self.min_value = order.min_value
+
+
 class Segment:
     """The orders and fills one kernel call made, as columns (see the module docstring).
 
-    ``roots[k]`` is the order object at the start of the chain of new order ``k`` (its
-    meta, tag, lot step and time in force are inherited), ``parents[k]`` the client id of
+    ``roots[k]`` is what new order ``k`` inherits from the order at the start of its chain
+    (its meta, tag, lot step and time in force, :class:`_Root`), ``parents[k]`` the client id of
     the order it follows. Fills name their order by ``fill_order`` (an index into
     ``pre`` — the orders open when the call began — for values below ``len(pre)``, else
     into the new orders)."""
 
     def __init__(self, broker: Any, pre: list[Order], ids: list[str], parents: list[str],
-                 roots: list[Order], cols: np.ndarray, sides: np.ndarray, levels: np.ndarray,
+                 roots: list[_Root], cols: np.ndarray, sides: np.ndarray, levels: np.ndarray,
                  qty: np.ndarray, rows: np.ndarray, status: np.ndarray, repeat: np.ndarray,
                  fill_order: np.ndarray, fill_rows: np.ndarray, fill_open: np.ndarray,
                  fill_price: np.ndarray, fill_fee: np.ndarray, seq0: int, fills_at: int,
@@ -310,7 +324,6 @@ class Segment:
         self._fills: list[Fill] | None = None
         self._backs: dict[float, FollowUp] = {}  # one (frozen) follow-up per price
         self._times: tuple[list[pd.Timestamp], list[pd.Timestamp]] | None = None
-        self.moved_on: list[int] = []  # new orders open at the end (their state moves on)
         # the fill of each filled new order (its row in the fill columns)
         m = len(pre)
         self.fill_of = np.full(len(ids), -1, dtype=np.int64)
@@ -513,8 +526,10 @@ class Segment:
             "fees": np.where(filled, 0.0 + fee, 0.0).tolist(),
             "created_at": created, "updated_at": updated, "reason": reason,
         }
-        for k in self.moved_on:  # open at the end: their state moved on after the segment
-            record = self.objects[k].to_record()
+        # the orders made objects: those open at the end moved on after the segment, and
+        # the trader may have changed any it was handed (fetch_order)
+        for k, made in self.objects.items():
+            record = made.to_record()
             for key, column in out.items():
                 column[k] = record[key]
         return out
@@ -617,11 +632,17 @@ class DeclaredPath:
         # client ids and chain roots of the new orders, parents first
         ids: list[str] = []
         parents: list[str] = []
-        roots: list[Order] = []
+        roots: list[Any] = []
+        # what a follow-up copies from its chain's root, as it is now (when the kernel's
+        # follow-ups were placed): the trader may change the root's meta or tag later
+        kept: dict[int, _Root] = {}
         for j in range(m, len(o_col)):
             p = int(o_parent[j])
             if p < m:
-                parent_id, root = pre[p].client_id, pre[p]
+                parent_id = pre[p].client_id
+                root = kept.get(p)
+                if root is None:
+                    root = kept[p] = _Root(pre[p])
             else:
                 parent_id, root = ids[p - m], roots[p - m]
             parents.append(parent_id)
@@ -643,7 +664,6 @@ class DeclaredPath:
         for i in live.tolist():
             if i >= m:
                 order = segment.order(i - m)  # found by fetch_order through the segment
-                segment.moved_on.append(i - m)
                 cid = order.client_id
                 broker._live[cid] = order
                 broker._track(order)
