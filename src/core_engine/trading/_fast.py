@@ -14,7 +14,9 @@ and an order or fill becomes an object only when asked for (``fetch_order``, ``f
 Anything else ends the stretch before the candle it happens on, which the Python path then
 plays: a fill the cash or the position cannot cover in full (a rejection, a partial sell),
 a wake-up, the end. ``tests/trading/test_follow_up.py`` proves both paths equal (every
-candle, skipping, and a ladder written in ``on_fill``).
+candle, skipping, and a ladder written in ``on_fill``), ``test_declared_review.py`` the
+broker's state after them too, for traders that cancel, read and change the orders made
+here, and a random trader.
 """
 
 from __future__ import annotations
