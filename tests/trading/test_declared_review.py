@@ -472,3 +472,13 @@ def test_the_meta_a_follow_up_copies_is_the_filled_orders_when_it_filled():
     fast, slow = _both(Marking, panel, {"initial_cash": 1_000.0}, start=panel.index[1])
     assert fast[1]._segments
     _same(fast, slow)
+
+
+@pytest.mark.parametrize(("stop_fill", "frac"), [("low", 0.0), ("range", 0.5)])
+def test_the_stop_fill_model_does_not_touch_declared_limits(stop_fill, frac):
+    panel = _walk(300, 17, 0.6)
+    fast, slow = _both(DustSells, panel, {"initial_cash": 1_000.0, "stop_fill": stop_fill,
+                                          "stop_fill_frac": frac, "slippage_bps": 2.0},
+                       start=panel.index[1])
+    assert fast[1]._segments
+    _same(fast, slow)
