@@ -482,3 +482,25 @@ def test_the_stop_fill_model_does_not_touch_declared_limits(stop_fill, frac):
                        start=panel.index[1])
     assert fast[1]._segments
     _same(fast, slow)
+
+
+def test_an_order_made_by_the_kernel_is_found_without_a_scan_of_the_segments():
+    """fetch_order and the result's trades looked for a kernel-made order segment by
+    segment: a year of 5 min candles woken hourly (2,913 segments, 7,645 fills) took 6 s
+    in numba against 1.7 s in Python, 3.5 s of it in those scans."""
+    panel = _walk(400, 3, 0.5)
+    broker = SimBroker(initial_cash=1_000.0)
+    replay(Peeking(every="30min"), panel, broker, start=panel.index[1])
+    assert len(broker._segments) > 3
+    looked = []
+
+    class Counted(dict):
+        def get(self, key, default=None):
+            looked.append(key)
+            return super().get(key, default)
+
+    for segment in broker._segments:
+        segment.index = Counted(segment.index)
+    last = broker._segments[-1]
+    assert broker.fetch_order(last.ids[-1]).client_id == last.ids[-1]
+    assert len(looked) <= 1

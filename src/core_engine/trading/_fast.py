@@ -675,6 +675,11 @@ class DeclaredPath:
         broker.holdings[:] = hold
         broker._seq += len(f_order)
         broker._segments = (*broker._segments, segment)
+        index = broker._segment_of
+        if index is None:
+            index = broker._segment_of = {}
+        for k, cid in enumerate(ids):
+            index.setdefault(cid, (segment, k))
         if len(s_row):
             broker._row = int(s_row[-1])
             broker._phase = "intrabar"

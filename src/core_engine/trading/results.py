@@ -440,10 +440,10 @@ def _light(orders: dict[str, Order], client_id: str) -> tuple[dict, float, str]:
     if order is not None:
         return order.meta, order.filled_quantity, order.tag
     if isinstance(orders, _Orders):
-        for segment in orders.broker._segments:
-            k = segment.index.get(client_id)
-            if k is not None:
-                return segment.light(k)
+        index = orders.broker._segment_of
+        found = index.get(client_id) if index else None
+        if found is not None:
+            return found[0].light(found[1])
     return {}, 0.0, ""
 
 

@@ -143,6 +143,8 @@ class SimBroker:
     # what replay's declared-orders path made, as columns (trading/_fast.py); a tuple, so an
     # account restored from an older save reads it empty
     _segments: tuple = ()
+    # client id -> (segment, index in it) of the orders those segments made
+    _segment_of: dict | None = None
 
     def __init__(self, candles: Any = None, *, initial_cash: float = 10_000.0,
                  fee_bps: float | None = None, maker_bps: float | None = None,
@@ -234,6 +236,7 @@ class SimBroker:
         self._live_id = id(self._live)
         self._used: dict[tuple[int, int], float] = {}
         self._segments = ()
+        self._segment_of = None
         self._row = 0
         self._phase = "open"
         self._seq = 0
@@ -333,11 +336,8 @@ class SimBroker:
 
     def _segment_order(self, client_id: str) -> Order | None:
         """An order replay's declared-orders path placed (made an object when asked)."""
-        for segment in self._segments:
-            k = segment.index.get(client_id)
-            if k is not None:
-                return segment.order(k)
-        return None
+        found = self._segment_of.get(client_id) if self._segment_of else None
+        return None if found is None else found[0].order(found[1])
 
     def cancel(self, client_id: str) -> Order:
         order = self.fetch_order(client_id)
