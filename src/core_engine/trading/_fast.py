@@ -14,7 +14,9 @@ and an order or fill becomes an object only when asked for (``fetch_order``, ``f
 Anything else ends the stretch before the candle it happens on, which the Python path then
 plays: a fill the cash or the position cannot cover in full (a rejection, a partial sell),
 a wake-up, the end. ``tests/trading/test_follow_up.py`` proves both paths equal (every
-candle, skipping, and a ladder written in ``on_fill``).
+candle, skipping, and a ladder written in ``on_fill``), ``test_declared_review.py`` the
+broker's state after them too, for traders that cancel, read and change the orders made
+here, and a random trader.
 """
 
 from __future__ import annotations
@@ -188,8 +190,10 @@ def run_declared(open_, high, low, start, stop, slip, rate, cash, hold, o_col, o
         hit = False
         for p in range(n_cols):
             c = cols[p]
-            if not np.isnan(open_[r, c]) and (low[r, c] <= buy_max[c]
-                                              or high[r, c] >= sell_min[c]):
+            o = open_[r, c]
+            # next_event_row's test (a limit buy the open crosses fills without a low)
+            if not np.isnan(o) and (o <= buy_max[c] or low[r, c] <= buy_max[c]
+                                    or high[r, c] >= sell_min[c]):
                 hit = True
                 break
         if not hit:
@@ -224,10 +228,10 @@ def run_declared(open_, high, low, start, stop, slip, rate, cash, hold, o_col, o
                     if o_row[i] >= r or not (o <= level if buy else o >= level):
                         continue
                     at_open = True
-                elif buy:
-                    if not low[r, c] <= level:
-                        continue
+                elif buy:  # limit_buy_on_candle: the open first, then the low
                     at_open = o <= level
+                    if not at_open and not low[r, c] <= level:
+                        continue
                 else:
                     if not high[r, c] >= level:
                         continue
@@ -283,17 +287,31 @@ def _digester(trader_id: str, symbol: str) -> Any:
     return digest
 
 
+class _Root:
+    """What the follow-ups of a chain copy from the order at its start (Context._follow),
+    kept when they were placed."""
+
+    __slots__ = ("lot_step", "meta", "min_value", "tag", "time_in_force")
+
+    def __init__(self, order: Order) -> None:
+        self.meta = dict(order.meta)
+        self.tag = order.tag
+        self.time_in_force = order.time_in_force
+        self.lot_step = order.lot_step
+        self.min_value = order.min_value
+
+
 class Segment:
     """The orders and fills one kernel call made, as columns (see the module docstring).
 
-    ``roots[k]`` is the order object at the start of the chain of new order ``k`` (its
-    meta, tag, lot step and time in force are inherited), ``parents[k]`` the client id of
+    ``roots[k]`` is what new order ``k`` inherits from the order at the start of its chain
+    (its meta, tag, lot step and time in force, :class:`_Root`), ``parents[k]`` the client id of
     the order it follows. Fills name their order by ``fill_order`` (an index into
     ``pre`` — the orders open when the call began — for values below ``len(pre)``, else
     into the new orders)."""
 
     def __init__(self, broker: Any, pre: list[Order], ids: list[str], parents: list[str],
-                 roots: list[Order], cols: np.ndarray, sides: np.ndarray, levels: np.ndarray,
+                 roots: list[_Root], cols: np.ndarray, sides: np.ndarray, levels: np.ndarray,
                  qty: np.ndarray, rows: np.ndarray, status: np.ndarray, repeat: np.ndarray,
                  fill_order: np.ndarray, fill_rows: np.ndarray, fill_open: np.ndarray,
                  fill_price: np.ndarray, fill_fee: np.ndarray, seq0: int, fills_at: int,
@@ -315,7 +333,6 @@ class Segment:
         self._records: dict[str, Any] | None = None
         self._backs: dict[float, FollowUp] = {}  # one (frozen) follow-up per price
         self._times: tuple[np.ndarray, np.ndarray] | None = None
-        self.moved_on: list[int] = []  # new orders open at the end (their state moves on)
         # the fill of each filled new order (its row in the fill columns)
         m = len(pre)
         self.fill_of = np.full(len(ids), -1, dtype=np.int64)
@@ -528,8 +545,10 @@ class Segment:
             "fees": np.where(filled, 0.0 + fee, 0.0), "created_at": created_ns.copy(),
             "updated_at": updated, "reason": reason.tolist(),
         }
-        for k in self.moved_on:  # open at the end: their state moved on after the segment
-            record = self.objects[k].to_record()
+        # the orders made objects: those open at the end moved on after the segment, and
+        # the trader may have changed any it was handed (fetch_order)
+        for k, made in self.objects.items():
+            record = made.to_record()
             for key, column in out.items():
                 value = record[key]
                 if key in ("created_at", "updated_at"):
@@ -569,6 +588,11 @@ class DeclaredPath:
     def run(self, row: int, stop: int) -> int:
         """Play ``[row, stop)`` in the kernel; returns the first row it did not play."""
         broker = self.broker
+        # the skipping search first: most stretches between wake-ups have no fill at all
+        # (the kernel's test of a row is the search's), and its buffers cost more than that
+        row = broker.next_event_row(row, stop)
+        if row >= stop:
+            return stop
         pre = [o for o in broker._live.values() if o.is_open]
         m = len(pre)
         cap = m + _CAPACITY
@@ -604,6 +628,7 @@ class DeclaredPath:
         s_cash = np.empty(_CAPACITY)
         s_hold = np.empty((_CAPACITY, len(cols)))
         hold = broker.holdings.copy()
+        cash0, hold0 = float(broker.cash), broker.holdings.copy()
         rate = broker.maker_fee
         end, cash, n_orders, n_live, n_fills, n_snaps, _ = run_declared(
             broker._open, broker._high, broker._low, row, stop, broker.slippage, rate,
@@ -617,23 +642,29 @@ class DeclaredPath:
                     o_status[:n_orders], o_repeat[:n_orders], o_parent[:n_orders],
                     live[:n_live], f_order[:n_fills], f_row[:n_fills], f_open[:n_fills],
                     f_price[:n_fills], f_fee[:n_fills], s_row[:n_snaps], s_cash[:n_snaps],
-                    s_hold[:n_snaps])
+                    s_hold[:n_snaps], cash0, hold0)
         return end
 
     def _apply(self, pre, end, cash, hold, o_col, o_side, o_level, o_qty, o_row, o_status,
                o_repeat, o_parent, live, f_order, f_row, f_open, f_price, f_fee, s_row,
-               s_cash, s_hold) -> None:
+               s_cash, s_hold, cash0, hold0) -> None:
         broker = self.broker
         m = len(pre)
         symbols = broker.panel.symbols
         # client ids and chain roots of the new orders, parents first
         ids: list[str] = []
         parents: list[str] = []
-        roots: list[Order] = []
+        roots: list[Any] = []
+        # what a follow-up copies from its chain's root, as it is now (when the kernel's
+        # follow-ups were placed): the trader may change the root's meta or tag later
+        kept: dict[int, _Root] = {}
         digests = [_digester(self.trader_id, symbol) for symbol in symbols]
         for p, c in zip(o_parent[m:].tolist(), o_col[m:].tolist(), strict=True):
             if p < m:
-                parent_id, root = pre[p].client_id, pre[p]
+                parent_id = pre[p].client_id
+                root = kept.get(p)
+                if root is None:
+                    root = kept[p] = _Root(pre[p])
             else:
                 parent_id, root = ids[p - m], roots[p - m]
             parents.append(parent_id)
@@ -655,7 +686,6 @@ class DeclaredPath:
         for i in live.tolist():
             if i >= m:
                 order = segment.order(i - m)  # found by fetch_order through the segment
-                segment.moved_on.append(i - m)
                 cid = order.client_id
                 broker._live[cid] = order
                 broker._track(order)
@@ -665,7 +695,18 @@ class DeclaredPath:
         broker.holdings[:] = hold
         broker._seq += len(f_order)
         broker._segments = (*broker._segments, segment)
+        index = broker._segment_of
+        if index is None:
+            index = broker._segment_of = {}
+        for k, cid in enumerate(ids):
+            index.setdefault(cid, (segment, k))
         if len(s_row):
             broker._row = int(s_row[-1])
             broker._phase = "intrabar"
-        self.snapshots.extend(zip(s_row.tolist(), s_cash.tolist(), s_hold, strict=True))
+            # begin_row's mark of the last row played: the account after the row before it
+            if len(s_row) > 1:
+                broker._mark = (float(s_cash[-2]), s_hold[-2].copy(), broker._row)
+            else:
+                broker._mark = (cash0, hold0, broker._row)
+        # (a copy: rows of s_hold would keep the kernel's whole buffer alive to the end)
+        self.snapshots.extend(zip(s_row.tolist(), s_cash.tolist(), s_hold.copy(), strict=True))

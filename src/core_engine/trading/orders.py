@@ -381,6 +381,12 @@ class Order:
             self.quantity = self.quote_quantity / self.limit_price
         if self.then is not None and type(self.then) is not FollowUp:
             check_instance(self.then, FollowUp, "then", owner, expected="a FollowUp or None")
+        if self.then is not None and self.then.repeat and self.type is OrderType.STOP \
+                and self.stop_price is None:
+            raise ConfigError(f"{owner}: a trailing stop cannot take a 'then' with repeat "
+                              "(the follow-up's own follow-up is a stop at this order's "
+                              "stop_price, and it has none). Give it a stop_price, or no "
+                              "repeat.")
 
     # ------------------------------------------------------------------ state
     @property

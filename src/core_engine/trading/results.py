@@ -494,10 +494,10 @@ def _light(orders: dict[str, Order], client_id: str) -> tuple[dict, float, str]:
     if order is not None:
         return order.meta, order.filled_quantity, order.tag
     if isinstance(orders, _Orders):
-        for segment in orders.broker._segments:
-            k = segment.index.get(client_id)
-            if k is not None:
-                return segment.light(k)
+        index = orders.broker._segment_of
+        found = index.get(client_id) if index else None
+        if found is not None:
+            return found[0].light(found[1])
     return {}, 0.0, ""
 
 
@@ -537,8 +537,17 @@ def _orders_frame(records: Records, orders: dict[str, Order], broker: SimBroker
                    ("quantity", "quote_quantity", "limit_price", "stop_price", "trail_pct",
                     "trail_offset", "filled_quantity", "average_price", "fees"))
     listed = records.orders
-    table.interleave(listed, [(s.orders_at, s.order_records) for s in segments])
-    seen = {o.client_id for o in listed}
+    seen: set[str] = set()
+
+    def once(part: list[Order]) -> Any:
+        # as the dict ``orders``: a client id listed twice (an order refused for reusing
+        # it) takes its first place and the last order listed under it
+        for order in part:
+            if order.client_id not in seen:
+                seen.add(order.client_id)
+                yield dict.__getitem__(orders, order.client_id)
+
+    table.interleave(listed, [(s.orders_at, s.order_records) for s in segments], once)
     table.add_objects(o for cid, o in orders.items() if cid not in seen)
     return table.frame()
 
@@ -567,15 +576,19 @@ class _Table:
                 values = [nat if v is None else v.value for v in values]
             self.chunks.setdefault(key, []).append(values)
 
-    def interleave(self, listed: list, blocks: list[tuple[int, Any]]) -> None:
-        """The objects of ``listed`` with each block's columns (``(position, make)``: the
-        columns ``make()`` returns go before ``listed[position]``)."""
+    def interleave(self, listed: list, blocks: list[tuple[int, Any]],
+                   pick: Any = None) -> None:
+        """The objects of ``listed`` (those ``pick`` yields of each part, all by default)
+        with each block's columns (``(position, make)``: the columns ``make()`` returns go
+        before ``listed[position]``)."""
         done = 0
         for at, make in blocks:
-            self.add_objects(listed[done:at])
+            part = listed[done:at]
+            self.add_objects(part if pick is None else pick(part))
             self.add_columns(make())
             done = at
-        self.add_objects(listed[done:])
+        part = listed[done:]
+        self.add_objects(part if pick is None else pick(part))
 
     def add_columns(self, values: dict[str, Any]) -> None:
         for key, column in values.items():

@@ -49,7 +49,9 @@ the trader acts) and :meth:`SimBroker.match_row` (the rest of the candle).
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -141,6 +143,8 @@ class SimBroker:
     # what replay's declared-orders path made, as columns (trading/_fast.py); a tuple, so an
     # account restored from an older save reads it empty
     _segments: tuple = ()
+    # client id -> (segment, index in it) of the orders those segments made
+    _segment_of: dict | None = None
 
     def __init__(self, candles: Any = None, *, initial_cash: float = 10_000.0,
                  fee_bps: float | None = None, maker_bps: float | None = None,
@@ -232,6 +236,7 @@ class SimBroker:
         self._live_id = id(self._live)
         self._used: dict[tuple[int, int], float] = {}
         self._segments = ()
+        self._segment_of = None
         self._row = 0
         self._phase = "open"
         self._seq = 0
@@ -331,11 +336,8 @@ class SimBroker:
 
     def _segment_order(self, client_id: str) -> Order | None:
         """An order replay's declared-orders path placed (made an object when asked)."""
-        for segment in self._segments:
-            k = segment.index.get(client_id)
-            if k is not None:
-                return segment.order(k)
-        return None
+        found = self._segment_of.get(client_id) if self._segment_of else None
+        return None if found is None else found[0].order(found[1])
 
     def cancel(self, client_id: str) -> Order:
         order = self.fetch_order(client_id)
@@ -902,11 +904,14 @@ class SimBroker:
         placement order, read from ``_open_buys`` where it does not move with the clock."""
         self._check_live()
         buys = self._open_buys
+        # added one by one (as replay's declared-orders kernel adds them): Python 3.12's
+        # sum() of floats compensates, which would round the total differently
         if exclude not in buys and None not in buys.values():
-            return sum(buys.values())  # type: ignore[arg-type]
+            return functools.reduce(operator.add, buys.values(), 0.0)
         live, cols = self._live, self._cols
-        return sum(self._cost(live[cid], cols[live[cid].symbol]) if cost is None else cost
-                   for cid, cost in buys.items() if cid != exclude and cid in live)
+        return functools.reduce(operator.add, (
+            self._cost(live[cid], cols[live[cid].symbol]) if cost is None else cost
+            for cid, cost in buys.items() if cid != exclude and cid in live), 0.0)
 
     def _reserved_base(self, col: int, extra: Order | None) -> float:
         """The base the open sells of ``col`` (and ``extra``) hold: their remaining
