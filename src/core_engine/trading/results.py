@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import functools
 import json
 import math
 from pathlib import Path
@@ -326,15 +327,22 @@ def trades_frame(fills: FillTable, orders: dict[str, Order], broker: SimBroker,
                  panel: Panel) -> pd.DataFrame:
     rows = [_trade_row(trip, basis, fills, orders, broker, panel)
             for trip, basis in _round_trips(fills, orders)]
-    frame = pd.DataFrame(rows, columns=TRADE_COLUMNS)
     if not rows:
-        frame = frame.astype({"return_pct": float, "best_return_pct": float,
-                              "max_drawdown": float, "weight": float, "score": float,
-                              "quantity": float, "entry_value": float, "fees": float,
-                              "pnl": float, "rank": np.int64, "gaps_in_window": np.int64,
-                              "ambiguous": bool, "exit_at_last_close": bool})
-        for col in ("decision_time", "entry_time", "exit_time"):
-            frame[col] = pd.DatetimeIndex([], tz="UTC")
+        return _no_trades().copy()
+    return pd.DataFrame(rows, columns=TRADE_COLUMNS)
+
+
+@functools.cache
+def _no_trades() -> pd.DataFrame:
+    """The trades frame of a replay without a round trip (its dtypes), made once."""
+    frame = pd.DataFrame([], columns=TRADE_COLUMNS)
+    frame = frame.astype({"return_pct": float, "best_return_pct": float,
+                          "max_drawdown": float, "weight": float, "score": float,
+                          "quantity": float, "entry_value": float, "fees": float,
+                          "pnl": float, "rank": np.int64, "gaps_in_window": np.int64,
+                          "ambiguous": bool, "exit_at_last_close": bool})
+    for col in ("decision_time", "entry_time", "exit_time"):
+        frame[col] = pd.DatetimeIndex([], tz="UTC")
     return frame
 
 
@@ -370,6 +378,23 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b and math.isfinite(b) else math.nan
 
 
+def _daily_returns(times_ns: np.ndarray, value: np.ndarray, initial_cash: float
+                   ) -> np.ndarray:
+    """The returns of the last value of each UTC day (NaN values skipped), the first from
+    ``initial_cash``: ``Series(value, times).resample("1D").last().dropna()`` after the
+    initial cash, ``pct_change().dropna()``, in numpy (the same values; tested)."""
+    ok = ~np.isnan(value)
+    days = times_ns[ok] // _DAY_NS
+    kept = value[ok]
+    if not len(kept):
+        return np.empty(0)
+    last = np.flatnonzero(np.diff(days) != 0)
+    daily = np.concatenate([[initial_cash], kept[last], kept[-1:]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        returns = daily[1:] / daily[:-1] - 1
+    return returns[~np.isnan(returns)]
+
+
 def account_metrics(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: float,
                     step_ns: int) -> dict:
     """Metrics of the account (CAGR, daily Sharpe/Sortino, Calmar, drawdown and its
@@ -381,12 +406,7 @@ def account_metrics(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: fl
     years = n * step_ns / _YEAR_NS
     final = float(value[-1]) if n else initial_cash
     total = _ratio(final, initial_cash) - 1.0
-    daily = pd.Series(value, index=times).resample("1D").last().dropna()
-    daily_ret = daily.pct_change().dropna().to_numpy() if len(daily) > 1 else np.empty(0)
-    start_value = pd.Series([initial_cash])
-    if len(daily):
-        daily_ret = (pd.concat([start_value, daily.reset_index(drop=True)])
-                     .pct_change().dropna().to_numpy())
+    daily_ret = _daily_returns(times.asi8, value, initial_cash)
     sd = float(np.std(daily_ret, ddof=1)) if len(daily_ret) > 1 else math.nan
     down = float(np.sqrt(np.mean(np.minimum(daily_ret, 0.0) ** 2))) if len(daily_ret) else math.nan
     mean = float(np.mean(daily_ret)) if len(daily_ret) else math.nan
