@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core_engine.errors import LookaheadError
 from core_engine.testing import check_trader
 from core_engine.trading import FollowUp, SimBroker, Trader, _fast, replay
 from core_engine.trading._fast import DeclaredPath
@@ -238,12 +237,6 @@ def test_a_candle_with_only_its_open_fills_the_orders_its_open_crosses():
     _same(fast, slow)
 
 
-@pytest.mark.xfail(strict=True, raises=LookaheadError, reason=(
-    "check_trader cuts the data at t keeping only the open of candle t, and compares the "
-    "orders created at or before t; a follow-up (or an order placed in on_fill) of a fill "
-    "inside candle t is created at t (the step the fill is handed at) but needs candle t's "
-    "low, so a trader that reads nothing ahead is reported as looking ahead — in Python and "
-    "in numba alike. The fix is check_trader's (what it compares at t), not the replay's."))
 def test_check_trader_accepts_a_declared_ladder():
     panel = _walk(300, 3, 0.5)
     check_trader(Ladder(), panel, start=panel.index[1], n_times=5)

@@ -308,3 +308,37 @@ def test_declared_orders_on_several_symbols_with_gaps_and_wake_ups_equal_the_pyt
     assert [f.trade_id for f in broker.fills()] == list(fast.fills.get("trade_id", []))
     for cid in fast.orders["client_id"]:
         assert broker.fetch_order(cid).client_id == cid
+
+
+class PeekingLadder(HandLadder):
+    """Re-arms a level only when the close one candle ahead is higher: it reads a captured
+    frame of every candle (a leak check_trader must catch)."""
+
+    def __init__(self, levels=8, step=0.5, value=100.0, future=None):
+        super().__init__(levels=levels, step=step, value=value)
+        self.future = future
+
+    def on_fill(self, ctx, fill):
+        order = ctx.broker.fetch_order(fill.client_id)
+        if order.is_open or fill.side == "buy":
+            return super().on_fill(ctx, fill)
+        ahead = self.future.loc[self.future["timestamp"] > ctx.now, "close"]
+        if len(ahead) > 1 and ahead.iloc[1] > ahead.iloc[0]:
+            super().on_fill(ctx, fill)
+
+
+def test_check_trader_passes_honest_follow_ups_and_catches_a_peek():
+    """An order placed at t in answer to a fill inside candle t depends on that candle,
+    which the cut at t does not have; check_trader leaves those out at t (``inside_candle``),
+    for declared and on_fill follow-ups alike, and still catches a trader that peeks."""
+    from core_engine.errors import LookaheadError
+    from core_engine.testing import check_trader
+
+    panel = _walk(400, 3, 0.5)
+    check_trader(Ladder(), panel, start=panel.index[1], n_times=8)
+    check_trader(HandLadder(), panel, start=panel.index[1], n_times=8)
+    res = replay(HandLadder(), panel, SimBroker(), start=panel.index[1])
+    assert res.orders["inside_candle"].any() and not res.orders["inside_candle"].all()
+    frame = panel.frame(SYM)
+    with pytest.raises(LookaheadError):
+        check_trader(PeekingLadder(future=frame), panel, start=panel.index[1], n_times=40)

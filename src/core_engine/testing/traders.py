@@ -72,7 +72,15 @@ def _cut_panel(panel: Panel, row: int) -> Panel:
 def _orders_before(frame: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
     if not len(frame):
         return pd.DataFrame(columns=[*COMPARED, "quantity"])
-    part = frame.loc[pd.DatetimeIndex(frame["created_at"]) <= t].copy()
+    created = pd.DatetimeIndex(frame["created_at"])
+    keep = created < t
+    # at t itself: the orders of the decision at t and of fills at t's open; not those
+    # placed in answer to a fill inside candle t (stamped t, they depend on its range,
+    # which closes after t: the cut does not have it)
+    inside = frame["inside_candle"].to_numpy(dtype=bool) if "inside_candle" in frame \
+        else np.zeros(len(frame), dtype=bool)
+    keep |= (created == t) & ~inside
+    part = frame.loc[keep].copy()
     part["quantity"] = part["quantity"].where(part["quote_quantity"].isna())
     return part[[*COMPARED, "quantity"]].reset_index(drop=True)
 
@@ -88,7 +96,9 @@ def check_trader(trader: Any, data: Any, *, n_times: int = 5, seed: int = 0,
     orders fill at). Parameters of the trader that hold candles (a DataFrame with a
     ``timestamp`` column, a Panel, a dict of them) are cut at ``t`` as well. The orders
     placed up to ``t`` must be equal (ids, symbols, sides, types, sizes, prices, tags,
-    times).
+    times), but for those placed at ``t`` in answer to a fill inside the candle starting at
+    ``t`` (``orders["inside_candle"]``: stamped ``t``, they depend on that candle's range,
+    which the cut does not have).
 
     Parameters
     ----------

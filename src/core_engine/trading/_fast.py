@@ -98,7 +98,7 @@ def _fill(i, raw, at_open, row, cash, hold, o_col, o_side, o_qty, slip, rate, o_
 
 @njit(cache=True)
 def _follow(i, row, cash, hold, rate, o_col, o_side, o_level, o_qty, o_cost, o_then,
-            o_repeat, o_status, o_row, o_parent, n_orders, live, n_live):
+            o_repeat, o_status, o_row, o_parent, n_orders, live, n_live, o_inside, inside):
     """Place the follow-up of filled order ``i`` as order ``n_orders`` (Context._follow and
     SimBroker.place's funds check); returns the new ``n_live``."""
     j = n_orders
@@ -114,6 +114,7 @@ def _follow(i, row, cash, hold, rate, o_col, o_side, o_level, o_qty, o_cost, o_t
     o_repeat[j] = o_repeat[i]
     o_row[j] = row
     o_parent[j] = i
+    o_inside[j] = inside
     o_cost[j] = 0.0
     if side == 0:
         need = q * level * (1.0 + rate)
@@ -143,15 +144,15 @@ def _follow(i, row, cash, hold, rate, o_col, o_side, o_level, o_qty, o_cost, o_t
 @njit(cache=True)
 def _follow_fills(first, n_fills, f_order, row, cash, hold, rate, o_col, o_side, o_level,
                   o_qty, o_cost, o_then, o_repeat, o_status, o_row, o_parent, n_orders, live,
-                  n_live):
-    """The context handing fills ``first..n_fills`` over: the follow-up of each, in order;
-    returns ``(n_live, n_orders)``."""
+                  n_live, o_inside, inside):
+    """The context handing fills ``first..n_fills`` over: the follow-up of each, in order
+    (``inside``: fills inside the candle, not at its open); returns ``(n_live, n_orders)``."""
     for k in range(first, n_fills):
         i = f_order[k]
         if not np.isnan(o_then[i]):
             n_live = _follow(i, row, cash, hold, rate, o_col, o_side, o_level, o_qty, o_cost,
                              o_then, o_repeat, o_status, o_row, o_parent, n_orders, live,
-                             n_live)
+                             n_live, o_inside, inside)
             n_orders += 1
     return n_live, n_orders
 
@@ -160,7 +161,7 @@ def _follow_fills(first, n_fills, f_order, row, cash, hold, rate, o_col, o_side,
 def run_declared(open_, high, low, start, stop, slip, rate, cash, hold, o_col, o_side,
                  o_level, o_qty, o_cost, o_then, o_repeat, o_status, o_row, o_parent,
                  n_orders, live, n_live, f_order, f_row, f_open, f_price, f_fee, s_row,
-                 s_cash, s_hold):
+                 s_cash, s_hold, o_inside):
     """Play rows ``[start, stop)`` for the open orders ``live[:n_live]`` (indexes into the
     order columns ``o_*``, placement order, ``-1`` for a closed one); see the module
     docstring. Returns ``(row, cash, n_orders, n_live, n_fills, n_snaps, done)``: ``row``
@@ -193,7 +194,7 @@ def run_declared(open_, high, low, start, stop, slip, rate, cash, hold, o_col, o
             o = open_[r, c]
             # next_event_row's test (a limit buy the open crosses fills without a low)
             if not np.isnan(o) and (o <= buy_max[c] or low[r, c] <= buy_max[c]
-                                    or high[r, c] >= sell_min[c]):
+                                    or high[r, c] >= sell_min[c] or o >= sell_min[c]):
                 hit = True
                 break
         if not hit:
@@ -248,7 +249,7 @@ def run_declared(open_, high, low, start, stop, slip, rate, cash, hold, o_col, o
             n_live, n_orders = _follow_fills(first, n_fills, f_order, r, cash, hold, rate,
                                              o_col, o_side, o_level, o_qty, o_cost, o_then,
                                              o_repeat, o_status, o_row, o_parent, n_orders,
-                                             live, n_live)
+                                             live, n_live, o_inside, phase == 1)
         if not ok:  # the Python path plays this row: undo it
             cash = saved_cash
             hold[:] = saved_hold
@@ -606,6 +607,7 @@ class DeclaredPath:
         o_status = np.zeros(cap, dtype=np.int64)
         o_row = np.empty(cap, dtype=np.int64)
         o_parent = np.full(cap, -1, dtype=np.int64)
+        o_inside = np.zeros(cap, dtype=np.bool_)
         cols = broker._cols
         for i, order in enumerate(pre):
             o_col[i] = cols[order.symbol]
@@ -634,7 +636,7 @@ class DeclaredPath:
             broker._open, broker._high, broker._low, row, stop, broker.slippage, rate,
             float(broker.cash), hold, o_col, o_side, o_level, o_qty, o_cost, o_then, o_repeat,
             o_status, o_row, o_parent, m, live, m, f_order, f_row, f_open, f_price, f_fee,
-            s_row, s_cash, s_hold)
+            s_row, s_cash, s_hold, o_inside)
         if n_snaps == 0 and n_orders == m:
             return end
         self._apply(pre, end, cash, hold, o_col[:n_orders], o_side[:n_orders],
@@ -643,6 +645,11 @@ class DeclaredPath:
                     live[:n_live], f_order[:n_fills], f_row[:n_fills], f_open[:n_fills],
                     f_price[:n_fills], f_fee[:n_fills], s_row[:n_snaps], s_cash[:n_snaps],
                     s_hold[:n_snaps], cash0, hold0)
+        # the follow-ups of fills inside a candle (Records.inside, the orders table's
+        # inside_candle)
+        ids = broker._segments[-1].ids
+        self.records.inside.update(
+            ids[k] for k in np.flatnonzero(o_inside[m:n_orders]).tolist())
         return end
 
     def _apply(self, pre, end, cash, hold, o_col, o_side, o_level, o_qty, o_row, o_status,

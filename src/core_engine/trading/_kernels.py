@@ -135,8 +135,10 @@ def next_event_row(open_, high, low, resting, n, start, stop):
             o = open_[r, c]
             if np.isnan(o):
                 continue
-            if market[c] or o <= open_le[c] or low[r, c] <= low_le[c] or o >= open_ge[c] \
-                    or high[r, c] >= high_ge[c]:
+            # (the open against the low and high bounds too: implied on a real candle, not on
+            # one that has an open alone, such as check_trader's cut at t)
+            if market[c] or o <= open_le[c] or low[r, c] <= low_le[c] or o <= low_le[c] \
+                    or o >= open_ge[c] or high[r, c] >= high_ge[c] or o >= high_ge[c]:
                 return r
         for i in range(n_trails):
             rec = resting[trails[i]]

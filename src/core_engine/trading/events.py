@@ -335,5 +335,7 @@ class _Loop:
             ctx._call("on_bar", lambda: self.trader.on_bar(ctx))
             self.dispatch()
         broker.match_row(row)
+        ctx._inside = True  # what is placed now answers fills inside the candle
         self.dispatch()
+        ctx._inside = False
         self.snapshot(row)

@@ -469,6 +469,9 @@ def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Recor
     equity = equity_frame(panel, snapshots, start_row, end_row, initial)
     metrics = account_metrics(equity, trades, initial, panel.step_ns)
     orders_df = _orders_frame(records, orders, broker)
+    if len(orders_df):
+        # placed in answer to a fill inside the candle opening at created_at (check_trader)
+        orders_df["inside_candle"] = orders_df["client_id"].isin(records.inside).to_numpy()
     statuses = orders_df["status"].value_counts() if len(orders_df) else pd.Series(dtype=int)
     fills_df = _fills_frame(broker)
     fees_all = float(fills_df["fee"].sum()) if len(fills_df) else 0.0

@@ -212,6 +212,9 @@ class Records:
         self.notes: list[dict] = []
         self.blocked: list[dict] = []
         self.orders: list[Order] = []
+        # client ids of the orders placed in answer to a fill inside a candle (after the
+        # broker matched it; stamped at its open, they depend on its range)
+        self.inside: set[str] = set()
 
     def notes_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.notes, columns=["time", "text", "values", "orders"])
@@ -266,6 +269,7 @@ class Context:
         self.records = records
         self._legs: dict[tuple, int] = {}
         self._produced: list[str] = []
+        self._inside = False  # the broker's step matched a candle's range (replay)
 
     # ------------------------------------------------------------------ what is known
     @property
@@ -436,6 +440,8 @@ class Context:
             placed = order
         if placed is order:
             self.records.orders.append(order)
+            if self._inside:
+                self.records.inside.add(order.client_id)
         self._produced.append(placed.client_id)
         return placed
 
