@@ -9,13 +9,10 @@ import pytest
 from core_engine.live.paper import PaperBroker
 from core_engine.live.runner import Runner, SimulatedClock
 from core_engine.trading import FollowUp, SimBroker, Trader, replay
+from tests.live.kills import run_killed_before_checkpoint
 from tests.trading.test_follow_up import _walk
 
 SYM = "AAA/USDT"
-
-
-class Killed(BaseException):
-    pass
 
 
 class Ladder(Trader):
@@ -57,12 +54,7 @@ def test_a_declared_ladder_on_paper_trades_as_the_fast_replay(tmp_path, kill):
     if kill:
         runner.run(max_ticks=2)
 
-        def die(*a, **k):
-            raise Killed
-        runner.journal.record_checkpoint = die
-        with pytest.raises(Killed):
-            runner.run(max_ticks=1)
-        runner.journal.close()
+        run_killed_before_checkpoint(runner)
         runner = _runner(tmp_path, panel, end)
     runner.run(until=end)
     assert _fills(runner.journal.fills()) == _fills(want.fills.itertuples())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from core_engine.data import Panel
 from core_engine.live.journaled import _spec, order_from_row
@@ -13,10 +12,7 @@ from core_engine.live.paper import PaperBroker
 from core_engine.live.runner import Runner, SimulatedClock
 from core_engine.trading import FollowUp, Order, SimBroker, Trader, replay
 from tests.live.flat_candles import SYMBOL, flat_panel
-
-
-class Killed(BaseException):
-    pass
+from tests.live.kills import run_killed_before_checkpoint
 
 
 def _panel() -> Panel:
@@ -63,12 +59,7 @@ def test_a_restart_that_hands_the_fills_again_sends_each_follow_up_once(tmp_path
     first = _runner(tmp_path, panel, end)
     first.run(max_ticks=1)  # 00:00: the buy rests
 
-    def die(*a, **k):
-        raise Killed
-    first.journal.record_checkpoint = die
-    with pytest.raises(Killed):
-        first.run(max_ticks=1)  # 01:00: the sync fills buy, sell, buy, sell; no checkpoint
-    first.journal.close()
+    run_killed_before_checkpoint(first)  # 01:00: the sync fills buy, sell, buy, sell; no checkpoint
     second = _runner(tmp_path, panel, end)
     second.run(until=end)
     orders = second.journal.orders()
@@ -117,12 +108,7 @@ def test_a_restart_hands_a_fill_of_an_order_completed_later_without_a_second_fol
     first = runner()
     first.run(max_ticks=1)
 
-    def die(*a, **k):
-        raise Killed
-    first.journal.record_checkpoint = die
-    with pytest.raises(Killed):
-        first.run(max_ticks=1)
-    first.journal.close()
+    run_killed_before_checkpoint(first)
     second = runner()
     second.run(until=end)
     sells = [o for o in second.journal.orders() if o.side == "sell"]

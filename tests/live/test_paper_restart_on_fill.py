@@ -14,10 +14,7 @@ from core_engine.live.paper import PaperBroker
 from core_engine.live.runner import Runner, SimulatedClock
 from core_engine.trading import Trader
 from tests.live.flat_candles import SYMBOL, flat_panel
-
-
-class Killed(BaseException):
-    pass
+from tests.live.kills import run_killed_before_checkpoint
 
 
 def _panel() -> Panel:
@@ -54,12 +51,7 @@ def test_restart_in_the_tick_that_synced_a_fill_does_not_place_its_on_fill_order
     first = runner()
     first.run(max_ticks=1)  # 00:00
 
-    def die(*a, **k):
-        raise Killed
-    first.journal.record_checkpoint = die
-    with pytest.raises(Killed):
-        first.run(max_ticks=1)  # 01:00: the sync fills the entry, on_fill buys
-    first.journal.close()
+    run_killed_before_checkpoint(first)  # 01:00: the sync fills the entry, on_fill buys
     second = runner()
     second.run(max_ticks=1)
     markets = [o.client_id for o in second.journal.orders() if o.type == "market"]
