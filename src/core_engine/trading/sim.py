@@ -49,9 +49,7 @@ the trader acts) and :meth:`SimBroker.match_row` (the rest of the candle).
 
 from __future__ import annotations
 
-import functools
 import math
-import operator
 from typing import Any
 
 import numpy as np
@@ -60,25 +58,20 @@ import pandas as pd
 from core_engine._config import keyword_checked
 from core_engine._validate import check_real
 from core_engine.backtest._kernels import (
-    EXIT_REASON_NAMES,
-    NO_EXIT,
     STOP_FILL_NAMES,
-    STOP_LOSS,
-    exit_on_candle,
-    stop_in_force,
 )
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import format_timeframe, timeframe_ns, to_utc_timestamp
-from core_engine.errors import ConfigError, InsufficientFunds, OrderNotFound, OrderRejected
+from core_engine.errors import ConfigError, OrderNotFound, OrderRejected
 from core_engine.risk._kernels import lot_quantity
 from core_engine.trading._kernels import (
-    limit_buy_on_candle,
     next_event_row,
-    stop_buy_on_candle,
     triggers_on_row,
 )
 from core_engine.trading.book import RestingBook
 from core_engine.trading.broker import split_symbol
+from core_engine.trading.funds import Funds
+from core_engine.trading.matching import Matching
 from core_engine.trading.orders import (
     Fill,
     Order,
@@ -97,10 +90,6 @@ _SAME_FIELDS = ("symbol", "side", "type", "quantity", "quote_quantity", "lot_ste
 _SAME_FIELDS_BY_VALUE = tuple(f for f in _SAME_FIELDS if f != "quantity")
 
 
-def _price(value: float | None) -> float:
-    return math.nan if value is None else float(value)
-
-
 def _bps(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not math.isfinite(value) or not 0 <= value < 10_000:
@@ -110,7 +99,7 @@ def _bps(name: str, value: Any) -> float:
 
 
 @keyword_checked
-class SimBroker:
+class SimBroker(Funds, Matching):
     """A :class:`~core_engine.trading.broker.Broker` that fills orders on recorded candles.
 
     Parameters
@@ -623,97 +612,6 @@ class SimBroker:
         if order.is_open and order.time_in_force == "ioc":
             self._close_order(order, OrderStatus.CANCELLED, "ioc")
 
-    def _name_exit_at_open(self, order: Order, o: float) -> str:
-        for sib in self._siblings(order):
-            if sib.side is OrderSide.SELL and sib.type is OrderType.STOP:
-                level, code = self._stop_level(sib)
-                if not np.isnan(level) and o <= level:
-                    return EXIT_REASON_NAMES[code]
-        for sib in self._siblings(order):
-            if sib.side is OrderSide.SELL and sib.type is OrderType.LIMIT \
-                    and o >= float(sib.limit_price or math.inf):
-                return "take_profit"
-        return "market"
-
-    def _stop_level(self, order: Order) -> tuple[float, int]:
-        frac = np.nan if order.trail_pct is None else order.trail_pct / 100.0
-        dist = np.nan if order.trail_offset is None else order.trail_offset
-        has_trail = order.trail_pct is not None or order.trail_offset is not None
-        stop = np.nan if order.stop_price is None else order.stop_price
-        level, code = stop_in_force(stop, self._highest.get(order.client_id, np.nan), frac, dist,
-                                    has_trail)
-        return float(level), int(code)
-
-    def _candle(self, col: int, row: int) -> tuple[float, float, float]:
-        return (float(self._open[row, col]), float(self._high[row, col]),
-                float(self._low[row, col]))
-
-    def _match_one(self, order: Order, col: int, row: int, open_only: bool = False) -> None:
-        o, h, lo = self._candle(col, row)
-        if open_only:
-            h = lo = o
-        # a cheap pre-check (the helpers below decide): most resting orders are far away
-        if order.type is OrderType.LIMIT:
-            limit = _price(order.limit_price)
-            if (lo > limit) if order.side is OrderSide.BUY else (h < limit):
-                return
-        elif order.side is OrderSide.BUY and h < _price(order.stop_price):
-            return
-        if order.side is OrderSide.BUY:
-            if order.type is OrderType.LIMIT:
-                hit, raw, at_open = limit_buy_on_candle(o, lo, _price(order.limit_price))
-                reason = "limit"
-            else:
-                hit, raw, at_open = stop_buy_on_candle(o, h, _price(order.stop_price))
-                reason = "stop"
-            if hit:
-                self._execute(order, col, row, float(raw), at_open=bool(at_open), reason=reason)
-            return
-        if order.type is OrderType.LIMIT:
-            code, raw, at_open, _, _ = exit_on_candle(o, h, lo, np.nan, STOP_LOSS,
-                                                      _price(order.limit_price), self.stop_fill,
-                                                      self.stop_fill_frac)
-        else:
-            level, stop_code = self._stop_level(order)
-            code, raw, at_open, _, _ = exit_on_candle(o, h, lo, level, stop_code, np.nan,
-                                                      self.stop_fill, self.stop_fill_frac)
-        if code != NO_EXIT:
-            self._execute(order, col, row, float(raw), at_open=bool(at_open),
-                          reason=EXIT_REASON_NAMES[code])
-
-    def _match_pair(self, stop: Order, target: Order, col: int, row: int,
-                    open_only: bool = False) -> None:
-        o, h, lo = self._candle(col, row)
-        if open_only:
-            h = lo = o
-        level, stop_code = self._stop_level(stop)
-        code, raw, at_open, ambiguous, _ = exit_on_candle(
-            o, h, lo, level, stop_code, _price(target.limit_price), self.stop_fill,
-            self.stop_fill_frac)
-        if code == NO_EXIT:
-            return
-        order = target if EXIT_REASON_NAMES[code] == "take_profit" else stop
-        self._execute(order, col, row, float(raw), at_open=bool(at_open),
-                      reason=EXIT_REASON_NAMES[code], ambiguous=bool(ambiguous))
-
-    def _siblings(self, order: Order) -> list[Order]:
-        if order.group is None:
-            return []
-        return [o for o in self._live.values()
-                if o.group == order.group and o.client_id != order.client_id and o.is_open]
-
-    def _group_pair(self, order: Order) -> tuple[Order, Order] | None:
-        """(stop, limit) of a sell OCO group holding exactly one of each, else None."""
-        if order.group is None or order.side is not OrderSide.SELL:
-            return None
-        members = [order, *self._siblings(order)]
-        resting = [o for o in members if o.type is not OrderType.MARKET]
-        stops = [o for o in resting if o.type is OrderType.STOP and o.side is OrderSide.SELL]
-        limits = [o for o in resting if o.type is OrderType.LIMIT and o.side is OrderSide.SELL]
-        if len(resting) == 2 and len(stops) == 1 and len(limits) == 1:
-            return stops[0], limits[0]
-        return None
-
     # ------------------------------------------------------------------ execution
     def _execute(self, order: Order, col: int, row: int, raw: float, *, at_open: bool,
                  reason: str, ambiguous: bool = False) -> None:
@@ -814,136 +712,6 @@ class SimBroker:
     def _reject(self, order: Order, reason: str, error: Exception) -> None:
         order.transition(OrderStatus.REJECTED, self.now(), reason)
         raise error
-
-    # ------------------------------------------------------------------ funds
-    def _col(self, symbol: str, *, error: type[Exception] | None) -> Any:
-        col = self._cols.get(symbol)
-        if col is None and error is not None:
-            raise error(f"Symbol {symbol!r} is not in this SimBroker's candles; it has "
-                        f"{list(self._cols)}.")
-        return col
-
-    def _reference_price(self, order: Order, col: int) -> float:
-        if order.type is OrderType.LIMIT:
-            return float(order.limit_price)  # type: ignore[arg-type]
-        if order.type is OrderType.STOP and order.stop_price is not None:
-            return float(order.stop_price)
-        if self._phase == "open" and self._row < len(self._index) \
-                and not np.isnan(self._open[self._row, col]):
-            return float(self._open[self._row, col]) * (1.0 + self.slippage)
-        prices = self.last_prices()
-        return float(prices[col]) if np.isfinite(prices[col]) else math.nan
-
-    def _cost(self, order: Order, col: int) -> float:
-        if order.quote_quantity is not None and order.filled_quantity == 0:
-            return order.quote_quantity * (1.0 + self.taker_fee)
-        rate = self.maker_fee if order.type is OrderType.LIMIT else self.taker_fee
-        price = self._reference_price(order, col)
-        return order.remaining * price * (1.0 + rate) if math.isfinite(price) else 0.0
-
-    def _track(self, order: Order) -> None:
-        cid = order.client_id
-        if order.side is OrderSide.BUY:
-            self._open_buys[cid] = self._held_cost(order)
-        else:
-            self._open_sells[cid] = None
-            col = self._cols[order.symbol]
-            self._sell_holds.setdefault(col, {})[cid] = (order.remaining, order.group)
-        if order.type is OrderType.MARKET:
-            self._open_markets[cid] = None
-        if order.time_in_force == "ioc":
-            self._open_ioc[cid] = None
-
-    def _held_cost(self, order: Order) -> float | None:
-        """The cash an open buy holds (:meth:`_cost`) when it does not move with the clock
-        (a limit or stop buy: its price is its own), else None (a market buy)."""
-        if order.type is OrderType.MARKET or order.stop_price is None \
-                and order.type is OrderType.STOP:
-            return None
-        return self._cost(order, self._cols[order.symbol])
-
-    def _refresh_holds(self, order: Order) -> None:
-        """After a partial fill: what the still open ``order`` holds."""
-        cid = order.client_id
-        if cid in self._open_buys:
-            self._open_buys[cid] = self._held_cost(order)
-        elif cid in self._open_sells:
-            holds = self._sell_holds[self._cols[order.symbol]]
-            holds[cid] = (order.remaining, order.group)
-
-    def _untrack(self, order: Order) -> None:
-        cid = order.client_id
-        self._open_buys.pop(cid, None)
-        if cid in self._open_sells:
-            del self._open_sells[cid]
-            self._sell_holds[self._cols[order.symbol]].pop(cid, None)
-        self._open_markets.pop(cid, None)
-        self._open_ioc.pop(cid, None)
-
-    def _live_of(self, index: dict[str, None]) -> list[Order]:
-        """The open orders of one of the indexes, in placement order."""
-        self._check_live()
-        if not index:
-            return []
-        live = self._live
-        return [live[cid] for cid in list(index) if cid in live]
-
-    def _check_live(self) -> None:
-        """The caches of the open orders follow ``_live``; when the dict itself was replaced
-        (an account restored from a save), rebuild them."""
-        if self._live_id != id(self._live):
-            self._live_id = id(self._live)
-            self._open_buys, self._open_markets, self._open_ioc = {}, {}, {}
-            self._open_sells, self._sell_holds = {}, {}
-            for order in self._live.values():
-                self._track(order)
-            self._book = RestingBook(self._cols, [o for o in self._live.values() if o.is_open])
-
-    def _reserved_cash(self, exclude: str | None) -> float:
-        """The cash the open buys hold (but ``exclude``): the sum of their :meth:`_cost`, in
-        placement order, read from ``_open_buys`` where it does not move with the clock."""
-        self._check_live()
-        buys = self._open_buys
-        # added one by one (as replay's declared-orders kernel adds them): Python 3.12's
-        # sum() of floats compensates, which would round the total differently
-        if exclude not in buys and None not in buys.values():
-            return functools.reduce(operator.add, buys.values(), 0.0)
-        live, cols = self._live, self._cols
-        return functools.reduce(operator.add, (
-            self._cost(live[cid], cols[live[cid].symbol]) if cost is None else cost
-            for cid, cost in buys.items() if cid != exclude and cid in live), 0.0)
-
-    def _reserved_base(self, col: int, extra: Order | None) -> float:
-        """The base the open sells of ``col`` (and ``extra``) hold: their remaining
-        quantities, the largest once per OCO group, in placement order."""
-        groups: dict[str, float] = {}
-        total = 0.0
-        self._check_live()
-        holds = list(self._sell_holds.get(col, {}).values())
-        if extra is not None:
-            holds.append((extra.remaining, extra.group))
-        for remaining, group in holds:
-            if group is None:
-                total += remaining
-            else:
-                groups[group] = max(groups.get(group, 0.0), remaining)
-        return total + sum(groups.values())
-
-    def _check_funds(self, order: Order, col: int) -> None:
-        if order.side is OrderSide.BUY:
-            need = self._cost(order, col)
-            free = self.cash - self._reserved_cash(exclude=order.client_id)
-            if need > free * (1 + _TOL) + 1e-9:
-                self._reject(order, "insufficient_funds", InsufficientFunds(
-                    f"Order {order.client_id!r} ({order.side.value} {order.symbol}) needs "
-                    f"{need:,.8g} {self.quote}; {free:,.8g} is free."))
-            return
-        need = self._reserved_base(col, order)
-        held = float(self.holdings[col])
-        if need > held * (1 + _TOL) + 1e-12:
-            self._reject(order, "insufficient_funds", InsufficientFunds(
-                f"Order {order.client_id!r} sells {order.quantity:,.8g} {order.symbol}; open "
-                f"sells would need {need:,.8g} and {held:,.8g} is held."))
 
     def __repr__(self) -> str:
         if self.panel is None:
