@@ -431,11 +431,6 @@ class Segment:
                            index[self.fill_rows] + np.where(self.fill_open, 0, broker._step))
         return self._times
 
-    def order_of_fill(self, f: int) -> Order:
-        i = int(self.fill_order[f])
-        m = len(self.pre)
-        return self.pre[i] if i < m else self.order(i - m)
-
     def fill_tuples(self) -> list[tuple]:
         """``(buy, quantity, price, fee, client_id, symbol, time_ns, light)`` of each fill
         (the result's trades, :class:`~core_engine.trading.results.FillTable`); ``light``
