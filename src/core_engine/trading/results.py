@@ -469,9 +469,6 @@ def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Recor
     equity = equity_frame(panel, snapshots, start_row, end_row, initial)
     metrics = account_metrics(equity, trades, initial, panel.step_ns)
     orders_df = _orders_frame(records, orders, broker)
-    if len(orders_df):
-        # placed in answer to a fill inside the candle opening at created_at (check_trader)
-        orders_df["inside_candle"] = orders_df["client_id"].isin(records.inside).to_numpy()
     statuses = orders_df["status"].value_counts() if len(orders_df) else pd.Series(dtype=int)
     fills_df = _fills_frame(broker)
     fees_all = float(fills_df["fee"].sum()) if len(fills_df) else 0.0
@@ -552,10 +549,17 @@ def _fills_frame(broker: SimBroker) -> pd.DataFrame:
 def _orders_frame(records: Records, orders: dict[str, Order], broker: SimBroker
                   ) -> pd.DataFrame:
     """One row per order in placement order (``Order.to_record``); the declared-orders
-    path's orders are read from its columns, at the place they were made."""
+    path's orders are read from its columns, at the place they were made. ``inside_candle``:
+    placed in answer to a fill inside the candle opening at ``created_at`` (it depends on
+    that candle; :func:`~core_engine.testing.check_trader` reads it)."""
     segments = broker._segments
+    inside = records.inside
     if not segments:
-        return pd.DataFrame([o.to_record() for o in orders.values()])
+        frame = pd.DataFrame([o.to_record() for o in orders.values()])
+        if len(frame):
+            frame["inside_candle"] = np.fromiter(
+                (cid in inside for cid in orders), dtype=bool, count=len(frame))
+        return frame
     table = _Table(("created_at", "updated_at"),
                    ("quantity", "quote_quantity", "limit_price", "stop_price", "trail_pct",
                     "trail_offset", "filled_quantity", "average_price", "fees"))
@@ -572,6 +576,9 @@ def _orders_frame(records: Records, orders: dict[str, Order], broker: SimBroker
 
     table.interleave(listed, [(s.orders_at, s.order_records) for s in segments], once)
     table.add_objects(o for cid, o in orders.items() if cid not in seen)
+    ids = [cid for chunk in table.chunks["client_id"] for cid in chunk]
+    table.add_columns({"inside_candle": np.fromiter((cid in inside for cid in ids), dtype=bool,
+                                                    count=len(ids))})
     return table.frame()
 
 
