@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from core_engine.data import Panel
 from core_engine.live.journaled import _spec, order_from_row
@@ -37,9 +38,9 @@ def _fills(rows) -> list[tuple]:
     return [(f.side, f.time, f.price, round(f.quantity, 9)) for f in rows]
 
 
-def _runner(tmp_path, panel, end):
+def _runner(tmp_path, panel, end, trader=None):
     paper = PaperBroker(panel, fee_bps=10, journal_path=tmp_path / "paper.sqlite")
-    return Runner(GridLevel(), paper, tmp_path / "j.sqlite", clock=SimulatedClock(panel.index[0]),
+    return Runner(trader or GridLevel(), paper, tmp_path / "j.sqlite", clock=SimulatedClock(panel.index[0]),
                   symbols=[SYMBOL], timeframe="5m", history=None, end=end, status_page=False)
 
 
@@ -116,3 +117,51 @@ def test_a_restart_hands_a_fill_of_an_order_completed_later_without_a_second_fol
     want = replay(HalfLevel(), panel, SimBroker(fee_bps=10, max_volume_share=0.01), end=end)
     assert [f[0] for f in _fills(want.fills.itertuples())] == ["buy", "buy", "sell", "sell"]
     assert _fills(second.journal.fills()) == _fills(want.fills.itertuples())
+
+
+class OneFollowUp(GridLevel):
+    def on_start(self, ctx):
+        ctx.buy(SYMBOL, 1.0, type="limit", price=99.0, leg="level", then=FollowUp(price=100.4))
+
+
+@pytest.mark.parametrize("lag", [False, True])
+def test_an_order_the_exchange_says_filled_after_its_last_fill_still_gets_its_follow_up(
+        tmp_path, monkeypatch, lag):
+    """A live exchange may report an order's last trade before its status says ``filled``:
+    the fill is then handed while the order still looks open, and no follow-up is placed.
+    The runner places it once the status says so (the same client id: once, lag or not)."""
+    import copy
+
+    from core_engine.trading import OrderStatus
+    from core_engine.trading.trader import Context
+
+    panel = _panel()
+    end = panel.index[-1] + pd.Timedelta("5min")
+    runner = _runner(tmp_path, panel, end, OneFollowUp())
+    lagged: set[str] = set()
+    real_hand = Context._hand_fill
+
+    def hand(self, fill):
+        if not lag or fill.side != "buy" or fill.client_id in lagged:
+            return real_hand(self, fill)
+        lagged.add(fill.client_id)  # once: the status catches up by the next look
+        real_known = self.broker.known
+
+        def stale(client_id):
+            order = copy.copy(real_known(client_id))
+            order.status = OrderStatus.PARTIALLY_FILLED
+            return order
+
+        self.broker.known = stale
+        try:
+            return real_hand(self, fill)
+        finally:
+            del self.broker.known
+
+    monkeypatch.setattr(Context, "_hand_fill", hand)
+    runner.run(until=end)
+    assert bool(lagged) is lag
+    sells = [o for o in runner.journal.orders() if o.side == "sell"]
+    assert len(sells) == 1 and sells[0].status == "filled", sells
+    assert sells[0].client_id == runner.ctx._follow_id(runner.broker.known(
+        next(o.client_id for o in runner.journal.orders() if o.side == "buy")))

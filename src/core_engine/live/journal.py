@@ -699,3 +699,14 @@ _ORDER_COLUMNS = ("client_id, decision_id, bar_time, symbol, side, type, quantit
 def _order_row(r: tuple) -> OrderRow:
     return OrderRow(r[0], r[1], pd.Timestamp(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9],
                     r[10], OrderStatus(r[11]), r[12], r[13], r[14], r[15])
+
+
+def note_scores(notes: list[dict]) -> dict[str, float]:
+    """The score of each pick a decision's notes list (``values["picks"]``: (symbol, rank,
+    score, ...)), as :meth:`Journal.record_decision` journals them."""
+    out: dict[str, float] = {}
+    for note in notes:
+        for pick in note["values"].get("picks", []) or []:
+            if isinstance(pick, list | tuple) and len(pick) >= 3:
+                out[str(pick[0])] = float(pick[2])
+    return out

@@ -56,7 +56,7 @@ from core_engine.errors import (
     RateLimited,
 )
 from core_engine.live.clock import SimulatedClock, WallClock
-from core_engine.live.journal import Journal
+from core_engine.live.journal import Journal, note_scores
 from core_engine.live.journaled import JournaledBroker
 from core_engine.live.keys import SCRUBBER, protect_logging
 from core_engine.live.notify import Notification, Notifier, notify_all
@@ -430,10 +430,13 @@ class Runner:
             self._fill_tries.pop(rowid, None)
             self.fill_cursor = rowid
 
-    def _on_fill(self, fill: Fill) -> bool:
-        """Run ``on_fill``; False when an exchange failure interrupted it (to be run again)."""
+    def _on_fill(self, fill: Fill | None, late: Iterable[str] = ()) -> bool:
+        """Run ``on_fill`` (``fill`` None: the follow-ups of the orders ``late``, see
+        ``Context._follow_late``); False when an exchange failure interrupted it."""
+        act = (lambda: self.ctx._hand_fill(fill)) if fill is not None else \
+            (lambda: self.ctx._follow_late([self.broker.known(cid) for cid in late]))
         try:
-            self.ctx._call("on_fill", lambda: self.ctx._hand_fill(fill))
+            self.ctx._call("on_fill", act)
         except CoreEngineError as exc:
             self._trader_failed("on_fill", exc)
             return not _exchange_failure(exc)
@@ -509,11 +512,13 @@ class Runner:
                 sync(t, on_step=self._on_broker_step)
                 self.now = t
                 self.view.begin_tick(t)
+            pending = [row.client_id for row in self.journal.orders(final=False)]
             moved = self._resolve_orders()
             if moved or self.ticks % self.fill_every == 0 or sync is not None:
                 self._import_fills()  # something executed (or the periodic safety read)
             else:
                 self._dispatch()  # fills whose on_fill an exchange failure interrupted
+            self._on_fill(None, pending)  # follow-ups of orders 'filled' after their fills
             self._cancel_orphans()
             if state is not RunnerState.FLATTEN:  # a stop cancelled for an exit that failed
                 self.broker.restore_protection()
@@ -549,7 +554,7 @@ class Runner:
             notes = self.records.notes[notes_before:]
             self.journal.annotate_decision(self._decision, notes=[
                 {"text": n["text"], "values": n["values"], "orders": n["orders"]}
-                for n in notes], scores=_scores(notes))
+                for n in notes], scores=note_scores(notes))
             self._decision = None
 
     def _cancel_orphans(self) -> None:
@@ -789,12 +794,3 @@ class Runner:
 
 def _exchange_failure(exc: BaseException) -> bool:
     return isinstance(exc, ExchangeError) or isinstance(exc.__cause__, ExchangeError)
-
-
-def _scores(notes: list[dict]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for note in notes:
-        for pick in note["values"].get("picks", []) or []:
-            if isinstance(pick, list | tuple) and len(pick) >= 3:
-                out[str(pick[0])] = float(pick[2])
-    return out

@@ -456,6 +456,21 @@ class Context:
         if type(self.trader).on_fill is not Trader.on_fill:
             self.trader.on_fill(self, fill)
 
+    def _follow_late(self, orders: list[Order | None]) -> None:
+        """Place the follow-ups of ``orders`` that have filled completely without one: a
+        live exchange reported their last fill before their status said ``filled``. The
+        client ids are those :meth:`_hand_fill` uses, so none is sent twice."""
+        known = getattr(self.broker, "known", None)
+        for order in orders:
+            if order is not None and order.then is not None \
+                    and order.status is OrderStatus.FILLED \
+                    and (known is None or known(self._follow_id(order)) is None):
+                self._follow(order, order.then)
+
+    def _follow_id(self, order: Order) -> str:
+        return client_order_id(self.trader.trader_id, _EPOCH, order.symbol,
+                               "then:" + order.client_id)
+
     def _follow(self, order: Order, then: FollowUp) -> Order:
         """Place the follow-up of the filled ``order``. Its client id depends on the filled
         order alone, so handing the fill again (a restart) or handing each of its partial
@@ -465,8 +480,7 @@ class Context:
         back = FollowUp(price=first, type=order.type.value, repeat=True) if then.repeat \
             else None
         follow = Order(
-            client_id=client_order_id(self.trader.trader_id, _EPOCH, order.symbol,
-                                      "then:" + order.client_id),
+            client_id=self._follow_id(order),
             symbol=order.symbol, side=OrderSide.SELL if order.side is OrderSide.BUY
             else OrderSide.BUY, type=kind, quantity=order.filled_quantity,
             lot_step=order.lot_step, min_value=order.min_value,
