@@ -50,3 +50,65 @@ def test_a_replay_without_trades_gets_the_typed_empty_frame_not_a_shared_one():
     dtypes = second.trades.dtypes
     assert str(dtypes["entry_time"]).startswith("datetime64") and dtypes["rank"] == np.int64
     assert dtypes["return_pct"] == np.float64 and dtypes["ambiguous"] == np.bool_
+
+
+def _numpy_equity(close, snapshots, start_row, end_row, initial_cash):
+    """The equity frame's columns as the vectorised numpy form computes them (the form the
+    kernel replaced): a row's account is the last snapshot at or before it, valued at the
+    forward-filled closes."""
+    rows = np.arange(start_row, end_row + 1)
+    snap_rows = np.array([s[0] for s in snapshots])
+    cash = np.array([s[1] for s in snapshots])
+    holdings = np.array([s[2] for s in snapshots])
+    pick = np.searchsorted(snap_rows, rows, "right") - 1
+    last = pd.DataFrame(close[: end_row + 1]).ffill().to_numpy()[start_row:]
+    held = holdings[pick]
+    exposure = np.nansum(held * np.where(held != 0, last, 0.0), axis=1)
+    value = np.concatenate([[initial_cash], cash[pick] + exposure])
+    peak = np.maximum.accumulate(np.maximum(value, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        drawdown = np.maximum(np.where(peak > 0, (1.0 - value / peak) * 100.0, 0.0), 0.0)
+    return {"equity": value, "cash": np.concatenate([[initial_cash], cash[pick]]),
+            "exposure": np.concatenate([[0.0], exposure]),
+            "positions": np.concatenate([[0], (held > 0).sum(axis=1)]),
+            "drawdown_pct": drawdown}
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 120), k=st.integers(1, 11), seed=st.integers(0, 2**16),
+       nan_share=st.sampled_from([0.0, 0.2, 0.95]), data=st.data())
+def test_the_equity_kernel_equals_the_numpy_form(n, k, seed, nan_share, data):
+    """Missing closes carried forward (also from before the first row, or none yet),
+    several snapshots of one row (the last holds), rows without a snapshot, short
+    holdings and cash going below zero and back (the peak, the drawdown)."""
+    from core_engine.trading.results import equity_frame
+
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.02, (n, k)), axis=0))
+    close[rng.random((n, k)) < nan_share] = np.nan
+    start_row = data.draw(st.integers(0, n - 1))
+    end_row = data.draw(st.integers(start_row, n - 1))
+    rows = np.sort(rng.integers(start_row, end_row + 1, rng.integers(0, 2 * n + 1)))
+    snapshots = [(start_row - 1, 1_000.0, np.zeros(k))]
+    for row in rows.tolist():
+        hold = np.where(rng.random(k) < 0.5, 0.0, rng.normal(1.0, 2.0, k))
+        snapshots.append((row, float(rng.normal(500.0, 1_500.0)), hold))
+    index = pd.date_range("2024-01-01", periods=n, freq="5min", tz="UTC")
+    from core_engine.data.panel import Panel
+
+    panel = Panel(index=index, symbols=tuple(f"S{j}/USDT" for j in range(k)), timeframe="5m",
+                  open=close, high=close, low=close, close=close,
+                  volume=np.where(np.isnan(close), np.nan, 1.0))
+    got = equity_frame(panel, snapshots, start_row, end_row, 1_000.0)
+    want = _numpy_equity(close, snapshots, start_row, end_row, 1_000.0)
+    assert list(got.columns) == ["time", "equity", "cash", "exposure", "positions",
+                                 "drawdown_pct"]
+    for col, values in want.items():
+        # the exposure sums symbols in order; numpy's nansum pairs them from 8 on
+        np.testing.assert_allclose(got[col].to_numpy(), values, rtol=1e-12, atol=1e-9,
+                                   err_msg=col)
+    assert got["positions"].dtype == np.int64
+    times = panel.index.asi8[start_row:end_row + 1]
+    assert got["time"].iloc[0].value == times[0]
+    np.testing.assert_array_equal(pd.DatetimeIndex(got["time"]).asi8[1:],
+                                  times + panel.step_ns)

@@ -177,3 +177,59 @@ def triggers_on_row(open_, high, low, resting, n, row, open_only, out):
             out[count] = k
             count += 1
     return count
+
+
+@njit(cache=True)
+def equity_marks(close, snap_rows, snap_cash, snap_hold, start_row, end_row, initial_cash):
+    """The account marked at the close of each row ``start_row..end_row`` after a first mark
+    of ``initial_cash``: ``(marks, positions)``, ``marks`` rows equity, cash, exposure and
+    drawdown in percent of the running peak.
+
+    The account at a row is the last snapshot ``(snap_rows, snap_cash, snap_hold)`` taken at
+    or before it (rows nondecreasing; the first at or before ``start_row``); each holding
+    is valued at its symbol's last close (carried over missing candles; a symbol with no
+    close yet adds nothing). One pass, no temporary per row and symbol: the replay's
+    equity frame (``results.equity_frame``) of a year of 5m candles."""
+    n = end_row - start_row + 1
+    k = close.shape[1]
+    marks = np.empty((4, n + 1))
+    positions = np.zeros(n + 1, dtype=np.int64)
+    last = np.full(k, np.nan)
+    for j in range(k):  # the close carried into the first row
+        for r in range(start_row - 1, -1, -1):
+            if not np.isnan(close[r, j]):
+                last[j] = close[r, j]
+                break
+    peak = max(initial_cash, 0.0)
+    marks[0, 0] = initial_cash
+    marks[1, 0] = initial_cash
+    marks[2, 0] = 0.0
+    marks[3, 0] = max((1.0 - initial_cash / peak) * 100.0, 0.0) if peak > 0 else 0.0
+    p = 0
+    n_snaps = len(snap_rows)
+    for t in range(n):
+        row = start_row + t
+        while p + 1 < n_snaps and snap_rows[p + 1] <= row:
+            p += 1
+        exposure = 0.0
+        held = 0
+        for j in range(k):
+            c = close[row, j]
+            if not np.isnan(c):
+                last[j] = c
+            h = snap_hold[p, j]
+            if h > 0:
+                held += 1
+            if h != 0:
+                v = h * last[j]
+                if not np.isnan(v):
+                    exposure += v
+        cash = snap_cash[p]
+        value = cash + exposure
+        peak = max(peak, max(value, 0.0))
+        marks[0, t + 1] = value
+        marks[1, t + 1] = cash
+        marks[2, t + 1] = exposure
+        marks[3, t + 1] = max((1.0 - value / peak) * 100.0, 0.0) if peak > 0 else 0.0
+        positions[t + 1] = held
+    return marks, positions

@@ -42,6 +42,7 @@ from core_engine.backtest.data_quality import discontinuity_quality, trade_rows_
 from core_engine.backtest.results import BacktestResult
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError
+from core_engine.trading._kernels import equity_marks
 from core_engine.trading.orders import Fill, Order, OrderSide
 from core_engine.trading.sim import SimBroker
 from core_engine.trading.trader import Records, Trader
@@ -349,29 +350,26 @@ def _no_trades() -> pd.DataFrame:
 # ---------------------------------------------------------------------------- equity
 def equity_frame(panel: Panel, snapshots: list[tuple[int, float, np.ndarray]], start_row: int,
                  end_row: int, initial_cash: float) -> pd.DataFrame:
-    rows = np.arange(start_row, end_row + 1)
-    snap_rows = np.array([s[0] for s in snapshots], dtype=np.int64)
-    cash = np.array([s[1] for s in snapshots])
-    holdings = np.array([s[2] for s in snapshots]).reshape(len(snapshots), panel.n_symbols)
-    # several snapshots of one row: the last one holds
-    pick = np.searchsorted(snap_rows, rows, "right") - 1
-    close = pd.DataFrame(panel.close[: end_row + 1]).ffill().to_numpy()[start_row:]
-    held = holdings[pick]
-    exposure = np.nansum(held * np.where(held != 0, close, 0.0), axis=1)
-    # the first mark is the account at the start time (the open of the first candle), as
-    # walk_forward's first mark is its cash at the first decision time
-    value = np.concatenate([[initial_cash], cash[pick] + exposure])
-    peak = np.maximum.accumulate(np.maximum(value, 0.0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        drawdown = np.where(peak > 0, (1.0 - value / peak) * 100.0, 0.0)
+    """The account at the close of each row ``start_row..end_row`` (the last snapshot of
+    cash and holdings at or before it, valued at the last closes), after a first mark at
+    the start time (the open of the first candle), as walk_forward's first mark is its cash
+    at the first decision time."""
+    snap_rows = np.fromiter((s[0] for s in snapshots), dtype=np.int64, count=len(snapshots))
+    cash = np.fromiter((s[1] for s in snapshots), dtype=np.float64, count=len(snapshots))
+    holdings = np.array([s[2] for s in snapshots], dtype=np.float64).reshape(
+        len(snapshots), panel.n_symbols)
+    marks, positions = equity_marks(np.asarray(panel.close, dtype=np.float64), snap_rows, cash,
+                                    holdings, start_row, end_row, float(initial_cash))
     index = panel.index.asi8
-    times = pd.DatetimeIndex(np.concatenate([index[rows[:1]], index[rows] + panel.step_ns]),
-                             tz="UTC")
-    return pd.DataFrame({"time": times, "equity": value,
-                         "cash": np.concatenate([[initial_cash], cash[pick]]),
-                         "exposure": np.concatenate([[0.0], exposure]),
-                         "positions": np.concatenate([[0], (held > 0).sum(axis=1)]),
-                         "drawdown_pct": np.maximum(drawdown, 0.0)})
+    times = np.empty(end_row - start_row + 2, dtype=np.int64)
+    times[0] = index[start_row]
+    np.add(index[start_row:end_row + 1], panel.step_ns, out=times[1:])
+    # the kernel's rows are the frame's float block as they are (no copy of a year of marks)
+    frame = pd.DataFrame(marks.T, columns=["equity", "cash", "exposure", "drawdown_pct"],
+                         copy=False)
+    frame.insert(0, "time", pd.DatetimeIndex(times, tz="UTC"))
+    frame.insert(4, "positions", positions)
+    return frame
 
 
 def _ratio(a: float, b: float) -> float:
