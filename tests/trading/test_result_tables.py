@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core_engine.trading import SimBroker, Trader, replay
-from core_engine.trading.results import _daily_returns, _no_trades
+from core_engine.trading.results import _daily_returns
+from core_engine.trading.trips import _no_trades
 from tests.trading.conftest import make_panel
 
 
@@ -112,3 +113,21 @@ def test_the_equity_kernel_equals_the_numpy_form(n, k, seed, nan_share, data):
     assert got["time"].iloc[0].value == times[0]
     np.testing.assert_array_equal(pd.DatetimeIndex(got["time"]).asi8[1:],
                                   times + panel.step_ns)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=5), st.none(), st.just(float("nan")),
+                          st.integers(-3, 3), st.booleans(), st.floats(-1.0, 1.0)),
+                max_size=12),
+       st.booleans())
+def test_a_column_of_cells_has_the_dtype_and_values_pandas_infers(cells, strings_only):
+    """The orders and fills frames build their string columns through Arrow (``_cells``):
+    the same frame as pandas' own inference, whatever the cells (None and NaN among
+    strings, numbers, booleans, mixtures)."""
+    from core_engine.trading.results import _cells
+
+    if strings_only:
+        cells = [c for c in cells if c is None or isinstance(c, str)]
+    got = pd.DataFrame({"c": _cells(list(cells))})
+    want = pd.DataFrame({"c": list(cells)})
+    pd.testing.assert_frame_equal(got, want)

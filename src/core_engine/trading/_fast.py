@@ -431,22 +431,58 @@ class Segment:
                            index[self.fill_rows] + np.where(self.fill_open, 0, broker._step))
         return self._times
 
-    def fill_tuples(self) -> list[tuple]:
-        """``(buy, quantity, price, fee, client_id, symbol, time_ns, light)`` of each fill
-        (the result's trades, :class:`~core_engine.trading.results.FillTable`); ``light``
-        is ``(meta, filled_quantity, tag)`` of a new order's fill (None for an order that
-        was open before: its object is read)."""
-        records = self.fill_records()
+    def fill_columns(self, orders: dict[str, Order]) -> dict[str, Any]:
+        """The fills as the columns of the result's trades (``trips.FillTable``): ``buy``,
+        ``quantity``, ``price``, ``fee``, ``col``, ``time``, ``weight`` and ``rebalance``,
+        read per order — those open before from their objects (as found in ``orders``),
+        the new ones from their chain's root (or their object, when one was made)."""
+        from core_engine.trading.trips import _light
+
+        broker = self.broker
         m = len(self.pre)
-        filled = np.where(self.status == FILLED, self.qty, 0.0).tolist()
-        by_order = [None] * m + [
-            (root.meta, q, root.tag) if k not in self.objects else self.light(k)
-            for k, (root, q) in enumerate(zip(self.roots, filled, strict=True))]
-        lights = [by_order[i] for i in self.fill_order.tolist()]
-        return list(zip([s == "buy" for s in records["side"]], records["quantity"].tolist(),
-                        records["price"].tolist(), records["fee"].tolist(),
-                        records["client_id"], records["symbol"], records["time"].tolist(),
-                        lights, strict=True))
+        n = len(self.ids)
+        cols = np.concatenate([np.array([broker._cols[o.symbol] for o in self.pre],
+                                        dtype=np.int64), self.cols])
+        buys = np.concatenate([np.array([o.side is OrderSide.BUY for o in self.pre],
+                                        dtype=np.bool_), self.sides == 0])
+        qty = np.concatenate([np.array([float(o.quantity) for o in self.pre],  # type: ignore[arg-type]
+                                       dtype=np.float64), self.qty])
+        # per order: the weight its meta notes (NaN: none), its filled quantity, its tag
+        noted = np.full(m + n, math.nan)
+        filled = np.concatenate([np.zeros(m), np.where(self.status == FILLED, self.qty, 0.0)])
+        rebalance = np.zeros(m + n, dtype=np.bool_)
+        by_root: dict[int, tuple[float, bool]] = {}
+        for k, root in enumerate(self.roots):
+            if k in self.objects:
+                continue
+            known = by_root.get(id(root))
+            if known is None:
+                weight = root.meta.get("weight")
+                known = by_root[id(root)] = (math.nan if weight is None else float(weight),
+                                             root.tag == "rebalance")
+            noted[m + k], rebalance[m + k] = known
+        # those open before (as the result's orders find them) and those made objects
+        special = [(i, _light(orders, self.pre[i].client_id)) for i in range(m)] + [
+            (m + k, self.light(k)) for k in self.objects]
+        for i, (meta, done, tag) in special:
+            weight = meta.get("weight")
+            noted[i] = math.nan if weight is None else float(weight)
+            filled[i] = float(done)
+            rebalance[i] = tag == "rebalance"
+        at = self.fill_order
+        w, d, q = noted[at], filled[at], qty[at]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(np.isnan(w) | (d == 0), math.nan, w * q / d)
+        return {"buy": buys[at], "quantity": qty[at], "price": self.fill_price,
+                "fee": self.fill_fee, "col": cols[at], "time": self.times_ns()[1],
+                "weight": share, "rebalance": rebalance[at]}
+
+    def fill_info(self, f: int) -> tuple[str, str, int, float, str, bool]:
+        """``(client_id, symbol, time_ns, price, reason, ambiguous)`` of fill ``f``, read
+        from the columns (a result's trade row; no object made)."""
+        records = self.fill_records()
+        return (records["client_id"][f], records["symbol"][f], int(records["time"][f]),
+                float(records["price"][f]), records["reason"][f], False)
 
     def fill_object(self, f: int) -> Fill:
         """Fill ``f`` as a :class:`Fill` (all of them are made only by :meth:`fills`)."""

@@ -233,3 +233,91 @@ def equity_marks(close, snap_rows, snap_cash, snap_hold, start_row, end_row, ini
         marks[3, t + 1] = max((1.0 - value / peak) * 100.0, 0.0) if peak > 0 else 0.0
         positions[t + 1] = held
     return marks, positions
+
+
+@njit(cache=True)
+def round_trips(col, buy, qty, price, fee, weight, rebalance, n_cols):
+    """Fills (in the order made; ``col`` the symbol's column) grouped per symbol into
+    flat-to-flat round trips (``core_engine.trading.trips``). Returns ``(first, last,
+    basis, sold)`` per trip in the order trips end: the indexes of its first buy and its
+    last sell, its cost basis ``(quantity, buy value, buy fees, weight)`` and its sells'
+    ``(quantity, value, fees)``. The basis is the position's when it is flat again: its
+    quantity the position's at the first closing sell, plus what was bought after it (a
+    grid re-buying before it is flat), less partial rebalancing sales after it; value, fees
+    and weight those of every buy, less the partial sales' shares. Sums run in fill
+    order."""
+    n = len(col)
+    held = np.zeros(n_cols)
+    bought = np.zeros(n_cols)
+    value = np.zeros(n_cols)
+    fees = np.zeros(n_cols)
+    wsum = np.zeros(n_cols)
+    first_buy = np.full(n_cols, -1)
+    based = np.zeros(n_cols, dtype=np.bool_)
+    base = np.zeros((n_cols, 1))
+    sells = np.zeros((n_cols, 3))
+    first = np.empty(n, dtype=np.int64)
+    last = np.empty(n, dtype=np.int64)
+    basis = np.empty((n, 4))
+    sold = np.empty((n, 3))
+    m = 0
+    for i in range(n):
+        c = col[i]
+        q = qty[i]
+        if buy[i]:
+            if first_buy[c] < 0:
+                first_buy[c] = i
+            held[c] += q
+            bought[c] += q
+            value[c] += q * price[i]
+            fees[c] += fee[i]
+            wsum[c] += weight[i]
+            if based[c]:  # bought after the position began to close: closed by this trip
+                base[c, 0] += q
+            continue
+        if rebalance[i] and first_buy[c] >= 0 and held[c] - q > bought[c] * 1e-9:
+            # a partial rebalancing sale: a trip of its own at average cost
+            share = q / held[c]
+            first[m] = first_buy[c]
+            last[m] = i
+            basis[m, 0] = q
+            basis[m, 1] = value[c] * share
+            basis[m, 2] = fees[c] * share
+            basis[m, 3] = wsum[c] * share
+            sold[m, 0] = 0.0 + q
+            sold[m, 1] = 0.0 + q * price[i]
+            sold[m, 2] = 0.0 + fee[i]
+            m += 1
+            held[c] -= q
+            value[c] *= 1.0 - share
+            fees[c] *= 1.0 - share
+            wsum[c] *= 1.0 - share
+            if based[c]:
+                base[c, 0] -= q
+            continue
+        if not based[c]:  # the quantity the closing sells close
+            based[c] = True
+            base[c, 0] = held[c]
+        sells[c, 0] += q
+        sells[c, 1] += q * price[i]
+        sells[c, 2] += fee[i]
+        held[c] -= q
+        if held[c] <= bought[c] * 1e-9:
+            if first_buy[c] >= 0:
+                first[m] = first_buy[c]
+                last[m] = i
+                basis[m, 0] = base[c, 0]
+                basis[m, 1] = value[c]
+                basis[m, 2] = fees[c]
+                basis[m, 3] = wsum[c]
+                sold[m, :] = sells[c, :]
+                m += 1
+            held[c] = 0.0
+            bought[c] = 0.0
+            value[c] = 0.0
+            fees[c] = 0.0
+            wsum[c] = 0.0
+            first_buy[c] = -1
+            based[c] = False
+            sells[c, :] = 0.0
+    return first[:m], last[:m], basis[:m], sold[:m]

@@ -24,7 +24,6 @@ account.
 
 from __future__ import annotations
 
-import bisect
 import copy
 import functools
 import json
@@ -34,27 +33,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 import core_engine
 from core_engine._config import keyword_checked
-from core_engine.backtest._kernels import EXIT_REASON_NAMES, count_missing_2d
+from core_engine.backtest._kernels import count_missing_2d
 from core_engine.backtest.data_quality import discontinuity_quality, trade_rows_from_times
 from core_engine.backtest.results import BacktestResult
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError
 from core_engine.trading._kernels import equity_marks
-from core_engine.trading.orders import Fill, Order, OrderSide
+from core_engine.trading.orders import Order
 from core_engine.trading.sim import SimBroker
 from core_engine.trading.trader import Records, Trader
+from core_engine.trading.trips import FillTable, _Orders, trades_frame
 
 __all__ = ["ReplayResult", "account_metrics", "build_result"]
 
 _YEAR_NS = 365 * 24 * 3600 * 10**9
 _DAY_NS = 24 * 3600 * 10**9
-TRADE_COLUMNS = ["symbol", "decision_time", "entry_time", "exit_time", "entry_price",
-                 "exit_price", "direction", "weight", "return_pct", "best_return_pct",
-                 "max_drawdown", "exit_reason", "rank", "score", "ambiguous", "gaps_in_window",
-                 "exit_at_last_close", "quantity", "entry_value", "fees", "pnl"]
 _EXTRA = ("orders", "fills", "notes")
 
 
@@ -91,6 +88,19 @@ class ReplayResult(BacktestResult):
                          data_quality=data_quality, panel=panel, blocked=blocked)
         for name, value in (("_orders", orders), ("_fills", fills), ("_notes", notes)):
             object.__setattr__(self, name, pd.DataFrame() if value is None else value.copy())
+
+    @classmethod
+    def _owning(cls, **parts: Any) -> ReplayResult:
+        """The result of :func:`build_result`, holding the frames and dicts it made as they
+        are: they are new and nothing else refers to them, so the constructor's defensive
+        copies (a year of equity marks, every order and fill) would only cost time."""
+        result = object.__new__(cls)
+        for name in ("trades", "equity", "metrics", "config", "data_quality", "panel",
+                     "blocked", "orders", "fills", "notes"):
+            object.__setattr__(result, f"_{name}", parts.pop(name))
+        if parts:
+            raise TypeError(f"unknown parts of a ReplayResult: {sorted(parts)}")
+        return result
 
     @property
     def orders(self) -> pd.DataFrame:
@@ -149,202 +159,6 @@ class ReplayResult(BacktestResult):
         return cls(trades=base.trades, equity=base.equity, metrics=base.metrics,
                    config=base.config, data_quality=base.data_quality, blocked=base.blocked,
                    **extra)
-
-
-# ---------------------------------------------------------------------------- trades
-class FillTable:
-    """Every fill of a replay in the order made, as tuples ``(buy, quantity, price, fee,
-    client_id, symbol, time_ns, light)`` for the trades (``light``: see
-    ``Segment.fill_tuples``); the :class:`Fill` (and its candle row)
-    of one fill when a trade row needs it. The declared-orders path's fills are read from
-    its columns, never all made objects."""
-
-    def __init__(self, broker: SimBroker) -> None:
-        self.broker = broker
-        self.rows: list[tuple] = []
-        self._parts: list[tuple[int, Any]] = []  # (first index, list of Fill or Segment)
-        listed = broker._fills
-        done = 0
-        for segment in broker._segments:
-            self._add_objects(listed[done:segment.fills_at])
-            self._parts.append((len(self.rows), segment))
-            self.rows.extend(segment.fill_tuples())
-            done = segment.fills_at
-        self._add_objects(listed[done:])
-        self._starts = [start for start, _ in self._parts]
-
-    def _add_objects(self, fills: list[Fill]) -> None:
-        if fills:
-            self._parts.append((len(self.rows), fills))
-            buy = OrderSide.BUY
-            self.rows.extend((f.side is buy, f.quantity, f.price, f.fee, f.client_id, f.symbol,
-                              f.time.value, None) for f in fills)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def _part(self, i: int) -> tuple[int, Any]:
-        start, part = self._parts[bisect.bisect_right(self._starts, i) - 1]
-        return i - start, part
-
-    def fill(self, i: int) -> Fill:
-        k, part = self._part(i)
-        return part[k] if isinstance(part, list) else part.fill_object(k)
-
-    def candle(self, i: int) -> tuple[int, bool]:
-        """The row of the fill's candle and whether it filled at the open."""
-        k, part = self._part(i)
-        if isinstance(part, list):
-            return self.broker._fill_rows[part[k].trade_id]
-        return int(part.fill_rows[k]), bool(part.fill_open[k])
-
-
-def _round_trips(fills: FillTable, orders: dict[str, Order]) -> list[tuple[list[int], tuple]]:
-    """Group fills per symbol into flat-to-flat round trips (an unfinished one is dropped:
-    the position is still open and counts in the equity), each with the position's cost
-    basis ``(quantity, buy value, buy fees)`` at its close. A sell of an order tagged
-    ``rebalance`` that leaves part of the position is a trip of its own (portfolio mode's
-    partial trade, average cost: the position's value and fees shrink by its share). The
-    basis carries the position's weight too: the ``weight`` its buy orders noted (entry or
-    rebalancing value / equity), shrunk by each partial sale's share. Trips list the
-    indexes of their fills in ``fills``."""
-    rows = fills.rows
-
-    def light(i: int) -> tuple[dict, float, str]:
-        known = rows[i][7]
-        return _light(orders, rows[i][4]) if known is None else known
-
-    def weight_of(i: int) -> float:
-        meta, filled, _ = light(i)
-        if meta.get("weight") is None or not filled:
-            return math.nan
-        return float(meta["weight"]) * rows[i][1] / float(filled)
-
-    by_symbol: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        by_symbol.setdefault(row[5], []).append(i)
-    trips = []
-    for symbol_fills in by_symbol.values():
-        held, bought, value, fees, weight = 0.0, 0.0, 0.0, 0.0, 0.0
-        current: list[int] = []
-        basis: tuple | None = None
-        for i in symbol_fills:
-            buy, quantity, price, fee = rows[i][:4]
-            if buy:
-                current.append(i)
-                held += quantity
-                bought += quantity
-                value += quantity * price
-                fees += fee
-                weight += weight_of(i)
-                continue
-            if light(i)[2] == "rebalance" and current \
-                    and held - quantity > bought * 1e-9:
-                share = quantity / held
-                buys = [k for k in current if rows[k][0]]
-                trips.append((buys + [i], (quantity, value * share, fees * share,
-                                           weight * share)))
-                held -= quantity
-                value *= 1.0 - share
-                fees *= 1.0 - share
-                weight *= 1.0 - share
-                continue
-            if basis is None:  # the cost basis of what the closing sells close
-                basis = (held, value, fees, weight)
-            current.append(i)
-            held -= quantity
-            if held <= bought * 1e-9:
-                if any(rows[k][0] for k in current):
-                    trips.append((current, basis))
-                held, bought, value, fees, weight, current, basis = (0.0, 0.0, 0.0, 0.0, 0.0,
-                                                                     [], None)
-    trips.sort(key=lambda trip: (rows[trip[0][0]][6], rows[trip[0][0]][5],
-                                 rows[trip[0][-1]][6]))
-    return trips
-
-
-def _trade_row(trip: list[int], basis: tuple, fills: FillTable, orders: dict[str, Order],
-               broker: SimBroker, panel: Panel) -> dict:
-    rows = fills.rows
-    buys = [i for i in trip if rows[i][0]]
-    sells = [i for i in trip if not rows[i][0]]
-    qty, buy_value, buy_fees, weight = basis
-    sell_qty = sum(rows[i][1] for i in sells)
-    sell_value = sum(rows[i][1] * rows[i][2] for i in sells)
-    sell_fees = sum(rows[i][3] for i in sells)
-    entry_price, exit_price = buy_value / qty, sell_value / sell_qty
-    first = fills.fill(buys[0])
-    last = fills.fill(sells[-1])
-    closing = orders.get(last.client_id)
-    entry_order = orders.get(first.client_id)
-    meta = entry_order.meta if entry_order is not None else {}
-    reason = last.reason
-    if reason not in EXIT_REASON_NAMES:
-        tag = closing.tag if closing is not None else ""
-        reason = tag if tag else ("window_end" if reason == "last_close" else reason)
-    ret = ((sell_value - sell_fees) / (buy_value + buy_fees) - 1.0) * 100.0
-    best = ret
-    if last.ambiguous and closing is not None and closing.group is not None:
-        target = next((o for o in orders.values() if o.group == closing.group
-                       and o.limit_price is not None and o.side is OrderSide.SELL), None)
-        if target is not None and target.limit_price is not None:
-            fee = broker.maker_fee
-            best = ((target.limit_price * (1 - broker.slippage)) * (1 - fee)
-                    / (entry_price * (1 + broker.taker_fee)) - 1.0) * 100.0
-    entry_row, _ = fills.candle(buys[0])
-    exit_row, exit_at_open = fills.candle(sells[-1])
-    j = panel.column(first.symbol)
-    raw_exit = last.price / (1.0 - broker.slippage)
-    lows = panel.low[entry_row:exit_row, j]
-    worst = min(float(np.nanmin(lows)) if np.isfinite(lows).any() else math.inf, entry_price,
-                raw_exit)
-    if not exit_at_open and (reason == "take_profit" or last.reason == "last_close"):
-        # held through the exit candle: a take-profit inside it, or its close (an exit
-        # capped by max_exit_delay, the end of the data)
-        worst = min(worst, float(panel.low[exit_row, j]))
-    due_row = exit_row
-    if closing is not None and closing.type.value == "market" and closing.created_at is not None:
-        # the gaps of the window up to the due time (also when a capped exit left earlier,
-        # at the last close before them)
-        due_row = int(np.searchsorted(panel.index.asi8, closing.created_at.value))
-    gaps = int(np.isnan(panel.open[entry_row:due_row, j]).sum())
-    return {
-        "symbol": first.symbol,
-        "decision_time": pd.Timestamp(meta.get("decision_time", first.time)),
-        "entry_time": first.time, "exit_time": last.time,
-        "entry_price": entry_price, "exit_price": exit_price, "direction": "long",
-        "weight": weight, "return_pct": ret,
-        "best_return_pct": best,
-        "max_drawdown": max((1.0 - worst / entry_price) * 100.0, 0.0),
-        "exit_reason": reason, "rank": int(meta.get("rank", 0)),
-        "score": float(meta.get("score", math.nan)), "ambiguous": bool(last.ambiguous),
-        "gaps_in_window": gaps, "exit_at_last_close": last.reason == "last_close",
-        "quantity": qty, "entry_value": buy_value, "fees": buy_fees + sell_fees,
-        "pnl": sell_value - buy_value - buy_fees - sell_fees,
-    }
-
-
-def trades_frame(fills: FillTable, orders: dict[str, Order], broker: SimBroker,
-                 panel: Panel) -> pd.DataFrame:
-    rows = [_trade_row(trip, basis, fills, orders, broker, panel)
-            for trip, basis in _round_trips(fills, orders)]
-    if not rows:
-        return _no_trades().copy()
-    return pd.DataFrame(rows, columns=TRADE_COLUMNS)
-
-
-@functools.cache
-def _no_trades() -> pd.DataFrame:
-    """The trades frame of a replay without a round trip (its dtypes), made once."""
-    frame = pd.DataFrame([], columns=TRADE_COLUMNS)
-    frame = frame.astype({"return_pct": float, "best_return_pct": float,
-                          "max_drawdown": float, "weight": float, "score": float,
-                          "quantity": float, "entry_value": float, "fees": float,
-                          "pnl": float, "rank": np.int64, "gaps_in_window": np.int64,
-                          "ambiguous": bool, "exit_at_last_close": bool})
-    for col in ("decision_time", "entry_time", "exit_time"):
-        frame[col] = pd.DatetimeIndex([], tz="UTC")
-    return frame
 
 
 # ---------------------------------------------------------------------------- equity
@@ -457,11 +271,11 @@ def account_metrics(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: fl
 def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Records,
                  snapshots: list, *, start_row: int, end_row: int, config: dict,
                  calls: int = 0) -> ReplayResult:
-    fills = FillTable(broker)
     orders = _Orders(broker)
     orders.update((o.client_id, o) for o in records.orders)
     for cid, order in broker._orders.items():
         orders.setdefault(cid, order)
+    fills = FillTable(broker, orders, panel)
     trades = trades_frame(fills, orders, broker, panel)
     initial = float(snapshots[0][1])
     equity = equity_frame(panel, snapshots, start_row, end_row, initial)
@@ -499,39 +313,10 @@ def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Recor
         "symbols": list(panel.symbols), "library_version": core_engine.__version__,
         **copy.deepcopy(config),
     }
-    return ReplayResult(trades=trades, equity=equity, metrics=metrics, config=full_config,
-                        data_quality=data_quality, panel=panel, orders=orders_df,
-                        fills=fills_df, notes=records.notes_frame(),
-                        blocked=records.blocked_frame())
-
-
-def _light(orders: dict[str, Order], client_id: str) -> tuple[dict, float, str]:
-    """``(meta, filled_quantity, tag)`` of an order (empty for an unknown one), without
-    making an object of an order the declared-orders path kept as columns."""
-    order = dict.get(orders, client_id)
-    if order is not None:
-        return order.meta, order.filled_quantity, order.tag
-    if isinstance(orders, _Orders):
-        index = orders.broker._segment_of
-        found = index.get(client_id) if index else None
-        if found is not None:
-            return found[0].light(found[1])
-    return {}, 0.0, ""
-
-
-class _Orders(dict):
-    """Client id -> order; ``get`` also finds the orders replay's declared-orders path
-    kept as columns (made objects when asked)."""
-
-    def __init__(self, broker: SimBroker) -> None:
-        super().__init__()
-        self.broker = broker
-
-    def get(self, client_id: Any, default: Any = None) -> Any:
-        order = dict.get(self, client_id)
-        if order is None and self.broker._segments:
-            order = self.broker._segment_order(client_id)
-        return default if order is None else order
+    return ReplayResult._owning(trades=trades, equity=equity, metrics=metrics,
+                                config=full_config, data_quality=data_quality, panel=panel,
+                                orders=orders_df, fills=fills_df, notes=records.notes_frame(),
+                                blocked=records.blocked_frame())
 
 
 def _fills_frame(broker: SimBroker) -> pd.DataFrame:
@@ -631,8 +416,29 @@ class _Table:
             elif key in self.floats:
                 columns[key] = np.concatenate([np.asarray(c, dtype=np.float64) for c in chunks])
             else:
-                columns[key] = [v for c in chunks for v in c]
+                columns[key] = _cells([v for c in chunks for v in c])
         return pd.DataFrame(columns)
+
+
+@functools.cache
+def _str_dtype() -> Any:
+    """The dtype pandas gives a column of Python strings (``str`` on Arrow in pandas 3,
+    ``object`` before)."""
+    return pd.Series(["a", None]).dtype
+
+
+def _cells(values: list) -> Any:
+    """A column of cells as ``pd.DataFrame`` infers it; strings (and None among them) go
+    through Arrow, a third of the time pandas' own inference takes for the client ids and
+    the like of a year of orders."""
+    dtype = _str_dtype()
+    if not isinstance(dtype, pd.StringDtype) or not values or type(values[0]) is not str:
+        return values
+    try:
+        array = pa.array(values, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return values  # not all strings: pandas decides
+    return pd.array(array, dtype=dtype)
 
 
 def _jsonable(value: Any) -> Any:
