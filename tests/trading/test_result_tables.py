@@ -131,3 +131,29 @@ def test_a_column_of_cells_has_the_dtype_and_values_pandas_infers(cells, strings
     got = pd.DataFrame({"c": _cells(list(cells))})
     want = pd.DataFrame({"c": list(cells)})
     pd.testing.assert_frame_equal(got, want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 300), seed=st.integers(0, 2**16),
+       nan_share=st.sampled_from([0.0, 0.1, 1.0]), flat_share=st.sampled_from([0.0, 0.5]))
+def test_the_account_pass_equals_the_numpy_forms(n, seed, nan_share, flat_share):
+    """The longest run below the peak and the mean exposure share (over marks with a
+    positive value, NaN skipped) from ``account_marks`` equal the numpy forms."""
+    from core_engine.trading._kernels import account_marks
+
+    rng = np.random.default_rng(seed)
+    value = rng.normal(100.0, 80.0, n)
+    value[rng.random(n) < nan_share] = np.nan
+    exposure = rng.normal(50.0, 30.0, n)
+    exposure[rng.random(n) < 0.1] = np.nan
+    dd = np.where(rng.random(n) < flat_share, 0.0, rng.uniform(0.0, 5.0, n))
+    times = np.arange(n, dtype=np.int64) * 3600 * 10**9
+    _, longest, total, count = account_marks(times, value, dd, exposure, 100.0)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], (dd > 0).astype(np.int8), [0]))))
+    assert longest == (int((edges[1::2] - edges[::2]).max()) if len(edges) else 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(value > 0, exposure / value, np.nan)
+    if np.isnan(shares).all():
+        assert count == 0
+    else:
+        np.testing.assert_allclose(total / count, np.nanmean(shares), rtol=1e-12)

@@ -321,3 +321,63 @@ def round_trips(col, buy, qty, price, fee, weight, rebalance, n_cols):
             based[c] = False
             sells[c, :] = 0.0
     return first[:m], last[:m], basis[:m], sold[:m]
+
+
+_DAY_NS = 86_400 * 10**9
+
+
+@njit(cache=True, error_model="numpy")
+def account_marks(times_ns, value, drawdown, exposure, initial_cash):
+    """One pass over the marks of a replay's account for its metrics
+    (``results.account_metrics``): ``(daily, longest, exposure_sum, exposure_n)``.
+
+    ``daily``: the returns of the last value of each UTC day (NaN values skipped), the first
+    from ``initial_cash``, NaN returns dropped (pandas' ``resample("1D").last()`` then
+    ``pct_change``); ``longest``: the longest run of marks with ``drawdown > 0``;
+    ``exposure_sum / exposure_n``: the mean of ``exposure / value`` over the marks with
+    ``value > 0`` (NaN skipped)."""
+    n = len(value)
+    daily = np.empty(n + 1)
+    daily[0] = initial_cash
+    m = 1
+    have = False
+    day = 0
+    last = np.nan
+    run = 0
+    longest = 0
+    share_sum = 0.0
+    share_n = 0
+    for i in range(n):
+        if drawdown[i] > 0:
+            run += 1
+            if run > longest:
+                longest = run
+        else:
+            run = 0
+        v = value[i]
+        if v > 0:
+            share = exposure[i] / v
+            if not np.isnan(share):
+                share_sum += share
+                share_n += 1
+        if np.isnan(v):
+            continue
+        d = times_ns[i] // _DAY_NS
+        if have and d != day:
+            daily[m] = last
+            m += 1
+        last = v
+        day = d
+        have = True
+    if not have:
+        return np.empty(0), longest, share_sum, share_n
+    daily[m] = last
+    m += 1
+    out = np.empty(m - 1)
+    k = 0
+    for i in range(m - 1):
+        r = daily[i + 1] / daily[i] - 1
+        if not np.isnan(r):
+            out[k] = r
+            k += 1
+    return out[:k], longest, share_sum, share_n

@@ -42,7 +42,7 @@ from core_engine.backtest.data_quality import discontinuity_quality, trade_rows_
 from core_engine.backtest.results import BacktestResult
 from core_engine.data.panel import Panel
 from core_engine.errors import ConfigError
-from core_engine.trading._kernels import equity_marks
+from core_engine.trading._kernels import account_marks, equity_marks
 from core_engine.trading.orders import Order
 from core_engine.trading.sim import SimBroker
 from core_engine.trading.trader import Records, Trader
@@ -194,17 +194,10 @@ def _daily_returns(times_ns: np.ndarray, value: np.ndarray, initial_cash: float
                    ) -> np.ndarray:
     """The returns of the last value of each UTC day (NaN values skipped), the first from
     ``initial_cash``: ``Series(value, times).resample("1D").last().dropna()`` after the
-    initial cash, ``pct_change().dropna()``, in numpy (the same values; tested)."""
-    ok = ~np.isnan(value)
-    days = times_ns[ok] // _DAY_NS
-    kept = value[ok]
-    if not len(kept):
-        return np.empty(0)
-    last = np.flatnonzero(np.diff(days) != 0)
-    daily = np.concatenate([[initial_cash], kept[last], kept[-1:]])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        returns = daily[1:] / daily[:-1] - 1
-    return returns[~np.isnan(returns)]
+    initial cash, ``pct_change().dropna()`` (the same values; tested)."""
+    value = np.asarray(value, dtype=np.float64)
+    return account_marks(np.asarray(times_ns, dtype=np.int64), value, np.zeros(len(value)),
+                         np.zeros(len(value)), float(initial_cash))[0]
 
 
 def account_metrics(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: float,
@@ -218,15 +211,16 @@ def account_metrics(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: fl
     years = n * step_ns / _YEAR_NS
     final = float(value[-1]) if n else initial_cash
     total = _ratio(final, initial_cash) - 1.0
-    daily_ret = _daily_returns(times.asi8, value, initial_cash)
+    dd = equity["drawdown_pct"].to_numpy()
+    exposure = equity["exposure"].to_numpy()
+    # one pass: the daily returns, the longest run of candles below the peak, the exposure
+    daily_ret, longest, exposure_sum, exposure_n = account_marks(
+        times.asi8, np.asarray(value, dtype=np.float64), np.asarray(dd, dtype=np.float64),
+        np.asarray(exposure, dtype=np.float64), float(initial_cash))
     sd = float(np.std(daily_ret, ddof=1)) if len(daily_ret) > 1 else math.nan
     down = float(np.sqrt(np.mean(np.minimum(daily_ret, 0.0) ** 2))) if len(daily_ret) else math.nan
     mean = float(np.mean(daily_ret)) if len(daily_ret) else math.nan
-    dd = equity["drawdown_pct"].to_numpy()
     max_dd = float(dd.max()) if n else 0.0
-    # the longest run of candles below the peak
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], (dd > 0).astype(np.int8), [0]))))
-    longest = int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
     cagr = (_ratio(final, initial_cash) ** (1.0 / years) - 1.0) * 100.0 \
         if years > 0 and final > 0 else math.nan
     returns = trades["return_pct"].to_numpy(dtype=float)
@@ -235,10 +229,7 @@ def account_metrics(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: fl
     holding = (trades["exit_time"] - trades["entry_time"]).dt.total_seconds().to_numpy() / 60.0 \
         if n_trades else np.empty(0)
     reasons = trades["exit_reason"].value_counts()
-    exposure = equity["exposure"].to_numpy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        exposure_share = float(np.nanmean(np.where(value > 0, exposure / value, np.nan))) \
-            if n else math.nan
+    exposure_share = exposure_sum / exposure_n if exposure_n else math.nan
     traded = float(trades["entry_value"].sum() + (trades["quantity"] * trades["exit_price"]).sum())
     return {
         "trades": n_trades,
