@@ -714,12 +714,10 @@ class DeclaredPath:
                           f_row.copy(), f_open.copy(), f_price.copy(), f_fee.copy(),
                           broker._seq, len(broker._fills), len(self.records.orders))
         # the orders open before that filled: their objects leave the open orders
-        for f in range(len(f_order)):
-            i = int(f_order[f])
-            if i < m:
-                order = pre[i]
-                segment._apply(order, f)
-                broker._forget(order)
+        for f in np.flatnonzero(f_order < m).tolist():
+            order = pre[int(f_order[f])]
+            segment._apply(order, f)
+            broker._forget(order)
         # the new orders still open become objects in the broker's book
         for i in live.tolist():
             if i >= m:

@@ -2,7 +2,8 @@
 
 **Trades** are round trips per symbol, from the first buy of a flat position to the sell
 that makes it flat again (several fills each side when orders fill partly or a trader adds
-to a position). ``entry_price``/``exit_price`` are the quantity-weighted fill prices
+to a position, also after it began to sell, as a grid does; :mod:`core_engine.trading.trips`).
+``entry_price``/``exit_price`` are the quantity-weighted fill prices
 (slippage included), ``quantity`` the base quantity bought, ``entry_value`` its quote value,
 ``fees`` both sides' fees, ``pnl = sell value − buy value − fees``, and
 ``return_pct = (sell value − sell fees) / (buy value + buy fees) × 100 − 100``: for one
