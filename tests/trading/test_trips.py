@@ -52,7 +52,7 @@ def reference_trades(broker: SimBroker) -> pd.DataFrame:
             continue
         if order.tag == "rebalance" and s["first"] is not None \
                 and s["held"] - f.quantity > s["bought"] * 1e-9:
-            part = f.quantity / s["held"]
+            part = f.quantity / (s["held"] if s["basis"] is None else s["basis"])
             trips.append((s["first"], i, (f.quantity, s["value"] * part, s["fees"] * part,
                                           s["weight"] * part), [i]))
             s["held"] -= f.quantity
