@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from core_engine.data.panel import Panel
-from core_engine.trading import Order, SimBroker
+from core_engine.trading import FollowUp, Order, SimBroker, Trader, replay
+from core_engine.trading._fast import DeclaredPath
 from core_engine.trading.orders import Fill, OrderSide
 from core_engine.trading.trips import FillTable, _Orders, trades_frame
+from tests.trading.test_follow_up import _walk
+
+_READY = DeclaredPath.ready
 
 
 def _hand_trades(steps: list[tuple[str, float, float, str]]) -> pd.DataFrame:
@@ -59,3 +66,39 @@ def test_a_rebalancing_sale_after_a_closing_sale_and_a_rebuy():
     assert trades["quantity"].tolist() == [3.0, 9.0]
     np.testing.assert_allclose(trades["entry_price"], [99.0, 99.0])
     np.testing.assert_allclose(trades["pnl"], [3 * 11.0, 9 * 11.0])
+
+
+class _Reused(Trader):
+    """Limit buys laid twice at the start under the same legs (the second refused for
+    reusing the client ids, kept in the records), each with a repeating sell one step up
+    (the declared-orders path); the first noting weight 0.1 and rank 1, the refused ones
+    weight 0.9, rank 7 and tag ``rebalance``."""
+
+    def on_start(self, ctx):
+        sym = ctx.symbols[0]
+        ref = float(ctx.candles(sym, 1)["close"].iloc[-1])
+        for again, meta, tag in ((0, {"weight": 0.1, "rank": 1}, ""),
+                                 (1, {"weight": 0.9, "rank": 7}, "rebalance")):
+            for k in range(1, 4):
+                price = ref * (1 - (k + again) * 0.5 / 100)
+                ctx.buy(sym, value=100.0, type="limit", price=price, leg=f"l{k}", meta=meta,
+                        tag=tag, then=FollowUp(price=price * 1.005, repeat=True))
+
+
+@pytest.mark.parametrize("numba", [True, False])
+def test_the_trades_read_the_order_that_filled_not_one_refused_for_its_client_id(numba):
+    """The refused duplicates are listed after the orders they collide with, and the
+    trades read the last listed: no weight (it filled nothing), its rank, its tag. The
+    orders table keeps them (as the Python path tables them); the trades read the broker's."""
+    panel = _walk(400, 3, 0.5)
+    with mock.patch.object(DeclaredPath, "ready", lambda self: numba and _READY(self)):
+        res = replay(_Reused(), panel, SimBroker(initial_cash=1_000.0),
+                     start=panel.index[1])
+    trades = res.trades
+    assert len(trades)
+    assert (trades["rank"] == 1).all()
+    assert (trades["exit_reason"] != "rebalance").all()
+    # 0.1 a buy (NaN: the refused order filled nothing)
+    units = trades["weight"].to_numpy() / 0.1
+    np.testing.assert_allclose(units, np.round(units))
+    assert (units >= 1).all()

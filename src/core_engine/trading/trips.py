@@ -154,7 +154,7 @@ def _order_info(orders: dict[str, Order], client_id: str
     """``(meta, tag, group, type, created_at)`` of an order (None for an unknown one),
     without making an object of an order the declared-orders path kept as columns (a
     plain limit order there, with its chain's meta and tag)."""
-    order = dict.get(orders, client_id)
+    order = _placed(orders, client_id)
     if order is None and isinstance(orders, _Orders):
         index = orders.broker._segment_of
         found = index.get(client_id) if index else None
@@ -166,6 +166,8 @@ def _order_info(orders: dict[str, Order], client_id: str
                 return meta, tag, None, "limit", None
             order = made
     if order is None:
+        order = dict.get(orders, client_id)
+    if order is None:
         return None
     return order.meta, order.tag, order.group, order.type.value, order.created_at
 
@@ -173,7 +175,7 @@ def _order_info(orders: dict[str, Order], client_id: str
 def _light(orders: dict[str, Order], client_id: str) -> tuple[dict, float, str]:
     """``(meta, filled_quantity, tag)`` of an order (empty for an unknown one), without
     making an object of an order the declared-orders path kept as columns."""
-    order = dict.get(orders, client_id)
+    order = _placed(orders, client_id)
     if order is not None:
         return order.meta, order.filled_quantity, order.tag
     if isinstance(orders, _Orders):
@@ -181,7 +183,19 @@ def _light(orders: dict[str, Order], client_id: str) -> tuple[dict, float, str]:
         found = index.get(client_id) if index else None
         if found is not None:
             return found[0].light(found[1])
+    order = dict.get(orders, client_id)
+    if order is not None:
+        return order.meta, order.filled_quantity, order.tag
     return {}, 0.0, ""
+
+
+def _placed(orders: dict[str, Order], client_id: str) -> Order | None:
+    """The order the broker took under ``client_id`` (the one its fills filled: ``orders``
+    lists under it the last order the trader sent with it, which may be one refused for
+    reusing it), None when the broker has no object of it."""
+    if isinstance(orders, _Orders):
+        return orders.broker._orders.get(client_id)
+    return dict.get(orders, client_id)
 
 
 def trades_frame(fills: FillTable, orders: dict[str, Order], broker: SimBroker,
