@@ -102,3 +102,44 @@ def test_the_trades_read_the_order_that_filled_not_one_refused_for_its_client_id
     units = trades["weight"].to_numpy() / 0.1
     np.testing.assert_allclose(units, np.round(units))
     assert (units >= 1).all()
+
+
+@pytest.mark.parametrize("seed", [1, 4, 7])
+@pytest.mark.parametrize("numba", [True, False])
+def test_every_trip_enters_within_the_prices_of_its_buys(seed, numba):
+    """Random traders selling in parts, some tagged ``rebalance`` (Weighted: its own
+    sales; Chaos: the follow-ups of its rebalance-tagged buys): each trip's entry price is
+    an average of its buys' prices, and its symbol's trips up to a flat position add up to
+    the cash its fills moved."""
+    from core_engine.trading._kernels import round_trips
+    from tests.trading.test_declared_review import Chaos
+    from tests.trading.test_follow_up import _walk_panel
+    from tests.trading.test_trips import Weighted
+
+    for make in (lambda: Chaos(seed=seed, sells=0.7), lambda: Weighted(seed=seed)):
+        panel = _walk_panel(300, seed + 5, 3, 0.03)
+        broker = SimBroker(initial_cash=3_000.0, maker_bps=2.0, taker_bps=6.0)
+        with mock.patch.object(DeclaredPath, "ready", lambda self: numba and _READY(self)):
+            replay(make(), panel, broker, start=panel.index[1])
+        orders = _Orders(broker)
+        ft = FillTable(broker, orders, panel)
+        first, last, basis, sold = round_trips(ft.col, ft.buy, ft.quantity, ft.price, ft.fee,
+                                               ft.weight, ft.rebalance, panel.n_symbols)
+        assert len(first)
+        for t in range(len(first)):
+            at = np.arange(first[t], last[t] + 1)
+            prices = ft.price[at[(ft.col[at] == ft.col[first[t]]) & ft.buy[at]]]
+            entry = basis[t, 1] / basis[t, 0]
+            assert prices.min() * (1 - 1e-9) <= entry <= prices.max() * (1 + 1e-9), t
+        pnl = sold[:, 1] - sold[:, 2] - basis[:, 1] - basis[:, 2]
+        for c in range(panel.n_symbols):
+            held = np.cumsum(np.where(ft.buy, 1.0, -1.0) * ft.quantity * (ft.col == c))
+            flat = [int(i) for i in last[ft.col[last] == c] if abs(held[i]) < 1e-9]
+            if not flat:
+                continue
+            end = max(flat)
+            kept = (ft.col == c) & (np.arange(len(ft)) <= end)
+            flow = np.where(ft.buy, -1.0, 1.0) * ft.quantity * ft.price - ft.fee
+            mine = (ft.col[last] == c) & (last <= end)
+            np.testing.assert_allclose(pnl[mine].sum(), flow[kept].sum(), rtol=1e-9,
+                                       atol=1e-9)

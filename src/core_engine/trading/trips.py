@@ -1,10 +1,11 @@
 """A replay's trades: its fills grouped per symbol into flat-to-flat round trips.
 
 A trip runs from the first buy of a flat position to the sell that makes it flat again.
-Its cost basis ``(quantity, buy value, buy fees, weight)`` is the position's when its
-first closing sell fills. A sell of an order tagged ``rebalance`` that leaves part of the
-position is a trip of its own (portfolio mode's partial trade, at average cost: the
-position's value, fees and weight shrink by its share). The weight is the sum of the
+Its cost basis ``(quantity, buy value, buy fees, weight)`` is the position's when it is
+flat again: every buy, also those made after it began to close. A sell of an order tagged
+``rebalance`` that leaves part of the position is a trip of its own (portfolio mode's
+partial trade, at average cost: the basis's value, fees and weight shrink by its share of
+the basis's quantity). The weight is the sum of the
 ``weight`` its buy orders noted in their ``meta`` (entry or rebalancing value / equity),
 each in the share of its order the fill filled. A trip still open at the end is not a
 trade: the position counts in the equity.
