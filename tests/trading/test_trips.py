@@ -52,7 +52,7 @@ def reference_trades(broker: SimBroker) -> pd.DataFrame:
             continue
         if order.tag == "rebalance" and s["first"] is not None \
                 and s["held"] - f.quantity > s["bought"] * 1e-9:
-            part = f.quantity / s["held"]
+            part = f.quantity / (s["held"] if s["basis"] is None else s["basis"])
             trips.append((s["first"], i, (f.quantity, s["value"] * part, s["fees"] * part,
                                           s["weight"] * part), [i]))
             s["held"] -= f.quantity
@@ -160,8 +160,8 @@ def test_a_partial_rebalancing_sale_is_a_trip_of_its_own_by_hand():
     """Hand-worked: buy 2 @ 100 (weight 0.2, fee 0.1), rebalance-sell 0.5 @ 110 (fee 0.05),
     then sell 1.5 @ 120 (fee 0.2): two trips, the first a quarter of the position."""
     from core_engine.data.panel import Panel
-    from core_engine.trading.trips import FillTable, _Orders, trades_frame
     from core_engine.trading.orders import Fill, OrderSide
+    from core_engine.trading.trips import FillTable, _Orders, trades_frame
 
     index = pd.date_range("2024-01-01", periods=4, freq="5min", tz="UTC")
     panel = Panel(index=index, symbols=("A/USDT",), timeframe="5m",

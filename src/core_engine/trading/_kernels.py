@@ -276,8 +276,9 @@ def round_trips(col, buy, qty, price, fee, weight, rebalance, n_cols):
                 base[c, 0] += q
             continue
         if rebalance[i] and first_buy[c] >= 0 and held[c] - q > bought[c] * 1e-9:
-            # a partial rebalancing sale: a trip of its own at average cost
-            share = q / held[c]
+            # a partial rebalancing sale: a trip of its own at average cost (its share of
+            # the basis: what is held and what closing sales already sold)
+            share = q / (base[c, 0] if based[c] else held[c])
             first[m] = first_buy[c]
             last[m] = i
             basis[m, 0] = q

@@ -1,10 +1,11 @@
 """A replay's trades: its fills grouped per symbol into flat-to-flat round trips.
 
 A trip runs from the first buy of a flat position to the sell that makes it flat again.
-Its cost basis ``(quantity, buy value, buy fees, weight)`` is the position's when its
-first closing sell fills. A sell of an order tagged ``rebalance`` that leaves part of the
-position is a trip of its own (portfolio mode's partial trade, at average cost: the
-position's value, fees and weight shrink by its share). The weight is the sum of the
+Its cost basis ``(quantity, buy value, buy fees, weight)`` is the position's when it is
+flat again: every buy, also those made after it began to close. A sell of an order tagged
+``rebalance`` that leaves part of the position is a trip of its own (portfolio mode's
+partial trade, at average cost: the basis's value, fees and weight shrink by its share of
+the basis's quantity). The weight is the sum of the
 ``weight`` its buy orders noted in their ``meta`` (entry or rebalancing value / equity),
 each in the share of its order the fill filled. A trip still open at the end is not a
 trade: the position counts in the equity.
@@ -154,7 +155,7 @@ def _order_info(orders: dict[str, Order], client_id: str
     """``(meta, tag, group, type, created_at)`` of an order (None for an unknown one),
     without making an object of an order the declared-orders path kept as columns (a
     plain limit order there, with its chain's meta and tag)."""
-    order = dict.get(orders, client_id)
+    order = _placed(orders, client_id)
     if order is None and isinstance(orders, _Orders):
         index = orders.broker._segment_of
         found = index.get(client_id) if index else None
@@ -166,6 +167,8 @@ def _order_info(orders: dict[str, Order], client_id: str
                 return meta, tag, None, "limit", None
             order = made
     if order is None:
+        order = dict.get(orders, client_id)
+    if order is None:
         return None
     return order.meta, order.tag, order.group, order.type.value, order.created_at
 
@@ -173,7 +176,7 @@ def _order_info(orders: dict[str, Order], client_id: str
 def _light(orders: dict[str, Order], client_id: str) -> tuple[dict, float, str]:
     """``(meta, filled_quantity, tag)`` of an order (empty for an unknown one), without
     making an object of an order the declared-orders path kept as columns."""
-    order = dict.get(orders, client_id)
+    order = _placed(orders, client_id)
     if order is not None:
         return order.meta, order.filled_quantity, order.tag
     if isinstance(orders, _Orders):
@@ -181,7 +184,19 @@ def _light(orders: dict[str, Order], client_id: str) -> tuple[dict, float, str]:
         found = index.get(client_id) if index else None
         if found is not None:
             return found[0].light(found[1])
+    order = dict.get(orders, client_id)
+    if order is not None:
+        return order.meta, order.filled_quantity, order.tag
     return {}, 0.0, ""
+
+
+def _placed(orders: dict[str, Order], client_id: str) -> Order | None:
+    """The order the broker took under ``client_id`` (the one its fills filled: ``orders``
+    lists under it the last order the trader sent with it, which may be one refused for
+    reusing it), None when the broker has no object of it."""
+    if isinstance(orders, _Orders):
+        return orders.broker._orders.get(client_id)
+    return dict.get(orders, client_id)
 
 
 def trades_frame(fills: FillTable, orders: dict[str, Order], broker: SimBroker,
