@@ -189,7 +189,7 @@ def test_a_partial_rebalancing_sale_is_a_trip_of_its_own_by_hand():
         made.append(order)
     orders = _Orders(broker)
     orders.update((o.client_id, o) for o in made)
-    trades = trades_frame(FillTable(broker, orders, panel), orders, broker, panel)
+    trades = trades_frame(FillTable(broker, orders), orders, broker, panel)
     assert trades["quantity"].tolist() == [0.5, 1.5]
     np.testing.assert_allclose(trades["entry_value"], [50.0, 150.0])
     np.testing.assert_allclose(trades["weight"], [0.05, 0.15])
@@ -228,7 +228,7 @@ def test_a_grid_that_buys_again_before_it_is_flat_counts_every_buy_by_hand():
                     reason="limit" if side == "buy" else "take_profit")
         broker._fills.append(fill)
         broker._fill_rows[fill.trade_id] = (k + 1, False)
-    trades = trades_frame(FillTable(broker, orders, panel), orders, broker, panel)
+    trades = trades_frame(FillTable(broker, orders), orders, broker, panel)
     assert len(trades) == 1
     row = trades.iloc[0]
     assert row["quantity"] == 3.0 and row["entry_value"] == 295.0

@@ -41,7 +41,7 @@ def _hand_trades(steps: list[tuple[str, float, float, str]]) -> pd.DataFrame:
                     reason="limit" if side == "buy" else "take_profit")
         broker._fills.append(fill)
         broker._fill_rows[fill.trade_id] = (k + 1, False)
-    return trades_frame(FillTable(broker, orders, panel), orders, broker, panel)
+    return trades_frame(FillTable(broker, orders), orders, broker, panel)
 
 
 def test_a_rebalancing_sale_after_a_closing_sale_is_priced_at_the_average_cost():
@@ -122,7 +122,7 @@ def test_every_trip_enters_within_the_prices_of_its_buys(seed, numba):
         with mock.patch.object(DeclaredPath, "ready", lambda self: numba and _READY(self)):
             replay(make(), panel, broker, start=panel.index[1])
         orders = _Orders(broker)
-        ft = FillTable(broker, orders, panel)
+        ft = FillTable(broker, orders)
         first, last, basis, sold = round_trips(ft.col, ft.buy, ft.quantity, ft.price, ft.fee,
                                                ft.weight, ft.rebalance, panel.n_symbols)
         assert len(first)

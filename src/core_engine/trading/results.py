@@ -267,7 +267,7 @@ def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Recor
     orders.update((o.client_id, o) for o in records.orders)
     for cid, order in broker._orders.items():
         orders.setdefault(cid, order)
-    fills = FillTable(broker, orders, panel)
+    fills = FillTable(broker, orders)
     trades = trades_frame(fills, orders, broker, panel)
     initial = float(snapshots[0][1])
     equity = equity_frame(panel, snapshots, start_row, end_row, initial)

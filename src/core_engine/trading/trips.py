@@ -56,7 +56,7 @@ class FillTable:
     weight: np.ndarray
     rebalance: np.ndarray
 
-    def __init__(self, broker: SimBroker, orders: dict[str, Order], panel: Panel) -> None:
+    def __init__(self, broker: SimBroker, orders: dict[str, Order]) -> None:
         self.broker = broker
         self._parts: list[tuple[int, Any]] = []  # (first index, list of Fill or Segment)
         chunks: dict[str, list] = {}
@@ -64,14 +64,14 @@ class FillTable:
         done = 0
         n = 0
         for segment in broker._segments:
-            n = self._add(listed[done:segment.fills_at], n, chunks, orders, panel)
+            n = self._add(listed[done:segment.fills_at], n, chunks, orders)
             self._parts.append((n, segment))
             columns = segment.fill_columns(orders)
             for key, column in columns.items():
                 chunks.setdefault(key, []).append(column)
             n += len(columns["buy"])
             done = segment.fills_at
-        n = self._add(listed[done:], n, chunks, orders, panel)
+        n = self._add(listed[done:], n, chunks, orders)
         self.n = n
         self._starts = [start for start, _ in self._parts]
         kinds = {"buy": np.bool_, "rebalance": np.bool_, "col": np.int64, "time": np.int64}
@@ -82,16 +82,17 @@ class FillTable:
                     if parts else np.empty(0, dtype=kind))
 
     def _add(self, fills: list[Fill], n: int, chunks: dict[str, list],
-             orders: dict[str, Order], panel: Panel) -> int:
+             orders: dict[str, Order]) -> int:
         if not fills:
             return n
         self._parts.append((n, fills))
         buy = OrderSide.BUY
+        cols = self.broker._cols  # the panel's columns by symbol
         lights = [_light(orders, f.client_id) for f in fills]
         columns = {
             "buy": [f.side is buy for f in fills], "quantity": [f.quantity for f in fills],
             "price": [f.price for f in fills], "fee": [f.fee for f in fills],
-            "col": [panel.column(f.symbol) for f in fills],
+            "col": [cols[f.symbol] for f in fills],
             "time": [f.time.value for f in fills],
             "weight": [_weight(meta, f.quantity, filled)
                        for f, (meta, filled, _) in zip(fills, lights, strict=True)],
