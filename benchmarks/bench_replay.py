@@ -22,6 +22,10 @@ on the ratio at equal cost per event and per candle, and the measured costs: the
 (a replay with no order: set-up and result tables), per event, and per idle candle.
 
     python benchmarks/bench_replay.py [--symbols 20] [--candles 105120] [--slow-candles 105120]
+        [--workload all|rank|rest|dense]
+
+``--workload dense``: the declared ladder woken every 5 min, 15 min and 1 h on 30,000
+candles, with the declared-orders kernel, without it, and every candle.
 """
 
 from __future__ import annotations
@@ -119,7 +123,7 @@ def main() -> None:
     ap.add_argument("--candles", type=int, default=105_120)
     ap.add_argument("--slow-candles", type=int, default=105_120,
                     help="candles of the skip=False runs (the slow reference)")
-    ap.add_argument("--workload", choices=("all", "rank", "rest"), default="all")
+    ap.add_argument("--workload", choices=("all", "rank", "rest", "dense"), default="all")
     ap.add_argument("--steps", type=float, nargs="*", default=[1.0, 2.0, 4.0],
                     help="W9-rest again with these ladder steps in percent (fewer fills per "
                          "year): how the skipping ratio follows the event density")
@@ -134,6 +138,8 @@ def main() -> None:
         lines.append(rest_workload(args, exits, rows))
         if args.steps:
             lines.append(rest_by_step(args))
+    if args.workload == "dense":
+        lines.append(dense_wakes(args))
     print(f"\n{'workload':<8} {'run':<44} {'first s':>8} {'best s':>8} {'trades/fills':>12}")
     for w, name, first, best, n in rows:
         print(f"{w:<8} {name:<44} {first:8.3f} {best:8.3f} {n:12,}")
@@ -227,6 +233,43 @@ def rest_by_step(args) -> str:
         n = len(res.fills)
         out.append(f"  {step:6.2f} {n:6,} {n / one.n_times:12.4f} {best:7.3f} {hand:9.3f} "
                    f"{every:8.3f} {every / best:5.1f}x {every / hand:6.1f}x")
+    return "\n".join(out)
+
+
+class WokenGrid(Grid):
+    """The declared ladder with a trader woken on a cadence (that decides nothing)."""
+
+    def __init__(self, every="5min"):
+        super().__init__()
+        self.every = every
+
+    def on_bar(self, ctx):
+        pass
+
+
+def dense_wakes(args) -> str:
+    """The declared ladder woken every 5 min, 15 min, 1 h: the skipping replay with the
+    declared-orders kernel, the same with the kernel switched off (Python plays every
+    fill), and every candle. With a wake-up at every candle there is nothing to skip."""
+    from unittest import mock
+
+    from core_engine.trading._fast import DeclaredPath
+
+    one = synthetic_panel(1, min(args.candles, 30_000), seed=11)
+    start = one.index[1]
+    ready = DeclaredPath.ready
+    out = [f"declared ladder woken on a cadence ({one.n_times:,} candles, best of 3):",
+           f"  {'every':>6} {'kernel s':>9} {'python s':>9} {'every s':>8} {'fills':>6}"]
+    for every in ("5min", "15min", "1h"):
+        def run(kernel=True, skip=True, every=every):
+            with mock.patch.object(DeclaredPath, "ready",
+                                   lambda self: kernel and ready(self)):
+                return replay(WokenGrid(every=every), one, SimBroker(fee_bps=2), start=start,
+                              skip=skip)
+        _, k, res = timed(run)
+        _, p, _ = timed(lambda: run(kernel=False))
+        _, e, _ = timed(lambda: run(skip=False))
+        out.append(f"  {every:>6} {k:9.3f} {p:9.3f} {e:8.3f} {len(res.fills):6,}")
     return "\n".join(out)
 
 

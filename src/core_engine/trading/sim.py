@@ -586,6 +586,8 @@ class SimBroker(Funds, Matching):
         """The first row in ``[start, stop)`` where an open order can fill, ``stop`` when
         none can (the numba search :func:`~core_engine.trading._kernels.next_event_row`);
         the trails' ``highest`` follow the highs of the candles passed over."""
+        if start >= stop:  # nothing to pass over (a wake-up due now)
+            return stop
         book = self._book_now()
         if not len(book):
             return stop
