@@ -275,8 +275,8 @@ def test_the_cash_open_buys_hold_is_summed_as_the_kernel_sums_it():
 
 class TwiceAtStart(Ladder):
     """Lays its ladder twice in on_start, the second a step lower: the same legs at the same
-    time, so the same client ids for other prices (refused as duplicates, kept in the
-    records with status 'new')."""
+    time, so the same client ids for other prices (refused as duplicates: rejected,
+    ``duplicate_client_id``; the orders table keeps the broker's order of each id)."""
 
     def on_start(self, ctx):
         ref = float(ctx.candles(SYM, 1)["close"].iloc[-1])

@@ -263,10 +263,12 @@ def account_metrics(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: fl
 def build_result(trader: Trader, panel: Panel, broker: SimBroker, records: Records,
                  snapshots: list, *, start_row: int, end_row: int, config: dict,
                  calls: int = 0) -> ReplayResult:
+    # the order the broker holds under each client id (not one refused for reusing it),
+    # then the trader's orders the broker never took
     orders = _Orders(broker)
-    orders.update((o.client_id, o) for o in records.orders)
-    for cid, order in broker._orders.items():
-        orders.setdefault(cid, order)
+    orders.update(broker._orders)
+    for order in records.orders:
+        orders.setdefault(order.client_id, order)
     fills = FillTable(broker, orders)
     trades = trades_frame(fills, orders, broker, panel)
     initial = float(snapshots[0][1])

@@ -38,6 +38,9 @@ Fill rules (DESIGN.md §7; one fill and cost model for every simulation):
   cost; sells in one OCO group hold the largest of them once).
 * Fill times: the candle's open time for fills at the open, its close time for fills inside
   the candle.
+* A client id is one order: sent again with the same fields, the broker's order is
+  returned (a resend); with other fields, :class:`OrderRejected` is raised and the object
+  sent is marked ``rejected`` (``duplicate_client_id``), the broker's order unchanged.
 * Simulation only, for the backtest's conventions: :meth:`SimBroker.market_price` tells the
   price a market order placed now fills at (the open the trader acts at), and
   :meth:`SimBroker.cap_wait` lets a market sell stuck in an outage leave at the last close
@@ -346,6 +349,9 @@ class SimBroker(Funds, Matching):
                 or order.quote_quantity is None else _SAME_FIELDS_BY_VALUE
             if all(getattr(known, f) == getattr(order, f) for f in fields):
                 return known
+            if order.status is OrderStatus.NEW:  # the sender's object says it was refused
+                order.status, order.reason = OrderStatus.REJECTED, "duplicate_client_id"
+                order.updated_at = self.now()
             raise OrderRejected(f"Client order id {order.client_id!r} is already used by "
                                 "another order; client ids must be unique.")
         if order.status is not OrderStatus.NEW:
