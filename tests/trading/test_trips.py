@@ -40,7 +40,7 @@ def reference_trades(broker: SimBroker) -> pd.DataFrame:
             w = order.meta.get("weight")
             share = math.nan if w is None or not order.filled_quantity \
                 else float(w) * f.quantity / float(order.filled_quantity)
-            if s["first"] is None:
+            if s["first"] is None or f.time < fills[s["first"]].time:  # the earliest buy
                 s["first"] = i
             s["held"] += f.quantity
             s["bought"] += f.quantity
@@ -234,3 +234,40 @@ def test_a_grid_that_buys_again_before_it_is_flat_counts_every_buy_by_hand():
     assert row["quantity"] == 3.0 and row["entry_value"] == 295.0
     assert row["pnl"] == 4.0
     assert row["exit_price"] == 299.0 / 3.0 and row["entry_price"] == 295.0 / 3.0
+
+
+def test_the_entry_is_the_earliest_buy_when_a_fill_at_an_open_follows_one_inside():
+    """In one candle's matching, an older order filled inside the candle (stamped its close,
+    10:10) can be made before a limit buy placed at its open that the open crosses (stamped
+    the open, 10:05). By hand, fills made in the order 10:10, 10:05 (one trip): the trade
+    enters at 10:05, the earlier buy, and reads that buy's order (its rank)."""
+    from core_engine.data.panel import Panel
+    from core_engine.trading import Order
+    from core_engine.trading.orders import Fill, OrderSide
+    from core_engine.trading.trips import FillTable, _Orders, trades_frame
+
+    index = pd.date_range("2024-01-01 10:00", periods=5, freq="5min", tz="UTC")
+    panel = Panel(index=index, symbols=("A/USDT",), timeframe="5m",
+                  open=np.full((5, 1), 100.0), high=np.full((5, 1), 102.0),
+                  low=np.full((5, 1), 97.0), close=np.full((5, 1), 100.0),
+                  volume=np.ones((5, 1)))
+    broker = SimBroker()
+    broker.bind(panel, 1_000.0)
+    orders = _Orders(broker)
+    for k, (side, q, price, at, rank) in enumerate([("buy", 1.0, 99.0, 2, 1),
+                                                    ("buy", 1.0, 98.0, 1, 2),
+                                                    ("sell", 2.0, 101.0, 3, 0)]):
+        cid = f"o{k}"
+        order = Order(client_id=cid, symbol="A/USDT", side=side, type="limit", quantity=q,
+                      limit_price=price, meta={"rank": rank})
+        order.filled_quantity = q
+        orders[cid] = broker._orders[cid] = order
+        fill = Fill(trade_id=f"t{k}", client_id=cid, symbol="A/USDT", side=OrderSide(side),
+                    time=index[at], price=price, quantity=q, fee=0.0, liquidity="maker",
+                    reason="limit" if side == "buy" else "take_profit")
+        broker._fills.append(fill)
+        broker._fill_rows[fill.trade_id] = (at, True)
+    trades = trades_frame(FillTable(broker, orders), orders, broker, panel)
+    assert len(trades) == 1
+    assert trades["entry_time"].iloc[0] == index[1] and trades["rank"].iloc[0] == 2
+    assert trades["entry_value"].iloc[0] == 197.0

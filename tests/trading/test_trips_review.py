@@ -124,11 +124,18 @@ def test_every_trip_enters_within_the_prices_of_its_buys(seed, numba):
         orders = _Orders(broker)
         ft = FillTable(broker, orders)
         first, last, basis, sold = round_trips(ft.col, ft.buy, ft.quantity, ft.price, ft.fee,
-                                               ft.weight, ft.rebalance, panel.n_symbols)
+                                               ft.weight, ft.rebalance, ft.time,
+                                               panel.n_symbols)
         assert len(first)
         for t in range(len(first)):
-            at = np.arange(first[t], last[t] + 1)
-            prices = ft.price[at[(ft.col[at] == ft.col[first[t]]) & ft.buy[at]]]
+            # the buys of the symbol since it was last flat (the entry is the earliest of
+            # them in time, not always the first made)
+            c = ft.col[first[t]]
+            mine = ft.col == c
+            held = np.cumsum(np.where(ft.buy, 1.0, -1.0) * ft.quantity * mine)
+            flat = np.flatnonzero(mine[: first[t]] & (np.abs(held[: first[t]]) < 1e-9))
+            at = np.arange(flat[-1] + 1 if len(flat) else 0, last[t] + 1)
+            prices = ft.price[at[mine[at] & ft.buy[at]]]
             entry = basis[t, 1] / basis[t, 0]
             assert prices.min() * (1 - 1e-9) <= entry <= prices.max() * (1 + 1e-9), t
         pnl = sold[:, 1] - sold[:, 2] - basis[:, 1] - basis[:, 2]

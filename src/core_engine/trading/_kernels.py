@@ -236,12 +236,13 @@ def equity_marks(close, snap_rows, snap_cash, snap_hold, start_row, end_row, ini
 
 
 @njit(cache=True)
-def round_trips(col, buy, qty, price, fee, weight, rebalance, n_cols):
+def round_trips(col, buy, qty, price, fee, weight, rebalance, time, n_cols):
     """Fills (in the order made; ``col`` the symbol's column) grouped per symbol into
     flat-to-flat round trips (``core_engine.trading.trips``). Returns ``(first, last,
-    basis, sold)`` per trip in the order trips end: the indexes of its first buy and its
-    last sell, its cost basis ``(quantity, buy value, buy fees, weight)`` and its sells'
-    ``(quantity, value, fees)``. The basis is the position's when it is flat again: its
+    basis, sold)`` per trip in the order trips end: the indexes of its first buy (the
+    earliest ``time``; the first made among equal times) and its last sell, its cost
+    basis ``(quantity, buy value, buy fees, weight)`` and its sells' ``(quantity, value,
+    fees)``. The basis is the position's when it is flat again: its
     quantity the position's at the first closing sell, plus what was bought after it (a
     grid re-buying before it is flat), less partial rebalancing sales after it; value, fees
     and weight those of every buy, less the partial sales' shares. Sums run in fill
@@ -265,7 +266,9 @@ def round_trips(col, buy, qty, price, fee, weight, rebalance, n_cols):
         c = col[i]
         q = qty[i]
         if buy[i]:
-            if first_buy[c] < 0:
+            # the entry: the earliest buy (a fill at the open of a candle can follow one
+            # inside the candle before it in the order fills are made)
+            if first_buy[c] < 0 or time[i] < time[first_buy[c]]:
                 first_buy[c] = i
             held[c] += q
             bought[c] += q

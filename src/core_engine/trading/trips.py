@@ -205,7 +205,7 @@ def trades_frame(fills: FillTable, orders: dict[str, Order], broker: SimBroker,
     """One row per round trip, in the order of their entry time, symbol and exit time."""
     first, last, basis, sold = round_trips(fills.col, fills.buy, fills.quantity, fills.price,
                                            fills.fee, fills.weight, fills.rebalance,
-                                           panel.n_symbols)
+                                           fills.time, panel.n_symbols)
     if not len(first):
         return _no_trades().copy()
     rank = np.argsort(np.argsort(np.asarray(panel.symbols, dtype=object)))
