@@ -342,3 +342,18 @@ def test_check_trader_passes_honest_follow_ups_and_catches_a_peek():
     frame = panel.frame(SYM)
     with pytest.raises(LookaheadError):
         check_trader(PeekingLadder(future=frame), panel, start=panel.index[1], n_times=40)
+
+
+def test_the_take_profit_of_an_ioc_entry_rests_until_it_fills():
+    """An IOC limit buy the open crosses fills at once; its follow-up rests (gtc), fills at
+    105 two candles later, and its repeat buys again: follow-ups do not copy the IOC."""
+    class IocEntry(OneLevel):
+        def on_start(self, ctx):
+            ctx.buy(SYM, 1.0, type="limit", price=100.5, leg="entry", time_in_force="ioc",
+                    then=FollowUp(price=105.0, repeat=True))
+
+    res = _run(IocEntry())
+    assert _fills(res)[:2] == [(t(5), "buy", 100.0, 1.0), (t(20), "sell", 105.0, 1.0)]
+    orders = res.orders
+    assert orders["time_in_force"].tolist()[:3] == ["ioc", "gtc", "gtc"]
+    assert orders["status"].tolist()[:2] == ["filled", "filled"]

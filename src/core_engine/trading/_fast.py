@@ -292,12 +292,11 @@ class _Root:
     """What the follow-ups of a chain copy from the order at its start (Context._follow),
     kept when they were placed."""
 
-    __slots__ = ("lot_step", "meta", "min_value", "tag", "time_in_force")
+    __slots__ = ("lot_step", "meta", "min_value", "tag")
 
     def __init__(self, order: Order) -> None:
         self.meta = dict(order.meta)
         self.tag = order.tag
-        self.time_in_force = order.time_in_force
         self.lot_step = order.lot_step
         self.min_value = order.min_value
 
@@ -306,7 +305,7 @@ class Segment:
     """The orders and fills one kernel call made, as columns (see the module docstring).
 
     ``roots[k]`` is what new order ``k`` inherits from the order at the start of its chain
-    (its meta, tag, lot step and time in force, :class:`_Root`), ``parents[k]`` the client id of
+    (its meta, tag and lot step, :class:`_Root`), ``parents[k]`` the client id of
     the order it follows. Fills name their order by ``fill_order`` (an index into
     ``pre`` — the orders open when the call began — for values below ``len(pre)``, else
     into the new orders)."""
@@ -379,7 +378,7 @@ class Segment:
             client_id=self.ids[k], symbol=sym, side=side, type=OrderType.LIMIT,
             quantity=float(self.qty[k]), quote_quantity=None, lot_step=root.lot_step,
             min_value=root.min_value, limit_price=level, stop_price=None, trail_pct=None,
-            trail_offset=None, trail_reference=None, time_in_force=root.time_in_force,
+            trail_offset=None, trail_reference=None, time_in_force="gtc",
             group=None, tag=root.tag, meta={**root.meta, "after": self.parents[k]},
             status=OrderStatus.SUBMITTED, filled_quantity=0.0, average_price=math.nan,
             fees=0.0, created_at=now, updated_at=None, reason=None, exchange_id=None,
@@ -570,7 +569,7 @@ class Segment:
             "side": np.where(self.sides == 0, "buy", "sell").astype(object).tolist(),
             "type": ["limit"] * n, "quantity": q.copy(), "quote_quantity": nan,
             "limit_price": self.levels.copy(), "stop_price": nan, "trail_pct": nan,
-            "trail_offset": nan, "time_in_force": [r.time_in_force for r in self.roots],
+            "trail_offset": nan, "time_in_force": ["gtc"] * n,
             "group": [None] * n, "tag": [r.tag for r in self.roots],
             "status": status_names[self.status].tolist(),
             "filled_quantity": np.where(filled, q, 0.0), "average_price": average,

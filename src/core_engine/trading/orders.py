@@ -187,11 +187,14 @@ class FollowUp:
     With ``repeat``, its own follow-up is the first order again (same type and price, the
     same quantity), and so on until one of them is cancelled: a grid level that buys low,
     sells high and buys again. A partly filled order that is cancelled has no follow-up.
+    Follow-ups rest until they fill or are cancelled (``time_in_force="gtc"``), whatever
+    the filled order's: the take-profit of an IOC entry is not cancelled at once.
 
     :class:`~core_engine.trading.trader.Context` places it when it hands the fill over,
-    before ``on_fill`` (with the client id ``client_order_id(trader, now, symbol,
-    "then:" + the filled order's id)``), so a replay, a paper runner and a live runner place
-    it alike, and a restart that hands the fill again sends nothing twice.
+    before ``on_fill`` (with the client id ``client_order_id(trader, 0, symbol,
+    "then:" + the filled order's id)``: it depends on the filled order alone), so a replay,
+    a paper runner and a live runner place it alike, and a restart that hands the fill
+    again sends nothing twice.
 
     Parameters
     ----------

@@ -486,7 +486,7 @@ class Context:
             lot_step=order.lot_step, min_value=order.min_value,
             limit_price=then.price if kind is OrderType.LIMIT else None,
             stop_price=then.price if kind is OrderType.STOP else None,
-            time_in_force=order.time_in_force, tag=order.tag,
+            time_in_force="gtc", tag=order.tag,
             meta={**order.meta, "after": order.client_id}, then=back)
         return self._send(follow)
 
