@@ -27,13 +27,16 @@ import copy
 import functools
 import hashlib
 import inspect
+import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from core_engine._canonical import canonical
 from core_engine._config import keyword_checked
 from core_engine.data.panel import Panel
 from core_engine.data.timeframes import timeframe_ns, to_utc_timestamp
@@ -172,9 +175,24 @@ class Trader:
         """A short stable id from the class and parameters (client order ids use it)."""
         cached = self.__dict__.get("_trader_id")
         if cached is None:  # parameters are stored unchanged, so the id is computed once
-            cached = f"{self.name}-{hashlib.sha256(repr(self).encode()).hexdigest()[:8]}"
+            cached = f"{self.name}-{hashlib.sha256(self._identity().encode()).hexdigest()[:8]}"
             self.__dict__["_trader_id"] = cached
         return cached
+
+    def _identity(self) -> str:
+        """What the id hashes: the repr, unless a parameter's repr names a memory address
+        (a user's object, a function): that is another id in every process, so a restarted
+        live runner would send a replayed decision again under new client ids. Then the
+        parameters' canonical form (objects by their attributes, functions by their code
+        and captured values), the same everywhere."""
+        text = repr(self)
+        if not _ADDRESS.search(text):
+            return text
+        try:
+            return json.dumps({"class": f"{type(self).__module__}.{type(self).__qualname__}",
+                               "params": canonical(self.get_params())}, sort_keys=True)
+        except ConfigError:  # an object with nothing to identify it by
+            return _ADDRESS.sub("", text)
 
     @property
     def every_ns(self) -> int | None:
@@ -533,6 +551,9 @@ class Context:
             raise StrategyError(f"Trader {self.trader!r} failed in {hook}() at "
                                 f"{self.now:%Y-%m-%d %H:%M} UTC: {type(exc).__name__}: "
                                 f"{exc}") from exc
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def _short(value: Any) -> str:
