@@ -5,16 +5,11 @@ run them again under a new id)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from core_engine.errors import ConfigError
 from core_engine.optimize.results import canonical, config_id
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh import in_fresh_process
 
 
 class PlainGate:
@@ -53,11 +48,7 @@ def test_equal_objects_and_closures_get_one_id_different_ones_differ():
 
 def test_the_ids_are_the_same_in_a_fresh_process():
     # this module imported under the name pytest gave it (the classes' ids name it)
-    code = (f"import sys, importlib; sys.path[:0] = {sys.path!r}; "
-            f"print(' '.join(importlib.import_module({__name__!r})._ids()))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
-    assert out.stdout.split() == _ids()
+    assert in_fresh_process(__name__, "_ids") == _ids()
 
 
 def test_an_object_with_nothing_to_identify_it_by_is_refused_by_name():

@@ -6,14 +6,10 @@ repr names a memory address (a user's object, a function) gave a new id in every
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
-from pathlib import Path
 
 from core_engine.strategies import MacdRsiConfluence
 from core_engine.trading import RankingTrader, Trader
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh import in_fresh_process
 
 
 class Band:
@@ -43,11 +39,8 @@ def _ids():
 
 
 def test_ids_with_objects_and_functions_are_the_same_in_a_fresh_process():
-    code = (f"import sys, importlib; sys.path[:0] = {sys.path!r}; "
-            f"print(' '.join(importlib.import_module({__name__!r})._ids()))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
-    assert out.stdout.split() == _ids()
+    # this module imported under the name pytest gave it (the classes' ids name it)
+    assert in_fresh_process(__name__, "_ids") == _ids()
     assert "0x" not in "".join(_ids())
 
 

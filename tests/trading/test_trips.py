@@ -156,40 +156,50 @@ def test_the_trades_of_a_chaotic_trader_equal_the_plain_grouping(seed, symbols, 
     _check(res, broker)
 
 
-def test_a_partial_rebalancing_sale_is_a_trip_of_its_own_by_hand():
-    """Hand-worked: buy 2 @ 100 (weight 0.2, fee 0.1), rebalance-sell 0.5 @ 110 (fee 0.05),
-    then sell 1.5 @ 120 (fee 0.2): two trips, the first a quarter of the position."""
+def hand_trades(fills: list[dict]) -> pd.DataFrame:
+    """The trades of hand-made fills of ``A/USDT`` on flat candles (open and close 100, low
+    90, high 125) from 10:00: each fill a dict of ``side``, ``q``, ``price`` and optionally
+    ``at`` (its candle row; by default its position + 1), ``fee``, ``tag``, ``meta``,
+    ``type`` (``limit``), ``reason`` (``limit`` / ``take_profit``), ``at_open``."""
     from core_engine.data.panel import Panel
+    from core_engine.trading import Order
     from core_engine.trading.orders import Fill, OrderSide
     from core_engine.trading.trips import FillTable, _Orders, trades_frame
 
-    index = pd.date_range("2024-01-01", periods=4, freq="5min", tz="UTC")
-    panel = Panel(index=index, symbols=("A/USDT",), timeframe="5m",
-                  open=np.full((4, 1), 100.0), high=np.full((4, 1), 121.0),
-                  low=np.full((4, 1), 99.0), close=np.full((4, 1), 100.0),
-                  volume=np.ones((4, 1)))
+    n = len(fills) + 2
+    index = pd.date_range("2024-01-01 10:00", periods=n, freq="5min", tz="UTC")
+    flat = np.full((n, 1), 100.0)
+    panel = Panel(index=index, symbols=("A/USDT",), timeframe="5m", open=flat, high=flat + 25,
+                  low=flat - 10, close=flat, volume=np.ones((n, 1)))
     broker = SimBroker()
-    broker.bind(panel, 1_000.0)
-    from core_engine.trading import Order
-
-    made = []
-    for k, (cid, side, q, price, fee, tag, meta) in enumerate([
-            ("b", "buy", 2.0, 100.0, 0.1, "", {"weight": 0.2}),
-            ("r", "sell", 0.5, 110.0, 0.05, "rebalance", {}),
-            ("s", "sell", 1.5, 120.0, 0.2, "", {})]):
-        order = Order(client_id=cid, symbol="A/USDT", side=side, type="market", quantity=q,
-                      tag=tag, meta=meta)
-        order.filled_quantity = q
-        broker._orders[cid] = order
-        fill = Fill(trade_id=f"t{k}", client_id=cid, symbol="A/USDT", side=OrderSide(side),
-                    time=index[k + 1], price=price, quantity=q, fee=fee, liquidity="taker",
-                    reason="market")
-        broker._fills.append(fill)
-        broker._fill_rows[fill.trade_id] = (k + 1, True)
-        made.append(order)
+    broker.bind(panel, 10_000.0)
     orders = _Orders(broker)
-    orders.update((o.client_id, o) for o in made)
-    trades = trades_frame(FillTable(broker, orders), orders, broker, panel)
+    for k, spec in enumerate(fills):
+        cid, side, q, at = f"o{k}", spec["side"], spec["q"], spec.get("at", k + 1)
+        kind = spec.get("type", "limit")
+        order = Order(client_id=cid, symbol="A/USDT", side=side, type=kind, quantity=q,
+                      limit_price=spec["price"] if kind == "limit" else None,
+                      tag=spec.get("tag", ""), meta=spec.get("meta", {}))
+        order.filled_quantity = q
+        orders[cid] = broker._orders[cid] = order
+        reason = spec.get("reason", "limit" if side == "buy" else "take_profit")
+        fill = Fill(trade_id=f"t{k}", client_id=cid, symbol="A/USDT", side=OrderSide(side),
+                    time=index[at], price=spec["price"], quantity=q, fee=spec.get("fee", 0.0),
+                    liquidity="maker", reason=reason)
+        broker._fills.append(fill)
+        broker._fill_rows[fill.trade_id] = (at, spec.get("at_open", False))
+    return trades_frame(FillTable(broker, orders), orders, broker, panel)
+
+
+def test_a_partial_rebalancing_sale_is_a_trip_of_its_own_by_hand():
+    """Hand-worked: buy 2 @ 100 (weight 0.2, fee 0.1), rebalance-sell 0.5 @ 110 (fee 0.05),
+    then sell 1.5 @ 120 (fee 0.2): two trips, the first a quarter of the position."""
+    market = {"type": "market", "reason": "market", "at_open": True}
+    trades = hand_trades([
+        {"side": "buy", "q": 2.0, "price": 100.0, "fee": 0.1, "meta": {"weight": 0.2},
+         **market},
+        {"side": "sell", "q": 0.5, "price": 110.0, "fee": 0.05, "tag": "rebalance", **market},
+        {"side": "sell", "q": 1.5, "price": 120.0, "fee": 0.2, **market}])
     assert trades["quantity"].tolist() == [0.5, 1.5]
     np.testing.assert_allclose(trades["entry_value"], [50.0, 150.0])
     np.testing.assert_allclose(trades["weight"], [0.05, 0.15])
@@ -202,33 +212,9 @@ def test_a_grid_that_buys_again_before_it_is_flat_counts_every_buy_by_hand():
     """Hand-worked: buy 1 @ 100, buy 1 @ 98, sell 1 @ 101, buy 1 @ 97, sell 2 @ 99 (no
     fee): one trip of 3 bought for 295 and sold for 299, pnl 4 (the basis frozen at the
     first sale counted 198 of cost against 299 of sales: pnl 101)."""
-    from core_engine.data.panel import Panel
-    from core_engine.trading import Order
-    from core_engine.trading.orders import Fill, OrderSide
-    from core_engine.trading.trips import FillTable, _Orders, trades_frame
-
-    index = pd.date_range("2024-01-01", periods=6, freq="5min", tz="UTC")
-    panel = Panel(index=index, symbols=("A/USDT",), timeframe="5m",
-                  open=np.full((6, 1), 100.0), high=np.full((6, 1), 102.0),
-                  low=np.full((6, 1), 96.0), close=np.full((6, 1), 100.0),
-                  volume=np.ones((6, 1)))
-    broker = SimBroker()
-    broker.bind(panel, 1_000.0)
-    orders = _Orders(broker)
-    for k, (side, q, price) in enumerate([("buy", 1.0, 100.0), ("buy", 1.0, 98.0),
-                                          ("sell", 1.0, 101.0), ("buy", 1.0, 97.0),
-                                          ("sell", 2.0, 99.0)]):
-        cid = f"o{k}"
-        order = Order(client_id=cid, symbol="A/USDT", side=side, type="limit", quantity=q,
-                      limit_price=price)
-        order.filled_quantity = q
-        orders[cid] = broker._orders[cid] = order
-        fill = Fill(trade_id=f"t{k}", client_id=cid, symbol="A/USDT", side=OrderSide(side),
-                    time=index[k + 1], price=price, quantity=q, fee=0.0, liquidity="maker",
-                    reason="limit" if side == "buy" else "take_profit")
-        broker._fills.append(fill)
-        broker._fill_rows[fill.trade_id] = (k + 1, False)
-    trades = trades_frame(FillTable(broker, orders), orders, broker, panel)
+    trades = hand_trades([{"side": side, "q": q, "price": price} for side, q, price in [
+        ("buy", 1.0, 100.0), ("buy", 1.0, 98.0), ("sell", 1.0, 101.0), ("buy", 1.0, 97.0),
+        ("sell", 2.0, 99.0)]])
     assert len(trades) == 1
     row = trades.iloc[0]
     assert row["quantity"] == 3.0 and row["entry_value"] == 295.0
@@ -241,33 +227,10 @@ def test_the_entry_is_the_earliest_buy_when_a_fill_at_an_open_follows_one_inside
     10:10) can be made before a limit buy placed at its open that the open crosses (stamped
     the open, 10:05). By hand, fills made in the order 10:10, 10:05 (one trip): the trade
     enters at 10:05, the earlier buy, and reads that buy's order (its rank)."""
-    from core_engine.data.panel import Panel
-    from core_engine.trading import Order
-    from core_engine.trading.orders import Fill, OrderSide
-    from core_engine.trading.trips import FillTable, _Orders, trades_frame
-
-    index = pd.date_range("2024-01-01 10:00", periods=5, freq="5min", tz="UTC")
-    panel = Panel(index=index, symbols=("A/USDT",), timeframe="5m",
-                  open=np.full((5, 1), 100.0), high=np.full((5, 1), 102.0),
-                  low=np.full((5, 1), 97.0), close=np.full((5, 1), 100.0),
-                  volume=np.ones((5, 1)))
-    broker = SimBroker()
-    broker.bind(panel, 1_000.0)
-    orders = _Orders(broker)
-    for k, (side, q, price, at, rank) in enumerate([("buy", 1.0, 99.0, 2, 1),
-                                                    ("buy", 1.0, 98.0, 1, 2),
-                                                    ("sell", 2.0, 101.0, 3, 0)]):
-        cid = f"o{k}"
-        order = Order(client_id=cid, symbol="A/USDT", side=side, type="limit", quantity=q,
-                      limit_price=price, meta={"rank": rank})
-        order.filled_quantity = q
-        orders[cid] = broker._orders[cid] = order
-        fill = Fill(trade_id=f"t{k}", client_id=cid, symbol="A/USDT", side=OrderSide(side),
-                    time=index[at], price=price, quantity=q, fee=0.0, liquidity="maker",
-                    reason="limit" if side == "buy" else "take_profit")
-        broker._fills.append(fill)
-        broker._fill_rows[fill.trade_id] = (at, True)
-    trades = trades_frame(FillTable(broker, orders), orders, broker, panel)
+    trades = hand_trades([
+        {"side": "buy", "q": 1.0, "price": 99.0, "at": 2, "meta": {"rank": 1}},
+        {"side": "buy", "q": 1.0, "price": 98.0, "at": 1, "meta": {"rank": 2}},
+        {"side": "sell", "q": 2.0, "price": 101.0, "at": 3}])
     assert len(trades) == 1
-    assert trades["entry_time"].iloc[0] == index[1] and trades["rank"].iloc[0] == 2
-    assert trades["entry_value"].iloc[0] == 197.0
+    assert trades["entry_time"].iloc[0] == pd.Timestamp("2024-01-01 10:05", tz="UTC")
+    assert trades["rank"].iloc[0] == 2 and trades["entry_value"].iloc[0] == 197.0

@@ -8,12 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core_engine.data.panel import Panel
-from core_engine.trading import FollowUp, Order, SimBroker, Trader, replay
+from core_engine.trading import FollowUp, SimBroker, Trader, replay
 from core_engine.trading._fast import DeclaredPath
-from core_engine.trading.orders import Fill, OrderSide
-from core_engine.trading.trips import FillTable, _Orders, trades_frame
+from core_engine.trading.trips import FillTable, _Orders
 from tests.trading.test_follow_up import _walk
+from tests.trading.test_trips import hand_trades
 
 _READY = DeclaredPath.ready
 
@@ -21,27 +20,8 @@ _READY = DeclaredPath.ready
 def _hand_trades(steps: list[tuple[str, float, float, str]]) -> pd.DataFrame:
     """The trades of hand-made fills ``(side, quantity, price, tag)`` of one symbol, one a
     candle, no fees."""
-    n = len(steps) + 2
-    index = pd.date_range("2024-01-01", periods=n, freq="5min", tz="UTC")
-    panel = Panel(index=index, symbols=("A/USDT",), timeframe="5m",
-                  open=np.full((n, 1), 100.0), high=np.full((n, 1), 120.0),
-                  low=np.full((n, 1), 90.0), close=np.full((n, 1), 100.0),
-                  volume=np.ones((n, 1)))
-    broker = SimBroker()
-    broker.bind(panel, 10_000.0)
-    orders = _Orders(broker)
-    for k, (side, q, price, tag) in enumerate(steps):
-        cid = f"o{k}"
-        order = Order(client_id=cid, symbol="A/USDT", side=side, type="limit", quantity=q,
-                      limit_price=price, tag=tag)
-        order.filled_quantity = q
-        orders[cid] = broker._orders[cid] = order
-        fill = Fill(trade_id=f"t{k}", client_id=cid, symbol="A/USDT", side=OrderSide(side),
-                    time=index[k + 1], price=price, quantity=q, fee=0.0, liquidity="maker",
-                    reason="limit" if side == "buy" else "take_profit")
-        broker._fills.append(fill)
-        broker._fill_rows[fill.trade_id] = (k + 1, False)
-    return trades_frame(FillTable(broker, orders), orders, broker, panel)
+    return hand_trades([{"side": side, "q": q, "price": price, "tag": tag}
+                        for side, q, price, tag in steps])
 
 
 def test_a_rebalancing_sale_after_a_closing_sale_is_priced_at_the_average_cost():
