@@ -154,3 +154,43 @@ def test_with_a_live_source_the_wait_after_the_end_is_bounded(tmp_path):
     assert [f[1] for f in sells] == [end + pd.Timedelta(minutes=5 * k) for k in range(4)]
     assert runner.broker.balances()["BTC"] == pytest.approx(1.0 - 4 * 0.04)
     assert paper.synced_to == end + pd.Timedelta("15min")
+
+
+@pytest.mark.parametrize("after_steps", [0, 1])
+def test_a_run_killed_while_its_exit_waits_after_the_end_finishes_it_when_restarted(
+        tmp_path, after_steps):
+    """Killed at the end tick (before any candle after it) or one candle into the wait: the
+    restarted run has no tick left, but a market order still waits; it moves on from
+    where the paper account stopped and journals the same fills as an uninterrupted run."""
+    from tests.live.kills import Killed
+
+    panel = flat_panel(volume=np.where(np.arange(24) >= 12, 40.0, 1_000.0), rows=24)
+    end = pd.Timestamp("2021-01-01 01:00", tz="UTC")
+    result = replay(SellAtTheEnd(), panel, SimBroker(fee_bps=10, max_volume_share=0.01),
+                    end=end)
+
+    def runner(start):
+        return Runner(SellAtTheEnd(), PaperBroker(panel, fee_bps=10, max_volume_share=0.01,
+                                                  journal_path=tmp_path / "paper.sqlite"),
+                      tmp_path / "j.sqlite", clock=SimulatedClock(start), symbols=[SYMBOL],
+                      timeframe="5m", history=None, end=end, status_page=False)
+
+    first = runner(panel.index[0])
+    paper = first.broker.broker
+    steps = {"n": 0}
+    step = paper.open_next
+
+    def dying(*args, **kwargs):
+        if steps["n"] == after_steps:
+            raise Killed
+        steps["n"] += 1
+        return step(*args, **kwargs)
+
+    paper.open_next = dying
+    with pytest.raises(Killed):
+        first.run(until=end)
+    first.journal.close()
+    again = runner(end + pd.Timedelta(minutes=5 * (after_steps + 1)))
+    assert again.run(until=end) == 0
+    assert _fills(again.journal.fills()) == _fills(result.fills.itertuples())
+    assert again.broker.balances()["BTC"] == 0.0

@@ -300,6 +300,22 @@ def test_open_orders_restored_from_a_save_still_hold_their_cash():
     assert b.free_cash() == pytest.approx(280.0)
 
 
+def test_a_market_order_restored_from_a_save_is_seen_waiting_at_the_first_ask():
+    """The first question after a restore rebuilds the indexes of the open orders; it read
+    the index before the rebuild (the stale, empty one): a restored paper account said no
+    market order waited, and a run restarted after its end left its exit unsold."""
+    rows = [(100, 101, 99, 100, 10), (np.nan,) * 5, (100, 102, 98, 101, 10)]
+    a = broker_on(rows)
+    a.begin_row(1)  # a missing candle: the market buy waits for the next open
+    a.place(order("mkt", quantity=1.0))
+    assert a.market_orders_waiting()
+    b = broker_on(rows)
+    b.begin_row(1)
+    for name in ("cash", "holdings", "_orders", "_live", "_placed_row", "_highest"):
+        setattr(b, name, getattr(a, name))
+    assert b.market_orders_waiting()
+
+
 def test_stop_buy_on_the_high_at_its_level_and_at_the_open_on_a_gap_up():
     rows = [(100, 101, 99, 100, 10), (100, 102, 99, 101, 10), (101, 104, 100, 103, 10),
             (108, 109, 107, 108, 10)]

@@ -722,7 +722,9 @@ class Runner:
                 self.clock.sleep_until(t + self.settle)
             self.tick(t)
             done += 1
-        if done and end is not None and self.last_tick == end:
+        over = end is not None and self.last_tick is not None and self.last_tick >= end
+        if over and (done or checkpoint is not None):
+            # (a restart after the end tick: a kill while the exits waited)
             self._finish_market_orders()
         return done
 
@@ -770,10 +772,14 @@ class Runner:
         the paper account on candle by candle and hand each fill at its step, as ``replay``
         finishes (no decision, no resting order matched); bounded by the data's end or
         :attr:`exit_wait_candles`. The account is marked at each step, checkpointed at the
-        last (a later run to ``end`` has nothing to do)."""
+        last (a later run to ``end`` has nothing to do). A run restarted after its end tick
+        (killed while the exits waited) goes on from where the paper account stopped."""
         paper = self.broker.broker
-        if not hasattr(paper, "open_next"):
+        if not hasattr(paper, "open_next") or not paper.market_orders_waiting():
             return
+        if not self.started:  # restarted after its end tick: reconcile, restore the trader
+            self.now = paper.now()
+            self._start_retrying()
         steps = 0
         limit = None if paper.source is None else self.exit_wait_candles
         while paper.market_orders_waiting() and (limit is None or steps < limit):

@@ -110,9 +110,12 @@ class Funds:
         self._open_markets.pop(cid, None)
         self._open_ioc.pop(cid, None)
 
-    def _live_of(self, index: dict[str, None]) -> list[Order]:
-        """The open orders of one of the indexes, in placement order."""
+    def _live_of(self, name: str) -> list[Order]:
+        """The open orders of the index ``name`` (``"_open_markets"``, ``"_open_ioc"``), in
+        placement order; the index is read after :meth:`_check_live` (which replaces it
+        when the open orders were: an index passed in would be the stale one)."""
         self._check_live()
+        index = getattr(self, name)
         if not index:
             return []
         live = self._live

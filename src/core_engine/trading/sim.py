@@ -429,7 +429,7 @@ class SimBroker(Funds, Matching):
         row = min(self._deadlines.values(), default=_NO_DEADLINE)
         if self._open_ioc:
             self._check_live()
-            if any(o.is_open for o in self._live_of(self._open_ioc)):
+            if any(o.is_open for o in self._live_of("_open_ioc")):
                 row = min(row, self._row + 1)
         return row
 
@@ -499,7 +499,7 @@ class SimBroker(Funds, Matching):
         if self._deadlines:
             self._expire_waits(self._row)
         if self._open_markets:
-            for order in self._live_of(self._open_markets):
+            for order in self._live_of("_open_markets"):
                 if order.is_open:
                     self._market_at_open(order, self._cols[order.symbol], self._row)
         if resting:
@@ -513,7 +513,7 @@ class SimBroker(Funds, Matching):
         self._match_resting(row, open_only=False)
         self._check_live()
         if self._open_ioc:
-            for order in self._live_of(self._open_ioc):
+            for order in self._live_of("_open_ioc"):
                 if order.is_open and self._placed_row[order.client_id] <= row:
                     self._close_order(order, OrderStatus.CANCELLED, "ioc")
         for cid, highest in self._highest.items():
@@ -577,7 +577,7 @@ class SimBroker(Funds, Matching):
 
     def market_orders_waiting(self) -> bool:
         """Whether a market order waits for an open of its symbol (an outage)."""
-        return any(o.is_open for o in self._live_of(self._open_markets))
+        return any(o.is_open for o in self._live_of("_open_markets"))
 
     def _book_now(self) -> RestingBook:
         """The resting book, rebuilt when the open orders were replaced wholesale."""
