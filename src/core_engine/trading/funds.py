@@ -26,7 +26,7 @@ class Funds:
 
     _cols: dict[str, int]
     _live: dict[str, Order]
-    _live_id: int
+    _live_seen: dict[str, Order]
     _open_buys: dict[str, float | None]
     _open_sells: dict[str, None]
     _sell_holds: dict[int, dict[str, tuple[float, str | None]]]
@@ -124,8 +124,10 @@ class Funds:
     def _check_live(self) -> None:
         """The caches of the open orders follow ``_live``; when the dict itself was replaced
         (an account restored from a save), rebuild them."""
-        if self._live_id != id(self._live):
-            self._live_id = id(self._live)
+        # the dict itself is kept (not its id: a dict made after the old one was freed can
+        # have its address, and the replacement would go unseen)
+        if self._live_seen is not self._live:
+            self._live_seen = self._live
             self._open_buys, self._open_markets, self._open_ioc = {}, {}, {}
             self._open_sells, self._sell_holds = {}, {}
             for order in self._live.values():

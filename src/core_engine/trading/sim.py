@@ -225,7 +225,7 @@ class SimBroker(Funds, Matching):
         self._sell_holds: dict[int, dict[str, tuple[float, str | None]]] = {}
         self._open_markets: dict[str, None] = {}
         self._open_ioc: dict[str, None] = {}
-        self._live_id = id(self._live)
+        self._live_seen = self._live
         self._used: dict[tuple[int, int], float] = {}
         self._segments = ()
         self._segment_of = None
