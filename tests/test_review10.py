@@ -103,3 +103,20 @@ def test_pandas_objects_with_unhashable_cells(value):
     except ConfigError:
         return
     assert first == canonical(value.copy())
+
+
+class Shown:
+    def __init__(self, w=1.0):
+        self.w = w
+
+    def __repr__(self):
+        return f"Shown(w={self.w})"
+
+    def scale(self, x):
+        return x * self.w
+
+
+@pytest.mark.parametrize("value", [functools.partial(max, 1), Shown().scale, {"one"}, {3, 1}])
+def test_values_whose_repr_names_no_address_keep_their_repr(value):
+    """config_id of such values was already the same in every process: it stays."""
+    assert canonical(value) == repr(value)

@@ -56,7 +56,7 @@ def _canonical(value: Any, seen: tuple[int, ...]) -> Any:
     if isinstance(value, (list, tuple)):
         return [canonical(v) for v in value]
     if isinstance(value, (set, frozenset)):  # their repr's order follows the hash seed
-        if all(isinstance(v, (int, float)) for v in value):
+        if len(value) < 2 or all(isinstance(v, (int, float)) for v in value):
             return repr(value)  # numbers hash alike in every process: ids unchanged
         return {"__set__": sorted(json.dumps(canonical(v), sort_keys=True) for v in value)}
     if isinstance(value, Mapping):
@@ -92,14 +92,14 @@ def _canonical(value: Any, seen: tuple[int, ...]) -> Any:
         return {"__class__": name, **canonical(value.get_params())}
     if isinstance(value, types.FunctionType):
         return _function(value, seen)
+    text = repr(value) if cls.__repr__ is not object.__repr__ else None
+    if text is not None and not _ADDRESS.search(text):
+        return text  # ids of reprs without an address are unchanged
     if isinstance(value, types.MethodType):  # its repr names its object's address
         return {"__method__": canonical(value.__func__), "self": canonical(value.__self__)}
     if isinstance(value, functools.partial):
         return {"__partial__": canonical(value.func), "args": canonical(list(value.args)),
                 "keywords": canonical(dict(value.keywords))}
-    text = repr(value) if cls.__repr__ is not object.__repr__ else None
-    if text is not None and not _ADDRESS.search(text):
-        return text
     if text is not None and _importable(value):  # np.mean, a module's numba function
         return {"__object__": f"{value.__module__}.{value.__qualname__}"}
     # the repr names a memory address: the same configuration would get another id in
