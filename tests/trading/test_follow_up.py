@@ -311,8 +311,9 @@ def test_declared_orders_on_several_symbols_with_gaps_and_wake_ups_equal_the_pyt
 
 
 class PeekingLadder(HandLadder):
-    """Re-arms a level only when the close one candle ahead is higher: it reads a captured
-    frame of every candle (a leak check_trader must catch)."""
+    """Re-arms a level only when the close an hour ahead is higher: it reads a captured
+    frame of every candle (a leak check_trader must catch by the orders, not by a client id
+    that changed with the cut frame)."""
 
     def __init__(self, levels=8, step=0.5, value=100.0, future=None):
         super().__init__(levels=levels, step=step, value=value)
@@ -323,7 +324,7 @@ class PeekingLadder(HandLadder):
         if order.is_open or fill.side == "buy":
             return super().on_fill(ctx, fill)
         ahead = self.future.loc[self.future["timestamp"] > ctx.now, "close"]
-        if len(ahead) > 1 and ahead.iloc[1] > ahead.iloc[0]:
+        if len(ahead) > 12 and ahead.iloc[12] > ahead.iloc[0]:
             super().on_fill(ctx, fill)
 
 

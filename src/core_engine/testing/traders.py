@@ -50,7 +50,13 @@ def _cut_trader(trader: Any, t: pd.Timestamp, step_ns: int) -> Any:
     for key, value in params.items():
         params[key], cut = _cut_value(value, t, step_ns)
         changed = changed or cut
-    return type(trader)(**params) if changed else trader.clone()
+    if not changed:
+        return trader.clone()
+    cut = type(trader)(**params)
+    # the same trader, its data cut: its client ids (compared) keep the full trader's id,
+    # which its cut parameters (another shape, other contents) would change
+    cut.__dict__["_trader_id"] = trader.trader_id
+    return cut
 
 
 def _cut_panel(panel: Panel, row: int) -> Panel:
