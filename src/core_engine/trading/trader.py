@@ -164,7 +164,7 @@ class Trader:
         for k, v in self.get_params().items():
             try:
                 same = k in defaults and bool(defaults[k] == v)
-            except Exception:
+            except (TypeError, ValueError):  # an array's elementwise == (ambiguous truth)
                 same = False
             if not same:
                 shown.append(f"{k}={_short(v)}")

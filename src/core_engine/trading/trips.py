@@ -45,7 +45,7 @@ class FillTable:
     ``price``, ``fee``, ``col`` (the symbol's panel column), ``time`` (epoch ns),
     ``weight`` (its share of the weight its order noted, NaN without one) and
     ``rebalance`` (its order is tagged ``rebalance``); the :class:`Fill` (and its candle
-    row) of one fill when a trade row needs it."""
+    row) of one fill when a trade row needs it (:meth:`info`, :meth:`candle`)."""
 
     buy: np.ndarray
     quantity: np.ndarray
@@ -108,10 +108,6 @@ class FillTable:
     def _part(self, i: int) -> tuple[int, Any]:
         start, part = self._parts[bisect.bisect_right(self._starts, i) - 1]
         return i - start, part
-
-    def fill(self, i: int) -> Fill:
-        k, part = self._part(i)
-        return part[k] if isinstance(part, list) else part.fill_object(k)
 
     def info(self, i: int) -> tuple[str, str, int, float, str, bool]:
         """``(client_id, symbol, time_ns, price, reason, ambiguous)`` of fill ``i``."""
